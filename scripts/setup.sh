@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Prepare this machine for tetra, idempotently: Debian packages (bcc comes from
+# python3-bpfcc, never from PyPI), a kernel header tree bcc can compile against,
+# tracefs/debugfs, and a virtualenv in .venv that sees Debian's bcc.
+# A second run on a prepared machine only checks and takes a few seconds.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv="$here/.venv"
+say() { printf 'setup: %s\n' "$*"; }
+
+[ "$(id -u)" = 0 ] || { echo "setup: run me as root (bcc loads programs into the kernel)" >&2; exit 1; }
+
+# 1. Debian packages. dpkg-query first, so that a prepared machine never touches apt.
+packages=(python3-bpfcc bpftool linux-headers-amd64 python3-venv gcc libc6-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. Kernel headers. bcc compiles against /lib/modules/$(uname -r)/build. When the
+# running kernel ships none (a custom VM kernel), use the distribution's tree. Its
+# struct layouts are another kernel's: tetra's probes take every struct offset from
+# the running kernel's BTF instead (tetra/kernel/btf.py), so only macros and
+# tracepoint plumbing come from these headers.
+kver=$(uname -r)
+if [ ! -e "/lib/modules/$kver/build/include" ]; then
+    distro=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$distro" ] || { echo "setup: no kernel headers for $kver and none from Debian" >&2; exit 1; }
+    dver=${distro#/usr/src/linux-headers-}
+    if [ -d "/lib/modules/$kver" ] && [ ! -L "/lib/modules/$kver" ]; then
+        ln -sfn "/lib/modules/$dver/build" "/lib/modules/$kver/build"
+    else
+        ln -sfn "/lib/modules/$dver" "/lib/modules/$kver"
+    fi
+    say "no headers for kernel $kver; using Debian's $dver headers (struct offsets come from BTF)"
+fi
+
+# 3. tracefs and debugfs (bcc looks in both).
+mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
+mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
+
+# 4. The virtualenv on Debian's python3 (the one bcc is built for), seeing its
+# site packages. Reinstall only when pyproject.toml changed.
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating $venv"
+    /usr/bin/python3 -m venv --system-site-packages "$venv"
+fi
+stamp="$venv/.tetra-installed"
+want=$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing tetra and its dependencies into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
+    echo "$want" > "$stamp"
+fi
+"$venv/bin/python" -c "import bcc, tetra" || { echo "setup: the virtualenv cannot import bcc or tetra" >&2; exit 1; }
+say "ready: $venv/bin/tetra"

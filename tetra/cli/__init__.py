@@ -1,0 +1,1 @@
+"""The ``tetra`` command line: click commands, rich rendering."""

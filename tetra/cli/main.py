@@ -1,0 +1,39 @@
+"""The ``tetra`` command group; each subcommand lives in its own module."""
+
+import sys
+
+import click
+
+from tetra import __version__
+from tetra.errors import TetraError
+
+
+class _Group(click.Group):
+    """A click group that turns tetra's errors into a message and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except TetraError as err:
+            click.echo(f"tetra: {err}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tetra")
+def cli() -> None:
+    """tetra: eBPF runtime security observability and enforcement."""
+
+
+def _register() -> None:
+    """Attach the subcommands (imported here so `tetra --help` stays fast)."""
+    from tetra.cli import agent_cmd, probe_cmd
+
+    cli.add_command(agent_cmd.agent)
+    cli.add_command(probe_cmd.probe)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register()
+    cli()
