@@ -1,0 +1,95 @@
+/* Resolving a struct path (dentry + vfsmount) to its name, inside the kernel.
+ *
+ * bpf_d_path() is only allowed in fentry/LSM programs, which this project cannot
+ * count on (see ../shared/KERNEL.md), so the walk is done by hand: from the dentry
+ * up through d_parent, hopping to the parent mount at each mount root, until the
+ * task's root (chroot or container root) or the global root.
+ *
+ * Two passes keep the verifier's work linear: the first only follows pointers
+ * (every state at the loop head looks alike, so the verifier prunes the mount
+ * hop and the plain step into one), the second copies the collected names.
+ * Components are written leaf first, each NUL-terminated, because writing
+ * forwards keeps every offset provably bounded; user space reverses them.
+ */
+#ifndef TETRA_PATH_H
+#define TETRA_PATH_H
+
+#ifndef TETRA_PATH_DEPTH
+#define TETRA_PATH_DEPTH 40
+#endif
+#define TETRA_NAME_MAX 256
+
+struct tetra_path_walk {
+    __u32 len;        /* bytes written */
+    __u32 truncated;  /* 1 when the root was not reached */
+};
+
+struct tetra_path_names {
+    const char *name[TETRA_PATH_DEPTH];
+};
+BPF_PERCPU_ARRAY(path_names, struct tetra_path_names, 1);
+
+/* Collect the d_name pointers from (dentry, vfsmnt) up to (root_dentry,
+ * root_mnt); returns how many slots were used, or -1 when the walk did not reach
+ * a root. A mount hop uses a slot too (with no name) so that the slot index is
+ * the only thing that changes from one iteration to the next: the verifier then
+ * sees one state per iteration instead of one per mix of hops and steps. */
+static __always_inline int tetra_collect_names(struct tetra_path_names *names, void *dentry,
+                                               void *vfsmnt, void *root_dentry, void *root_mnt)
+{
+    void *mnt = (char *)vfsmnt - TETRA_OFF_MOUNT_MNT;
+
+    for (int i = 0; i < TETRA_PATH_DEPTH; i++) {
+        names->name[i] = 0;
+        if (dentry == root_dentry && vfsmnt == root_mnt)
+            return i;
+        void *mnt_root = tetra_read_ptr(vfsmnt, TETRA_OFF_VFSMOUNT_MNT_ROOT);
+        void *parent = tetra_read_ptr(dentry, TETRA_OFF_DENTRY_D_PARENT);
+        if (dentry == mnt_root || dentry == parent) {
+            void *parent_mnt = tetra_read_ptr(mnt, TETRA_OFF_MOUNT_MNT_PARENT);
+            if (parent_mnt == mnt || dentry != mnt_root)
+                return i;  /* the global root, or a detached tree */
+            dentry = tetra_read_ptr(mnt, TETRA_OFF_MOUNT_MNT_MOUNTPOINT);
+            mnt = parent_mnt;
+            vfsmnt = (char *)mnt + TETRA_OFF_MOUNT_MNT;
+        } else {
+            names->name[i] = tetra_read_ptr(dentry, TETRA_OFF_DENTRY_D_NAME_NAME);
+            dentry = parent;
+        }
+    }
+    return -1;
+}
+
+/* Write the components of (dentry, vfsmnt) relative to (root_dentry, root_mnt)
+ * into buf[0 .. TETRA_PATH_MAX). */
+static __always_inline struct tetra_path_walk
+tetra_walk_path(char *buf, void *dentry, void *vfsmnt, void *root_dentry, void *root_mnt)
+{
+    struct tetra_path_walk walk = { .len = 0, .truncated = 1 };
+    __u32 zero = 0;
+    struct tetra_path_names *names = path_names.lookup(&zero);
+    if (!names)
+        return walk;
+
+    int count = tetra_collect_names(names, dentry, vfsmnt, root_dentry, root_mnt);
+    if (count >= 0)
+        walk.truncated = 0;
+    else
+        count = TETRA_PATH_DEPTH;
+
+    __u64 len = 0;
+    for (int i = 0; i < TETRA_PATH_DEPTH; i++) {
+        if (i >= count || len > TETRA_PATH_MAX - TETRA_NAME_MAX)
+            break;
+        if (!names->name[i])
+            continue;
+        TETRA_BOUND(len, TETRA_PATH_MAX - TETRA_NAME_MAX);
+        long n = bpf_probe_read_kernel_str(buf + len, TETRA_NAME_MAX, names->name[i]);
+        if (n > 0)
+            len += n;
+    }
+    walk.len = len;
+    return walk;
+}
+
+#endif

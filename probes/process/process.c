@@ -1,0 +1,154 @@
+/* Process lifecycle: exec, clone and exit, from tracepoints.
+ *
+ * Why these hooks: sched:sched_process_exec fires after the new image is in
+ * place, so the binary name is final and argv sits in the new mm's argument area
+ * (reading argv at sys_enter_execve can find the pages not faulted in yet); the
+ * raw sched_process_fork tracepoint hands us the child task, so threads can be
+ * told from processes; sched:sched_process_exit fires for every thread, and only
+ * the last one of a thread group is reported. All three exist on every kernel
+ * tetra supports and need no kprobes.
+ *
+ * Compiled by tetra/sensors/process.py with the TETRA_OFF_* offsets of the
+ * running kernel (tetra/kernel/offsets.py) and TETRA_RINGBUF_PAGES.
+ */
+#include "lib/wire.h"
+#include "lib/kernel.h"
+#include "lib/path.h"
+#include "lib/emit.h"
+
+/* Room for the largest exec record: header, filename, cwd, argv, cgroup name. */
+#define TETRA_EXEC_SCRATCH (sizeof(struct tetra_exec) + 2 * TETRA_PATH_MAX + TETRA_ARGS_MAX + TETRA_CGROUP_MAX)
+
+struct tetra_exec_scratch {
+    char buf[TETRA_EXEC_SCRATCH];
+};
+BPF_PERCPU_ARRAY(exec_scratch, struct tetra_exec_scratch, 1);
+
+static __always_inline __u32 clamp_len(long n, __u32 max)
+{
+    if (n < 0)
+        return 0;
+    if (n > max)
+        return max;
+    return n;
+}
+
+/* Copy the cgroup v2 leaf name (e.g. "docker-<id>.scope") of the current task. */
+static __always_inline __u32 read_cgroup_name(char *dst, void *task)
+{
+    void *cset = tetra_read_ptr(task, TETRA_OFF_TASK_CGROUPS);
+    void *cgrp = tetra_read_ptr(cset, TETRA_OFF_CSS_SET_DFL_CGRP);
+    void *kn = tetra_read_ptr(cgrp, TETRA_OFF_CGROUP_KN);
+    const char *name = tetra_read_ptr(kn, TETRA_OFF_KERNFS_NODE_NAME);
+    return clamp_len(bpf_probe_read_kernel_str(dst, TETRA_CGROUP_MAX, name), TETRA_CGROUP_MAX);
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+    __u32 zero = 0;
+    struct tetra_exec_scratch *scratch = exec_scratch.lookup(&zero);
+    if (!scratch)
+        return 0;
+    char *buf = scratch->buf;
+    struct tetra_exec *ev = (struct tetra_exec *)buf;
+    void *task = (void *)bpf_get_current_task();
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u64 uid_gid = bpf_get_current_uid_gid();
+
+    tetra_fill_header(&ev->h, TETRA_OP_EXEC, pid_tgid);
+    ev->ppid = tetra_task_ppid(task);
+    ev->uid = (__u32)uid_gid;
+    ev->gid = uid_gid >> 32;
+    ev->auid = tetra_read_u32(task, TETRA_OFF_TASK_LOGINUID);
+    ev->cgroup_id = bpf_get_current_cgroup_id();
+    ev->exec_flags = 0;
+    ev->_pad2 = 0;
+
+    __u64 off = sizeof(*ev);
+    unsigned short loc = args->data_loc_filename & 0xFFFF;
+    long n = bpf_probe_read_kernel_str(buf + off, TETRA_PATH_MAX, (char *)args + loc);
+    __u32 flen = clamp_len(n, TETRA_PATH_MAX);
+    if (flen == TETRA_PATH_MAX)
+        ev->exec_flags |= TETRA_EXEC_TRUNC_FILENAME;
+    ev->filename_len = flen;
+    off += flen;
+
+    void *fs = tetra_read_ptr(task, TETRA_OFF_TASK_FS);
+    void *pwd_dentry = tetra_read_ptr(fs, TETRA_OFF_FS_PWD_DENTRY);
+    void *pwd_mnt = tetra_read_ptr(fs, TETRA_OFF_FS_PWD_MNT);
+    void *root_dentry = tetra_read_ptr(fs, TETRA_OFF_FS_ROOT_DENTRY);
+    void *root_mnt = tetra_read_ptr(fs, TETRA_OFF_FS_ROOT_MNT);
+    struct tetra_path_walk walk = {};
+    TETRA_BOUND(off, sizeof(*ev) + TETRA_PATH_MAX);
+    if (fs && pwd_dentry && pwd_mnt)
+        walk = tetra_walk_path(buf + off, pwd_dentry, pwd_mnt, root_dentry, root_mnt);
+    else
+        ev->exec_flags |= TETRA_EXEC_CWD_ERROR;
+    if (walk.truncated)
+        ev->exec_flags |= TETRA_EXEC_TRUNC_CWD;
+    __u32 clen = clamp_len(walk.len, TETRA_PATH_MAX);
+    ev->cwd_len = clen;
+    off += clen;
+
+    void *mm = tetra_read_ptr(task, TETRA_OFF_TASK_MM);
+    __u64 arg_start = tetra_read_u64(mm, TETRA_OFF_MM_ARG_START);
+    __u64 arg_end = tetra_read_u64(mm, TETRA_OFF_MM_ARG_END);
+    __u64 want = arg_end > arg_start ? arg_end - arg_start : 0;
+    if (want > TETRA_ARGS_MAX) {
+        want = TETRA_ARGS_MAX;
+        ev->exec_flags |= TETRA_EXEC_TRUNC_ARGS;
+    }
+    __u32 alen = clamp_len(want, TETRA_ARGS_MAX);
+    TETRA_BOUND(off, sizeof(*ev) + 2 * TETRA_PATH_MAX);
+    TETRA_BOUND(alen, TETRA_ARGS_MAX);
+    if (alen && bpf_probe_read_user(buf + off, alen, (void *)arg_start) < 0) {
+        alen = 0;
+        ev->exec_flags |= TETRA_EXEC_ARGS_ERROR;
+    }
+    ev->args_len = alen;
+    off += alen;
+
+    TETRA_BOUND(off, sizeof(*ev) + 2 * TETRA_PATH_MAX + TETRA_ARGS_MAX);
+    __u32 glen = read_cgroup_name(buf + off, task);
+    ev->cgroup_len = glen;
+    off += glen;
+
+    TETRA_BOUND(off, TETRA_EXEC_SCRATCH);
+    tetra_emit(ev, off, TETRA_OP_EXEC);
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(sched_process_fork)
+{
+    void *child = (void *)ctx->args[1];
+    __u32 child_tid = tetra_read_u32(child, TETRA_OFF_TASK_PID);
+    __u32 child_tgid = tetra_task_tgid(child);
+    if (child_tid != child_tgid)
+        return 0;  /* a new thread, not a new process */
+
+    struct tetra_clone ev = {};
+    tetra_fill_header(&ev.h, TETRA_OP_CLONE, ((__u64)child_tgid << 32) | child_tid);
+    ev.ppid = tetra_task_ppid(child);
+    ev.cgroup_id = bpf_get_current_cgroup_id();
+    tetra_emit(&ev, sizeof(ev), TETRA_OP_CLONE);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+    void *task = (void *)bpf_get_current_task();
+#ifdef TETRA_HAVE_GROUP_DEAD
+    if (!args->group_dead)
+        return 0;
+#else
+    /* Older kernels: the live counter reached zero for the last thread. */
+    void *signal = tetra_read_ptr(task, TETRA_OFF_TASK_SIGNAL);
+    if (tetra_read_u32(signal, TETRA_OFF_SIGNAL_LIVE) != 0)
+        return 0;
+#endif
+    struct tetra_exit ev = {};
+    tetra_fill_header(&ev.h, TETRA_OP_EXIT, bpf_get_current_pid_tgid());
+    ev.exit_code = tetra_read_u32(task, TETRA_OFF_TASK_EXIT_CODE);
+    tetra_emit(&ev, sizeof(ev), TETRA_OP_EXIT);
+    return 0;
+}

@@ -1,0 +1,47 @@
+"""The kernel struct offsets the probes read through, resolved from BTF.
+
+Probes never name a struct member (the installed headers may be another
+kernel's); they read ``base + TETRA_OFF_X``. This table is the one list of those
+offsets: each define and the BTF path it comes from. A path ``a.b.c`` adds the
+offsets of embedded members (no pointer is followed).
+"""
+
+from collections.abc import Mapping
+
+from tetra.kernel.btf import Btf
+
+OFFSET_PATHS: Mapping[str, str] = {
+    "TETRA_OFF_TASK_PID": "task_struct.pid",
+    "TETRA_OFF_TASK_TGID": "task_struct.tgid",
+    "TETRA_OFF_TASK_REAL_PARENT": "task_struct.real_parent",
+    "TETRA_OFF_TASK_MM": "task_struct.mm",
+    "TETRA_OFF_TASK_FS": "task_struct.fs",
+    "TETRA_OFF_TASK_LOGINUID": "task_struct.loginuid",
+    "TETRA_OFF_TASK_EXIT_CODE": "task_struct.exit_code",
+    "TETRA_OFF_TASK_SIGNAL": "task_struct.signal",
+    "TETRA_OFF_TASK_CGROUPS": "task_struct.cgroups",
+    "TETRA_OFF_SIGNAL_LIVE": "signal_struct.live",
+    "TETRA_OFF_MM_ARG_START": "mm_struct.arg_start",
+    "TETRA_OFF_MM_ARG_END": "mm_struct.arg_end",
+    "TETRA_OFF_FS_PWD_DENTRY": "fs_struct.pwd.dentry",
+    "TETRA_OFF_FS_PWD_MNT": "fs_struct.pwd.mnt",
+    "TETRA_OFF_FS_ROOT_DENTRY": "fs_struct.root.dentry",
+    "TETRA_OFF_FS_ROOT_MNT": "fs_struct.root.mnt",
+    "TETRA_OFF_DENTRY_D_PARENT": "dentry.d_parent",
+    "TETRA_OFF_DENTRY_D_NAME_NAME": "dentry.d_name.name",
+    "TETRA_OFF_MOUNT_MNT": "mount.mnt",
+    "TETRA_OFF_MOUNT_MNT_PARENT": "mount.mnt_parent",
+    "TETRA_OFF_MOUNT_MNT_MOUNTPOINT": "mount.mnt_mountpoint",
+    "TETRA_OFF_VFSMOUNT_MNT_ROOT": "vfsmount.mnt_root",
+    "TETRA_OFF_CSS_SET_DFL_CGRP": "css_set.dfl_cgrp",
+    "TETRA_OFF_CGROUP_KN": "cgroup.kn",
+    "TETRA_OFF_KERNFS_NODE_NAME": "kernfs_node.name",
+}
+
+
+def resolve_offsets(btf: Btf) -> dict[str, int]:
+    """Every TETRA_OFF_* define with its value on the running kernel.
+
+    Raises BtfError naming the first member the kernel does not have.
+    """
+    return {define: btf.offset_of(path) for define, path in OFFSET_PATHS.items()}

@@ -1,0 +1,94 @@
+"""Record layouts written by the probes, mirrored from probes/lib/wire.h.
+
+Each layout is a list of (field, struct format code) with explicit padding, so
+``struct.Struct("<...")`` decodes it without guessing alignment;
+tests/unit/test_wire_layouts.py compiles wire.h with gcc and checks every
+offset and size here against the C compiler's.
+"""
+
+import enum
+import struct
+from dataclasses import dataclass, field
+
+HEADER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("opcode", "B"),
+    ("flags", "B"),
+    ("_pad", "H"),
+    ("size", "I"),
+    ("ktime", "Q"),
+    ("pid", "I"),
+    ("tid", "I"),
+)
+
+
+class Op(enum.IntEnum):
+    """Opcodes, the first byte of every record (TETRA_OP_* in wire.h)."""
+
+    EXEC = 1
+    CLONE = 2
+    EXIT = 3
+
+
+OP_MAX = 4
+STAT_SENT = 0
+STAT_LOST = 1
+
+
+class ExecFlags(enum.IntFlag):
+    """exec_flags of an exec record (TETRA_EXEC_* in wire.h)."""
+
+    TRUNC_ARGS = 0x01
+    ARGS_ERROR = 0x02
+    TRUNC_CWD = 0x04
+    CWD_ERROR = 0x08
+    TRUNC_FILENAME = 0x10
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One C struct: its name in wire.h and its fields in order."""
+
+    c_name: str
+    fields: tuple[tuple[str, str], ...]
+    codec: struct.Struct = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fmt = "<" + "".join(code for _, code in self.fields)
+        object.__setattr__(self, "codec", struct.Struct(fmt))
+
+    @property
+    def size(self) -> int:
+        return self.codec.size
+
+    def offsets(self) -> dict[str, int]:
+        """Byte offset of every field, as the C compiler must place it."""
+        result: dict[str, int] = {}
+        at = 0
+        for name, code in self.fields:
+            result[name] = at
+            at += struct.calcsize("<" + code)
+        return result
+
+
+HEADER = Layout("tetra_header", HEADER_FIELDS)
+EXEC = Layout(
+    "tetra_exec",
+    HEADER_FIELDS
+    + (
+        ("ppid", "I"),
+        ("uid", "I"),
+        ("gid", "I"),
+        ("auid", "I"),
+        ("cgroup_id", "Q"),
+        ("filename_len", "H"),
+        ("cwd_len", "H"),
+        ("args_len", "H"),
+        ("cgroup_len", "H"),
+        ("exec_flags", "I"),
+        ("_pad2", "I"),
+    ),
+)
+CLONE = Layout("tetra_clone", HEADER_FIELDS + (("ppid", "I"), ("_pad2", "I"), ("cgroup_id", "Q")))
+EXIT = Layout("tetra_exit", HEADER_FIELDS + (("exit_code", "I"), ("_pad2", "I")))
+
+LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT)
