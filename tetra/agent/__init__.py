@@ -1,0 +1,12 @@
+"""The agent: sensors -> ring buffer -> decode -> process cache -> sinks.
+
+    ProcessSensor ──ring buffer──> RingBufferObserver ──bytes──> Pipeline.handle_raw
+                                                                  │ decode (opcode registry)
+    /proc scan ──ExecRecord──────────────────────────────────────>│ Pipeline.handle
+                                                                  │ ProcessCache
+                                                                  └─> sinks (JSON lines, compact)
+
+One thread does it all: the kernel's ring buffer is the bounded queue in front
+of it, and what it cannot take is counted there (the `stats` map), never lost
+silently.
+"""

@@ -1,0 +1,18 @@
+"""Agent settings, named after Tetragon's agent flags."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    export_filename: str | None = None
+    export_file_max_size_mb: float = 10
+    export_file_max_backups: int = 5
+    export_file_rotation_interval: float | None = None
+    export_file_compress: bool = False
+    export_file_perm: int = 0o600
+    process_cache_size: int = 65536
+    ringbuf_pages: int = 2048
+    stdout: str = "compact"  # compact | json | none
+    color: bool = False
+    node_name: str | None = None

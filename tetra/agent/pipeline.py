@@ -1,0 +1,110 @@
+"""From records to events: decode, update the process cache, build, send to sinks.
+
+Dispatch is by record type through a table, as the decoders are by opcode.
+When a record names a parent the cache does not know (its process started
+before the agent and the /proc scan missed it, or its record was lost in the
+kernel and counted there), the parent is looked up in /proc again before the
+event goes out; only if that fails too does the event go without a parent, and
+that is counted. Waiting longer would not help: one ordered ring buffer
+carries all process records, so a parent's record never arrives after its
+child's.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tetra.agent.sinks import Event, Sink
+from tetra.agent.stats import PipelineStats
+from tetra.decode import process as _process_decoders  # noqa: F401  (registers decoders)
+from tetra.decode.process import CloneRecord, ExecRecord, ExitRecord
+from tetra.decode.registry import decode
+from tetra.errors import DecodeError
+from tetra.node import BootClock
+from tetra.process import procfs
+from tetra.process.cache import ProcessCache
+from tetra.process.events import exec_event, exit_event
+from tetra.process.model import Process
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    """Turns records into Tetragon events and hands them to every sink."""
+
+    def __init__(self, cache: ProcessCache, sinks: Sequence[Sink], clock: BootClock,
+                 cgroup2_root: Path | None = None) -> None:
+        self.cache = cache
+        self.sinks = list(sinks)
+        self.clock = clock
+        self.stats = PipelineStats()
+        self._cgroup2_root = cgroup2_root
+        self._handlers: dict[type, Callable[[object], None]] = {
+            ExecRecord: self._on_exec,  # type: ignore[dict-item]
+            CloneRecord: self._on_clone,  # type: ignore[dict-item]
+            ExitRecord: self._on_exit,  # type: ignore[dict-item]
+        }
+
+    def handle_raw(self, raw: bytes) -> None:
+        """A record straight from the ring buffer."""
+        self.stats.records += 1
+        try:
+            record = decode(raw)
+        except DecodeError as err:
+            self.stats.decode_errors += 1
+            log.warning("dropped a kernel record: %s", err)
+            return
+        self.handle(record)
+
+    def handle(self, record: object) -> None:
+        self._handlers[type(record)](record)
+
+    def flush(self) -> None:
+        for sink in self.sinks:
+            sink.flush()
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+    def _emit(self, kind: str, event: Event) -> None:
+        self.stats.events[kind] += 1
+        for sink in self.sinks:
+            try:
+                sink.emit(event)
+            except Exception:  # a broken sink must not stop the others or the reader
+                self.stats.sink_errors += 1
+                log.exception("sink %s failed", type(sink).__name__)
+
+    def _ensure_known(self, pid: int) -> None:
+        """Seed pid from /proc when the cache lacks it (it predates the agent)."""
+        if pid and self.cache.by_pid(pid) is None:
+            rec = procfs.read_process(pid, cgroup2_root=self._cgroup2_root)
+            if rec is not None:
+                self._on_exec(rec)
+
+    def _parent(self, proc: Process) -> Process | None:
+        parent = self.cache.parent_of(proc)
+        if parent is None:
+            self.stats.parent_unknown += 1
+        return parent
+
+    def _on_exec(self, rec: ExecRecord) -> None:
+        self._ensure_known(rec.ppid)
+        proc = self.cache.add_exec(rec)
+        parent = self._parent(proc) if rec.ppid else None  # pid 1 and kthreadd have none
+        self._emit("process_exec", exec_event(proc, parent, self.cache.node, self.clock.rfc3339(rec.ktime)))
+
+    def _on_clone(self, rec: CloneRecord) -> None:
+        self._ensure_known(rec.ppid)
+        if self.cache.add_clone(rec) is None:
+            self.stats.parent_unknown += 1
+
+    def _on_exit(self, rec: ExitRecord) -> None:
+        proc = self.cache.mark_exited(rec.pid)
+        if proc is None:
+            self.stats.exits_unknown += 1
+            return
+        time = self.clock.rfc3339(rec.ktime)
+        parent = self.cache.parent_of(proc)
+        self._emit("process_exit", exit_event(proc, parent, rec.exit_code, self.cache.node, time))

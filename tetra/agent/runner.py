@@ -1,0 +1,137 @@
+"""Running the agent: load the sensors, seed from /proc, drain until told to stop."""
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tetra.agent.config import AgentConfig
+from tetra.agent.pipeline import Pipeline
+from tetra.agent.sinks import CompactSink, JsonSink, Sink, StreamWriter
+from tetra.errors import KernelError
+from tetra.export.jsonfile import RotatingFile
+from tetra.kernel.btf import Btf
+from tetra.kernel.mounts import cgroup2_mount
+from tetra.kernel.offsets import resolve_offsets
+from tetra.node import BootClock, node_name
+from tetra.observer.ringbuf import RingBufferObserver
+from tetra.process import procfs
+from tetra.process.cache import ProcessCache
+from tetra.sensors.process import ProcessSensor
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 100  # longest wait for the kernel before housekeeping runs
+TICK_S = 1.0  # cache collection and loss reports
+
+
+@dataclass
+class Summary:
+    """What a run did; printed as JSON when the agent stops."""
+
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    kernel_sent: int = 0
+    kernel_lost: int = 0
+    received: int = 0
+    cache_size: int = 0
+    cache_evictions: int = 0
+    export_write_errors: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def build_sinks(config: AgentConfig) -> list[Sink]:
+    sinks: list[Sink] = []
+    if config.export_filename:
+        sinks.append(JsonSink(RotatingFile(
+            config.export_filename,
+            max_size_mb=config.export_file_max_size_mb,
+            max_backups=config.export_file_max_backups,
+            perm=config.export_file_perm,
+            rotation_interval=config.export_file_rotation_interval,
+            compress=config.export_file_compress,
+        )))
+    if config.stdout == "json":
+        sinks.append(JsonSink(StreamWriter(sys.stdout.buffer)))
+    elif config.stdout == "compact":
+        sinks.append(CompactSink(sys.stdout, color=config.color))
+    return sinks
+
+
+def _cgroup2_root() -> Path | None:
+    try:
+        return Path(cgroup2_mount())
+    except KernelError:
+        return None
+
+
+class Agent:
+    """One agent run; ``stop`` (a threading.Event) ends it from a signal handler."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.stop = threading.Event()
+        self.clock = BootClock()
+        node = config.node_name or node_name()
+        self.cache = ProcessCache(node, self.clock, max_size=config.process_cache_size)
+        self.sinks = build_sinks(config)
+        self.cgroup2_root = _cgroup2_root()
+        self.pipeline = Pipeline(self.cache, self.sinks, self.clock, self.cgroup2_root)
+        self.sensor = ProcessSensor(resolve_offsets(Btf.load()), config.ringbuf_pages)
+        self._lost_reported = 0
+
+    def run(self, on_ready: Callable[[], None] | None = None) -> Summary:
+        started = time.monotonic()
+        bpf = self.sensor.load()
+        try:
+            observer = RingBufferObserver(bpf, "events", self.pipeline.handle_raw)
+            seeded = 0
+            for record in procfs.scan(cgroup2_root=self.cgroup2_root):
+                self.pipeline.handle(record)
+                seeded += 1
+            self.pipeline.flush()
+            log.info("ready in %.1fs: %d processes from /proc; hooks: %s", time.monotonic() - started,
+                     seeded, ", ".join(f"{h} ({m})" for h, m in self.sensor.mechanisms.items()))
+            if on_ready:
+                on_ready()
+            self._loop(observer)
+            observer.drain()
+            return self._summary(observer)
+        finally:
+            self.sensor.close()
+            self.pipeline.close()
+
+    def _loop(self, observer: RingBufferObserver) -> None:
+        next_tick = time.monotonic() + TICK_S
+        while not self.stop.is_set():
+            observer.poll(POLL_MS)
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + TICK_S
+                self._tick()
+
+    def _tick(self) -> None:
+        self.pipeline.flush()
+        self.cache.collect()
+        lost = self.sensor.kernel_counts().total_lost
+        if lost > self._lost_reported:
+            log.warning("the kernel ring buffer was full: %d records lost so far", lost)
+            self._lost_reported = lost
+
+    def _summary(self, observer: RingBufferObserver) -> Summary:
+        counts = self.sensor.kernel_counts()
+        errors = sum(getattr(getattr(s, "writer", None), "write_errors", 0) for s in self.sinks)
+        return Summary(
+            pipeline=self.pipeline.stats.as_dict(),
+            kernel_sent=counts.total_sent,
+            kernel_lost=counts.total_lost,
+            received=observer.received,
+            cache_size=len(self.cache),
+            cache_evictions=self.cache.stats.evictions,
+            export_write_errors=errors,
+        )

@@ -1,0 +1,72 @@
+"""``tetra agent``: run the agent in the foreground until SIGINT or SIGTERM."""
+
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+
+import click
+import orjson
+
+from tetra.agent.config import AgentConfig
+from tetra.agent.runner import Agent
+from tetra.cli.options import parse_duration
+from tetra.export.jsonfile import parse_perm
+
+
+@click.command()
+@click.option("--export-filename", metavar="PATH", help="Write events as JSON lines to this file.")
+@click.option("--export-file-max-size-mb", type=click.FloatRange(min=0, min_open=True), default=10,
+              show_default=True, help="Rotate the export file at this size.")
+@click.option("--export-file-max-backups", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Rotated files to keep (file.1 is the newest).")
+@click.option("--export-file-rotation-interval", metavar="DURATION", default=None,
+              help="Also rotate after this long, e.g. 30s, 15m, 1h (default: size only).")
+@click.option("--export-file-compress", is_flag=True, help="gzip rotated files.")
+@click.option("--export-file-perm", default="600", show_default=True, help="Mode of the export file (octal).")
+@click.option("--process-cache-size", type=click.IntRange(min=1), default=65536, show_default=True,
+              help="Most processes kept in the process cache.")
+@click.option("--ringbuf-pages", type=click.IntRange(min=1), default=2048, show_default=True,
+              help="Kernel ring buffer size in pages (a power of two).")
+@click.option("-o", "--output", "stdout", type=click.Choice(["compact", "json", "none"]), default="compact",
+              show_default=True, help="What to print on standard output.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
+@click.option("--node-name", default=None, help="Node name in events and exec_ids (default: $NODE_NAME or host name).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
+def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
+          export_file_rotation_interval: str | None, export_file_compress: bool, export_file_perm: str,
+          process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
+          log_level: str) -> None:
+    """Observe process execution and exit until interrupted.
+
+    Prints one line per event (compact by default) and, with --export-filename,
+    writes Tetragon-compatible JSON lines. On SIGINT/SIGTERM it detaches every
+    probe and prints a JSON summary of what it saw and lost to stderr.
+    """
+    logging.basicConfig(level=log_level.upper(), format="tetra: %(levelname)s: %(message)s", stream=sys.stderr)
+    if os.geteuid() != 0:
+        raise click.ClickException("the agent needs root: it loads BPF programs into the kernel")
+    config = AgentConfig(
+        export_filename=export_filename,
+        export_file_max_size_mb=export_file_max_size_mb,
+        export_file_max_backups=export_file_max_backups,
+        export_file_rotation_interval=parse_duration(export_file_rotation_interval),
+        export_file_compress=export_file_compress,
+        export_file_perm=parse_perm(export_file_perm),
+        process_cache_size=process_cache_size,
+        ringbuf_pages=ringbuf_pages,
+        stdout=stdout,
+        color=color == "always" or (color == "auto" and sys.stdout.isatty()),
+        node_name=node_name,
+    )
+    runner = Agent(config)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        runner.stop.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    summary = runner.run()
+    sys.stderr.write(orjson.dumps({"summary": summary.as_dict()}).decode() + "\n")

@@ -1,0 +1,119 @@
+"""Decoders of the process lifecycle records (exec, clone, exit)."""
+
+from dataclasses import dataclass, field
+
+from tetra.decode.registry import register
+from tetra.errors import DecodeError
+from tetra.wire import layouts
+from tetra.wire.layouts import ExecFlags, Op
+
+_EXEC = layouts.EXEC.codec
+_CLONE = layouts.CLONE.codec
+_EXIT = layouts.EXIT.codec
+
+# Tetragon's names for what went wrong while reading an exec.
+_FLAG_NAMES = (
+    (ExecFlags.TRUNC_FILENAME, "truncFilename"),
+    (ExecFlags.TRUNC_ARGS, "truncArgs"),
+    (ExecFlags.ARGS_ERROR, "errorArgs"),
+    (ExecFlags.TRUNC_CWD, "truncCWD"),
+    (ExecFlags.CWD_ERROR, "errorCWD"),
+)
+
+
+def text(raw: bytes) -> str:
+    """Kernel bytes as text: bytes that are not UTF-8 become \\xNN escapes."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+@dataclass(slots=True)
+class ExecRecord:
+    """A process image started (live from the kernel, or read from /proc)."""
+
+    ktime: int
+    pid: int
+    tid: int
+    ppid: int
+    uid: int
+    gid: int
+    auid: int
+    cgroup_id: int
+    filename: str
+    cwd: str
+    argv: list[str]
+    cgroup_name: str
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CloneRecord:
+    """A new process (not a thread) forked from ppid."""
+
+    ktime: int
+    pid: int
+    tid: int
+    ppid: int
+    cgroup_id: int
+
+
+@dataclass(slots=True)
+class ExitRecord:
+    """The last thread of a process ended; exit_code is the kernel's wait status."""
+
+    ktime: int
+    pid: int
+    tid: int
+    exit_code: int
+
+
+def absolute(filename: str, cwd: str) -> str:
+    """The exec'd path made absolute against the cwd, as execve("./x") resolves it."""
+    if filename.startswith("/") or not filename:
+        return filename
+    return cwd.rstrip("/") + "/" + filename.removeprefix("./")
+
+
+def _cwd_from_components(raw: bytes) -> str:
+    """The kernel writes cwd components leaf first, NUL-terminated; reverse them."""
+    parts = [text(p) for p in raw.split(b"\0") if p]
+    return "/" + "/".join(reversed(parts))
+
+
+def _check_size(raw: bytes, need: int, what: str) -> None:
+    if len(raw) < need:
+        raise DecodeError(f"{what} record of {len(raw)} bytes, need {need}")
+
+
+@register(Op.EXEC)
+def decode_exec(raw: bytes) -> ExecRecord:
+    _check_size(raw, _EXEC.size, "exec")
+    (_, _, _, _, ktime, pid, tid, ppid, uid, gid, auid, cgroup_id,
+     flen, clen, alen, glen, exec_flags, _) = _EXEC.unpack_from(raw)
+    _check_size(raw, _EXEC.size + flen + clen + alen + glen, "exec")
+    at = _EXEC.size
+    filename = raw[at:at + flen].rstrip(b"\0")
+    at += flen
+    cwd = _cwd_from_components(raw[at:at + clen])
+    at += clen
+    args = raw[at:at + alen]
+    at += alen
+    cgroup = raw[at:at + glen].rstrip(b"\0")
+    body = args[:-1] if args.endswith(b"\0") else args  # the last NUL ends argv
+    argv = [text(a) for a in body.split(b"\0")] if args else []
+    flags = ["execve"] + [name for bit, name in _FLAG_NAMES if exec_flags & bit]
+    return ExecRecord(ktime, pid, tid, ppid, uid, gid, auid, cgroup_id,
+                      absolute(text(filename), cwd), cwd, argv, text(cgroup), flags)
+
+
+@register(Op.CLONE)
+def decode_clone(raw: bytes) -> CloneRecord:
+    _check_size(raw, _CLONE.size, "clone")
+    _, _, _, _, ktime, pid, tid, ppid, _, cgroup_id = _CLONE.unpack_from(raw)
+    return CloneRecord(ktime, pid, tid, ppid, cgroup_id)
+
+
+@register(Op.EXIT)
+def decode_exit(raw: bytes) -> ExitRecord:
+    _check_size(raw, _EXIT.size, "exit")
+    _, _, _, _, ktime, pid, tid, exit_code, _ = _EXIT.unpack_from(raw)
+    return ExitRecord(ktime, pid, tid, exit_code)

@@ -1,0 +1,364 @@
+"""One-line renderings of events, as ``tetra getevents -o compact`` prints them.
+
+The format is Tetragon's (``pkg/encoder``)::
+
+    <emoji> <what, padded to 7> [<namespace>/<pod>] <binary> <details> [<caps>]
+    🚀 process default/xwing /usr/bin/curl https://ebpf.io
+    💥 exit    default/xwing /usr/bin/curl https://ebpf.io 60
+    🔌 connect default/xwing /usr/bin/curl tcp 10.244.0.6:34965 -> 104.198.14.52:80
+
+Two tables dispatch the work: one by event type, one by kprobe function name
+(with the arch prefix such as ``__x64_`` cut off). A new rendering is one new
+entry, not another branch.
+
+Where tetra differs from Tetragon, on purpose:
+
+* without a pod, the ``namespace/pod`` field is left out (Tetragon prints the
+  node name there);
+* a tracepoint reads ``subsys/event``;
+* empty fields are left out instead of leaving double or trailing spaces;
+* every field is stripped of control characters (``\\n``, ``\\x1b``, bidi
+  overrides), escaped as ``\\xNN``: arguments are chosen by whoever runs the
+  traced program, and must not forge lines or drive the terminal;
+* ``rate_limit_info``, which Tetragon does not render, is a plain line.
+
+Colours are ANSI SGR codes, exactly the bytes Tetragon's colour library emits:
+the event word blue, the pod green, the binary magenta, details cyan, the exit
+status red.
+"""
+
+import base64
+import re
+from collections.abc import Callable
+from typing import Any
+
+Json = dict[str, Any]
+
+RED, GREEN, YELLOW, BLUE, MAGENTA, CYAN = "31", "32", "33", "34", "35", "36"
+
+_CAPS_COLUMN = 120  # Tetragon right-aligns the capability trailer up to here
+
+_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
+_ARCH_PREFIX = re.compile(r"__(?:x64|ia32|arm64|s390x|riscv)_")
+
+_ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+# Line and paragraph separators, bidi embeddings, overrides and isolates.
+_UNICODE_CONTROLS = (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_ESCAPES.update({c: f"\\u{c:04x}" for c in _UNICODE_CONTROLS})
+
+# setns(2) nstype flags, as Tetragon names them.
+_NAMESPACES = {
+    0: "any",
+    0x02000000: "cgroup",
+    0x08000000: "ipc",
+    0x40000000: "net",
+    0x00020000: "mnt",
+    0x20000000: "pid",
+    0x00000080: "time",
+    0x10000000: "user",
+    0x04000000: "uts",
+}
+
+
+class _Paint:
+    """Wraps text in an ANSI colour, or leaves it alone when colour is off."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def __call__(self, colour: str, text: str) -> str:
+        return f"\x1b[{colour}m{text}\x1b[0m" if self.on and text else text
+
+
+def render_compact(event: Json, color: bool = False, timestamps: bool = False) -> str | None:
+    """Render ``event`` as one line; ``None`` when the type is unknown or has no process.
+
+    ``timestamps`` prefixes the event's ``time``, with nanoseconds always
+    written out as Tetragon does.
+    """
+    paint = _Paint(color)
+    for kind, body in event.items():
+        render = _EVENTS.get(kind)
+        if render is not None and isinstance(body, dict):
+            line = render(body, paint)
+            break
+    else:
+        return None
+    if line is None:
+        return None
+    if timestamps and event.get("time"):
+        line = f"{_timestamp(str(event['time']))} {line}"
+    return line
+
+
+def _timestamp(value: str) -> str:
+    """Pad the fraction to nine digits; protojson trims it to 0, 3 or 6."""
+    m = _TIME.fullmatch(value)
+    if m is None:
+        return _clean(value)
+    return f"{m[1]}.{(m[2] or '').ljust(9, '0')}Z"
+
+
+def _clean(value: object) -> str:
+    """``value`` as text that cannot break the line or steer the terminal."""
+    return str(value).translate(_ESCAPES)
+
+
+def _head(paint: _Paint, emoji: str, word: str) -> str:
+    return paint(BLUE, f"{emoji} {word:<7}")
+
+
+def _line(paint: _Paint, head: str, process: Json, *details: str) -> str:
+    """Join the fields, then add Tetragon's capability trailer when there is one."""
+    pod = process.get("pod")
+    source = ""
+    if isinstance(pod, dict) and (pod.get("namespace") or pod.get("name")):
+        source = paint(GREEN, _clean(f"{pod.get('namespace', '')}/{pod.get('name', '')}"))
+    binary = paint(MAGENTA, _clean(process.get("binary", "")))
+    line = " ".join(part for part in (head, source, binary, *details) if part)
+    caps = _caps(process)
+    if not caps:
+        return line
+    # Go's len() counts bytes, so the padding does too.
+    pad = max(0, _CAPS_COLUMN - len(line.encode()))
+    return f"{line} {paint(MAGENTA, caps):>{pad}}"
+
+
+def _caps(process: Json) -> str:
+    """Tetragon flags processes holding CAP_SYS_ADMIN."""
+    cap = process.get("cap")
+    effective = (cap.get("effective") or []) if isinstance(cap, dict) else []
+    return "🛑 CAP_SYS_ADMIN" if "CAP_SYS_ADMIN" in effective else ""
+
+
+# -- event types -----------------------------------------------------------
+
+
+def _exec(body: Json, paint: _Paint) -> str | None:
+    process = body.get("process")
+    if not isinstance(process, dict):
+        return None
+    args = paint(CYAN, _clean(process.get("arguments", "")))
+    return _line(paint, _head(paint, "🚀", "process"), process, args)
+
+
+def _exit(body: Json, paint: _Paint) -> str | None:
+    process = body.get("process")
+    if not isinstance(process, dict):
+        return None
+    args = paint(CYAN, _clean(process.get("arguments", "")))
+    status = paint(RED, _clean(body.get("signal") or body.get("status", 0)))
+    return _line(paint, _head(paint, "💥", "exit"), process, args, status)
+
+
+def _kprobe(body: Json, paint: _Paint) -> str | None:
+    process = body.get("process")
+    if not isinstance(process, dict):
+        return None
+    function = str(body.get("function_name", ""))
+    args = [a if isinstance(a, dict) else {} for a in body.get("args") or []]
+    render = _KPROBES.get(_ARCH_PREFIX.sub("", function, count=1))
+    if render is None:
+        return _line(paint, _head(paint, "❓", "syscall"), process, _clean(function))
+    emoji, word, details = render(args)
+    return _line(paint, _head(paint, emoji, word), process, *(paint(CYAN, _clean(d)) for d in details))
+
+
+def _tracepoint(body: Json, paint: _Paint) -> str | None:
+    process = body.get("process")
+    if not isinstance(process, dict):
+        return None
+    what = _clean(f"{body.get('subsys', '')}/{body.get('event', '')}")
+    return _line(paint, _head(paint, "⁉️", "tracepoint"), process, what)
+
+
+def _lsm(body: Json, paint: _Paint) -> str | None:
+    process = body.get("process")
+    if not isinstance(process, dict):
+        return None
+    return _line(paint, _head(paint, "🔒", "LSM"), process, _clean(body.get("function_name", "")))
+
+
+def _uprobe(body: Json, paint: _Paint) -> str | None:
+    process = body.get("process")
+    if not isinstance(process, dict):
+        return None
+    details = (_clean(body.get("path", "")), _clean(body.get("symbol", "")))
+    return _line(paint, _head(paint, "🕵️", "uprobe"), process, *details)
+
+
+def _usdt(body: Json, paint: _Paint) -> str | None:
+    process = body.get("process")
+    if not isinstance(process, dict):
+        return None
+    details = (_clean(body.get(k, "")) for k in ("path", "provider", "name"))
+    return _line(paint, _head(paint, "🕵️", "usdt"), process, *details)
+
+
+def _loader(body: Json, paint: _Paint) -> str | None:
+    process = body.get("process")
+    if not isinstance(process, dict):
+        return None
+    try:
+        buildid = base64.b64decode(body.get("buildid", ""), validate=True).hex()
+    except (TypeError, ValueError):
+        buildid = ""
+    path = paint(YELLOW, _clean(body.get("path", "")))
+    return _line(paint, _head(paint, "🧬", "loader"), process, buildid, path)
+
+
+def _throttle(body: Json, paint: _Paint) -> str | None:
+    kind = {"THROTTLE_START": paint(RED, "START"), "THROTTLE_STOP": paint(GREEN, "STOP ")}
+    state = kind.get(str(body.get("type")), "")
+    parts = (paint(RED, "🧬 throttle"), state, _clean(body.get("cgroup", "")))
+    return " ".join(p for p in parts if p)
+
+
+def _rate_limit(body: Json, paint: _Paint) -> str | None:
+    dropped = _clean(body.get("number_of_dropped_process_events", 0))
+    return f"{paint(RED, '🚦 rate_limit')} {dropped} events dropped"
+
+
+_EVENTS: dict[str, Callable[[Json, _Paint], str | None]] = {
+    "process_exec": _exec,
+    "process_exit": _exit,
+    "process_kprobe": _kprobe,
+    "process_tracepoint": _tracepoint,
+    "process_lsm": _lsm,
+    "process_uprobe": _uprobe,
+    "process_usdt": _usdt,
+    "process_loader": _loader,
+    "process_throttle": _throttle,
+    "rate_limit_info": _rate_limit,
+}
+
+
+# -- kprobe functions: args -> (emoji, word, details) --------------------------
+
+Rendered = tuple[str, str, tuple[str, ...]]
+
+
+def _get(args: list[Json], index: int, kind: str) -> Any:
+    """``args[index][kind]``, or None when the policy did not capture it."""
+    return args[index].get(kind) if index < len(args) else None
+
+
+def _path(args: list[Json], index: int, kind: str = "file_arg") -> str:
+    value = _get(args, index, kind)
+    return str(value.get("path", "")) if isinstance(value, dict) else ""
+
+
+def _first_string(args: list[Json]) -> str:
+    """The path of open(2)/openat(2): whichever argument is a string."""
+    return next((str(a["string_arg"]) for a in args if "string_arg" in a), "")
+
+
+def _sock(args: list[Json]) -> str:
+    sock = _get(args, 0, "sock_arg")
+    if not isinstance(sock, dict):
+        return ""
+    source = f"{sock.get('saddr', '')}:{sock.get('sport', 0)}"
+    return f"tcp {source} -> {sock.get('daddr', '')}:{sock.get('dport', 0)}"
+
+
+def _io(emoji: str, word: str) -> Callable[[list[Json]], Rendered]:
+    """read and write: the file, then the byte count when captured."""
+
+    def render(args: list[Json]) -> Rendered:
+        size = f"{_get(args, 2, 'size_arg') or 0} bytes" if len(args) > 2 else ""
+        return emoji, word, (_path(args, 0), size)
+
+    return render
+
+
+def _two_strings(emoji: str, word: str) -> Callable[[list[Json]], Rendered]:
+    """mount and pivot_root: source and target."""
+
+    def render(args: list[Json]) -> Rendered:
+        return emoji, word, (str(_get(args, 0, "string_arg") or ""), str(_get(args, 1, "string_arg") or ""))
+
+    return render
+
+
+def _file_permission(args: list[Json]) -> Rendered:
+    if len(args) < 2:
+        return "❓", "security_file_permission", ()
+    mask = _get(args, 1, "int_arg")
+    emoji, word = {2: ("📝", "write"), 4: ("📚", "read")}.get(mask, ("❓", "security_file_permission"))
+    return emoji, word, (_path(args, 0),)
+
+
+def _mmap_file(args: list[Json]) -> Rendered:
+    if len(args) < 2:
+        return "❓", "security_mmap_file", ()
+    prot = int(_get(args, 1, "uint_arg") or 0)
+    flags = "".join(c for bit, c in ((1, "r"), (2, "w"), (4, "x")) if prot & bit)
+    return "📝", f"mmap-{flags}", (_path(args, 0),)
+
+
+def _truncate(args: list[Json]) -> Rendered:
+    if not args:
+        return "❓", "security_path_truncate", ()
+    return "📝", "truncate", (_path(args, 0, "path_arg"),)
+
+
+def _bpf_check(args: list[Json]) -> Rendered:
+    attr = _get(args, 0, "bpf_attr_arg")
+    if not isinstance(attr, dict):
+        return "🐝", "bpf_load", ()
+    text = f"{attr.get('ProgType', '')} {attr.get('ProgName', '')}"
+    text += f" instruction count {attr.get('InsnCnt', 0)}"
+    return "🐝", "bpf_load", (text,)
+
+
+def _perf_event(args: list[Json]) -> Rendered:
+    ev = _get(args, 0, "perf_event_arg")
+    text = f"{ev.get('Type', '')} {ev.get('KprobeFunc', '')}" if isinstance(ev, dict) else ""
+    return "🐝", "perf_event_alloc", (text,)
+
+
+def _bpf_map(args: list[Json]) -> Rendered:
+    m = _get(args, 0, "bpf_map_arg")
+    if not isinstance(m, dict):
+        return "🗺", "bpf_map_create", ()
+    text = (
+        f"{m.get('MapType', '')} {m.get('MapName', '')} key size {m.get('KeySize', 0)}"
+        f" value size {m.get('ValueSize', 0)} max entries {m.get('MaxEntries', 0)}"
+    )
+    return "🗺", "bpf_map_create", (text,)
+
+
+def _setns(args: list[Json]) -> Rendered:
+    """setns(2): the namespace type asked for (its second argument)."""
+    nstype = _NAMESPACES.get(_get(args, 1, "int_arg") or 0, "") if len(args) > 1 else ""
+    return "🔧", "setns", (nstype,)
+
+
+def _sendmsg(args: list[Json]) -> Rendered:
+    return "📤", "sendmsg", (_sock(args), f"bytes {_get(args, 1, 'int_arg') or 0}")
+
+
+_KPROBES: dict[str, Callable[[list[Json]], Rendered]] = {
+    "sys_write": _io("📝", "write"),
+    "sys_read": _io("📚", "read"),
+    "fd_install": lambda a: ("📬", "open", (_path(a, 1),)),
+    "sys_open": lambda a: ("📬️", "open", (_first_string(a),)),
+    "sys_openat": lambda a: ("📬️", "openat", (_first_string(a),)),
+    "sys_close": lambda a: ("📪", "close", (_path(a, 0),)),
+    "sys_mount": _two_strings("💾", "mount"),
+    "sys_pivot_root": _two_strings("💾", "pivot_root"),
+    "sys_setuid": lambda a: ("🔑", "setuid", (str(_get(a, 0, "int_arg") or 0) if a else "",)),
+    "sys_setns": _setns,
+    "sys_clock_settime": lambda a: ("⏰", "clock_settime", ()),
+    "proc_exec_connector": lambda a: ("🔧", "proc_exec_connector", ()),
+    "tcp_connect": lambda a: ("🔌", "connect", (_sock(a),)),
+    "tcp_close": lambda a: ("🧹", "close", (_sock(a),)),
+    "tcp_sendmsg": _sendmsg,
+    "bpf_check": _bpf_check,
+    "security_perf_event_alloc": _perf_event,
+    "security_bpf_map_alloc": _bpf_map,
+    "security_file_permission": _file_permission,
+    "security_mmap_file": _mmap_file,
+    "security_path_truncate": _truncate,
+}

@@ -1,0 +1,1 @@
+"""Observers: drain the kernel's ring buffers and hand raw records on."""

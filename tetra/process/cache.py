@@ -1,0 +1,154 @@
+"""The process cache: exec_id -> Process, with the current process of each pid.
+
+Why reference counts: a child's events name its parent, so a parent that exited
+must stay until its children are gone. refcnt = 1 while the process lives, +1
+per live child that names it. At 0 the entry waits ``grace`` seconds (late
+events still resolve) and is then collected. The cache is bounded: past
+``max_size`` the least recently used entries are evicted and counted.
+"""
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from tetra.decode.process import CloneRecord, ExecRecord
+from tetra.node import BootClock
+from tetra.process.container import DOCKER_FIELD_LEN, container_id
+from tetra.process.model import Process, join_arguments, make_exec_id
+
+
+@dataclass
+class CacheStats:
+    """Counters the status and metrics report."""
+
+    evictions: int = 0
+    collected: int = 0
+
+
+class ProcessCache:
+    """Every known process by exec_id; ``by_pid`` points at each pid's current one."""
+
+    def __init__(self, node: str, clock: BootClock, max_size: int = 65536, grace: float = 10.0) -> None:
+        if max_size < 1:
+            raise ValueError("process cache size must be at least 1")
+        self.node = node
+        self.clock = clock
+        self.max_size = max_size
+        self.grace = grace
+        self.stats = CacheStats()
+        self._by_id: OrderedDict[str, Process] = OrderedDict()
+        self._by_pid: dict[int, Process] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, exec_id: str) -> Process | None:
+        return self._by_id.get(exec_id)
+
+    def by_pid(self, pid: int) -> Process | None:
+        return self._by_pid.get(pid)
+
+    def parent_of(self, proc: Process) -> Process | None:
+        return self._by_id.get(proc.parent_exec_id) if proc.parent_exec_id else None
+
+    def add_exec(self, rec: ExecRecord) -> Process:
+        """A new image for rec.pid; it replaces whatever that pid ran before."""
+        previous = self._by_pid.get(rec.pid)
+        flags = list(rec.flags)
+        if previous is not None and previous.flags == "clone":
+            flags.append("clone")  # Tetragon: the first exec after a fork
+        cwd = rec.cwd
+        if cwd == "/":
+            flags.append("rootcwd")
+        cid = container_id(rec.cgroup_name)
+        proc = Process(
+            exec_id=make_exec_id(self.node, rec.ktime, rec.pid),
+            pid=rec.pid,
+            tid=rec.pid,
+            uid=rec.uid,
+            auid=rec.auid,
+            ktime=rec.ktime,
+            start_time=self.clock.rfc3339(rec.ktime),
+            cwd=cwd,
+            binary=rec.filename,
+            arguments=join_arguments(rec.argv),
+            flags=" ".join(flags),
+            docker=cid[:DOCKER_FIELD_LEN],
+            cgroup_id=rec.cgroup_id,
+        )
+        self._insert(proc, rec.ppid, previous)
+        return proc
+
+    def add_clone(self, rec: CloneRecord) -> Process | None:
+        """A forked child runs its parent's image until it execs; None if the parent is unknown."""
+        parent = self._by_pid.get(rec.ppid)
+        if parent is None:
+            return None
+        proc = Process(
+            exec_id=make_exec_id(self.node, rec.ktime, rec.pid),
+            pid=rec.pid,
+            tid=rec.pid,
+            uid=parent.uid,
+            auid=parent.auid,
+            ktime=rec.ktime,
+            start_time=self.clock.rfc3339(rec.ktime),
+            cwd=parent.cwd,
+            binary=parent.binary,
+            arguments=parent.arguments,
+            flags="clone",
+            docker=parent.docker,
+            cgroup_id=rec.cgroup_id,
+        )
+        self._insert(proc, rec.ppid, self._by_pid.get(rec.pid))
+        return proc
+
+    def mark_exited(self, pid: int) -> Process | None:
+        """The process behind pid ended: drop its own reference and its parent's."""
+        proc = self._by_pid.pop(pid, None)
+        if proc is not None:
+            self._retire(proc)
+        return proc
+
+    def collect(self, now: float | None = None) -> int:
+        """Remove entries released more than ``grace`` seconds ago; returns how many."""
+        now = time.monotonic() if now is None else now
+        doomed = [p.exec_id for p in self._by_id.values()
+                  if p.released_at is not None and now - p.released_at >= self.grace]
+        for exec_id in doomed:
+            del self._by_id[exec_id]
+        self.stats.collected += len(doomed)
+        return len(doomed)
+
+    def _insert(self, proc: Process, ppid: int, previous: Process | None) -> None:
+        if previous is not None:
+            self._retire(previous)
+        parent = self._by_pid.get(ppid)
+        if parent is not None:
+            proc.parent_exec_id = parent.exec_id
+            self._ref(parent, +1)
+            self._by_id.move_to_end(parent.exec_id)
+        self._by_id[proc.exec_id] = proc
+        self._by_pid[proc.pid] = proc
+        self._evict()
+
+    def _retire(self, proc: Process) -> None:
+        """A process image ended (exit, or replaced by a new exec of its pid)."""
+        if proc.exited:
+            return
+        proc.exited = True
+        self._ref(proc, -1)
+        parent = self.parent_of(proc)
+        if parent is not None:
+            self._ref(parent, -1)
+
+    def _ref(self, proc: Process, delta: int) -> None:
+        proc.refcnt = max(0, proc.refcnt + delta)
+        proc.released_at = time.monotonic() if proc.refcnt == 0 else None
+
+    def _evict(self) -> None:
+        while len(self._by_id) > self.max_size:
+            _, victim = self._by_id.popitem(last=False)
+            if self._by_pid.get(victim.pid) is victim:
+                del self._by_pid[victim.pid]
+            self.stats.evictions += 1
+
