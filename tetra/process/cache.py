@@ -10,6 +10,7 @@ events still resolve) and is then collected. The cache is bounded: past
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from tetra.decode.process import CloneRecord, ExecRecord
 from tetra.node import BootClock
@@ -61,21 +62,9 @@ class ProcessCache:
         if cwd == "/":
             flags.append("rootcwd")
         cid = container_id(rec.cgroup_name)
-        proc = Process(
-            exec_id=make_exec_id(self.node, rec.ktime, rec.pid),
-            pid=rec.pid,
-            tid=rec.pid,
-            uid=rec.uid,
-            auid=rec.auid,
-            ktime=rec.ktime,
-            start_time=self.clock.rfc3339(rec.ktime),
-            cwd=cwd,
-            binary=rec.filename,
-            arguments=join_arguments(rec.argv),
-            flags=" ".join(flags),
-            docker=cid[:DOCKER_FIELD_LEN],
-            cgroup_id=rec.cgroup_id,
-        )
+        proc = self._new(rec.ktime, rec.pid, rec.cgroup_id, uid=rec.uid, auid=rec.auid, cwd=cwd,
+                         binary=rec.filename, arguments=join_arguments(rec.argv), flags=" ".join(flags),
+                         docker=cid[:DOCKER_FIELD_LEN])
         self._insert(proc, rec.ppid, previous)
         return proc
 
@@ -84,21 +73,8 @@ class ProcessCache:
         parent = self._by_pid.get(rec.ppid)
         if parent is None:
             return None
-        proc = Process(
-            exec_id=make_exec_id(self.node, rec.ktime, rec.pid),
-            pid=rec.pid,
-            tid=rec.pid,
-            uid=parent.uid,
-            auid=parent.auid,
-            ktime=rec.ktime,
-            start_time=self.clock.rfc3339(rec.ktime),
-            cwd=parent.cwd,
-            binary=parent.binary,
-            arguments=parent.arguments,
-            flags="clone",
-            docker=parent.docker,
-            cgroup_id=rec.cgroup_id,
-        )
+        proc = self._new(rec.ktime, rec.pid, rec.cgroup_id, uid=parent.uid, auid=parent.auid, cwd=parent.cwd,
+                         binary=parent.binary, arguments=parent.arguments, flags="clone", docker=parent.docker)
         self._insert(proc, rec.ppid, self._by_pid.get(rec.pid))
         return proc
 
@@ -118,6 +94,11 @@ class ProcessCache:
             del self._by_id[exec_id]
         self.stats.collected += len(doomed)
         return len(doomed)
+
+    def _new(self, ktime: int, pid: int, cgroup_id: int, **image: Any) -> Process:
+        """A process started at ktime; ``image`` holds what it runs and as whom."""
+        return Process(exec_id=make_exec_id(self.node, ktime, pid), pid=pid, tid=pid, ktime=ktime,
+                       start_time=self.clock.rfc3339(ktime), cgroup_id=cgroup_id, **image)
 
     def _insert(self, proc: Process, ppid: int, previous: Process | None) -> None:
         if previous is not None:

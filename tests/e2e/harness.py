@@ -1,0 +1,102 @@
+"""Running ``tetra agent`` as a user would, and reading what it exported."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+TETRA = [sys.executable, "-m", "tetra"]
+Event = dict[str, Any]
+
+
+class RunningAgent:
+    """A ``tetra agent`` subprocess exporting JSON lines to ``export``."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        self.export = workdir / "events.log"
+        self.cmd = [*TETRA, "agent", "-o", "none", "--export-filename", str(self.export), *args]
+        self.stderr_lines: list[str] = []
+        self._ready = threading.Event()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.summary: dict[str, Any] | None = None
+
+    def start(self, timeout: float = 90) -> "RunningAgent":
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        if not self._ready.wait(timeout) or self.proc.poll() is not None:
+            self.proc.kill()
+            raise AssertionError("agent did not become ready:\n" + "\n".join(self.stderr_lines))
+        return self
+
+    def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.stderr_lines.append(line)
+            if "ready in" in line:
+                self._ready.set()
+        self._ready.set()
+
+    def stop(self, timeout: float = 60) -> dict[str, Any]:
+        """SIGTERM, wait, and return the summary the agent printed."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        deadline = time.monotonic() + 5
+        while self.summary is None and time.monotonic() < deadline:
+            for line in self.stderr_lines:
+                if line.startswith('{"summary"'):
+                    self.summary = orjson.loads(line)["summary"]
+            time.sleep(0.05)
+        assert code == 0, f"agent exited with {code}:\n" + "\n".join(self.stderr_lines)
+        assert self.summary is not None, "no summary:\n" + "\n".join(self.stderr_lines)
+        return self.summary
+
+    def files(self) -> list[Path]:
+        """The export file and its rotated backups, oldest first."""
+        backups = sorted(self.export.parent.glob(self.export.name + ".*"),
+                         key=lambda p: int(p.name[len(self.export.name) + 1:].split(".")[0]), reverse=True)
+        return [*backups, self.export] if self.export.exists() else backups
+
+    def events(self) -> list[Event]:
+        out: list[Event] = []
+        for path in self.files():
+            data = path.read_bytes()
+            if path.suffix == ".gz":
+                import gzip
+                data = gzip.decompress(data)
+            out.extend(orjson.loads(line) for line in data.splitlines() if line)
+        return out
+
+    def wait_for(self, predicate: Callable[[list[Event]], bool], timeout: float = 15) -> list[Event]:
+        """Poll the export until predicate(events) holds (the agent flushes every second)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.events() if self.export.exists() else []
+            if predicate(events):
+                return events
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for events; have {len(events)}")
+            time.sleep(0.2)
+
+
+def of_pid(events: list[Event], kind: str, pid: int) -> list[Event]:
+    """Events of one type whose process has this pid."""
+    return [e[kind] for e in events if kind in e and e[kind]["process"].get("pid") == pid]
+
+
+def exec_ids(events: list[Event]) -> Iterator[str]:
+    for e in events:
+        if "process_exec" in e:
+            yield e["process_exec"]["process"]["exec_id"]
+
+
+def run(argv: list[str | bytes], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(argv, capture_output=True, env={**os.environ, "LC_ALL": "C"}, **kwargs)
