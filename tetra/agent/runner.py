@@ -36,6 +36,7 @@ class Summary:
     pipeline: dict[str, Any] = field(default_factory=dict)
     kernel_sent: int = 0
     kernel_lost: int = 0
+    kernel: dict[str, dict[str, int]] = field(default_factory=dict)  # per opcode: sent, lost
     received: int = 0
     cache_size: int = 0
     cache_evictions: int = 0
@@ -130,6 +131,7 @@ class Agent:
             pipeline=self.pipeline.stats.as_dict(),
             kernel_sent=counts.total_sent,
             kernel_lost=counts.total_lost,
+            kernel={op.name.lower(): {"sent": counts.sent[op], "lost": counts.lost[op]} for op in counts.sent},
             received=observer.received,
             cache_size=len(self.cache),
             cache_evictions=self.cache.stats.evictions,

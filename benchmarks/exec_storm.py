@@ -1,0 +1,426 @@
+"""What the agent costs an exec storm, measured against its own baseline in one run.
+
+    compile drivers/exec_storm.c (gcc, temp dir)
+    warm-up storm (untimed)
+    for each repetition, in shuffled order:
+        baseline: storm alone ───────────────────────────────> processes/s
+        agent:    start agent, wait "ready" (bcc compile, untimed)
+                  storm ─────────────────────────────────────> processes/s
+                  wait until the export file stops growing
+                  read CPU and VmHWM from /proc, SIGTERM ─────> summary (kernel_lost)
+                  count the storm's process_exec lines ──────> events delivered
+
+Only ratios within one run mean anything on a shared, noisy machine
+(shared/BENCHMARKS.md), hence the interleaving and the same-run baseline. This is
+a measurement, not a test: it asserts nothing about speed. It exits non-zero only
+when the agent could not run or lost events without counting them (fewer storm
+exec events delivered than processes while the kernel reports no loss).
+
+Usage: .venv/bin/python benchmarks/exec_storm.py [--processes N] [--repetitions R] [--json OUT]
+"""
+
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+HERE = Path(__file__).resolve().parent
+DRIVER_SOURCE = HERE / "drivers" / "exec_storm.c"
+DEFAULT_JSON = HERE / "results" / "exec_storm-latest.json"
+TETRA = Path(sys.executable).with_name("tetra")
+
+STORM_BINARIES = frozenset({"/bin/true", "/usr/bin/true"})
+CONFIGS = ("baseline", "agent")
+READY_MARK = "tetra: INFO: ready in"
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
+DRAIN_TIMEOUT_S = 120.0
+# The agent flushes its export file once a second; a quiet spell shorter than
+# that could be mistaken for the end of the drain.
+DRAIN_QUIET_S = 3.0
+POLL_S = 0.2
+WARMUP_PROCESSES = 1000
+# Large enough that the export file never rotates during a storm: counting stays
+# a read of one file, and no event is dropped with an old backup.
+EXPORT_MAX_SIZE_MB = 4096
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Rich falls back to 80 columns when output is a file or pipe, which folds the table.
+WIDTH = None if sys.stdout.isatty() else 150
+
+console = Console(stderr=True, width=WIDTH)
+
+
+class BenchmarkError(Exception):
+    """The benchmark could not measure (driver or agent failed); exit code 2."""
+
+
+@dataclass
+class Storm:
+    """One run of the driver: how long N fork+exec+wait took, and the parent's pid."""
+
+    processes: int
+    elapsed_ns: int
+    driver_pid: int
+
+    @property
+    def rate(self) -> float:
+        return self.processes / (self.elapsed_ns / 1e9)
+
+
+@dataclass
+class AgentUsage:
+    """What the agent did during one storm, read from /proc and its summary."""
+
+    ready_s: float  # start to "ready": bcc compile + /proc seeding, outside the storm
+    cpu_at_ready_s: float
+    cpu_at_stop_s: float
+    vm_hwm_kib: int
+    vm_rss_kib: int
+    storm_processes: int
+    delivered: int  # process_exec of the storm's /bin/true, parent = the driver
+    other_true_execs: int  # /bin/true execs not attributed to the driver (diagnosis)
+    kernel_lost: int
+    summary: dict[str, Any]
+
+    @property
+    def storm_cpu_s(self) -> float:
+        """CPU from "ready" to stop: the storm and its drain, not the bcc compile."""
+        return self.cpu_at_stop_s - self.cpu_at_ready_s
+
+    @property
+    def cpu_us_per_event(self) -> float | None:
+        return self.storm_cpu_s * 1e6 / self.delivered if self.delivered else None
+
+    @property
+    def lost_uncounted(self) -> bool:
+        return self.kernel_lost == 0 and self.delivered != self.storm_processes
+
+
+@dataclass
+class Sample:
+    """One timed storm in one configuration; ``agent`` is None for the baseline."""
+
+    config: str
+    repetition: int
+    sequence: int  # position in the run, to see drift over time
+    storm: Storm
+    agent: AgentUsage | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["storm"]["rate"] = self.storm.rate
+        if self.agent:
+            data["agent"].update(storm_cpu_s=self.agent.storm_cpu_s,
+                                 cpu_us_per_event=self.agent.cpu_us_per_event,
+                                 lost_uncounted=self.agent.lost_uncounted)
+        return data
+
+
+@dataclass
+class StormCounter:
+    """Counts the storm's exec events in a growing export file, reading only new lines.
+
+    Incremental so the drain can be watched without re-reading tens of MB each poll;
+    a trailing partial line is kept until the agent finishes writing it.
+    """
+
+    path: Path
+    driver_pid: int
+    delivered: int = 0
+    other_true_execs: int = 0
+    _offset: int = 0
+    _partial: bytes = field(default=b"", repr=False)
+
+    def update(self) -> int:
+        if not self.path.exists():
+            return self.delivered
+        with self.path.open("rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+        self._offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._count(line)
+        return self.delivered
+
+    def _count(self, line: bytes) -> None:
+        if not line.startswith(b'{"process_exec"'):
+            return
+        event = orjson.loads(line)["process_exec"]
+        if event["process"].get("binary") not in STORM_BINARIES:
+            return
+        if event.get("parent", {}).get("pid") == self.driver_pid:
+            self.delivered += 1
+        else:
+            self.other_true_execs += 1
+
+
+def compile_driver(workdir: Path) -> Path:
+    """Build the C driver fresh each run, so no binary is ever committed."""
+    binary = workdir / "exec_storm"
+    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary), str(DRIVER_SOURCE)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BenchmarkError(f"gcc failed:\n{result.stderr}")
+    return binary
+
+
+def run_storm(driver: Path, processes: int, on_start: Callable[[int], None] | None = None) -> Storm:
+    """Run the driver once; ``on_start`` gets its pid, which tags the storm's events."""
+    proc = subprocess.Popen([str(driver), str(processes)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    if on_start:
+        on_start(proc.pid)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise BenchmarkError(f"driver exited with {proc.returncode}: {err.strip()}")
+    elapsed_ns, count = (int(x) for x in out.split())
+    return Storm(processes=count, elapsed_ns=elapsed_ns, driver_pid=proc.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of all the process's threads; fields 14-15, after the comm field."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def status_kib(pid: int, key: str) -> int:
+    """One "kB" line of /proc/<pid>/status, e.g. VmHWM (peak resident set)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise BenchmarkError(f"no {key} in /proc/{pid}/status")
+
+
+class AgentRun:
+    """A ``tetra agent`` writing to ``export``; its stderr goes to a file we poll.
+
+    A file rather than a pipe: nothing has to drain it while the storm runs, and
+    the whole log is there to quote when the agent fails.
+    """
+
+    def __init__(self, workdir: Path, name: str) -> None:
+        self.export = workdir / f"{name}.json"
+        self.log = workdir / f"{name}.stderr"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Start and wait for "ready"; returns the seconds that took."""
+        cmd = [str(TETRA), "agent", "-o", "none", "--export-filename", str(self.export),
+               "--export-file-max-size-mb", str(EXPORT_MAX_SIZE_MB)]
+        started = time.monotonic()
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        while READY_MARK not in self.log.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() - started > READY_TIMEOUT_S:
+                raise BenchmarkError(f"agent did not become ready:\n{self.log_text()}")
+            time.sleep(POLL_S / 4)
+        return time.monotonic() - started
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> dict[str, Any]:
+        """SIGTERM, wait, and return the summary; without one, losses cannot be judged."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise BenchmarkError(f"agent did not stop within {STOP_TIMEOUT_S:.0f}s:\n{self.log_text()}") from None
+        summaries = [ln for ln in self.log_text().splitlines() if ln.startswith('{"summary"')]
+        if code != 0 or not summaries:
+            raise BenchmarkError(f"agent exited with {code} and {len(summaries)} summaries:\n{self.log_text()}")
+        summary: dict[str, Any] = orjson.loads(summaries[-1])["summary"]
+        return summary
+
+    def kill(self) -> None:
+        """Leave no agent behind when a measurement fails half-way."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def wait_for_drain(counter: StormCounter, target: int) -> None:
+    """Return once every storm exec is in the file, or the count stopped growing."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    last, quiet_since = counter.update(), time.monotonic()
+    while last < target and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        now_count = counter.update()
+        if now_count != last:
+            last, quiet_since = now_count, time.monotonic()
+        elif time.monotonic() - quiet_since >= DRAIN_QUIET_S:
+            return
+
+
+def measure_agent(driver: Path, processes: int, workdir: Path, name: str) -> tuple[Storm, AgentUsage]:
+    """One storm under a fresh agent; CPU and peak RSS are read just before SIGTERM."""
+    agent = AgentRun(workdir, name)
+    try:
+        ready_s = agent.start()
+        cpu_at_ready = cpu_seconds(agent.pid)
+        storm = run_storm(driver, processes)
+        counter = StormCounter(agent.export, storm.driver_pid)
+        wait_for_drain(counter, storm.processes)
+        cpu_at_stop = cpu_seconds(agent.pid)
+        hwm, rss = status_kib(agent.pid, "VmHWM"), status_kib(agent.pid, "VmRSS")
+        summary = agent.stop()
+    finally:
+        agent.kill()
+    counter.update()  # the agent drains its ring buffer and flushes on the way out
+    agent.export.unlink(missing_ok=True)  # tens of MB per repetition
+    usage = AgentUsage(ready_s=ready_s, cpu_at_ready_s=cpu_at_ready, cpu_at_stop_s=cpu_at_stop,
+                       vm_hwm_kib=hwm, vm_rss_kib=rss, storm_processes=storm.processes, delivered=counter.delivered,
+                       other_true_execs=counter.other_true_execs, kernel_lost=int(summary["kernel_lost"]),
+                       summary=summary)
+    return storm, usage
+
+
+def run_all(driver: Path, processes: int, repetitions: int, workdir: Path) -> list[Sample]:
+    """Every repetition runs each configuration once, in a fresh random order."""
+    run_storm(driver, min(WARMUP_PROCESSES, processes))  # page cache, CPU frequency
+    samples: list[Sample] = []
+    for rep in range(1, repetitions + 1):
+        order = random.sample(CONFIGS, k=len(CONFIGS))
+        for config in order:
+            usage: AgentUsage | None = None
+            if config == "agent":
+                storm, usage = measure_agent(driver, processes, workdir, f"agent-{rep}")
+            else:
+                storm = run_storm(driver, processes)
+            sample = Sample(config, rep, len(samples) + 1, storm, usage)
+            samples.append(sample)
+            report_progress(sample, repetitions)
+    return samples
+
+
+def report_progress(sample: Sample, repetitions: int) -> None:
+    line = f"rep {sample.repetition}/{repetitions} {sample.config:<8} {sample.storm.rate:>8,.0f} proc/s"
+    if sample.agent:
+        a = sample.agent
+        line += (f"  ready {a.ready_s:.1f}s  delivered {a.delivered:,}/{sample.storm.processes:,}"
+                 f"  kernel_lost {a.kernel_lost:,}  cpu {a.storm_cpu_s:.2f}s")
+    console.print(line)
+
+
+def summarize(samples: list[Sample]) -> dict[str, dict[str, Any]]:
+    """Medians (with min/max) per configuration; slowdown is baseline median / config median."""
+    rates = {c: [s.storm.rate for s in samples if s.config == c] for c in CONFIGS}
+    base = statistics.median(rates["baseline"])
+    out: dict[str, dict[str, Any]] = {}
+    for config in CONFIGS:
+        med = statistics.median(rates[config])
+        entry: dict[str, Any] = {"rate_median": med, "rate_min": min(rates[config]),
+                                 "rate_max": max(rates[config]), "slowdown": base / med}
+        agents = [s.agent for s in samples if s.config == config and s.agent]
+        if agents:
+            per_event = [a.cpu_us_per_event for a in agents if a.cpu_us_per_event is not None]
+            entry.update(
+                cpu_s_median=statistics.median(a.storm_cpu_s for a in agents),
+                cpu_us_per_event_median=statistics.median(per_event) if per_event else None,
+                delivered=[a.delivered for a in agents],
+                kernel_lost=[a.kernel_lost for a in agents],
+                vm_hwm_kib_max=max(a.vm_hwm_kib for a in agents),
+                ready_s_median=statistics.median(a.ready_s for a in agents),
+            )
+        out[config] = entry
+    return out
+
+
+def span(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+
+
+def render(summary: dict[str, dict[str, Any]], processes: int, repetitions: int) -> Table:
+    table = Table(title=f"exec storm: {processes:,} × fork+exec+wait of /bin/true, "
+                        f"{repetitions} repetitions, medians (min–max)")
+    for header in ("configuration", "processes/s", "min–max", "slowdown", "agent CPU s",
+                   "CPU µs/event", "events delivered", "kernel_lost", "peak RSS MiB"):
+        table.add_column(header, justify="left" if header == "configuration" else "right")
+    for config, e in summary.items():
+        agent_cells = ["–"] * 5
+        if "delivered" in e:
+            per_event = e["cpu_us_per_event_median"]
+            agent_cells = [f"{e['cpu_s_median']:.2f}", "–" if per_event is None else f"{per_event:.1f}",
+                           f"{span(e['delivered'])} / {processes:,}", span(e["kernel_lost"]),
+                           f"{e['vm_hwm_kib_max'] / 1024:.0f}"]
+        table.add_row(config, f"{e['rate_median']:,.0f}", f"{e['rate_min']:,.0f}–{e['rate_max']:,.0f}",
+                      f"×{e['slowdown']:.3f}", *agent_cells)
+    return table
+
+
+def write_json(path: Path, params: dict[str, Any], samples: list[Sample],
+               summary: dict[str, dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "benchmark": "exec_storm",
+        "finished": datetime.now(timezone.utc).isoformat(),
+        "host": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "params": params,
+        "notes": {
+            "slowdown": "baseline median processes/s divided by this configuration's",
+            "agent_cpu": "utime+stime of the agent from 'ready' to just before SIGTERM (storm + drain)",
+            "cpu_us_per_event": "that CPU divided by the storm's process_exec events delivered",
+            "vm_hwm_kib": "VmHWM just before SIGTERM; includes the bcc compile at start",
+        },
+        "summary": summary,
+        "samples": [s.as_dict() for s in samples],
+    }
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+@click.command()
+@click.option("--processes", type=click.IntRange(min=1), default=20000, show_default=True,
+              help="fork+exec+wait cycles per storm.")
+@click.option("--repetitions", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Storms per configuration.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_JSON,
+              show_default=True, help="Where to write every raw sample.")
+def main(processes: int, repetitions: int, json_path: Path) -> None:
+    """Exec storm with and without the agent; exit 1 on uncounted losses, 2 if unable to measure."""
+    if os.geteuid() != 0:
+        raise click.ClickException("run as root: the agent loads BPF programs")
+    try:
+        with tempfile.TemporaryDirectory(prefix="exec_storm-") as tmp:
+            workdir = Path(tmp)
+            samples = run_all(compile_driver(workdir), processes, repetitions, workdir)
+    except BenchmarkError as err:
+        console.print(f"exec_storm: {err}", style="red", markup=False, highlight=False)
+        sys.exit(2)
+    summary = summarize(samples)
+    Console(width=WIDTH).print(render(summary, processes, repetitions))
+    write_json(json_path, {"processes": processes, "repetitions": repetitions}, samples, summary)
+    console.print(f"raw samples: {json_path}")
+    uncounted = [s for s in samples if s.agent and s.agent.lost_uncounted]
+    for s in uncounted:
+        assert s.agent is not None
+        console.print(f"rep {s.repetition}: {s.agent.delivered:,} of {s.storm.processes:,} exec events "
+                      "delivered but kernel_lost is 0: events lost without being counted", style="red")
+    sys.exit(1 if uncounted else 0)
+
+
+if __name__ == "__main__":
+    main()
