@@ -20,7 +20,7 @@ line's ``detail``.
                   cleaned up (detached, closed) when the report is done
         ──> list[Feature]
 
-C layout: ``_MAIN`` holds every program that is loaded by name with an
+C layout (probes/features/): ``main.c`` holds every program that is loaded by name with an
 explicit type (none starts with a prefix bcc attaches on its own, such as
 ``kprobe__`` or ``tracepoint__``). bcc attaches ``kfunc__``/``lsm__``
 functions and creates maps while it builds a module, so fentry, BPF LSM and the
@@ -46,6 +46,7 @@ from bcc import BPF, BPFAttachType
 
 from tetra.errors import KernelError, SensorError
 from tetra.kernel.mounts import cgroup2_mount, mount_points
+from tetra.sensors.base import probe_source
 
 
 @dataclass(frozen=True)
@@ -69,43 +70,10 @@ _KERNEL_FUNCTION = "do_sys_openat2"  # the kprobe, kretprobe and fentry target
 _LSM_HOOK = "file_open"
 _LIBC_SYMBOL = "getpid"
 
-_MAIN = r"""
-#include <uapi/linux/bpf.h>
-
-int on_tracepoint(void *ctx) { return 0; }
-int on_raw_tracepoint(void *ctx) { return 0; }
-int on_kprobe(struct pt_regs *ctx) { return 0; }
-int on_kretprobe(struct pt_regs *ctx) { return 0; }
-int on_uprobe(struct pt_regs *ctx) { return 0; }
-int on_connect4(struct bpf_sock_addr *ctx) { return 1; /* allow */ }
-
-/* SIGKILL, tetra's enforcement action; loaded only, never attached */
-int helper_send_signal(void *ctx) { bpf_send_signal(9); return 0; }
-/* -EPERM; loaded only, never attached */
-int helper_override_return(struct pt_regs *ctx) { bpf_override_return(ctx, -1); return 0; }
-/* writes to address 0, which would fault; loaded only, never attached */
-int helper_probe_write_user(void *ctx) {
-    u64 zero = 0;
-    bpf_probe_write_user((void *)0, &zero, sizeof(zero));
-    return 0;
-}
-int helper_current_cgroup_id(void *ctx) { return bpf_get_current_cgroup_id() == 0; }
-int helper_ktime_boot_ns(void *ctx) { return bpf_ktime_get_boot_ns() == 0; }
-"""
-
-_FENTRY = f"KFUNC_PROBE({_KERNEL_FUNCTION}) {{ return 0; }}"
-
-_LSM = f"LSM_PROBE({_LSM_HOOK}) {{ return 0; }}"
-
-_RINGBUF = r"""
-BPF_RINGBUF_OUTPUT(probe_events, 1);
-
-int helper_ringbuf_output(void *ctx) {
-    u32 zero = 0;
-    probe_events.ringbuf_output(&zero, sizeof(zero), 0);
-    return 0;
-}
-"""
+_MAIN = "features/main.c"
+_FENTRY = "features/fentry.c"
+_LSM = "features/lsm.c"
+_RINGBUF = "features/ringbuf.c"
 
 
 # --- measuring ---------------------------------------------------------------
@@ -154,7 +122,8 @@ class _Modules:
         self._built: dict[str, BPF | SensorError] = {}
 
     def built(self, source: str) -> BPF:
-        """The module for ``source``; raises ``SensorError`` when its build failed."""
+        """The module compiled from probes/<source>, built on first use;
+        ``SensorError`` when its build failed."""
         if source not in self._built:
             self._built[source] = _build(source)
         module = self._built[source]
@@ -180,7 +149,7 @@ def _build(source: str) -> BPF | SensorError:
     """Compile and load ``source``, or the kernel's reason why not."""
     with _captured_stderr() as log:
         try:
-            return BPF(text=source)
+            return BPF(text=probe_source(source))
         except Exception as err:  # bcc raises bare Exception
             return SensorError(_kernel_reason(log(), err))
 
