@@ -11,14 +11,15 @@ _EXEC = layouts.EXEC.codec
 _CLONE = layouts.CLONE.codec
 _EXIT = layouts.EXIT.codec
 
-# Tetragon's names for what went wrong while reading an exec.
-_FLAG_NAMES = (
+# Tetragon's names for what went wrong while reading an exec (plain ints: an
+# IntFlag `&` costs a Python call per test on the hot path).
+_FLAG_NAMES = tuple((int(bit), name) for bit, name in (
     (ExecFlags.TRUNC_FILENAME, "truncFilename"),
     (ExecFlags.TRUNC_ARGS, "truncArgs"),
     (ExecFlags.ARGS_ERROR, "errorArgs"),
     (ExecFlags.TRUNC_CWD, "truncCWD"),
     (ExecFlags.CWD_ERROR, "errorCWD"),
-)
+))
 
 
 def text(raw: bytes) -> str:
