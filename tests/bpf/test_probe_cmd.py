@@ -20,7 +20,6 @@ pytestmark = [
 ]
 
 _RUN_PROBE = "from tetra.cli.probe_cmd import probe; probe()"
-_NOBODY = 65534
 
 
 def _probe(*args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:
@@ -85,7 +84,7 @@ def test_table_is_the_default_output() -> None:
         assert word in done.stdout
 
 
-def test_refuses_without_root() -> None:
-    done = _probe(user=_NOBODY)
+def test_refuses_without_root(nobody: int) -> None:
+    done = _probe(user=nobody)
     assert done.returncode == 1
     assert "needs root" in done.stderr

@@ -1,0 +1,52 @@
+"""The agent's command line: clean stop, detached programs, clear errors."""
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.e2e.harness import TETRA, RunningAgent
+
+
+def loaded_programs() -> dict[int, str]:
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, check=True).stdout
+    return {p["id"]: p.get("name", "") for p in json.loads(out or b"[]")}
+
+
+def test_sigint_detaches_every_program(tmp_path: Path, root: None) -> None:
+    before = loaded_programs()
+    agent = RunningAgent(tmp_path).start()
+    ours = {pid: name for pid, name in loaded_programs().items() if pid not in before}
+    assert {"tracepoint__sched__sched_process_exec", "raw_tracepoint__sched_process_fork",
+            "tracepoint__sched__sched_process_exit"} <= set(ours.values()), ours
+    assert agent.proc is not None
+    agent.proc.send_signal(signal.SIGINT)
+    assert agent.proc.wait(60) == 0
+    assert not set(ours) & set(loaded_programs())
+
+
+def test_agent_refuses_without_root(nobody: int) -> None:
+    result = subprocess.run([*TETRA, "agent", "-o", "none"], capture_output=True, user=nobody)
+    assert result.returncode == 1
+    assert b"needs root" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_bad_flag_values_are_refused_clearly(tmp_path: Path) -> None:
+    for args, message in (
+        (["--export-file-rotation-interval", "soon"], b"is not a duration"),
+        (["--export-file-max-size-mb", "0"], b"x>0"),
+        (["--export-file-perm", "999"], b"invalid file permission"),
+    ):
+        result = subprocess.run([*TETRA, "agent", "-o", "none", *args], capture_output=True)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+        assert b"Traceback" not in result.stderr
+
+
+def test_help_lists_tetragon_flag_names() -> None:
+    out = subprocess.run([*TETRA, "agent", "--help"], capture_output=True, check=True).stdout.decode()
+    for flag in ("--export-filename", "--export-file-max-size-mb", "--export-file-max-backups",
+                 "--export-file-rotation-interval", "--export-file-compress", "--export-file-perm",
+                 "--process-cache-size"):
+        assert flag in out
