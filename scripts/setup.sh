@@ -13,6 +13,9 @@ say() { printf 'setup: %s\n' "$*"; }
 
 # 1. Debian packages. dpkg-query first, so that a prepared machine never touches apt.
 packages=(python3-bpfcc bpftool linux-headers-amd64 python3-venv gcc libc6-dev)
+# The VM test lane (tests/vm) boots Debian's stock kernel under QEMU for kprobes,
+# fentry and BPF LSM; linux-image-amd64 matches linux-headers-amd64 above.
+packages+=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

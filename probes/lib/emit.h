@@ -1,9 +1,12 @@
 /* Handing records to user space, and counting every one that could not be.
  *
- * One ring buffer (`events`) for all probes keeps records in the order they
- * happened across CPUs, so a child's exec never overtakes its parent's clone.
- * Every attempt is counted in the per-CPU `stats` array (sent and lost per
- * opcode): user space reports "lost in the kernel" from it, never a guess.
+ * One ring buffer (`tetra_events`) for all probes of all sensors keeps records
+ * in the order they happened across CPUs: a child's exec never overtakes its
+ * parent's clone, and a policy event never overtakes its process's exec. The
+ * process sensor owns it (TETRA_EVENTS_OWNER) and shares it with bcc's shared
+ * table mechanism; every other module declares it extern. Every attempt is
+ * counted in the per-CPU `tetra_stats` array (sent and lost per opcode): user
+ * space reports "lost in the kernel" from it, never a guess.
  */
 #ifndef TETRA_EMIT_H
 #define TETRA_EMIT_H
@@ -12,13 +15,31 @@
 #define TETRA_RINGBUF_PAGES 2048
 #endif
 
-BPF_RINGBUF_OUTPUT(events, TETRA_RINGBUF_PAGES);
-BPF_PERCPU_ARRAY(stats, __u64, TETRA_STAT_SLOTS);
+#ifdef TETRA_EVENTS_OWNER
+BPF_RINGBUF_OUTPUT(tetra_events, TETRA_RINGBUF_PAGES);
+__attribute__((section("maps/shared"))) struct tetra_events_table_t __tetra_events;
+BPF_TABLE_SHARED("percpu_array", __u32, __u64, tetra_stats, TETRA_STAT_SLOTS);
+#else
+/* bcc has no extern form of BPF_RINGBUF_OUTPUT: this is its table type. */
+struct tetra_events_table_t {
+    int key;
+    __u32 leaf;
+    int (*ringbuf_output)(void *, __u64, __u64);
+    void *(*ringbuf_reserve)(__u64);
+    void (*ringbuf_discard)(void *, __u64);
+    void (*ringbuf_submit)(void *, __u64);
+    __u32 max_entries;
+};
+__attribute__((section("maps/extern"))) struct tetra_events_table_t tetra_events = {
+    .max_entries = TETRA_RINGBUF_PAGES * 4096
+};
+BPF_TABLE("extern", __u32, __u64, tetra_stats, TETRA_STAT_SLOTS);
+#endif
 
 static __always_inline void tetra_count(__u32 opcode, __u32 kind)
 {
     __u32 slot = opcode * 2 + kind;
-    __u64 *value = stats.lookup(&slot);
+    __u64 *value = tetra_stats.lookup(&slot);
     if (value)
         *value += 1;
 }
@@ -38,7 +59,7 @@ static __always_inline void tetra_fill_header(struct tetra_header *h, __u8 opcod
 static __always_inline void tetra_emit(void *record, __u32 size, __u32 opcode)
 {
     ((struct tetra_header *)record)->size = size;
-    if (events.ringbuf_output(record, size, 0) == 0)
+    if (tetra_events.ringbuf_output(record, size, 0) == 0)
         tetra_count(opcode, TETRA_STAT_SENT);
     else
         tetra_count(opcode, TETRA_STAT_LOST);

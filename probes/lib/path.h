@@ -26,6 +26,8 @@ struct tetra_path_walk {
 
 struct tetra_path_names {
     const char *name[TETRA_PATH_DEPTH];
+    __u64 count;  /* slots used by the first pass */
+    __u64 len;    /* bytes written by the second pass */
 };
 BPF_PERCPU_ARRAY(path_names, struct tetra_path_names, 1);
 
@@ -77,18 +79,29 @@ tetra_walk_path(char *buf, void *dentry, void *vfsmnt, void *root_dentry, void *
     else
         count = TETRA_PATH_DEPTH;
 
-    __u64 len = 0;
+    /* count and len live in map memory, not registers: the verifier then knows
+     * nothing of them beyond the bounds checked at each use, so the states of
+     * one iteration all look alike and are pruned (in registers, every mix of
+     * component lengths would be a state of its own). */
+    names->count = count;
+    names->len = 0;
     for (int i = 0; i < TETRA_PATH_DEPTH; i++) {
-        if (i >= count || len > TETRA_PATH_MAX - TETRA_NAME_MAX)
+        if (i >= names->count)
             break;
-        if (!names->name[i])
+        const char *name = names->name[i];
+        if (!name)
             continue;
+        __u64 len = names->len;
+        if (len > TETRA_PATH_MAX - TETRA_NAME_MAX)
+            break;
         TETRA_BOUND(len, TETRA_PATH_MAX - TETRA_NAME_MAX);
-        long n = bpf_probe_read_kernel_str(buf + len, TETRA_NAME_MAX, names->name[i]);
+        long n = bpf_probe_read_kernel_str(buf + len, TETRA_NAME_MAX, name);
         if (n > 0)
-            len += n;
+            names->len = len + n;
     }
-    walk.len = len;
+    __u64 total = names->len;
+    TETRA_BOUND(total, TETRA_PATH_MAX);
+    walk.len = total;
     return walk;
 }
 

@@ -14,7 +14,8 @@
 #define TETRA_OP_EXEC  1
 #define TETRA_OP_CLONE 2
 #define TETRA_OP_EXIT  3
-#define TETRA_OP_MAX   4
+#define TETRA_OP_GENERIC 4  /* an event of a TracingPolicy hook */
+#define TETRA_OP_MAX   5
 
 /* Per-opcode counters in the `stats` per-CPU array: slot = opcode * 2 + kind. */
 #define TETRA_STAT_SENT 0   /* records handed to the ring buffer */
@@ -74,6 +75,44 @@ struct tetra_exit {
     struct tetra_header h;
     __u32 exit_code;  /* task->exit_code: status << 8 | signal (0x80 = core) */
     __u32 _pad2;
+};
+
+/* What a TracingPolicy hook did; user space names them KPROBE_ACTION_*. */
+#define TETRA_ACTION_POST    0
+#define TETRA_ACTION_NOPOST  1
+#define TETRA_ACTION_SIGKILL 2
+#define TETRA_ACTION_SIGNAL  3
+
+/* flags of struct tetra_generic */
+#define TETRA_GEN_RETURN    0x01  /* ret holds the hook's return value */
+#define TETRA_GEN_MONITOR   0x02  /* policy in monitoring mode: the action was not taken */
+
+/* Each argument in the blob after struct tetra_generic, in the hook's arg order:
+ * integers are 8 bytes; strings, buffers and paths are a u32 (length in the low
+ * 24 bits, TETRA_ARG_* flags above) followed by the bytes; socket addresses are
+ * struct tetra_sockaddr. User space knows each hook's types and decodes them. */
+#define TETRA_ARG_TRUNCATED 0x80000000u
+#define TETRA_ARG_ERROR     0x40000000u
+#define TETRA_ARG_LEN_MASK  0x00FFFFFFu
+
+struct tetra_generic {
+    struct tetra_header h;
+    __u32 policy_id;
+    __u32 hook_id;
+    __u32 action;
+    __s32 kernel_stack_id;  /* -1: none */
+    __s32 user_stack_id;    /* -1: none */
+    __u16 args_len;
+    __u8  selector;         /* index of the matching selector, 0xff: none */
+    __u8  gen_flags;
+    __s64 ret;
+};
+
+struct tetra_sockaddr {
+    __u16 family;
+    __u16 port;     /* host byte order */
+    __u32 _pad2;
+    __u8  addr[16]; /* IPv4 in the first 4 bytes */
 };
 
 #endif

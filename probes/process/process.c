@@ -11,10 +11,12 @@
  * Compiled by tetra/sensors/process.py with the TETRA_OFF_* offsets of the
  * running kernel (tetra/kernel/offsets.py) and TETRA_RINGBUF_PAGES.
  */
+#define TETRA_EVENTS_OWNER
 #include "lib/wire.h"
 #include "lib/kernel.h"
 #include "lib/path.h"
 #include "lib/emit.h"
+#include "lib/execve.h"
 
 /* Room for the largest exec record: header, filename, cwd, argv, cgroup name. */
 #define TETRA_EXEC_SCRATCH (sizeof(struct tetra_exec) + 2 * TETRA_PATH_MAX + TETRA_ARGS_MAX + TETRA_CGROUP_MAX)
@@ -23,6 +25,32 @@ struct tetra_exec_scratch {
     char buf[TETRA_EXEC_SCRATCH];
 };
 BPF_PERCPU_ARRAY(exec_scratch, struct tetra_exec_scratch, 1);
+BPF_PERCPU_ARRAY(execve_scratch, struct tetra_exec_info, 1);
+
+/* Record what tgid runs (binary) and what its parent runs, for matchBinaries. */
+static __always_inline void remember_binary(__u32 tgid, __u32 ppid, const char *binary, __u64 len)
+{
+    __u32 zero = 0;
+    struct tetra_exec_info *info = execve_scratch.lookup(&zero);
+    if (!info)
+        return;
+    if (len > TETRA_BINARY_MAX - 1)
+        len = TETRA_BINARY_MAX - 1;
+    TETRA_BOUND(len, TETRA_BINARY_MAX - 1);
+    __builtin_memset(info->binary, 0, TETRA_BINARY_MAX);
+    if (len)
+        bpf_probe_read_kernel(info->binary, len, binary);
+    info->binary_len = len;
+    struct tetra_exec_info *parent = tetra_execve.lookup(&ppid);
+    if (parent) {
+        __builtin_memcpy(info->parent_binary, parent->binary, TETRA_BINARY_MAX);
+        info->parent_binary_len = parent->binary_len;
+    } else {
+        __builtin_memset(info->parent_binary, 0, TETRA_BINARY_MAX);
+        info->parent_binary_len = 0;
+    }
+    tetra_execve.update(&tgid, info);
+}
 
 static __always_inline __u32 clamp_len(long n, __u32 max)
 {
@@ -71,6 +99,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     if (flen == TETRA_PATH_MAX)
         ev->exec_flags |= TETRA_EXEC_TRUNC_FILENAME;
     ev->filename_len = flen;
+    remember_binary(ev->h.pid, ev->ppid, buf + off, flen > 0 ? (__u64)flen - 1 : 0);
     off += flen;
 
     void *fs = tetra_read_ptr(task, TETRA_OFF_TASK_FS);
@@ -130,6 +159,9 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
     tetra_fill_header(&ev.h, TETRA_OP_CLONE, ((__u64)child_tgid << 32) | child_tid);
     ev.ppid = tetra_task_ppid(child);
     ev.cgroup_id = bpf_get_current_cgroup_id();
+    struct tetra_exec_info *parent = tetra_execve.lookup(&ev.ppid);
+    if (parent)
+        remember_binary(child_tgid, ev.ppid, parent->binary, parent->binary_len);
     tetra_emit(&ev, sizeof(ev), TETRA_OP_CLONE);
     return 0;
 }
@@ -148,6 +180,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 #endif
     struct tetra_exit ev = {};
     tetra_fill_header(&ev.h, TETRA_OP_EXIT, bpf_get_current_pid_tgid());
+    tetra_execve.delete(&ev.h.pid);
     ev.exit_code = tetra_read_u32(task, TETRA_OFF_TASK_EXIT_CODE);
     tetra_emit(&ev, sizeof(ev), TETRA_OP_EXIT);
     return 0;

@@ -90,11 +90,12 @@ class Agent:
         started = time.monotonic()
         bpf = self.sensor.load()
         try:
-            observer = RingBufferObserver(bpf, "events", self.pipeline.handle_raw)
-            seeded = 0
-            for record in procfs.scan(cgroup2_root=self.cgroup2_root):
+            observer = RingBufferObserver(bpf, "tetra_events", self.pipeline.handle_raw)
+            records = list(procfs.scan(cgroup2_root=self.cgroup2_root))
+            self.sensor.remember_binaries(records)
+            for record in records:
                 self.pipeline.handle(record)
-                seeded += 1
+            seeded = len(records)
             self.pipeline.flush()
             log.info("ready in %.1fs: %d processes from /proc; hooks: %s", time.monotonic() - started,
                      seeded, ", ".join(f"{h} ({m})" for h, m in self.sensor.mechanisms.items()))

@@ -4,14 +4,16 @@ Always loaded: every other event is attributed to a process through the cache
 these events build.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from tetra.decode.process import ExecRecord
 from tetra.errors import SensorError
 from tetra.sensors.base import KernelCounts, cflags, probe_source, read_kernel_counts
 
 TRACEFS = Path("/sys/kernel/tracing")
 SOURCE = "process/process.c"
+BINARY_MAX = 256  # TETRA_BINARY_MAX in probes/lib/execve.h
 
 
 def has_tracepoint_field(subsystem: str, event: str, field: str) -> bool:
@@ -63,8 +65,21 @@ class ProcessSensor:
             raise SensorError("process sensor is not loaded")
         return self._bpf
 
+    def remember_binaries(self, records: Iterable[ExecRecord]) -> None:
+        """Seed the in-kernel binary map (matchBinaries) with processes read from /proc."""
+        table = self.bpf["tetra_execve"]  # type: ignore[index]
+        binaries: dict[int, bytes] = {}
+        for rec in records:
+            binary = rec.filename.encode(errors="surrogateescape")[:BINARY_MAX - 1]
+            binaries[rec.pid] = binary
+            parent = binaries.get(rec.ppid, b"")
+            leaf = table.Leaf()
+            leaf.binary_len, leaf.parent_binary_len = len(binary), len(parent)
+            leaf.binary, leaf.parent_binary = binary, parent
+            table[table.Key(rec.pid)] = leaf
+
     def kernel_counts(self) -> KernelCounts:
-        return read_kernel_counts(self.bpf["stats"])  # type: ignore[index]
+        return read_kernel_counts(self.bpf["tetra_stats"])  # type: ignore[index]
 
     def close(self) -> None:
         """Detach every program and free the maps."""

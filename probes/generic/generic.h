@@ -1,0 +1,428 @@
+/* The runtime of TracingPolicy hooks: collecting typed arguments, matching
+ * selectors, taking actions, emitting the event.
+ *
+ * tetra/policy/codegen.py generates one C file per policy that includes this
+ * header and defines one function per hook. A hook function:
+ *
+ *     g = tetra_gen_begin(hook_id)          per-CPU scratch, header filled
+ *     tetra_put_<type>(g, slot, value)      each argument into the event blob,
+ *                                           its value kept for the selectors
+ *     selectors (generated, in order)       first match wins, as in Tetragon
+ *     tetra_gen_act(ctx, g, ...)            Sigkill/Signal, stacks, rate limit
+ *     tetra_gen_emit(g)                     ring buffer, counted
+ *
+ * Values from a policy never appear in C as text: strings, binaries and
+ * addresses are loaded by user space into the maps below, keyed by the id the
+ * compiler gave each matcher; integers appear as validated decimal literals.
+ */
+#ifndef TETRA_GENERIC_H
+#define TETRA_GENERIC_H
+
+#include "lib/wire.h"
+#include "lib/kernel.h"
+#include "lib/path.h"
+#include "lib/emit.h"
+#include "lib/execve.h"
+
+#define TETRA_MAX_ARGS 6
+#define TETRA_STR_MAX 4096       /* bytes read for a string, buffer or path argument */
+#define TETRA_KEY_MAX 256        /* bytes of a string compared for Equal and Prefix */
+#define TETRA_POSTFIX_MAX 128    /* bytes of a string compared for Postfix */
+#define TETRA_ARG_ROOM (4 + TETRA_STR_MAX)
+#define TETRA_GEN_BUF (sizeof(struct tetra_generic) + TETRA_MAX_ARGS * TETRA_ARG_ROOM)
+
+struct tetra_strkey {
+    __u32 prefixlen;             /* bits, for the LPM tries; unused by the hash */
+    __u32 id;                    /* which matcher the value belongs to */
+    char data[TETRA_KEY_MAX];
+};
+
+struct tetra_addrkey {
+    __u32 prefixlen;
+    __u32 id;
+    __u8 addr[16];
+};
+
+struct tetra_gen_scratch {
+    __s64 ival[TETRA_MAX_ARGS];  /* integer value of each argument slot */
+    __u32 soff[TETRA_MAX_ARGS];  /* where each string argument's bytes start in buf */
+    __u32 slen[TETRA_MAX_ARGS];  /* and how many there are */
+    __u64 len;                   /* bytes of buf in use */
+    struct tetra_strkey key;
+    struct tetra_addrkey akey;
+    char buf[TETRA_GEN_BUF];
+};
+BPF_PERCPU_ARRAY(gen_scratch, struct tetra_gen_scratch, 1);
+
+/* Policy values, filled by user space (tetra/sensors/policy.py). */
+BPF_HASH(str_eq, struct tetra_strkey, __u8, 1024);
+BPF_LPM_TRIE(str_prefix, struct tetra_strkey, __u8, 1024);
+BPF_LPM_TRIE(str_postfix, struct tetra_strkey, __u8, 1024);
+BPF_LPM_TRIE(addr_lpm, struct tetra_addrkey, __u8, 1024);
+/* slot 0: 1 when the policy is in monitoring mode (actions reported, not taken) */
+BPF_ARRAY(policy_mode, __u32, 1);
+
+
+#ifdef TETRA_NEED_STACKS
+BPF_STACK_TRACE(stacks, 1024);
+#endif
+#ifdef TETRA_NEED_RATELIMIT
+struct tetra_rate_key {
+    __u32 hook_id;
+    __u32 scope_id;
+    __u64 args_hash;
+};
+BPF_TABLE("lru_hash", struct tetra_rate_key, __u64, rate_seen, 8192);
+#endif
+
+static __always_inline struct tetra_gen_scratch *tetra_gen_begin(__u32 hook_id)
+{
+    __u32 zero = 0;
+    struct tetra_gen_scratch *g = gen_scratch.lookup(&zero);
+    if (!g)
+        return 0;
+    struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+    tetra_fill_header(&ev->h, TETRA_OP_GENERIC, bpf_get_current_pid_tgid());
+    ev->policy_id = TETRA_POLICY_ID;
+    ev->hook_id = hook_id;
+    ev->action = TETRA_ACTION_POST;
+    ev->kernel_stack_id = -1;
+    ev->user_stack_id = -1;
+    ev->args_len = 0;
+    ev->selector = 0xff;
+    ev->gen_flags = 0;
+    ev->ret = 0;
+    g->len = sizeof(struct tetra_generic);
+    return g;
+}
+
+/* Room for one more argument: the verifier must see every offset bounded. */
+static __always_inline char *tetra_slot_at(struct tetra_gen_scratch *g)
+{
+    __u64 off = g->len;
+    TETRA_BOUND(off, TETRA_GEN_BUF - TETRA_ARG_ROOM);
+    return g->buf + off;
+}
+
+static __always_inline void tetra_put_int(struct tetra_gen_scratch *g, __u32 slot, __s64 value)
+{
+    char *at = tetra_slot_at(g);
+    __builtin_memcpy(at, &value, sizeof(value));
+    if (slot < TETRA_MAX_ARGS)
+        g->ival[slot] = value;
+    g->len += sizeof(value);
+}
+
+/* A length-prefixed byte field: len_flags then the bytes already at at + 4. */
+static __always_inline void tetra_close_field(struct tetra_gen_scratch *g, __u32 slot, char *at,
+                                              __u32 len, __u32 flags)
+{
+    __u32 head = (len & TETRA_ARG_LEN_MASK) | flags;
+    __builtin_memcpy(at, &head, sizeof(head));
+    if (slot < TETRA_MAX_ARGS) {
+        g->soff[slot] = (at - g->buf) + 4;
+        g->slen[slot] = len;
+    }
+    g->len += 4 + (len & (TETRA_STR_MAX * 2 - 1));
+}
+
+/* A NUL-terminated string from user (user=1) or kernel memory. */
+static __always_inline void tetra_put_str(struct tetra_gen_scratch *g, __u32 slot, const void *src, int user)
+{
+    char *at = tetra_slot_at(g);
+    long n = user ? bpf_probe_read_user_str(at + 4, TETRA_STR_MAX, src)
+                  : bpf_probe_read_kernel_str(at + 4, TETRA_STR_MAX, src);
+    __u32 flags = 0;
+    __u32 len = 0;
+    if (n < 0)
+        flags = TETRA_ARG_ERROR;
+    else if (n > 0)
+        len = n - 1;  /* without the NUL */
+    if (len >= TETRA_STR_MAX - 1)
+        flags |= TETRA_ARG_TRUNCATED;
+    TETRA_BOUND(len, TETRA_STR_MAX);
+    tetra_close_field(g, slot, at, len, flags);
+}
+
+/* size bytes from user memory (char_buf with sizeArgIndex, or a fixed size). */
+static __always_inline void tetra_put_buf(struct tetra_gen_scratch *g, __u32 slot, const void *src, __s64 size)
+{
+    char *at = tetra_slot_at(g);
+    __u32 flags = 0;
+    if (size < 0)
+        size = 0;
+    if (size > TETRA_STR_MAX) {
+        size = TETRA_STR_MAX;
+        flags = TETRA_ARG_TRUNCATED;
+    }
+    __u32 len = size;
+    TETRA_BOUND(len, TETRA_STR_MAX);
+    if (len && bpf_probe_read_user(at + 4, len, src) < 0) {
+        len = 0;
+        flags |= TETRA_ARG_ERROR;
+    }
+    tetra_close_field(g, slot, at, len, flags);
+}
+
+/* A path (dentry + vfsmount) relative to the current task's root; components
+ * leaf first, as for the exec cwd. */
+static __always_inline void tetra_put_path(struct tetra_gen_scratch *g, __u32 slot, void *dentry, void *vfsmnt)
+{
+    char *at = tetra_slot_at(g);
+    void *task = (void *)bpf_get_current_task();
+    void *fs = tetra_read_ptr(task, TETRA_OFF_TASK_FS);
+    void *root_dentry = tetra_read_ptr(fs, TETRA_OFF_FS_ROOT_DENTRY);
+    void *root_mnt = tetra_read_ptr(fs, TETRA_OFF_FS_ROOT_MNT);
+    __u32 flags = 0;
+    struct tetra_path_walk walk = {};
+    if (dentry && vfsmnt)
+        walk = tetra_walk_path(at + 4, dentry, vfsmnt, root_dentry, root_mnt);
+    else
+        flags = TETRA_ARG_ERROR;
+    if (walk.truncated)
+        flags |= TETRA_ARG_TRUNCATED;
+    __u32 len = walk.len;
+    TETRA_BOUND(len, TETRA_STR_MAX);
+    tetra_close_field(g, slot, at, len, flags);
+}
+
+static __always_inline void tetra_put_file(struct tetra_gen_scratch *g, __u32 slot, void *file)
+{
+    void *dentry = file ? tetra_read_ptr(file, TETRA_OFF_FILE_F_PATH_DENTRY) : 0;
+    void *mnt = file ? tetra_read_ptr(file, TETRA_OFF_FILE_F_PATH_MNT) : 0;
+    tetra_put_path(g, slot, dentry, mnt);
+}
+
+/* The open file behind a descriptor of the current process. */
+static __always_inline void tetra_put_fd(struct tetra_gen_scratch *g, __u32 slot, __s64 fd)
+{
+    void *task = (void *)bpf_get_current_task();
+    void *files = tetra_read_ptr(task, TETRA_OFF_TASK_FILES);
+    void *fdt = tetra_read_ptr(files, TETRA_OFF_FILES_FDT);
+    __u32 max = tetra_read_u32(fdt, TETRA_OFF_FDTABLE_MAX_FDS);
+    void *file = 0;
+    if (fd >= 0 && fd < max) {
+        void **table = tetra_read_ptr(fdt, TETRA_OFF_FDTABLE_FD);
+        bpf_probe_read_kernel(&file, sizeof(file), table + fd);
+    }
+    if (slot < TETRA_MAX_ARGS)
+        g->ival[slot] = fd;
+    tetra_put_file(g, slot, file);
+}
+
+/* struct sockaddr from user memory (connect, bind, sendto). */
+static __always_inline void tetra_put_sockaddr(struct tetra_gen_scratch *g, __u32 slot, const void *uaddr)
+{
+    char *at = tetra_slot_at(g);
+    struct tetra_sockaddr sa = {};
+    bpf_probe_read_user(&sa.family, sizeof(sa.family), uaddr);
+    __u16 port = 0;
+    bpf_probe_read_user(&port, sizeof(port), (const char *)uaddr + 2);
+    sa.port = (port >> 8) | (port << 8);
+    if (sa.family == 2 /* AF_INET */)
+        bpf_probe_read_user(sa.addr, 4, (const char *)uaddr + 4);
+    else if (sa.family == 10 /* AF_INET6 */)
+        bpf_probe_read_user(sa.addr, 16, (const char *)uaddr + 8);
+    else
+        sa.port = 0;
+    __builtin_memcpy(at, &sa, sizeof(sa));
+    if (slot < TETRA_MAX_ARGS) {
+        g->soff[slot] = at - g->buf;
+        g->slen[slot] = sizeof(sa);
+        g->ival[slot] = sa.family;
+    }
+    g->len += sizeof(sa);
+}
+
+/* --- matching ------------------------------------------------------------ */
+
+/* Copy up to TETRA_KEY_MAX bytes of src (kernel memory) into the key, zero padded. */
+static __always_inline __u32 tetra_fill_key(struct tetra_gen_scratch *g, __u32 id, const char *src, __u32 len)
+{
+    __builtin_memset(g->key.data, 0, TETRA_KEY_MAX);
+    g->key.id = id;
+    if (len > TETRA_KEY_MAX)
+        len = TETRA_KEY_MAX;
+    TETRA_BOUND(len, TETRA_KEY_MAX);
+    if (len)
+        bpf_probe_read_kernel(g->key.data, len, src);
+    return len;
+}
+
+/* The string of an argument slot (bytes in the scratch buffer). */
+static __always_inline const char *tetra_slot_str(struct tetra_gen_scratch *g, __u32 slot, __u32 *len)
+{
+    if (slot >= TETRA_MAX_ARGS) {
+        *len = 0;
+        return g->buf;
+    }
+    __u64 off = g->soff[slot];
+    TETRA_BOUND(off, TETRA_GEN_BUF - TETRA_KEY_MAX);
+    *len = g->slen[slot];
+    return g->buf + off;
+}
+
+static __always_inline int tetra_str_equal(struct tetra_gen_scratch *g, __u32 id, const char *src, __u32 len)
+{
+    if (len > TETRA_KEY_MAX - 1)
+        return 0;  /* longer than any value may be */
+    tetra_fill_key(g, id, src, len);
+    g->key.prefixlen = 0;
+    return str_eq.lookup(&g->key) != 0;
+}
+
+static __always_inline int tetra_str_prefix(struct tetra_gen_scratch *g, __u32 id, const char *src, __u32 len)
+{
+    len = tetra_fill_key(g, id, src, len);
+    g->key.prefixlen = 32 + len * 8;
+    return str_prefix.lookup(&g->key) != 0;
+}
+
+/* Postfix values are stored reversed, so a postfix is a prefix of the reversed string. */
+static __always_inline int tetra_str_postfix(struct tetra_gen_scratch *g, __u32 id, const char *src, __u32 len)
+{
+    __builtin_memset(g->key.data, 0, TETRA_KEY_MAX);
+    g->key.id = id;
+    if (len > TETRA_STR_MAX)
+        len = TETRA_STR_MAX;
+    __u32 n = len < TETRA_POSTFIX_MAX ? len : TETRA_POSTFIX_MAX;
+    for (int i = 0; i < TETRA_POSTFIX_MAX; i++) {
+        if (i >= n)
+            break;
+        __u32 from = len - 1 - i;
+        TETRA_BOUND(from, TETRA_STR_MAX - 1);
+        char c = 0;
+        bpf_probe_read_kernel(&c, 1, src + from);
+        g->key.data[i & (TETRA_KEY_MAX - 1)] = c;
+    }
+    g->key.prefixlen = 32 + n * 8;
+    return str_postfix.lookup(&g->key) != 0;
+}
+
+/* Address of a sockaddr slot against CIDRs loaded under id (v4 and v6 ids differ). */
+static __always_inline int tetra_addr_match(struct tetra_gen_scratch *g, __u32 slot, __u32 id4, __u32 id6)
+{
+    __u32 len;
+    const struct tetra_sockaddr *sa = (const void *)tetra_slot_str(g, slot, &len);
+    struct tetra_sockaddr copy = {};
+    bpf_probe_read_kernel(&copy, sizeof(copy), sa);
+    if (copy.family == 2) {
+        g->akey.id = id4;
+        g->akey.prefixlen = 32 + 32;
+    } else if (copy.family == 10) {
+        g->akey.id = id6;
+        g->akey.prefixlen = 32 + 128;
+    } else {
+        return 0;
+    }
+    __builtin_memcpy(g->akey.addr, copy.addr, 16);
+    return addr_lpm.lookup(&g->akey) != 0;
+}
+
+static __always_inline __u32 tetra_sockaddr_port(struct tetra_gen_scratch *g, __u32 slot)
+{
+    __u32 len;
+    const struct tetra_sockaddr *sa = (const void *)tetra_slot_str(g, slot, &len);
+    __u16 port = 0;
+    bpf_probe_read_kernel(&port, sizeof(port), &sa->port);
+    return port;
+}
+
+/* The binary (or, parent=1, the parent's binary) of the current process. */
+static __always_inline int tetra_binary_match(struct tetra_gen_scratch *g, __u32 id, int op, int parent)
+{
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    struct tetra_exec_info *info = tetra_execve.lookup(&tgid);
+    if (!info)
+        return 0;
+    const char *bin = parent ? info->parent_binary : info->binary;
+    __u32 len = parent ? info->parent_binary_len : info->binary_len;
+    if (op == 0)
+        return tetra_str_equal(g, id, bin, len);
+    if (op == 1)
+        return tetra_str_prefix(g, id, bin, len);
+    return tetra_str_postfix(g, id, bin, len);
+}
+
+/* The pid as seen in the current task's own pid namespace. */
+static __always_inline __u32 tetra_ns_pid(void)
+{
+    void *task = (void *)bpf_get_current_task();
+    void *pid = tetra_read_ptr(task, TETRA_OFF_TASK_THREAD_PID);
+    __u32 level = tetra_read_u32(pid, TETRA_OFF_PID_LEVEL);
+    TETRA_BOUND(level, 31);
+    return tetra_read_u32(pid, TETRA_OFF_PID_NUMBERS + level * TETRA_SIZEOF_UPID + TETRA_OFF_UPID_NR);
+}
+
+/* A capability set (kernel_cap_t, 64 bits) of the current task's credentials. */
+static __always_inline __u64 tetra_caps(unsigned long cap_offset)
+{
+    void *task = (void *)bpf_get_current_task();
+    void *cred = tetra_read_ptr(task, TETRA_OFF_TASK_CRED);
+    return tetra_read_u64(cred, cap_offset);
+}
+
+/* --- actions and emission -------------------------------------------------- */
+
+static __always_inline int tetra_monitoring(void)
+{
+    __u32 zero = 0;
+    __u32 *mode = policy_mode.lookup(&zero);
+    return mode && *mode;
+}
+
+/* Send a signal unless the policy only monitors; the event says which. */
+static __always_inline void tetra_signal(struct tetra_gen_scratch *g, __u32 action, __u32 sig)
+{
+    struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+    ev->action = action;
+    if (tetra_monitoring())
+        ev->gen_flags |= TETRA_GEN_MONITOR;
+    else
+        bpf_send_signal(sig);
+}
+
+#ifdef TETRA_NEED_RATELIMIT
+/* A hash of the argument bytes, so "the same event" can be rate limited. */
+static __always_inline __u64 tetra_args_hash(struct tetra_gen_scratch *g)
+{
+    __u64 hash = 14695981039346656037ULL;
+    __u64 end = g->len;
+    for (int i = 0; i < 256; i++) {
+        __u64 at = sizeof(struct tetra_generic) + i;
+        if (at >= end)
+            break;
+        TETRA_BOUND(at, TETRA_GEN_BUF - 1);
+        hash = (hash ^ (__u8)g->buf[at]) * 1099511628211ULL;
+    }
+    return hash;
+}
+
+/* 1 when an identical event of this hook was posted less than interval_ns ago
+ * within the scope (0 thread, 1 process, 2 global). */
+static __always_inline int tetra_rate_limited(struct tetra_gen_scratch *g, __u32 hook_id, __u64 interval_ns, int scope)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct tetra_rate_key key = {};
+    key.hook_id = hook_id;
+    key.scope_id = scope == 0 ? (__u32)pid_tgid : scope == 1 ? pid_tgid >> 32 : 0;
+    key.args_hash = tetra_args_hash(g);
+    __u64 now = bpf_ktime_get_boot_ns();
+    __u64 *last = rate_seen.lookup(&key);
+    if (last && now - *last < interval_ns)
+        return 1;
+    rate_seen.update(&key, &now);
+    return 0;
+}
+#endif
+
+static __always_inline void tetra_gen_emit(struct tetra_gen_scratch *g)
+{
+    struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+    __u64 size = g->len;
+    TETRA_BOUND(size, TETRA_GEN_BUF);
+    ev->args_len = size - sizeof(struct tetra_generic);
+    tetra_emit(g->buf, size, TETRA_OP_GENERIC);
+}
+
+#endif
