@@ -14,6 +14,7 @@ from tetra.decode.process import ExecRecord, text
 
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 NO_AUID = 0xFFFFFFFF
+PF_KTHREAD = 0x00200000
 
 
 def _read(path: Path) -> bytes:
@@ -21,12 +22,15 @@ def _read(path: Path) -> bytes:
         return f.read()
 
 
-def _stat_fields(pid_dir: Path) -> tuple[str, int, int]:
-    """(comm, ppid, start ticks) from /proc/<pid>/stat; comm may contain spaces."""
+def _stat_fields(pid_dir: Path) -> tuple[str, int, int, bool]:
+    """(comm, ppid, start ticks, is kernel thread) from /proc/<pid>/stat.
+
+    comm may contain spaces and parentheses: it ends at the last ')'.
+    """
     raw = _read(pid_dir / "stat")
     comm = raw[raw.index(b"(") + 1:raw.rindex(b")")]
     fields = raw[raw.rindex(b")") + 2:].split()
-    return text(comm), int(fields[1]), int(fields[19])
+    return text(comm), int(fields[1]), int(fields[19]), bool(int(fields[6]) & PF_KTHREAD)
 
 
 def _ids(pid_dir: Path) -> tuple[int, int]:
@@ -59,7 +63,7 @@ def read_process(pid: int, proc: Path = Path("/proc"), cgroup2_root: Path | None
     """One process as an ExecRecord, or None when it is gone or not a process."""
     pid_dir = proc / str(pid)
     try:
-        comm, ppid, start_ticks = _stat_fields(pid_dir)
+        comm, ppid, start_ticks, kthread = _stat_fields(pid_dir)
         uid, gid = _ids(pid_dir)
         cmdline = _read(pid_dir / "cmdline")
         try:
@@ -79,8 +83,10 @@ def read_process(pid: int, proc: Path = Path("/proc"), cgroup2_root: Path | None
         cwd = ""
     body = cmdline[:-1] if cmdline.endswith(b"\0") else cmdline
     argv = [text(a) for a in body.split(b"\0")] if body else []
-    if not binary:
+    if kthread:
         binary = f"[{comm}]"  # kernel threads have no executable
+    elif not binary and argv:
+        binary = argv[0]  # caught mid-exec: the new image has no exe link yet
     return ExecRecord(
         ktime=start_ticks * _TICK_NS, pid=pid, tid=pid, ppid=ppid, uid=uid, gid=gid,
         auid=auid, cgroup_id=cgroup_id, filename=binary, cwd=cwd, argv=argv,
