@@ -8,8 +8,7 @@
  * Two passes keep the verifier's work linear: the first only follows pointers
  * (every state at the loop head looks alike, so the verifier prunes the mount
  * hop and the plain step into one), the second copies the collected names.
- * Components are written leaf first, each NUL-terminated, because writing
- * forwards keeps every offset provably bounded; user space reverses them.
+ * The result is the path as text, "/a/b/c" ("/" for the root), without a NUL.
  */
 #ifndef TETRA_PATH_H
 #define TETRA_PATH_H
@@ -62,8 +61,8 @@ static __always_inline int tetra_collect_names(struct tetra_path_names *names, v
     return -1;
 }
 
-/* Write the components of (dentry, vfsmnt) relative to (root_dentry, root_mnt)
- * into buf[0 .. TETRA_PATH_MAX). */
+/* Write the path of (dentry, vfsmnt) relative to (root_dentry, root_mnt) into
+ * buf[0 .. TETRA_PATH_MAX). */
 static __always_inline struct tetra_path_walk
 tetra_walk_path(char *buf, void *dentry, void *vfsmnt, void *root_dentry, void *root_mnt)
 {
@@ -82,24 +81,33 @@ tetra_walk_path(char *buf, void *dentry, void *vfsmnt, void *root_dentry, void *
     /* count and len live in map memory, not registers: the verifier then knows
      * nothing of them beyond the bounds checked at each use, so the states of
      * one iteration all look alike and are pruned (in registers, every mix of
-     * component lengths would be a state of its own). */
+     * component lengths would be a state of its own). Components were
+     * collected leaf first; they are written root first, each after a '/'. */
     names->count = count;
     names->len = 0;
     for (int i = 0; i < TETRA_PATH_DEPTH; i++) {
-        if (i >= names->count)
+        __u64 count_now = names->count;
+        if (i >= count_now)
             break;
-        const char *name = names->name[i];
+        __u64 j = count_now - 1 - i;
+        TETRA_BOUND(j, TETRA_PATH_DEPTH - 1);
+        const char *name = names->name[j];
         if (!name)
             continue;
         __u64 len = names->len;
-        if (len > TETRA_PATH_MAX - TETRA_NAME_MAX)
+        if (len > TETRA_PATH_MAX - TETRA_NAME_MAX - 1)
             break;
-        TETRA_BOUND(len, TETRA_PATH_MAX - TETRA_NAME_MAX);
-        long n = bpf_probe_read_kernel_str(buf + len, TETRA_NAME_MAX, name);
-        if (n > 0)
-            names->len = len + n;
+        TETRA_BOUND(len, TETRA_PATH_MAX - TETRA_NAME_MAX - 1);
+        buf[len] = '/';
+        long n = bpf_probe_read_kernel_str(buf + len + 1, TETRA_NAME_MAX, name);
+        if (n > 1)
+            names->len = len + n;  /* the NUL is overwritten by the next '/' */
     }
     __u64 total = names->len;
+    if (total == 0) {
+        buf[0] = '/';
+        total = 1;
+    }
     TETRA_BOUND(total, TETRA_PATH_MAX);
     walk.len = total;
     return walk;

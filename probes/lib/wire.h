@@ -43,10 +43,9 @@ struct tetra_header {
     __u32 tid;      /* thread id */
 };
 
-/* Followed by filename[filename_len], cwd[cwd_len] (path components from the leaf
- * up, each NUL-terminated: the kernel walks dentries upwards and user space
- * reverses), args[args_len] (argv, NUL-separated, argv[0] included) and
- * cgroup[cgroup_len] (the cgroup v2 leaf name). */
+/* Followed by filename[filename_len], cwd[cwd_len] (the path, no NUL),
+ * args[args_len] (argv, NUL-separated, argv[0] included) and cgroup[cgroup_len]
+ * (the cgroup v2 leaf name). */
 struct tetra_exec {
     struct tetra_header h;
     __u32 ppid;

@@ -10,9 +10,8 @@ from tetra.wire import layouts
 from tetra.wire.layouts import ExecFlags, Op
 
 
-def exec_record(filename: bytes, cwd_leaf_first: list[bytes], argv: list[bytes], cgroup: bytes = b"",
+def exec_record(filename: bytes, cwd: bytes, argv: list[bytes], cgroup: bytes = b"",
                 flags: int = 0, pid: int = 42) -> bytes:
-    cwd = b"".join(c + b"\0" for c in cwd_leaf_first)
     args = b"".join(a + b"\0" for a in argv)
     fname = filename + b"\0"
     cg = cgroup + b"\0"
@@ -22,8 +21,8 @@ def exec_record(filename: bytes, cwd_leaf_first: list[bytes], argv: list[bytes],
     return head + fname + cwd + args + cg
 
 
-def test_exec_fields_cwd_reversed_and_argv_split() -> None:
-    rec = decode(exec_record(b"/usr/bin/curl", [b"b", b"a"], [b"curl", b"-s", b"https://x"], b"docker-ab.scope"))
+def test_exec_fields_and_argv_split() -> None:
+    rec = decode(exec_record(b"/usr/bin/curl", b"/a/b", [b"curl", b"-s", b"https://x"], b"docker-ab.scope"))
     assert isinstance(rec, ExecRecord)
     assert (rec.pid, rec.ppid, rec.uid, rec.auid, rec.cgroup_id) == (42, 7, 1000, 4294967295, 99)
     assert rec.filename == "/usr/bin/curl"
@@ -34,27 +33,27 @@ def test_exec_fields_cwd_reversed_and_argv_split() -> None:
 
 
 def test_root_cwd_and_relative_filename() -> None:
-    rec = decode(exec_record(b"./run.sh", [], [b"./run.sh"]))
+    rec = decode(exec_record(b"./run.sh", b"/", [b"./run.sh"]))
     assert rec.cwd == "/"
     assert rec.filename == "/run.sh"
-    rec = decode(exec_record(b"bin/tool", [b"src", b"home"], [b"bin/tool"]))
+    rec = decode(exec_record(b"bin/tool", b"/home/src", [b"bin/tool"]))
     assert rec.filename == "/home/src/bin/tool"
 
 
 def test_non_utf8_bytes_are_escaped() -> None:
-    rec = decode(exec_record(b"/bin/echo", [b"d\xff"], [b"echo", b"\xc3\x28ok", b"caf\xc3\xa9"]))
+    rec = decode(exec_record(b"/bin/echo", b"/d\xff", [b"echo", b"\xc3\x28ok", b"caf\xc3\xa9"]))
     assert rec.argv == ["echo", "\\xc3(ok", "café"]
     assert rec.cwd == "/d\\xff"
 
 
 def test_empty_arguments_are_kept() -> None:
-    rec = decode(exec_record(b"/bin/x", [], [b"x", b"", b"y", b""]))
+    rec = decode(exec_record(b"/bin/x", b"/", [b"x", b"", b"y", b""]))
     assert rec.argv == ["x", "", "y", ""]
 
 
 def test_truncation_flags_use_tetragon_names() -> None:
     flags = ExecFlags.TRUNC_ARGS | ExecFlags.CWD_ERROR
-    rec = decode(exec_record(b"/bin/x", [], [b"x", b"partial"], flags=flags))
+    rec = decode(exec_record(b"/bin/x", b"/", [b"x", b"partial"], flags=flags))
     assert rec.flags == ["execve", "truncArgs", "errorCWD"]
 
 
@@ -76,6 +75,6 @@ def test_bad_records_raise_decode_error(raw: bytes, message: str) -> None:
 
 
 def test_lengths_beyond_the_record_are_rejected() -> None:
-    raw = exec_record(b"/bin/x", [], [b"x"])
+    raw = exec_record(b"/bin/x", b"/", [b"x"])
     with pytest.raises(DecodeError, match="exec record"):
         decode(raw[:-3])

@@ -12,7 +12,7 @@ def test_reads_a_running_process() -> None:
     child = subprocess.Popen(["/bin/sleep", "30", "extra"], cwd="/tmp")
     try:
         rec = None
-        for _ in range(50):  # until the child has exec'd
+        for _ in range(250):  # until the child has exec'd (slow on a loaded machine)
             rec = procfs.read_process(child.pid)
             if rec is not None and rec.filename == "/usr/bin/sleep":
                 break

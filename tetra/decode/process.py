@@ -74,12 +74,6 @@ def absolute(filename: str, cwd: str) -> str:
     return cwd.rstrip("/") + "/" + filename.removeprefix("./")
 
 
-def _cwd_from_components(raw: bytes) -> str:
-    """The kernel writes cwd components leaf first, NUL-terminated; reverse them."""
-    parts = [text(p) for p in raw.split(b"\0") if p]
-    return "/" + "/".join(reversed(parts))
-
-
 def _check_size(raw: bytes, need: int, what: str) -> None:
     if len(raw) < need:
         raise DecodeError(f"{what} record of {len(raw)} bytes, need {need}")
@@ -94,7 +88,7 @@ def decode_exec(raw: bytes) -> ExecRecord:
     at = _EXEC.size
     filename = raw[at:at + flen].rstrip(b"\0")
     at += flen
-    cwd = _cwd_from_components(raw[at:at + clen])
+    cwd = text(raw[at:at + clen]) or "/"
     at += clen
     args = raw[at:at + alen]
     at += alen

@@ -23,7 +23,6 @@ MAX_MATCH_VALUES            16       ``values`` of one matchArgs/matchData/match
 MAX_MATCH_BINARIES          1        ``matchBinaries`` (and ``matchParentBinaries``)
                                      entries of one selector
 MAX_BINARY_VALUES           16       ``values`` of one matchBinaries entry
-MAX_MATCH_PIDS              4        ``matchPIDs`` entries of one selector
 MAX_PID_VALUES              16       ``values`` of one matchPIDs entry
 MAX_MATCH_NAMESPACES        10       ``matchNamespaces`` entries of one selector
 MAX_NAMESPACE_VALUES        4        ``values`` of one matchNamespaces entry
@@ -51,7 +50,6 @@ MAX_MATCH_ARGS = 5
 MAX_MATCH_VALUES = 16
 MAX_MATCH_BINARIES = 1
 MAX_BINARY_VALUES = 16
-MAX_MATCH_PIDS = 4
 MAX_PID_VALUES = 16
 MAX_MATCH_NAMESPACES = 10
 MAX_NAMESPACE_VALUES = 4
