@@ -1,6 +1,14 @@
-"""Shared pytest setup: tests that load BPF programs need root and say so when skipped."""
+"""Shared pytest setup: tests that load BPF programs need root and say so when skipped;
+tests that need a kernel feature this kernel lacks skip naming it and the VM lane."""
 
+import ctypes
+import functools
+import json
 import os
+import shutil
+import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +37,119 @@ def nobody(root: None) -> int:
     if probe.returncode != 0:
         pytest.skip(f"uid {NOBODY} cannot run {sys.executable} here: {probe.stderr.decode().strip()[-200:]}")
     return NOBODY
+
+
+# --- kernel features: kprobe, fentry, lsm, override_return markers -----------
+#
+# Tests marked with a feature this kernel lacks are skipped, saying where they
+# do run: the VM lane (tests/vm) boots a stock kernel that has them. Measured at
+# collection without compiling anything: a tracefs file, one `bpftool feature
+# probe` per session, and one 4-instruction program loaded by hand.
+
+FEATURES = {
+    "kprobe": "kprobes",
+    "fentry": "fentry (BPF tracing programs)",
+    "lsm": "BPF LSM",
+    "override_return": "bpf_override_return",
+}
+_KPROBE_EVENTS = (Path("/sys/kernel/tracing/kprobe_events"), Path("/sys/kernel/debug/tracing/kprobe_events"))
+_ACTIVE_LSMS = Path("/sys/kernel/security/lsm")
+
+_SYS_BPF = 321  # x86-64
+_BPF_PROG_LOAD = 5
+_BPF_PROG_TYPE_KPROBE = 2
+_CALLS_OVERRIDE_RETURN = bytes.fromhex(
+    "b702000000000000"  # r2 = 0: the return value to force (r1 is still the context)
+    "850000003a000000"  # call bpf_override_return (helper 58)
+    "b700000000000000"  # r0 = 0
+    "9500000000000000"  # exit
+)
+
+
+def _bpftool_program_types() -> dict[str, bool] | str:
+    """``program_types`` of ``bpftool feature probe kernel -j``, or why there is none."""
+    bpftool = shutil.which("bpftool") or shutil.which("/usr/sbin/bpftool")
+    if bpftool is None:
+        return "bpftool not found: run scripts/setup.sh"
+    done = subprocess.run([bpftool, "feature", "probe", "kernel", "-j"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return f"bpftool feature probe failed: {done.stderr.strip()[-200:]}"
+    program_types: dict[str, bool] = json.loads(done.stdout)["program_types"]
+    return program_types
+
+
+def _override_return_refusal() -> str | None:
+    """Why the verifier refuses a kprobe program calling bpf_override_return; None when it loads.
+
+    Loaded by hand rather than read from bpftool: bpftool 7.1 (libbpf 1.1)
+    takes newer kernels' refusal ("program of this type cannot use helper")
+    for support and lists the helper on kernels without CONFIG_BPF_KPROBE_OVERRIDE.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    insns = ctypes.create_string_buffer(_CALLS_OVERRIDE_RETURN, len(_CALLS_OVERRIDE_RETURN))
+    license_ = ctypes.create_string_buffer(b"GPL")
+    log = ctypes.create_string_buffer(4096)
+    attr = ctypes.create_string_buffer(
+        struct.pack(
+            "<IIQQIIQ",
+            _BPF_PROG_TYPE_KPROBE,
+            len(_CALLS_OVERRIDE_RETURN) // 8,
+            ctypes.addressof(insns),
+            ctypes.addressof(license_),
+            1,  # log_level: the verifier says why
+            len(log),
+            ctypes.addressof(log),
+        )
+    )
+    fd = libc.syscall(_SYS_BPF, _BPF_PROG_LOAD, attr, len(attr.raw))
+    if fd >= 0:
+        os.close(fd)
+        return None
+    lines = [line for line in log.value.decode(errors="replace").splitlines() if line.strip()]
+    verdicts = [line for line in lines if not line.startswith("processed ")]
+    return f"verifier: {verdicts[-1]}" if verdicts else os.strerror(ctypes.get_errno())
+
+
+def _lsm_refusal(program_types: dict[str, bool]) -> str | None:
+    """Why BPF LSM programs cannot act here; None when they can."""
+    if not program_types.get("have_lsm_prog_type"):
+        return "bpftool feature probe: no lsm program type"
+    if _ACTIVE_LSMS.exists() and "bpf" not in _ACTIVE_LSMS.read_text().split(","):
+        return f"the bpf LSM is not active ({_ACTIVE_LSMS}); boot with lsm=...,bpf"
+    return None
+
+
+@functools.cache
+def missing_kernel_features() -> dict[str, str]:
+    """Marker name -> why this kernel lacks the feature; measured once per session."""
+    if os.geteuid() != 0:
+        return {marker: "measuring it needs root" for marker in FEATURES}
+    missing = {}
+    if not any(path.exists() for path in _KPROBE_EVENTS):
+        missing["kprobe"] = "no kprobe_events in tracefs (CONFIG_KPROBES off, or tracefs not mounted)"
+    program_types = _bpftool_program_types()
+    if isinstance(program_types, str):
+        missing["fentry"] = missing["lsm"] = program_types
+    else:
+        if not program_types.get("have_tracing_prog_type"):
+            missing["fentry"] = "bpftool feature probe: no tracing program type"
+        if (lsm := _lsm_refusal(program_types)) is not None:
+            missing["lsm"] = lsm
+    if (refusal := _override_return_refusal()) is not None:
+        missing["override_return"] = refusal
+    elif "kprobe" in missing:
+        missing["override_return"] = missing["kprobe"]
+    return missing
+
+
+@pytest.hookimpl(trylast=True)  # after -m has deselected: measure only for tests that will run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked with a kernel feature this kernel lacks, naming it and the VM lane."""
+    marked = [(item, marker) for item in items for marker in FEATURES if item.get_closest_marker(marker)]
+    if not marked:
+        return
+    missing = missing_kernel_features()
+    for item, marker in marked:
+        if marker in missing:
+            reason = f"{FEATURES[marker]} unavailable on this kernel ({missing[marker]}); runs in the VM lane (tests/vm)"
+            item.add_marker(pytest.mark.skip(reason=reason))

@@ -7,7 +7,9 @@
     │   └── BtfError           BTF missing, malformed, or a member not found
     ├── SensorError            a BPF program failed to compile, load or attach
     ├── DecodeError            a ring buffer record does not match its layout
-    └── ExportError            an exporter could not be opened or written
+    ├── ExportError            an exporter could not be opened or written
+    └── PolicyErrors           a TracingPolicy file is invalid; carries every located issue
+                               (tetra.policy.errors, with PolicyIssue: file:line:col: path: message)
 
 The CLI turns any ``TetraError`` into one line on stderr and a non-zero exit,
 never a traceback.

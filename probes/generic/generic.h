@@ -18,6 +18,8 @@
 #ifndef TETRA_GENERIC_H
 #define TETRA_GENERIC_H
 
+#include <uapi/linux/ptrace.h>  /* struct pt_regs: a stable ABI, safe from another kernel's headers */
+
 #include "lib/wire.h"
 #include "lib/kernel.h"
 #include "lib/path.h"
@@ -26,7 +28,7 @@
 
 #define TETRA_MAX_ARGS 6
 #define TETRA_STR_MAX 4096       /* bytes read for a string, buffer or path argument */
-#define TETRA_KEY_MAX 256        /* bytes of a string compared for Equal and Prefix */
+#define TETRA_KEY_MAX 252        /* bytes of a string compared for Equal and Prefix (LPM keys hold 256 with the id) */
 #define TETRA_POSTFIX_MAX 128    /* bytes of a string compared for Postfix */
 #define TETRA_ARG_ROOM (4 + TETRA_STR_MAX)
 #define TETRA_GEN_BUF (sizeof(struct tetra_generic) + TETRA_MAX_ARGS * TETRA_ARG_ROOM)
@@ -44,6 +46,7 @@ struct tetra_addrkey {
 };
 
 struct tetra_gen_scratch {
+    __u64 entry_mask;            /* selectors whose entry filters matched (return hooks) */
     __s64 ival[TETRA_MAX_ARGS];  /* integer value of each argument slot */
     __u32 soff[TETRA_MAX_ARGS];  /* where each string argument's bytes start in buf */
     __u32 slen[TETRA_MAX_ARGS];  /* and how many there are */
@@ -63,6 +66,24 @@ BPF_LPM_TRIE(addr_lpm, struct tetra_addrkey, __u8, 1024);
 BPF_ARRAY(policy_mode, __u32, 1);
 
 
+/* Per hook: calls seen (slot 2h) and events posted (2h + 1), so it can be
+ * shown that what did not match never left the kernel. */
+#define TETRA_MAX_HOOKS 64
+BPF_PERCPU_ARRAY(hook_stats, __u64, TETRA_MAX_HOOKS * 2);
+
+static __always_inline void tetra_hook_count(__u32 hook_id, __u32 posted)
+{
+    __u32 slot = hook_id * 2 + posted;
+    __u64 *value = hook_stats.lookup(&slot);
+    if (value)
+        *value += 1;
+}
+
+#ifdef TETRA_NEED_RETURN
+/* Entry state of return hooks, per thread, until the call returns. */
+BPF_F_TABLE("hash", __u64, struct tetra_gen_scratch, pending, 4096, BPF_F_NO_PREALLOC);
+#endif
+
 #ifdef TETRA_NEED_STACKS
 BPF_STACK_TRACE(stacks, 1024);
 #endif
@@ -74,6 +95,39 @@ struct tetra_rate_key {
 };
 BPF_TABLE("lru_hash", struct tetra_rate_key, __u64, rate_seen, 8192);
 #endif
+
+/* --- reading the hook's raw arguments ---------------------------------------- */
+
+/* An integer field of a tracepoint record (offsets and sizes from tracefs). */
+static __always_inline __s64 tetra_ctx_int(void *ctx, __u32 off, __u32 size, int is_signed)
+{
+    __u64 raw = 0;
+    bpf_probe_read_kernel(&raw, size > 8 ? 8 : size, (char *)ctx + off);
+    if (!is_signed || size >= 8)
+        return raw;
+    __u32 shift = 64 - size * 8;
+    return ((__s64)(raw << shift)) >> shift;
+}
+
+/* A __data_loc field: its bytes sit in the record at the offset the field holds. */
+static __always_inline __u64 tetra_ctx_data_loc(void *ctx, __u32 off)
+{
+    __u32 loc = 0;
+    bpf_probe_read_kernel(&loc, sizeof(loc), (char *)ctx + off);
+    return (__u64)((char *)ctx + (loc & 0xFFFF));
+}
+
+/* Argument n of a syscall seen from a kprobe on its __x64_sys_ wrapper: the
+ * wrapper's only argument is the user's pt_regs (x86-64 calling convention). */
+static __always_inline __u64 tetra_syscall_arg(struct pt_regs *ctx, int n)
+{
+    /* offsets in struct pt_regs of di, si, dx, r10, r8, r9 (n is a constant) */
+    unsigned long off = n == 0 ? 112 : n == 1 ? 104 : n == 2 ? 96 : n == 3 ? 56 : n == 4 ? 72 : 64;
+    void *regs = (void *)PT_REGS_PARM1(ctx);
+    __u64 value = 0;
+    bpf_probe_read_kernel(&value, sizeof(value), (char *)regs + off);
+    return value;
+}
 
 static __always_inline struct tetra_gen_scratch *tetra_gen_begin(__u32 hook_id)
 {
@@ -93,6 +147,8 @@ static __always_inline struct tetra_gen_scratch *tetra_gen_begin(__u32 hook_id)
     ev->gen_flags = 0;
     ev->ret = 0;
     g->len = sizeof(struct tetra_generic);
+    g->entry_mask = 0;
+    tetra_hook_count(hook_id, 0);
     return g;
 }
 
@@ -144,8 +200,8 @@ static __always_inline void tetra_put_str(struct tetra_gen_scratch *g, __u32 slo
     tetra_close_field(g, slot, at, len, flags);
 }
 
-/* size bytes from user memory (char_buf with sizeArgIndex, or a fixed size). */
-static __always_inline void tetra_put_buf(struct tetra_gen_scratch *g, __u32 slot, const void *src, __s64 size)
+/* size bytes from user (user=1) or kernel memory (char_buf with sizeArgIndex, or returnCopy). */
+static __always_inline void tetra_put_buf(struct tetra_gen_scratch *g, __u32 slot, const void *src, __s64 size, int user)
 {
     char *at = tetra_slot_at(g);
     __u32 flags = 0;
@@ -157,7 +213,7 @@ static __always_inline void tetra_put_buf(struct tetra_gen_scratch *g, __u32 slo
     }
     __u32 len = size;
     TETRA_BOUND(len, TETRA_STR_MAX);
-    if (len && bpf_probe_read_user(at + 4, len, src) < 0) {
+    if (len && (user ? bpf_probe_read_user(at + 4, len, src) : bpf_probe_read_kernel(at + 4, len, src)) < 0) {
         len = 0;
         flags |= TETRA_ARG_ERROR;
     }
@@ -210,19 +266,24 @@ static __always_inline void tetra_put_fd(struct tetra_gen_scratch *g, __u32 slot
     tetra_put_file(g, slot, file);
 }
 
-/* struct sockaddr from user memory (connect, bind, sendto). */
-static __always_inline void tetra_put_sockaddr(struct tetra_gen_scratch *g, __u32 slot, const void *uaddr)
+static __always_inline long tetra_read(void *dst, __u32 size, const void *src, int user)
+{
+    return user ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
+}
+
+/* struct sockaddr from user (connect, bind, sendto) or kernel memory. */
+static __always_inline void tetra_put_sockaddr(struct tetra_gen_scratch *g, __u32 slot, const void *addr, int user)
 {
     char *at = tetra_slot_at(g);
     struct tetra_sockaddr sa = {};
-    bpf_probe_read_user(&sa.family, sizeof(sa.family), uaddr);
+    tetra_read(&sa.family, sizeof(sa.family), addr, user);
     __u16 port = 0;
-    bpf_probe_read_user(&port, sizeof(port), (const char *)uaddr + 2);
+    tetra_read(&port, sizeof(port), (const char *)addr + 2, user);
     sa.port = (port >> 8) | (port << 8);
     if (sa.family == 2 /* AF_INET */)
-        bpf_probe_read_user(sa.addr, 4, (const char *)uaddr + 4);
+        tetra_read(sa.addr, 4, (const char *)addr + 4, user);
     else if (sa.family == 10 /* AF_INET6 */)
-        bpf_probe_read_user(sa.addr, 16, (const char *)uaddr + 8);
+        tetra_read(sa.addr, 16, (const char *)addr + 8, user);
     else
         sa.port = 0;
     __builtin_memcpy(at, &sa, sizeof(sa));
@@ -293,7 +354,7 @@ static __always_inline int tetra_str_postfix(struct tetra_gen_scratch *g, __u32 
         TETRA_BOUND(from, TETRA_STR_MAX - 1);
         char c = 0;
         bpf_probe_read_kernel(&c, 1, src + from);
-        g->key.data[i & (TETRA_KEY_MAX - 1)] = c;
+        g->key.data[i & (TETRA_POSTFIX_MAX - 1)] = c;
     }
     g->key.prefixlen = 32 + n * 8;
     return str_postfix.lookup(&g->key) != 0;
@@ -354,12 +415,57 @@ static __always_inline __u32 tetra_ns_pid(void)
     return tetra_read_u32(pid, TETRA_OFF_PID_NUMBERS + level * TETRA_SIZEOF_UPID + TETRA_OFF_UPID_NR);
 }
 
+/* The inode number of a namespace of the current task reached through nsproxy
+ * (offsets of the nsproxy member and of ns.inum in its struct, from BTF). */
+static __always_inline __u32 tetra_nsproxy_inum(unsigned long member, unsigned long inum)
+{
+    void *task = (void *)bpf_get_current_task();
+    void *nsproxy = tetra_read_ptr(task, TETRA_OFF_TASK_NSPROXY);
+    return tetra_read_u32(tetra_read_ptr(nsproxy, member), inum);
+}
+
+/* The pid namespace the current task lives in (not the one for its children). */
+static __always_inline __u32 tetra_pid_ns_inum(void)
+{
+    void *task = (void *)bpf_get_current_task();
+    void *pid = tetra_read_ptr(task, TETRA_OFF_TASK_THREAD_PID);
+    __u32 level = tetra_read_u32(pid, TETRA_OFF_PID_LEVEL);
+    TETRA_BOUND(level, 31);
+    void *ns = tetra_read_ptr(pid, TETRA_OFF_PID_NUMBERS + level * TETRA_SIZEOF_UPID + TETRA_OFF_UPID_NS);
+    return tetra_read_u32(ns, TETRA_OFF_PID_NS_INUM);
+}
+
+static __always_inline __u32 tetra_user_ns_inum(void)
+{
+    void *task = (void *)bpf_get_current_task();
+    void *cred = tetra_read_ptr(task, TETRA_OFF_TASK_CRED);
+    return tetra_read_u32(tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS), TETRA_OFF_USER_NS_INUM);
+}
+
 /* A capability set (kernel_cap_t, 64 bits) of the current task's credentials. */
 static __always_inline __u64 tetra_caps(unsigned long cap_offset)
 {
     void *task = (void *)bpf_get_current_task();
     void *cred = tetra_read_ptr(task, TETRA_OFF_TASK_CRED);
     return tetra_read_u64(cred, cap_offset);
+}
+
+/* String (or path) argument slot against the values of matcher id: op 0
+ * equal, 1 prefix, 2 postfix. */
+static __always_inline int tetra_slot_match(struct tetra_gen_scratch *g, __u32 slot, __u32 id, int op)
+{
+    __u32 len;
+    const char *s = tetra_slot_str(g, slot, &len);
+    if (op == 0)
+        return tetra_str_equal(g, id, s, len);
+    if (op == 1)
+        return tetra_str_prefix(g, id, s, len);
+    return tetra_str_postfix(g, id, s, len);
+}
+
+static __always_inline __s64 tetra_ret(struct tetra_gen_scratch *g)
+{
+    return ((struct tetra_generic *)g->buf)->ret;
 }
 
 /* --- actions and emission -------------------------------------------------- */
@@ -419,6 +525,7 @@ static __always_inline int tetra_rate_limited(struct tetra_gen_scratch *g, __u32
 static __always_inline void tetra_gen_emit(struct tetra_gen_scratch *g)
 {
     struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+    tetra_hook_count(ev->hook_id, 1);
     __u64 size = g->len;
     TETRA_BOUND(size, TETRA_GEN_BUF);
     ev->args_len = size - sizeof(struct tetra_generic);

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from tetra.agent.sinks import Event, Sink
 from tetra.agent.stats import PipelineStats
+from tetra.agent.policy_events import PolicyEvents
 from tetra.decode import process as _process_decoders  # noqa: F401  (registers decoders)
+from tetra.decode.generic import GenericRecord
 from tetra.decode.process import CloneRecord, ExecRecord, ExitRecord
 from tetra.decode.registry import decode
 from tetra.errors import DecodeError
@@ -38,11 +40,13 @@ class Pipeline:
         self.sinks = list(sinks)
         self.clock = clock
         self.stats = PipelineStats()
+        self.policies = PolicyEvents()
         self._cgroup2_root = cgroup2_root
         self._handlers: dict[type, Callable[[object], None]] = {
             ExecRecord: self._on_exec,  # type: ignore[dict-item]
             CloneRecord: self._on_clone,  # type: ignore[dict-item]
             ExitRecord: self._on_exit,  # type: ignore[dict-item]
+            GenericRecord: self._on_generic,  # type: ignore[dict-item]
         }
 
     def handle_raw(self, raw: bytes) -> None:
@@ -99,6 +103,24 @@ class Pipeline:
         self._ensure_known(rec.ppid)
         if self.cache.add_clone(rec) is None:
             self.stats.parent_unknown += 1
+
+    def _on_generic(self, rec: GenericRecord) -> None:
+        self._ensure_known(rec.pid)
+        proc = self.cache.by_pid(rec.pid)
+        if proc is None:
+            self.stats.process_unknown += 1
+            process, parent = {"pid": rec.pid, "tid": rec.tid}, None
+        else:
+            process = proc.to_json()
+            process["tid"] = rec.tid
+            found = self.cache.parent_of(proc)
+            parent = found.to_json() if found is not None else None
+        built = self.policies.build(rec, process, parent)
+        if built is None:
+            self.stats.policy_unknown += 1
+            return
+        kind, body = built
+        self._emit(kind, {kind: body, "node_name": self.cache.node, "time": self.clock.rfc3339(rec.ktime)})
 
     def _on_exit(self, rec: ExitRecord) -> None:
         proc = self.cache.mark_exited(rec.pid)

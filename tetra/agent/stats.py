@@ -15,6 +15,8 @@ class PipelineStats:
     parent_unknown: int = 0  # events sent without a parent (parent never seen)
     exits_unknown: int = 0  # exits of processes the cache did not know
     sink_errors: int = 0  # exceptions raised by a sink
+    process_unknown: int = 0  # policy events of a process neither the cache nor /proc knew
+    policy_unknown: int = 0  # policy events that arrived after their policy was removed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -24,4 +26,6 @@ class PipelineStats:
             "parent_unknown": self.parent_unknown,
             "exits_unknown": self.exits_unknown,
             "sink_errors": self.sink_errors,
+            "process_unknown": self.process_unknown,
+            "policy_unknown": self.policy_unknown,
         }

@@ -28,9 +28,11 @@ def cli() -> None:
 def _register() -> None:
     """Attach the subcommands (imported here so `tetra --help` stays fast)."""
     from tetra.cli import agent_cmd, probe_cmd
+    from tetra.cli import tracingpolicy_cmd
 
     cli.add_command(agent_cmd.agent)
     cli.add_command(probe_cmd.probe)
+    cli.add_command(tracingpolicy_cmd.tracingpolicy)
 
 
 def main() -> None:

@@ -36,12 +36,40 @@ OFFSET_PATHS: Mapping[str, str] = {
     "TETRA_OFF_CSS_SET_DFL_CGRP": "css_set.dfl_cgrp",
     "TETRA_OFF_CGROUP_KN": "cgroup.kn",
     "TETRA_OFF_KERNFS_NODE_NAME": "kernfs_node.name",
+    # generic hooks (probes/generic/generic.h)
+    "TETRA_OFF_TASK_FILES": "task_struct.files",
+    "TETRA_OFF_FILES_FDT": "files_struct.fdt",
+    "TETRA_OFF_FDTABLE_MAX_FDS": "fdtable.max_fds",
+    "TETRA_OFF_FDTABLE_FD": "fdtable.fd",
+    "TETRA_OFF_FILE_F_PATH_DENTRY": "file.f_path.dentry",
+    "TETRA_OFF_FILE_F_PATH_MNT": "file.f_path.mnt",
+    "TETRA_OFF_TASK_CRED": "task_struct.cred",
+    "TETRA_OFF_TASK_NSPROXY": "task_struct.nsproxy",
+    "TETRA_OFF_TASK_THREAD_PID": "task_struct.thread_pid",
+    "TETRA_OFF_PID_LEVEL": "pid.level",
+    "TETRA_OFF_PID_NUMBERS": "pid.numbers",
+    "TETRA_OFF_UPID_NR": "upid.nr",
+    "TETRA_OFF_UPID_NS": "upid.ns",
+    "TETRA_OFF_PID_NS_INUM": "pid_namespace.ns.inum",
+    "TETRA_OFF_CRED_USER_NS": "cred.user_ns",
+    "TETRA_OFF_USER_NS_INUM": "user_namespace.ns.inum",
+    "TETRA_OFF_CRED_CAP_EFFECTIVE": "cred.cap_effective",
+    "TETRA_OFF_CRED_CAP_PERMITTED": "cred.cap_permitted",
+    "TETRA_OFF_CRED_CAP_INHERITABLE": "cred.cap_inheritable",
+    "TETRA_OFF_LINUX_BINPRM_FILE": "linux_binprm.file",
+}
+
+# Sizes of structs the probes step over (arrays of them).
+SIZE_NAMES: Mapping[str, str] = {
+    "TETRA_SIZEOF_UPID": "upid",
 }
 
 
 def resolve_offsets(btf: Btf) -> dict[str, int]:
-    """Every TETRA_OFF_* define with its value on the running kernel.
+    """Every TETRA_OFF_* and TETRA_SIZEOF_* define with its value on the running kernel.
 
     Raises BtfError naming the first member the kernel does not have.
     """
-    return {define: btf.offset_of(path) for define, path in OFFSET_PATHS.items()}
+    defines = {define: btf.offset_of(path) for define, path in OFFSET_PATHS.items()}
+    defines.update({define: btf.size_of(name) for define, name in SIZE_NAMES.items()})
+    return defines

@@ -130,12 +130,15 @@ def is_null(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == TAG_NULL
 
 
-def mapping_entries(node: MappingNode, report: Callable[[Node, str], None]) -> Iterator[tuple[Node, Node]]:
+def mapping_entries(node: MappingNode, report: Callable[[Node, str], None],
+                    merging: frozenset[int] = frozenset()) -> Iterator[tuple[Node, Node]]:
     """The (key, value) pairs of a mapping with YAML merge keys (``<<: *base``) applied.
 
     Keys written in the mapping itself come first and win over merged ones, as
-    YAML specifies; a merged key that is overridden is not a duplicate.
+    YAML specifies; a merged key that is overridden is not a duplicate. A
+    mapping that merges itself (through an alias) is reported, not followed.
     """
+    merging |= {id(node)}
     merged: list[tuple[Node, Node]] = []
     for key, value in node.value:
         if key.tag != TAG_MERGE:
@@ -143,10 +146,12 @@ def mapping_entries(node: MappingNode, report: Callable[[Node, str], None]) -> I
             continue
         sources = value.value if isinstance(value, SequenceNode) else [value]
         for source in sources:
-            if isinstance(source, MappingNode):
-                merged.extend(mapping_entries(source, report))
-            else:
+            if not isinstance(source, MappingNode):
                 report(source, f"a merge key (<<) takes a mapping or a list of mappings, got {describe(source)}")
+            elif id(source) in merging:
+                report(source, "this merge key includes the mapping it is in")
+            else:
+                merged.extend(mapping_entries(source, report, merging))
     own = {key.value for key, _ in node.value if isinstance(key, ScalarNode) and key.tag != TAG_MERGE}
     seen: set[object] = set()
     for key, value in merged:

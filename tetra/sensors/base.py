@@ -31,26 +31,31 @@ class KernelCounts:
 _QUOTED_INCLUDE = re.compile(r'^#include "([^"]+)"\s*$', re.MULTILINE)
 
 
-def probe_source(relative: str) -> str:
-    """The text of a C file under probes/, with its quoted includes expanded.
+def expand_includes(text: str, seen: set[Path] | None = None) -> str:
+    """C text with its quoted includes (paths under probes/) pasted in.
 
-    bcc rewrites map calls (``events.ringbuf_output(...)``) only in the main
-    text, not in included headers, so probes/lib headers that use maps must be
-    pasted in. Each file is expanded once; system (<...>) includes stay.
+    bcc rewrites map calls (``tetra_events.ringbuf_output(...)``) only in the
+    main text, not in included headers, so probes/lib headers that use maps
+    must be pasted in. Each file is expanded once; system (<...>) includes stay.
     """
-    seen: set[Path] = set()
+    seen = set() if seen is None else seen
 
     def expand(path: Path) -> str:
         if path in seen:
             return ""
         seen.add(path)
         try:
-            text = path.read_text()
+            content = path.read_text()
         except OSError as err:
             raise SensorError(f"cannot read probe source {path}: {err.strerror}") from err
-        return _QUOTED_INCLUDE.sub(lambda m: expand(PROBES_DIR / m.group(1)), text)
+        return _QUOTED_INCLUDE.sub(lambda m: expand(PROBES_DIR / m.group(1)), content)
 
-    return expand(PROBES_DIR / relative)
+    return _QUOTED_INCLUDE.sub(lambda m: expand(PROBES_DIR / m.group(1)), text)
+
+
+def probe_source(relative: str) -> str:
+    """The text of a C file under probes/, with its quoted includes expanded."""
+    return expand_includes(f'#include "{relative}"\n')
 
 
 def cflags(defines: Mapping[str, int | str | None]) -> list[str]:

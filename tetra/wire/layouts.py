@@ -27,9 +27,10 @@ class Op(enum.IntEnum):
     EXEC = 1
     CLONE = 2
     EXIT = 3
+    GENERIC = 4
 
 
-OP_MAX = 4
+OP_MAX = 5
 STAT_SENT = 0
 STAT_LOST = 1
 
@@ -91,4 +92,37 @@ EXEC = Layout(
 CLONE = Layout("tetra_clone", HEADER_FIELDS + (("ppid", "I"), ("_pad2", "I"), ("cgroup_id", "Q")))
 EXIT = Layout("tetra_exit", HEADER_FIELDS + (("exit_code", "I"), ("_pad2", "I")))
 
-LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT)
+GENERIC = Layout(
+    "tetra_generic",
+    HEADER_FIELDS
+    + (
+        ("policy_id", "I"),
+        ("hook_id", "I"),
+        ("action", "I"),
+        ("kernel_stack_id", "i"),
+        ("user_stack_id", "i"),
+        ("args_len", "H"),
+        ("selector", "B"),
+        ("gen_flags", "B"),
+        ("ret", "q"),
+    ),
+)
+SOCKADDR = Layout("tetra_sockaddr", (("family", "H"), ("port", "H"), ("_pad2", "I"), ("addr", "16s")))
+
+
+class Action(enum.IntEnum):
+    """What a policy hook did (TETRA_ACTION_* in wire.h)."""
+
+    POST = 0
+    NOPOST = 1
+    SIGKILL = 2
+    SIGNAL = 3
+
+
+GEN_RETURN = 0x01
+GEN_MONITOR = 0x02
+ARG_TRUNCATED = 0x80000000
+ARG_ERROR = 0x40000000
+ARG_LEN_MASK = 0x00FFFFFF
+
+LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR)

@@ -1,0 +1,85 @@
+"""process_kprobe / process_tracepoint / process_uprobe / process_lsm events.
+
+The kernel says which policy and hook an event came from; the registry of
+loaded policies turns that into Tetragon's event: function or tracepoint name,
+typed arguments, return value, action, policy name, message, tags, stacks.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tetra.compiler.plan import HookPlan
+from tetra.compiler.program import CompiledPolicy
+from tetra.decode.generic import GenericRecord, decode_args, int_arg
+from tetra.wire.layouts import GEN_RETURN, Action
+
+Json = dict[str, Any]
+ACTION_NAMES = {
+    Action.POST: "KPROBE_ACTION_POST",
+    Action.NOPOST: "KPROBE_ACTION_NOPOST",
+    Action.SIGKILL: "KPROBE_ACTION_SIGKILL",
+    Action.SIGNAL: "KPROBE_ACTION_SIGNAL",
+}
+# stack id, pid, user? -> symbolized frames ("name+0x1f")
+Symbolizer = Callable[[int, int, bool], list[str]]
+
+
+@dataclass
+class LoadedPolicy:
+    compiled: CompiledPolicy
+    symbolize: Symbolizer
+
+
+def _frames(symbols: list[str]) -> list[Json]:
+    frames = []
+    for symbol in symbols:
+        name, _, offset = symbol.partition("+")
+        frames.append({"symbol": name, "offset": offset} if offset else {"symbol": name})
+    return frames
+
+
+def _hook_fields(hook: HookPlan) -> Json:
+    if hook.event == "process_tracepoint":
+        return {"subsys": hook.subsys, "event": hook.tp_event}
+    if hook.event == "process_uprobe":
+        return {"path": hook.uprobe_path, "symbol": hook.function_name}
+    return {"function_name": hook.function_name}
+
+
+class PolicyEvents:
+    """Loaded policies by id, and the events built from their records."""
+
+    def __init__(self) -> None:
+        self.policies: dict[int, LoadedPolicy] = {}
+
+    def add(self, policy_id: int, loaded: LoadedPolicy) -> None:
+        self.policies[policy_id] = loaded
+
+    def remove(self, policy_id: int) -> None:
+        self.policies.pop(policy_id, None)
+
+    def build(self, rec: GenericRecord, process: Json, parent: Json | None) -> tuple[str, Json] | None:
+        """(event type, body) or None when the policy or hook is no longer loaded."""
+        loaded = self.policies.get(rec.policy_id)
+        if loaded is None or rec.hook_id >= len(loaded.compiled.hooks):
+            return None
+        hook = loaded.compiled.hooks[rec.hook_id]
+        body: Json = {"process": process}
+        if parent is not None:
+            body["parent"] = parent
+        body.update(_hook_fields(hook))
+        body["args"] = decode_args(rec.blob, hook)
+        if rec.flags & GEN_RETURN and hook.return_arg is not None:
+            body["return"] = int_arg(rec.ret, hook.return_arg)
+        body["action"] = ACTION_NAMES.get(Action(rec.action), "KPROBE_ACTION_UNKNOWN")
+        body["policy_name"] = loaded.compiled.policy.name
+        if hook.message:
+            body["message"] = hook.message
+        if hook.tags:
+            body["tags"] = list(hook.tags)
+        if rec.kernel_stack_id >= 0:
+            body["kernel_stack_trace"] = _frames(loaded.symbolize(rec.kernel_stack_id, rec.pid, False))
+        if rec.user_stack_id >= 0:
+            body["user_stack_trace"] = _frames(loaded.symbolize(rec.user_stack_id, rec.pid, True))
+        return hook.event, body

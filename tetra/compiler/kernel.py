@@ -1,0 +1,63 @@
+"""Which hook mechanisms the running kernel offers, measured cheaply at start.
+
+kprobes: the kernel exposes ``kprobe_events`` in tracefs only with
+CONFIG_KPROBES. fentry (BPF "tracing" programs) and BPF LSM: ``bpftool feature
+probe`` loads a tiny program of each type, which is the measurement itself
+(70 ms, no compiler). Every missing feature carries the reason a user can act
+on, and policies name it when a hook cannot be placed.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from tetra.kernel.tracefs import TRACEFS_ROOTS
+
+
+@dataclass(frozen=True)
+class KernelSupport:
+    """What can be attached here; ``reasons`` explains each missing mechanism."""
+
+    kprobe: bool
+    fentry: bool
+    lsm: bool
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def detect(cls) -> "KernelSupport":
+        reasons: dict[str, str] = {}
+        kprobe = any((root / "kprobe_events").exists() for root in TRACEFS_ROOTS)
+        if not kprobe:
+            reasons["kprobe"] = "no kprobe_events in tracefs (CONFIG_KPROBES is not set)"
+        types = _bpftool_program_types()
+        fentry = bool(types.get("have_tracing_prog_type"))
+        lsm = bool(types.get("have_lsm_prog_type"))
+        if not fentry:
+            reasons["fentry"] = "the kernel refuses BPF tracing (fentry) programs"
+        if not lsm:
+            reasons["lsm"] = "the kernel refuses BPF LSM programs (is 'bpf' in the lsm= boot parameter?)"
+        if not types:
+            reasons["fentry"] = reasons["lsm"] = "bpftool is not installed: fentry and BPF LSM were not probed"
+        return cls(kprobe=kprobe, fentry=fentry, lsm=lsm, reasons=reasons)
+
+    @classmethod
+    def everything(cls) -> "KernelSupport":
+        """For compiling C to look at (--emit-c) as a kernel with every mechanism would run it."""
+        return cls(kprobe=True, fentry=True, lsm=True)
+
+
+_BPFTOOLS = ("/usr/sbin/bpftool", "/sbin/bpftool")  # root's PATH may lack sbin under sudo
+
+
+def _bpftool_program_types() -> dict[str, bool]:
+    bpftool = shutil.which("bpftool") or next((p for p in _BPFTOOLS if os.path.exists(p)), None)
+    if bpftool is None:
+        return {}
+    try:
+        out = subprocess.run([bpftool, "feature", "probe", "kernel", "-j"], capture_output=True,
+                             timeout=30, check=True).stdout
+        return dict(json.loads(out).get("program_types", {}))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}

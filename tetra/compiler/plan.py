@@ -1,0 +1,353 @@
+"""Placing each hook of a policy on this kernel, and reading its arguments.
+
+For every hook the planner picks a mechanism, in order of preference:
+
+==================  =============================================================
+hook                mechanism
+==================  =============================================================
+kprobe, syscall     kprobe on the arch wrapper (``__x64_sys_openat``) where the
+                    kernel has kprobes, else the ``syscalls:sys_enter_*`` /
+                    ``sys_exit_*`` tracepoints (present on every kernel)
+kprobe, function    kprobe, else fentry; else the hook is refused with the
+                    reason (a kernel function has no tracepoint)
+tracepoint          tracepoint (``raw: true``: raw tracepoint)
+uprobe              uprobe on each symbol
+lsmhook             BPF LSM, else refused
+==================  =============================================================
+
+and says for each argument the C expression of its raw 64-bit value. All
+problems of a policy are collected and raised together, located.
+"""
+
+import platform
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from tetra.compiler.argtypes import KERNEL_ONLY, POINTER_TYPES, TYPES, UNSUPPORTED, ArgType, Encoding, Memory
+from tetra.compiler.kernel import KernelSupport
+from tetra.errors import KernelError
+from tetra.kernel.tracefs import Field, tracepoint_fields
+from tetra.policy.errors import PolicyErrors, PolicyIssue
+from tetra.policy.model import ArgSpec, KProbe, Location, LsmHook, Selector, Tracepoint, TracingPolicy, UProbe
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ARCH_PREFIXES = ("__x64_", "__ia32_", "__arm64_", "__riscv_", "__s390x_")
+_SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_"}.get(platform.machine(), "sys_")
+
+
+class Mechanism(str, Enum):
+    TRACEPOINT = "tracepoint"
+    RAW_TRACEPOINT = "raw_tracepoint"
+    KPROBE = "kprobe"
+    FENTRY = "fentry"
+    UPROBE = "uprobe"
+    LSM = "lsm"
+
+
+@dataclass(frozen=True)
+class ArgPlan:
+    """One argument: where its value comes from and how it is collected."""
+
+    spec: ArgSpec
+    atype: ArgType
+    value: str  # C expression of the raw 64-bit value
+    memory: Memory  # for pointer types
+    size: str | None  # C expression of a buffer's size (char_buf)
+    at_return: bool  # returnCopy: read when the call returns
+
+    @property
+    def label(self) -> str | None:
+        return self.spec.label
+
+
+@dataclass(frozen=True)
+class HookPlan:
+    """One BPF program (two with a return probe) and what its events mean."""
+
+    hook_id: int
+    event: str  # process_kprobe | process_tracepoint | process_uprobe | process_lsm
+    function_name: str  # as Tetragon reports it
+    mechanism: Mechanism
+    attach: str  # kprobe symbol, "subsys:event", raw tracepoint, LSM hook, uprobe symbol
+    uprobe_path: str | None
+    args: tuple[ArgPlan, ...]  # in the policy's order
+    return_attach: str | None  # where the return program goes; None without return
+    return_value: str | None  # C expression of the return value, in the return program
+    return_arg: ArgType | None
+    selectors: tuple[Selector, ...]
+    message: str | None
+    tags: tuple[str, ...]
+    loc: Location
+    subsys: str = ""
+    tp_event: str = ""
+
+    @property
+    def entry_fn(self) -> str:
+        return f"tetra_hook_{self.hook_id}"
+
+    @property
+    def return_fn(self) -> str:
+        return f"tetra_ret_{self.hook_id}"
+
+    @property
+    def blob_order(self) -> tuple[ArgPlan, ...]:
+        """Arguments in the order the kernel writes them: returnCopy ones last."""
+        return tuple(a for a in self.args if not a.at_return) + tuple(a for a in self.args if a.at_return)
+
+
+class _Issues:
+    """Collects located errors so that one run reports them all."""
+
+    def __init__(self) -> None:
+        self.items: list[PolicyIssue] = []
+
+    def add(self, loc: Location, message: str) -> None:
+        self.items.append(PolicyIssue(loc, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise PolicyErrors(self.items)
+
+
+def syscall_name(call: str) -> str | None:
+    """"sys_openat", "__x64_sys_openat" or "openat" -> "openat"; None when not a name."""
+    name = call
+    for prefix in _ARCH_PREFIXES:
+        name = name.removeprefix(prefix)
+    name = name.removeprefix("sys_")
+    return name if _IDENT.fullmatch(name) else None
+
+
+def kernel_symbols() -> frozenset[str]:
+    """Function names the kernel exports (for kprobes): /proc/kallsyms."""
+    try:
+        text = Path("/proc/kallsyms").read_text()
+    except OSError:
+        return frozenset()
+    return frozenset(line.split()[2] for line in text.splitlines() if len(line.split()) >= 3)
+
+
+class Planner:
+    """Plans the hooks of one policy for one kernel."""
+
+    def __init__(self, support: KernelSupport, symbols: frozenset[str] | None = None) -> None:
+        self.support = support
+        self.symbols = symbols
+        self.issues = _Issues()
+        self.hooks: list[HookPlan] = []
+
+    def plan(self, policy: TracingPolicy) -> list[HookPlan]:
+        spec = policy.spec
+        for kprobe in spec.kprobes + spec.fentries:
+            for call in spec.kprobe_calls(kprobe):
+                self._kprobe(kprobe, call)
+        for tracepoint in spec.tracepoints:
+            self._tracepoint(tracepoint)
+        for uprobe in spec.uprobes:
+            for symbol in uprobe.symbols:
+                self._uprobe(uprobe, symbol)
+            if uprobe.offsets or uprobe.addrs:
+                self.issues.add(uprobe.loc, "uprobe offsets and addrs are not supported by tetra yet: use symbols")
+        for hook in spec.lsmhooks:
+            self._lsm(hook)
+        for usdt in spec.usdts:
+            self.issues.add(usdt.loc, "usdts are not supported by tetra yet")
+        self.issues.raise_if_any()
+        return self.hooks
+
+    # --- hooks -----------------------------------------------------------------
+
+    def _kprobe(self, kprobe: KProbe, call: str) -> None:
+        if kprobe.syscall:
+            self._syscall(kprobe, call)
+        else:
+            self._kernel_function(kprobe, call)
+
+    def _syscall(self, kprobe: KProbe, call: str) -> None:
+        name = syscall_name(call)
+        if name is None:
+            self.issues.add(kprobe.loc, f"call {call!r} is not a syscall name")
+            return
+        function_name = _SYSCALL_PREFIX + name
+        if self.support.kprobe:
+            if self.symbols is not None and function_name not in self.symbols:
+                self._missing(kprobe, f"this kernel has no syscall function {function_name}")
+                return
+            args = self._args(kprobe.args, kprobe, lambda i: f"tetra_syscall_arg(ctx, {i})", user=True)
+            self._add(kprobe, "process_kprobe", function_name, Mechanism.KPROBE, function_name, args,
+                      return_attach=function_name if kprobe.return_ else None, return_value="PT_REGS_RC(ctx)")
+            return
+        try:
+            fields = _syscall_fields(tracepoint_fields("syscalls", f"sys_enter_{name}"))
+            exit_fields = tracepoint_fields("syscalls", f"sys_exit_{name}") if kprobe.return_ else ()
+        except KernelError as err:
+            self._missing(kprobe, str(err))
+            return
+
+        def value(index: int) -> str:
+            if index >= len(fields):
+                raise _BadArg(f"syscall {name} has {len(fields)} arguments, no index {index}")
+            return f"tetra_ctx_int(ctx, {fields[index].offset}, 8, 0)"
+
+        args = self._args(kprobe.args, kprobe, value, user=True)
+        ret = next((f for f in exit_fields if f.name == "ret"), None)
+        self._add(kprobe, "process_kprobe", function_name, Mechanism.TRACEPOINT, f"syscalls:sys_enter_{name}", args,
+                  return_attach=f"syscalls:sys_exit_{name}" if kprobe.return_ else None,
+                  return_value=f"tetra_ctx_int(ctx, {ret.offset}, 8, 1)" if ret else None)
+
+    def _kernel_function(self, kprobe: KProbe, call: str) -> None:
+        if not _IDENT.fullmatch(call):
+            self.issues.add(kprobe.loc, f"call {call!r} is not a kernel function name")
+            return
+        if self.support.kprobe:
+            if self.symbols is not None and call not in self.symbols:
+                self._missing(kprobe, f"this kernel has no function {call}")
+                return
+            args = self._args(kprobe.args, kprobe, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=False)
+            self._add(kprobe, "process_kprobe", call, Mechanism.KPROBE, call, args,
+                      return_attach=call if kprobe.return_ else None, return_value="PT_REGS_RC(ctx)")
+        elif self.support.fentry:
+            if kprobe.return_:
+                self.issues.add(kprobe.loc, f"return probes on {call} need kprobes; this kernel has only "
+                                            f"fentry ({self.support.reasons.get('kprobe', '')})")
+                return
+            args = self._args(kprobe.args, kprobe, lambda i: f"a{i}", user=False)
+            self._add(kprobe, "process_kprobe", call, Mechanism.FENTRY, call, args)
+        else:
+            self.issues.add(kprobe.loc, f"kernel function {call} needs kprobes or fentry, and this kernel has "
+                                        f"neither: {self.support.reasons.get('kprobe')}; "
+                                        f"{self.support.reasons.get('fentry')}")
+
+    def _tracepoint(self, tp: Tracepoint) -> None:
+        if not (_IDENT.fullmatch(tp.subsystem) and _IDENT.fullmatch(tp.event)):
+            self.issues.add(tp.loc, f"{tp.subsystem}:{tp.event} is not a tracepoint name")
+            return
+        if tp.raw:
+            args = self._args(tp.args, tp, lambda i: f"((struct bpf_raw_tracepoint_args *)ctx)->args[{i}]",
+                              user=False)
+            self._add(tp, "process_tracepoint", f"{tp.subsystem}/{tp.event}", Mechanism.RAW_TRACEPOINT,
+                      tp.event, args, subsys=tp.subsystem, tp_event=tp.event)
+            return
+        try:
+            fields = tracepoint_fields(tp.subsystem, tp.event)
+        except KernelError as err:
+            self.issues.add(tp.loc, str(err))
+            return
+        user = tp.subsystem == "syscalls"
+        planned = []
+        for spec in tp.args:
+            if spec.index >= len(fields):
+                self.issues.add(spec.loc, f"{tp.subsystem}:{tp.event} has {len(fields)} fields "
+                                          f"(index 0 is {fields[0].name}), no index {spec.index}")
+                continue
+            arg = self._tracepoint_arg(spec, fields[spec.index], user)
+            if arg is not None:
+                planned.append(arg)
+        self._add(tp, "process_tracepoint", f"{tp.subsystem}/{tp.event}", Mechanism.TRACEPOINT,
+                  f"{tp.subsystem}:{tp.event}", tuple(planned), subsys=tp.subsystem, tp_event=tp.event)
+
+    def _tracepoint_arg(self, spec: ArgSpec, f: Field, user: bool) -> ArgPlan | None:
+        if f.is_data_loc or f.is_char_array:
+            value = f"tetra_ctx_data_loc(ctx, {f.offset})" if f.is_data_loc else f"(__u64)((char *)ctx + {f.offset})"
+            atype = TYPES["string"] if spec.type == "auto" else self._type(spec)
+            return None if atype is None else ArgPlan(spec, atype, value, Memory.KERNEL, None, False)
+        value = f"tetra_ctx_int(ctx, {f.offset}, {f.size}, {int(f.signed)})"
+        if spec.type == "auto":
+            atype = TYPES["string"] if f.is_pointer and "char" in f.c_type else TYPES["long"]
+        else:
+            atype = self._type(spec)
+        if atype is None:
+            return None
+        memory = Memory.USER if user else Memory.KERNEL
+        return ArgPlan(spec, atype, value, memory, None, False)
+
+    def _uprobe(self, uprobe: UProbe, symbol: str) -> None:
+        if not uprobe.path.startswith("/") or not Path(uprobe.path).exists():
+            self.issues.add(uprobe.loc, f"uprobe path {uprobe.path!r} does not exist (an absolute path is needed)")
+            return
+        if not _IDENT.fullmatch(symbol):
+            self.issues.add(uprobe.loc, f"uprobe symbol {symbol!r} is not a symbol name")
+            return
+        args = self._args(uprobe.args, uprobe, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=True)
+        self._add(uprobe, "process_uprobe", symbol, Mechanism.UPROBE, symbol, args, uprobe_path=uprobe.path,
+                  return_attach=symbol if uprobe.return_ else None, return_value="PT_REGS_RC(ctx)")
+
+    def _lsm(self, hook: LsmHook) -> None:
+        if not _IDENT.fullmatch(hook.hook):
+            self.issues.add(hook.loc, f"{hook.hook!r} is not an LSM hook name")
+            return
+        if not self.support.lsm:
+            self.issues.add(hook.loc, f"LSM hook {hook.hook} needs BPF LSM: {self.support.reasons.get('lsm')}")
+            return
+        args = self._args(hook.args, hook, lambda i: f"a{i}", user=False)
+        self._add(hook, "process_lsm", hook.hook, Mechanism.LSM, hook.hook, args)
+
+    # --- arguments -------------------------------------------------------------
+
+    def _type(self, spec: ArgSpec) -> ArgType | None:
+        if spec.type in UNSUPPORTED:
+            self.issues.add(spec.loc, f"argument type {spec.type!r} is {UNSUPPORTED[spec.type]}")
+            return None
+        return TYPES[spec.type]
+
+    def _args(self, specs: tuple[ArgSpec, ...], hook: object, value: Callable[[int], str], user: bool) -> tuple[ArgPlan, ...]:
+        planned = []
+        returns = getattr(hook, "return_", False)
+        for spec in specs:
+            atype = self._type(spec)
+            if atype is None:
+                continue
+            try:
+                raw = value(spec.index)
+                size = value(spec.size_arg_index - 1) if spec.size_arg_index else None
+            except _BadArg as err:
+                self.issues.add(spec.loc, str(err))
+                continue
+            if spec.type in KERNEL_ONLY and user:
+                self.issues.add(spec.loc, f"type {spec.type!r} is a kernel pointer; this hook's arguments "
+                                          f"are user values (use string, fd or char_buf)")
+                continue
+            if spec.return_copy and not returns:
+                self.issues.add(spec.loc, "returnCopy needs 'return: true' on the hook")
+                continue
+            if atype.encoding is Encoding.BYTES and spec.type in ("char_buf", "const_buf") \
+                    and size is None and not spec.return_copy:
+                self.issues.add(spec.loc, f"type {spec.type!r} needs sizeArgIndex or returnCopy "
+                                          "(how many bytes to read)")
+                continue
+            memory = Memory.USER if user and spec.type in POINTER_TYPES else Memory.KERNEL
+            planned.append(ArgPlan(spec, atype, raw, memory, size, spec.return_copy))
+        return tuple(planned)
+
+    def _add(self, hook: KProbe | Tracepoint | UProbe | LsmHook, event: str, function_name: str,
+             mechanism: Mechanism, attach: str, args: tuple[ArgPlan, ...], *, uprobe_path: str | None = None,
+             return_attach: str | None = None, return_value: str | None = None,
+             subsys: str = "", tp_event: str = "") -> None:
+        return_arg = getattr(hook, "return_arg", None)
+        return_type = None
+        if return_attach is not None:
+            return_type = TYPES["int"] if return_arg is None else self._type(return_arg)
+        self.hooks.append(HookPlan(
+            hook_id=len(self.hooks), event=event, function_name=function_name, mechanism=mechanism, attach=attach,
+            uprobe_path=uprobe_path, args=args, return_attach=return_attach,
+            return_value=return_value if return_attach else None, return_arg=return_type,
+            selectors=hook.selectors, message=hook.message, tags=hook.tags, loc=hook.loc,
+            subsys=subsys, tp_event=tp_event,
+        ))
+
+    def _missing(self, kprobe: KProbe, reason: str) -> None:
+        if not kprobe.ignore_call_not_found:
+            self.issues.add(kprobe.loc, reason)
+
+
+class _BadArg(Exception):
+    """An argument index the hook does not have."""
+
+
+def _syscall_fields(fields: tuple[Field, ...]) -> tuple[Field, ...]:
+    """The syscall's own arguments: the fields after common_* and __syscall_nr."""
+    return tuple(f for f in fields if not f.name.startswith("common_") and f.name != "__syscall_nr")
+

@@ -1,0 +1,35 @@
+"""Compiling one policy: plan, selectors, C text; every problem raised together."""
+
+from dataclasses import dataclass
+
+from tetra.compiler.codegen import generate
+from tetra.compiler.kernel import KernelSupport
+from tetra.compiler.plan import HookPlan, Planner
+from tetra.compiler.selectors import MapEntry, SelectorCode, SelectorCompiler
+from tetra.kernel.btf import Btf
+from tetra.policy.errors import PolicyErrors
+from tetra.policy.model import TracingPolicy
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """What the policy sensor loads and what the decoder needs to read its events."""
+
+    policy: TracingPolicy
+    policy_id: int
+    hooks: tuple[HookPlan, ...]
+    selectors: dict[int, tuple[SelectorCode, ...]]
+    c_text: str
+    map_entries: tuple[MapEntry, ...]
+
+
+def compile_policy(policy: TracingPolicy, policy_id: int, support: KernelSupport, btf: Btf | None,
+                   symbols: frozenset[str] | None = None) -> CompiledPolicy:
+    """Raises PolicyErrors (located) when a hook cannot be placed or a filter evaluated here."""
+    hooks = Planner(support, symbols).plan(policy)
+    selectors = SelectorCompiler(btf)
+    codes = {hook.hook_id: selectors.compile(hook) for hook in hooks}
+    if selectors.issues:
+        raise PolicyErrors(selectors.issues)
+    text = generate(policy_id, policy.name, hooks, codes, btf)
+    return CompiledPolicy(policy, policy_id, tuple(hooks), codes, text, tuple(selectors.entries))

@@ -1,0 +1,343 @@
+"""Selectors -> C conditions, and their values -> map entries.
+
+Tetragon's semantics: the filters of one selector AND; selectors are tried in
+order and the first that matches decides the actions; the values of Equal/In
+(and Prefix, Postfix...) OR, those of NotEqual/NotIn AND. A hook without
+selectors posts every call.
+
+Strings, binary paths and addresses become entries of the policy's maps,
+keyed by a matcher id; the C only names the id. Integers are parsed and
+printed as decimal literals. A filter tetra cannot evaluate in the kernel is
+refused with its location, never dropped.
+"""
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tetra.compiler.argtypes import Encoding
+from tetra.compiler.names import ADDRESS_FAMILIES, CAPABILITY_NUMBERS, NAMESPACES
+from tetra.compiler.plan import ArgPlan, HookPlan
+from tetra.kernel.btf import Btf
+from tetra.policy.errors import PolicyIssue
+from tetra.policy.model import Action, Location, MatchArg, Selector
+
+STR_OPS = {"Equal": (0, False), "NotEqual": (0, True), "Prefix": (1, False), "NotPrefix": (1, True),
+           "Postfix": (2, False), "NotPostfix": (2, True)}
+BINARY_OPS = {"In": (0, False), "NotIn": (0, True), "Prefix": (1, False), "NotPrefix": (1, True),
+              "Postfix": (2, False), "NotPostfix": (2, True)}
+STR_MAPS = ("str_eq", "str_prefix", "str_postfix")
+POSTFIX_MAX = 127
+KEY_MAX = 252  # TETRA_KEY_MAX in generic.h: an LPM key holds 256 bytes, 4 of them the id
+_DURATION = re.compile(r"(\d+)([smh]?)")
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    """One value of a matcher: a key of str_eq / str_prefix / str_postfix / addr_lpm."""
+
+    map: str
+    id: int
+    data: bytes
+    prefixlen: int = 0  # bits of data that must match (LPM tries)
+
+
+@dataclass(frozen=True)
+class ActionCode:
+    """What the kernel does when a selector matches."""
+
+    post: bool = True
+    signal: int | None = None  # Sigkill: 9, Signal: argSig
+    action: str = "TETRA_ACTION_POST"
+    rate_limit_ns: int = 0
+    rate_limit_scope: int = 0  # 0 thread, 1 process, 2 global
+    kernel_stack: bool = False
+    user_stack: bool = False
+
+
+@dataclass(frozen=True)
+class SelectorCode:
+    entry: str  # C condition on arguments and process
+    ret: str  # C condition on the return value ("1" when none)
+    actions: ActionCode
+
+
+@dataclass
+class SelectorCompiler:
+    """Compiles the selectors of every hook of one policy; ids are unique per policy."""
+
+    btf: Btf | None
+    entries: list[MapEntry] = field(default_factory=list)
+    issues: list[PolicyIssue] = field(default_factory=list)
+    _next_id: int = 1
+
+    def compile(self, hook: HookPlan) -> tuple[SelectorCode, ...]:
+        if not hook.selectors:
+            return (SelectorCode("1", "1", ActionCode()),)
+        return tuple(self._selector(hook, sel) for sel in hook.selectors)
+
+    def _id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def _error(self, loc: Location, message: str) -> str:
+        self.issues.append(PolicyIssue(loc, message))
+        return "0"
+
+    def _selector(self, hook: HookPlan, sel: Selector) -> SelectorCode:
+        parts = [self._match_arg(hook, m) for m in sel.match_args]
+        parts += [self._match_pids(m.operator, m.values, m.is_namespace_pid, m.follow_forks, m.loc)
+                  for m in sel.match_pids]
+        parts += [self._match_binaries(m.operator, m.values, m.follow_children, m.loc, parent=False)
+                  for m in sel.match_binaries]
+        parts += [self._match_binaries(m.operator, m.values, m.follow_children, m.loc, parent=True)
+                  for m in sel.match_parent_binaries]
+        parts += [self._match_namespace(m.namespace, m.operator, m.values, m.loc) for m in sel.match_namespaces]
+        parts += [self._match_caps(m.type, m.operator, m.values, m.is_namespace_capability, m.loc)
+                  for m in sel.match_capabilities]
+        for unsupported, name in ((sel.match_namespace_changes, "matchNamespaceChanges"),
+                                  (sel.match_capability_changes, "matchCapabilityChanges"),
+                                  (sel.match_data, "matchData")):
+            for m in unsupported:
+                parts.append(self._error(m.loc, f"{name} is not supported by tetra yet"))
+        rets = [self._match_return(hook, m) for m in sel.match_return_args]
+        if sel.match_return_args and hook.return_attach is None:
+            rets = [self._error(sel.loc, "matchReturnArgs needs 'return: true' on the hook")]
+        if sel.match_return_actions:
+            self._error(sel.loc, "matchReturnActions is not supported by tetra yet")
+        return SelectorCode(_all(parts), _all(rets), self._actions(sel.match_actions))
+
+    # --- matchArgs -----------------------------------------------------------
+
+    def _slot(self, hook: HookPlan, m: MatchArg) -> tuple[int, ArgPlan] | None:
+        for slot, arg in enumerate(hook.blob_order):
+            if arg.spec.index == m.index:
+                return slot, arg
+        return None
+
+    def _match_arg(self, hook: HookPlan, m: MatchArg) -> str:
+        if m.args:
+            return self._error(m.loc, "matchArgs 'args' (several arguments) is not supported by tetra yet")
+        found = self._slot(hook, m)
+        if found is None:
+            return self._error(m.loc, f"no argument with index {m.index} on this hook")
+        slot, arg = found
+        if arg.at_return:
+            return self._error(m.loc, "a returnCopy argument is only known at return: use matchReturnArgs")
+        encoding = arg.atype.encoding
+        if encoding is Encoding.INT:
+            cast = "__u64" if arg.atype.unsigned else "__s64"
+            return self._int_op(f"(({cast})g->ival[{slot}])", m, unsigned=arg.atype.unsigned)
+        if encoding in (Encoding.BYTES, Encoding.PATH):
+            return self._str_op(m, lambda ident, op: f"tetra_slot_match(g, {slot}, {ident}, {op})")
+        return self._sockaddr_op(slot, m)
+
+    def _match_return(self, hook: HookPlan, m: MatchArg) -> str:
+        if hook.return_arg is None or hook.return_arg.encoding is not Encoding.INT:
+            return self._error(m.loc, "matchReturnArgs compares integer return values only")
+        return self._int_op("tetra_ret(g)", m, unsigned=hook.return_arg.unsigned)
+
+    def _int_op(self, value: str, m: MatchArg, unsigned: bool) -> str:
+        try:
+            if m.operator in ("InRange", "NotInRange"):
+                ranges = [_range(v) for v in m.values]
+                terms = [f"({_literal(lo, unsigned)} <= {value} && {value} <= {_literal(hi, unsigned)})"
+                         for lo, hi in ranges]
+                return _any(terms) if m.operator == "InRange" else f"!{_any(terms)}"
+            numbers = [_literal(_int(v, unsigned), unsigned) for v in m.values]
+        except ValueError as err:
+            return self._error(m.loc, str(err))
+        ops: dict[str, Callable[[], str]] = {
+            "Equal": lambda: _any([f"{value} == {n}" for n in numbers]),
+            "NotEqual": lambda: _all([f"{value} != {n}" for n in numbers]),
+            "GT": lambda: f"({value} > {numbers[0]})",
+            "GreaterThan": lambda: f"({value} > {numbers[0]})",
+            "LT": lambda: f"({value} < {numbers[0]})",
+            "LessThan": lambda: f"({value} < {numbers[0]})",
+            "Mask": lambda: _any([f"(({value} & {n}) != 0)" for n in numbers]),
+        }
+        if m.operator not in ops:
+            return self._error(m.loc, f"operator {m.operator} does not apply to an integer argument")
+        return ops[m.operator]()
+
+    def _str_op(self, m: MatchArg, call: Callable[[int, int], str], ops: dict[str, tuple[int, bool]] = STR_OPS,
+                values: tuple[str, ...] | None = None) -> str:
+        if m.operator not in ops:
+            return self._error(m.loc, f"operator {m.operator} does not apply to a string argument")
+        op, negate = ops[m.operator]
+        ident = self._id()
+        for value in values if values is not None else m.values:
+            data = value.encode()
+            if op == 2:
+                if len(data) > POSTFIX_MAX:
+                    return self._error(m.loc, f"postfix {value!r} is longer than {POSTFIX_MAX} bytes")
+                data = data[::-1]
+            elif len(data) >= KEY_MAX:
+                return self._error(m.loc, f"value {value[:40]!r}... is longer than {KEY_MAX - 1} bytes")
+            prefixlen = 32 + 8 * len(data) if op else 0
+            self.entries.append(MapEntry(STR_MAPS[op], ident, data, prefixlen))
+        expr = call(ident, op)
+        return f"!{expr}" if negate else expr
+
+    def _sockaddr_op(self, slot: int, m: MatchArg) -> str:
+        op = m.operator
+        try:
+            if op == "Family":
+                families = [ADDRESS_FAMILIES[v] if v in ADDRESS_FAMILIES else int(v, 0) for v in m.values]
+                return _any([f"g->ival[{slot}] == {f}" for f in families])
+            if op in ("SAddr", "DAddr", "NotSAddr", "NotDAddr"):
+                id4, id6 = self._id(), self._id()
+                for value in m.values:
+                    net = ipaddress.ip_network(value, strict=False)
+                    ident = id4 if net.version == 4 else id6
+                    self.entries.append(MapEntry("addr_lpm", ident, net.network_address.packed,
+                                                 32 + net.prefixlen))
+                expr = f"tetra_addr_match(g, {slot}, {id4}, {id6})"
+                return f"!{expr}" if op.startswith("Not") else expr
+            port = f"tetra_sockaddr_port(g, {slot})"
+            if op in ("SPort", "DPort", "NotSPort", "NotDPort"):
+                terms = [f"({lo} <= {port} && {port} <= {hi})" for lo, hi in map(_range, m.values)]
+                return f"!{_any(terms)}" if op.startswith("Not") else _any(terms)
+            if op in ("SPortPriv", "DPortPriv"):
+                return f"({port} < 1024)"
+            if op in ("NotSportPriv", "NotSPortPriv", "NotDPortPriv"):
+                return f"({port} >= 1024)"
+        except (ValueError, KeyError) as err:
+            return self._error(m.loc, f"bad value for {op}: {err}")
+        return self._error(m.loc, f"operator {op} does not apply to a sockaddr argument")
+
+    # --- process filters -----------------------------------------------------
+
+    def _match_pids(self, operator: str, values: tuple[int, ...], namespace: bool, follow: bool,
+                    loc: Location) -> str:
+        if follow:
+            return self._error(loc, "matchPIDs followForks is not supported by tetra yet")
+        pid = "(__s64)tetra_ns_pid()" if namespace else "(__s64)(bpf_get_current_pid_tgid() >> 32)"
+        if operator == "In":
+            return _any([f"{pid} == {int(v)}" for v in values])
+        return _all([f"{pid} != {int(v)}" for v in values])
+
+    def _match_binaries(self, operator: str, values: tuple[str, ...], follow: bool, loc: Location,
+                        parent: bool) -> str:
+        if follow:
+            return self._error(loc, "matchBinaries followChildren is not supported by tetra yet")
+        fake = MatchArg(None, (), operator, values, loc)
+        return self._str_op(fake, lambda ident, op: f"tetra_binary_match(g, {ident}, {op}, {int(parent)})",
+                            ops=BINARY_OPS)
+
+    def _match_namespace(self, name: str, operator: str, values: tuple[str, ...], loc: Location) -> str:
+        if self.btf is None:
+            return self._error(loc, "matchNamespaces needs the kernel's BTF")
+        if name == "Pid":
+            inum, proc = "tetra_pid_ns_inum()", "pid"
+        elif name == "User":
+            inum, proc = "tetra_user_ns_inum()", "user"
+        elif name in NAMESPACES:
+            member, struct, proc = NAMESPACES[name]
+            try:
+                off_member = self.btf.offset_of(f"nsproxy.{member}")
+                off_inum = self.btf.offset_of(f"{struct}.ns.inum")
+            except Exception as err:  # BtfError: this kernel lacks the namespace
+                return self._error(loc, f"namespace {name}: {err}")
+            inum = f"tetra_nsproxy_inum({off_member}, {off_inum})"
+        else:
+            return self._error(loc, f"unknown namespace {name}")
+        numbers = []
+        for value in values:
+            if value == "host_ns":
+                numbers.append(os.stat(f"/proc/1/ns/{proc}").st_ino)
+            else:
+                numbers.append(int(value, 0))
+        if operator == "In":
+            return _any([f"{inum} == {n}" for n in numbers])
+        return _all([f"{inum} != {n}" for n in numbers])
+
+    def _match_caps(self, kind: str, operator: str, values: tuple[str, ...], in_namespace: bool,
+                    loc: Location) -> str:
+        if in_namespace:
+            return self._error(loc, "matchCapabilities isNamespaceCapability is not supported by tetra yet")
+        mask = 0
+        for value in values:
+            if value not in CAPABILITY_NUMBERS:
+                return self._error(loc, f"unknown capability {value}")
+            mask |= 1 << CAPABILITY_NUMBERS[value]
+        caps = f"tetra_caps(TETRA_OFF_CRED_CAP_{kind.upper()})"
+        return f"(({caps} & {mask}ULL) != 0)" if operator == "In" else f"(({caps} & {mask}ULL) == 0)"
+
+    # --- actions -------------------------------------------------------------
+
+    def _actions(self, actions: tuple[Action, ...]) -> ActionCode:
+        code = ActionCode()
+        for action in actions:
+            name = action.action
+            if name == "Post":
+                code = ActionCode(post=True, signal=code.signal, action=code.action,
+                                  rate_limit_ns=self._rate(action), rate_limit_scope=_scope(action.rate_limit_scope),
+                                  kernel_stack=action.kernel_stack_trace, user_stack=action.user_stack_trace)
+            elif name == "NoPost":
+                code = ActionCode(post=False, signal=code.signal, action="TETRA_ACTION_NOPOST")
+            elif name == "Sigkill":
+                code = ActionCode(post=code.post, signal=9, action="TETRA_ACTION_SIGKILL",
+                                  rate_limit_ns=code.rate_limit_ns, rate_limit_scope=code.rate_limit_scope,
+                                  kernel_stack=code.kernel_stack, user_stack=code.user_stack)
+            elif name == "Signal":
+                code = ActionCode(post=code.post, signal=int(action.arg_sig or 0), action="TETRA_ACTION_SIGNAL",
+                                  rate_limit_ns=code.rate_limit_ns, rate_limit_scope=code.rate_limit_scope,
+                                  kernel_stack=code.kernel_stack, user_stack=code.user_stack)
+            else:
+                self._error(action.loc, f"action {name} is not supported by tetra yet")
+        return code
+
+    def _rate(self, action: Action) -> int:
+        if not action.rate_limit:
+            return 0
+        match = _DURATION.fullmatch(action.rate_limit.strip())
+        if not match:
+            self._error(action.loc, f"rateLimit {action.rate_limit!r} is not a duration such as 10s, 1m, 1h")
+            return 0
+        unit = {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]
+        return int(match[1]) * unit * 1_000_000_000
+
+
+def _scope(scope: str | None) -> int:
+    return {"thread": 0, "process": 1, "global": 2}.get(scope or "thread", 0)
+
+
+def _int(text: str, unsigned: bool) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+    low, high = (0, 2**64 - 1) if unsigned else (-(2**63), 2**63 - 1)
+    if not low <= value <= high:
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _literal(value: int, unsigned: bool) -> str:
+    """A C integer literal of the comparison's type (the most negative one spelled out)."""
+    if unsigned:
+        return f"{value}ULL"
+    if value == -(2**63):
+        return "(-9223372036854775807LL - 1)"
+    return f"{value}LL"
+
+
+def _range(text: str) -> tuple[int, int]:
+    """"80" -> (80, 80); "1000:2000" -> (1000, 2000)."""
+    lo, _, hi = text.partition(":")
+    low = int(lo, 0)
+    high = int(hi, 0) if hi else low
+    if high < low:
+        raise ValueError(f"range {text} is empty")
+    return low, high
+
+
+def _any(terms: list[str]) -> str:
+    return "(" + " || ".join(terms) + ")" if terms else "0"
+
+
+def _all(terms: list[str]) -> str:
+    return "(" + " && ".join(terms) + ")" if terms else "1"

@@ -1,0 +1,135 @@
+"""Decoding policy hook events: the fixed part here, the arguments per hook.
+
+The fixed part (struct tetra_generic) says which policy and hook; the
+argument blob is only meaningful with that hook's plan, so ``decode_args``
+takes it: integers, length-prefixed bytes and paths, and socket addresses,
+in the kernel's order (returnCopy arguments last), returned in the policy's.
+"""
+
+import base64
+import ipaddress
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from tetra.compiler.argtypes import ArgType, Encoding
+from tetra.compiler.names import CAPABILITIES, FAMILY_NAMES
+from tetra.compiler.plan import ArgPlan, HookPlan
+from tetra.decode.process import text
+from tetra.decode.registry import register
+from tetra.errors import DecodeError
+from tetra.wire import layouts
+from tetra.wire.layouts import ARG_ERROR, ARG_LEN_MASK, ARG_TRUNCATED, Op
+
+_GENERIC = layouts.GENERIC.codec
+_SOCKADDR = layouts.SOCKADDR.codec
+_I64 = struct.Struct("<q")
+_U32 = struct.Struct("<I")
+
+Json = dict[str, Any]
+
+
+@dataclass(slots=True)
+class GenericRecord:
+    ktime: int
+    pid: int
+    tid: int
+    policy_id: int
+    hook_id: int
+    action: int
+    kernel_stack_id: int
+    user_stack_id: int
+    selector: int
+    flags: int
+    ret: int
+    blob: bytes
+
+
+@register(Op.GENERIC)
+def decode_generic(raw: bytes) -> GenericRecord:
+    if len(raw) < _GENERIC.size:
+        raise DecodeError(f"policy event record of {len(raw)} bytes, need {_GENERIC.size}")
+    (_, _, _, _, ktime, pid, tid, policy_id, hook_id, action, kstack, ustack, args_len, selector, flags,
+     ret) = _GENERIC.unpack_from(raw)
+    blob = raw[_GENERIC.size:_GENERIC.size + args_len]
+    if len(blob) != args_len:
+        raise DecodeError(f"policy event says {args_len} argument bytes, has {len(blob)}")
+    return GenericRecord(ktime, pid, tid, policy_id, hook_id, action, kstack, ustack, selector, flags, ret, blob)
+
+
+def _int_value(raw: int, atype: ArgType) -> int:
+    bits = {"__s8": 8, "__u8": 8, "__s16": 16, "__u16": 16, "__s32": 32, "__u32": 32}.get(atype.cast, 64)
+    value = raw & ((1 << bits) - 1)
+    if not atype.unsigned and value >= 1 << (bits - 1):
+        value -= 1 << bits
+    return value
+
+
+def int_arg(raw: int, atype: ArgType) -> Json:
+    """Tetragon's JSON: 64-bit integers are strings (protobuf JSON), 32-bit ones numbers."""
+    value = _int_value(raw, atype)
+    if atype.json_key == "capability_arg":
+        name = CAPABILITIES[value] if 0 <= value < len(CAPABILITIES) else ""
+        return {"capability_arg": {"value": value, "name": name}}
+    if atype.json_key in ("long_arg", "size_arg"):
+        return {atype.json_key: str(value)}
+    return {atype.json_key: value}
+
+
+def _bytes_arg(data: bytes, head: int, atype: ArgType) -> Json:
+    if atype.json_key == "bytes_arg":
+        encoded = base64.b64encode(data).decode()
+        if head & ARG_TRUNCATED:
+            return {"truncated_bytes_arg": {"bytes_arg": encoded, "orig_size": str(len(data))}}
+        return {"bytes_arg": encoded}
+    return {atype.json_key: text(data)}
+
+
+def _path_arg(data: bytes, head: int, atype: ArgType) -> Json:
+    body: Json = {"path": text(data)} if not head & ARG_ERROR else {}
+    if head & ARG_TRUNCATED:
+        body["flags"] = "truncated"
+    return {atype.json_key: body}
+
+
+def _sockaddr_arg(raw: bytes) -> Json:
+    family, port, _, addr = _SOCKADDR.unpack(raw)
+    body: Json = {"family": FAMILY_NAMES.get(family, str(family))}
+    if family == 2:
+        body["addr"] = str(ipaddress.IPv4Address(addr[:4]))
+        body["port"] = port
+    elif family == 10:
+        body["addr"] = str(ipaddress.IPv6Address(addr))
+        body["port"] = port
+    return {"sockaddr_arg": body}
+
+
+def decode_args(blob: bytes, hook: HookPlan) -> list[Json]:
+    """The hook's arguments as Tetragon argument objects, in the policy's order."""
+    by_plan: dict[int, Json] = {}
+    at = 0
+    for arg in hook.blob_order:
+        obj, at = _one(blob, at, arg)
+        if arg.label:
+            obj["label"] = arg.label
+        by_plan[id(arg)] = obj
+    return [by_plan[id(arg)] for arg in hook.args if id(arg) in by_plan]
+
+
+def _one(blob: bytes, at: int, arg: ArgPlan) -> tuple[Json, int]:
+    encoding = arg.atype.encoding
+    try:
+        if encoding is Encoding.INT:
+            return int_arg(_I64.unpack_from(blob, at)[0], arg.atype), at + 8
+        if encoding is Encoding.SOCKADDR:
+            return _sockaddr_arg(blob[at:at + _SOCKADDR.size]), at + _SOCKADDR.size
+        head = _U32.unpack_from(blob, at)[0]
+        length = head & ARG_LEN_MASK
+        data = blob[at + 4:at + 4 + length]
+    except struct.error as err:
+        raise DecodeError(f"argument {arg.spec.index} of {arg.atype.name}: blob too short ({err})") from None
+    if len(data) != length:
+        raise DecodeError(f"argument {arg.spec.index}: {length} bytes announced, {len(data)} present")
+    if encoding is Encoding.PATH:
+        return _path_arg(data, head, arg.atype), at + 4 + length
+    return _bytes_arg(data, head, arg.atype), at + 4 + length

@@ -1,0 +1,321 @@
+"""Checks across objects of a built policy: what no single YAML object shows by itself.
+
+A filter must read an argument the hook declares, with an operator that fits
+that argument's type; an action must make sense on its kind of hook; a
+``list:NAME`` must name a list; a selector must stay within what one BPF
+selector holds once its macros are expanded. These run on the model (every
+object carries its location), after the schema walk found the document's
+shape valid.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tetra.policy import vocab
+from tetra.policy.errors import PolicyIssue, Severity
+from tetra.policy.limits import (MAX_ACTIONS, MAX_HOOKS, MAX_MATCH_ARGS, MAX_MATCH_BINARIES, MAX_MATCH_NAMESPACES,
+                                 MAX_NAMESPACE_CHANGES)
+from tetra.policy.model import LIST_PREFIX, Action, ArgSpec, Location, MatchArg, Selector, Spec, TracingPolicy
+from tetra.policy.values import check_capability_mask, check_typed_value, decimal
+
+
+@dataclass(frozen=True)
+class HookKind:
+    """What differs between the kinds of hooks, for the checks below."""
+
+    attr: str          # the Spec attribute holding them
+    noun: str
+    index_mode: str    # how matchArgs index finds its argument: see _targets
+    override: str      # Override's argError: "errno" (negative), "any" (uprobes), "" (no Override here)
+
+
+HOOK_KINDS = (
+    HookKind("kprobes", "kprobe", "index", "errno"),
+    HookKind("fentries", "fentry", "index", "errno"),
+    HookKind("tracepoints", "tracepoint", "either", ""),
+    HookKind("uprobes", "uprobe", "index", "any"),
+    HookKind("lsmhooks", "LSM hook", "index", "errno"),
+    HookKind("usdts", "USDT probe", "index", ""),
+)
+
+MAX_ERRNO = 4095
+
+# Per selector, after macros: (attributes counted together, how the user wrote them, limit).
+SELECTOR_LIMITS = (
+    (("match_args", "match_data"), "matchArgs and matchData filters", MAX_MATCH_ARGS),
+    (("match_binaries",), "matchBinaries entries", MAX_MATCH_BINARIES),
+    (("match_parent_binaries",), "matchParentBinaries entries", MAX_MATCH_BINARIES),
+    (("match_namespaces",), "matchNamespaces entries", MAX_MATCH_NAMESPACES),
+    (("match_namespace_changes",), "matchNamespaceChanges entries", MAX_NAMESPACE_CHANGES),
+    (("match_actions",), "matchActions", MAX_ACTIONS),
+    (("match_return_actions",), "matchReturnActions", MAX_ACTIONS),
+)
+
+
+class _Issues:
+    def __init__(self) -> None:
+        self.found: list[PolicyIssue] = []
+
+    def add(self, loc: Location, message: str, key: str = "", severity: Severity = "error") -> None:
+        if key:
+            loc = Location(loc.file, loc.line, loc.column, f"{loc.path}.{key}")
+        self.found.append(PolicyIssue(loc, message, severity))
+
+    def warn(self, loc: Location, message: str, key: str = "") -> None:
+        self.add(loc, message, key, "warning")
+
+
+def check_policy(policy: TracingPolicy) -> list[PolicyIssue]:
+    """Every cross-object problem of a policy whose shape is valid."""
+    issues = _Issues()
+    spec = policy.spec
+    _check_spec(spec, issues)
+    for kind in HOOK_KINDS:
+        for hook in getattr(spec, kind.attr):
+            _check_hook(spec, kind, hook, issues)
+    return issues.found
+
+
+def _check_spec(spec: Spec, issues: _Issues) -> None:
+    hooks = sum(len(getattr(spec, kind.attr)) for kind in HOOK_KINDS)
+    if hooks > MAX_HOOKS:
+        issues.add(spec.loc, f"{hooks} hooks, at most {MAX_HOOKS} are supported in one policy "
+                             "(split it into several policies)")
+    for objects, what in ((spec.lists, "list"), (spec.options, "option")):
+        first: dict[str, Location] = {}
+        for item in objects:
+            if item.name in first:
+                issues.add(item.loc, f"{what} '{item.name}' is defined twice (first at line {first[item.name].line})")
+            first.setdefault(item.name, item.loc)
+    for enforcer in spec.enforcers:
+        for call in enforcer.calls:
+            _check_list_ref(spec, call, enforcer.loc, "calls", issues)
+
+
+def _check_list_ref(spec: Spec, value: str, loc: Location, key: str, issues: _Issues) -> None:
+    if not value.startswith(LIST_PREFIX):
+        return
+    name = value[len(LIST_PREFIX):]
+    if all(spec_list.name != name for spec_list in spec.lists):
+        defined = ", ".join(spec_list.name for spec_list in spec.lists) or "none"
+        issues.add(loc, f"'{value}' names a list that spec.lists does not define (defined: {defined})", key)
+
+
+def _check_hook(spec: Spec, kind: HookKind, hook: Any, issues: _Issues) -> None:
+    args: tuple[ArgSpec, ...] = hook.args
+    _check_args(args, issues)
+    if kind.attr in ("kprobes", "fentries"):
+        _check_list_ref(spec, hook.call, hook.loc, "call", issues)
+    returns = getattr(hook, "return_", False)
+    return_arg: ArgSpec | None = getattr(hook, "return_arg", None)
+    if return_arg is not None and not returns:
+        issues.add(return_arg.loc, "returnArg needs 'return: true' on its hook")
+    if getattr(hook, "return_arg_action", None) is not None and not returns:
+        issues.add(hook.loc, "returnArgAction needs 'return: true'", "returnArgAction")
+    catch_all: int | None = None
+    for i, selector in enumerate(hook.selectors):
+        if catch_all is not None:
+            issues.warn(selector.loc, f"unreachable: selectors[{catch_all}] has no filters, so it matches "
+                                      "every call first")
+        elif not selector.has_filters:
+            catch_all = i
+        _check_selector(spec, kind, hook, selector, issues)
+
+
+def _check_args(args: Sequence[ArgSpec], issues: _Issues) -> None:
+    first: dict[int, ArgSpec] = {}
+    for arg in args:
+        if arg.index in first:
+            issues.add(arg.loc, f"argument index {arg.index} is declared twice (first at line "
+                                f"{first[arg.index].loc.line})", "index")
+        first.setdefault(arg.index, arg)
+    for arg in args:
+        if arg.size_arg_index is None:
+            continue
+        target = arg.size_arg_index - 1
+        if target == arg.index:
+            issues.add(arg.loc, "sizeArgIndex points at the argument itself (it is 1-based: "
+                                f"{arg.index + 1} means index {arg.index})", "sizeArgIndex")
+        elif target not in first:
+            declared = ", ".join(str(index) for index in first)
+            issues.add(arg.loc, f"sizeArgIndex {arg.size_arg_index} refers to argument index {target}, which is "
+                                f"not declared (sizeArgIndex is 1-based; declared indexes: {declared})",
+                       "sizeArgIndex")
+
+
+def _hook_name(kind: HookKind, hook: Any) -> str:
+    for attr in ("call", "hook", "name"):
+        if hasattr(hook, attr):
+            return f"{kind.noun} {getattr(hook, attr)}"
+    return f"{kind.noun} {hook.subsystem}/{hook.event}"
+
+
+def _check_selector(spec: Spec, kind: HookKind, hook: Any, selector: Selector, issues: _Issues) -> None:
+    for attrs, what, limit in SELECTOR_LIMITS:
+        count = sum(len(getattr(selector, attr)) for attr in attrs)
+        if count > limit:
+            issues.add(selector.loc, f"{count} {what}, at most {limit} are supported in one selector "
+                                     "(counting those from macros)")
+    enforcing = [action.action for action in selector.match_actions if action.action in vocab.ENFORCING_ACTIONS]
+    if enforcing and not selector.has_filters:
+        issues.warn(selector.loc, f"this selector has no filters, so {enforcing[0]} applies to every call of "
+                                  f"{_hook_name(kind, hook)}")
+    for match in selector.match_args:
+        _check_filter(spec, hook.args, kind.index_mode, match, issues)
+    for match in selector.match_data:
+        _check_filter(spec, getattr(hook, "data", ()), "position", match, issues)
+    returns = getattr(hook, "return_", False)
+    return_arg: ArgSpec | None = getattr(hook, "return_arg", None)
+    if selector.match_return_args:
+        if return_arg is None:
+            issues.add(selector.loc, "matchReturnArgs needs a returnArg on the hook to compare with",
+                       "matchReturnArgs")
+        else:
+            for match in selector.match_return_args:
+                _check_filter(spec, (return_arg,), "index", match, issues)
+    if (selector.match_return_args or selector.match_return_actions) and not returns:
+        issues.warn(selector.loc, "matchReturnArgs and matchReturnActions only run with 'return: true' on the hook")
+    for action in selector.match_actions + selector.match_return_actions:
+        _check_action(spec, kind, action, issues)
+
+
+def _check_action(spec: Spec, kind: HookKind, action: Action, issues: _Issues) -> None:
+    name = action.action
+    if name == "Override":
+        if not kind.override:
+            issues.add(action.loc, f"Override cannot change what a {kind.noun} returns", "action")
+        elif kind.override == "errno":
+            if action.arg_regs:
+                issues.add(action.loc, "argRegs is only for uprobes", "argRegs")
+            if action.arg_error is None:
+                issues.add(action.loc, "Override needs argError (a negative errno such as -1 for EPERM)", "action")
+            elif not -MAX_ERRNO <= action.arg_error <= -1:
+                issues.add(action.loc, f"argError {action.arg_error} is not a negative errno "
+                                       f"(-{MAX_ERRNO}..-1, such as -1 for EPERM)", "argError")
+    if name == "Set" and kind.attr != "usdts":
+        issues.add(action.loc, f"action Set only works on USDT probes, not on a {kind.noun}", "action")
+    if name == "NotifyEnforcer" and not spec.enforcers:
+        issues.add(action.loc, "action NotifyEnforcer needs an enforcer in spec.enforcers", "action")
+
+
+# What each operator needs from the argument it reads: (allowed types, what to call them).
+_TYPE_RULES: list[tuple[frozenset[str], frozenset[str], str]] = [
+    (vocab.SOCKET_OPERATORS, vocab.SOCKET_TYPES, "a sock, skb, sockaddr or socket argument"),
+    (vocab.FILE_TYPE_OPERATORS, frozenset({"file", "path"}), "a file or path argument"),
+    (vocab.STRING_OPERATORS, vocab.STRING_TYPES, "a string-like argument (string, char_buf, file, path, ...)"),
+    (vocab.SUBSTRING_OPERATORS, frozenset({"string", "char_buf"}), "a string or char_buf argument"),
+    (vocab.NUMERIC_OPERATORS - {"Mask"}, frozenset(vocab.INT_TYPE_RANGES), "an integer argument"),
+    (frozenset({"Mask"}), frozenset(vocab.INT_TYPE_RANGES) | vocab.CAPABILITY_TYPES,
+     "an integer or capability argument"),
+    (frozenset({"CapabilitiesGained"}), vocab.CAPABILITY_TYPES, "capability arguments"),
+    (frozenset({"Equal", "NotEqual"}), frozenset(vocab.ARG_TYPES) - vocab.SOCKET_TYPES,
+     "an argument that is not a socket (use SAddr, DAddr, SPort, DPort, ...)"),
+]
+
+
+def _check_filter(spec: Spec, args: Sequence[ArgSpec], index_mode: str, match: MatchArg,
+                  issues: _Issues) -> None:
+    """One matchArgs/matchData/matchReturnArgs filter against the arguments it reads."""
+    for value in match.values:
+        if match.operator in ("InMap", "NotInMap"):
+            _check_list_ref(spec, value, match.loc, "values", issues)
+    targets = _targets(args, index_mode, match, issues)
+    operator = match.operator
+    for arg in targets:
+        if arg.type == "auto":
+            continue  # known only from BTF, when the policy is compiled
+        for operators, types, what in _TYPE_RULES:
+            if operator in operators and arg.type not in types:
+                issues.add(match.loc, f"operator {operator} needs {what}; argument {arg.index} is {arg.type}",
+                           "operator")
+                return
+        if arg.type == "sockaddr" and operator in vocab.SOCKET_OPERATORS - vocab.SOCKADDR_OPERATORS:
+            issues.add(match.loc, f"a sockaddr argument supports only {', '.join(sorted(vocab.SOCKADDR_OPERATORS))}",
+                       "operator")
+    if targets and targets[0].type != "auto":
+        _check_typed_values(targets[0].type, match, issues)
+
+
+def _targets(args: Sequence[ArgSpec], index_mode: str, match: MatchArg, issues: _Issues) -> list[ArgSpec]:
+    """The declared arguments a filter reads (empty when it names one that is not declared).
+
+    ``args`` positions always count entries of the hook's list. ``index`` is an
+    argument's own ``index`` ("index": kprobes, LSM hooks, uprobes, USDTs), a
+    position in the list ("position": matchData), or either ("either":
+    tracepoints, where Tetragon maps a format-field index to its position).
+    """
+    if match.args:
+        targets = []
+        for position in match.args:
+            if position >= len(args):
+                issues.add(match.loc, f"args position {position} is past the {len(args)} declared arguments "
+                                      "(args counts the entries of the hook's args, from 0)", "args")
+            else:
+                targets.append(args[position])
+        return targets
+    index = match.index or 0
+    if index_mode != "position":
+        for arg in args:
+            if arg.index == index:
+                return [arg]
+    if index_mode != "index" and index < len(args):
+        return [args[index]]
+    if index_mode == "position":
+        issues.add(match.loc, f"index {index} is past the {len(args)} entries declared in data", "index")
+        return []
+    declared = ", ".join(str(arg.index) for arg in args) or "none"
+    also = f", or a position 0..{len(args) - 1} in args" if index_mode == "either" and args else ""
+    issues.add(match.loc, f"index {index} is not a declared argument (declared indexes: {declared}{also})", "index")
+    return []
+
+
+def _integer_check(arg_type: str) -> Callable[[str], str | None]:
+    low, high = vocab.INT_TYPE_RANGES[arg_type]
+    return lambda value: check_typed_value(value, low, high, arg_type)
+
+
+def _range_check(arg_type: str) -> Callable[[str], str | None]:
+    single = _integer_check(arg_type)
+
+    def check(value: str) -> str | None:
+        for bound in value.split(":"):
+            problem = single(bound)
+            if problem:
+                return problem
+        return None
+    return check
+
+
+def _map_check(arg_type: str) -> Callable[[str], str | None]:
+    low, high = vocab.INT_TYPE_RANGES[arg_type]
+
+    def check(value: str) -> str | None:
+        if value.startswith(LIST_PREFIX):
+            return None
+        for bound in value.split(":"):
+            number = decimal(bound)
+            if number is not None and not low <= number <= high:
+                return f"{arg_type} value {number} is out of range ({low}..{high})"
+        return None
+    return check
+
+
+def _check_typed_values(arg_type: str, match: MatchArg, issues: _Issues) -> None:
+    """Values that must be numbers of the argument's type (or capability masks)."""
+    operator = match.operator
+    check: Callable[[str], str | None] | None = None
+    if arg_type in vocab.INT_TYPE_RANGES:
+        if operator in ("Equal", "NotEqual", "GT", "LT", "GreaterThan", "LessThan", "Mask"):
+            check = _integer_check(arg_type)
+        elif operator in ("InRange", "NotInRange"):
+            check = _range_check(arg_type)
+        elif operator in ("InMap", "NotInMap"):
+            check = _map_check(arg_type)
+    elif arg_type in vocab.CAPABILITY_TYPES and operator in ("Equal", "NotEqual", "Mask"):
+        check = check_capability_mask
+    for i, value in enumerate(match.values if check else ()):
+        problem = check(value)  # type: ignore[misc]
+        if problem:
+            issues.add(match.loc, problem, f"values[{i}]")
+

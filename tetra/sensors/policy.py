@@ -1,0 +1,146 @@
+"""The sensor of one TracingPolicy: its compiled C loaded, attached and filled.
+
+Loaded after the process sensor, whose ring buffer, counters and binary map it
+shares (bcc shared tables), so its events reach the same reader in order.
+Loading is all or nothing: a hook that fails to attach detaches the others and
+the policy is reported as failed with the kernel's reason.
+"""
+
+import ctypes
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from tetra.compiler.plan import HookPlan, Mechanism
+from tetra.compiler.program import CompiledPolicy
+from tetra.compiler.selectors import MapEntry
+from tetra.errors import SensorError
+from tetra.sensors.base import cflags, expand_includes
+
+
+@dataclass(frozen=True)
+class HookCounts:
+    """Calls a hook saw in the kernel, and how many of them it posted."""
+
+    seen: int
+    posted: int
+
+
+def _attach_tracepoint(bpf: object, target: str, fn: str, _: HookPlan) -> None:
+    bpf.attach_tracepoint(tp=target, fn_name=fn)  # type: ignore[attr-defined]
+
+
+def _attach_raw_tracepoint(bpf: object, target: str, fn: str, _: HookPlan) -> None:
+    bpf.attach_raw_tracepoint(tp=target, fn_name=fn)  # type: ignore[attr-defined]
+
+
+def _attach_kprobe(bpf: object, target: str, fn: str, _: HookPlan) -> None:
+    bpf.attach_kprobe(event=target, fn_name=fn)  # type: ignore[attr-defined]
+
+
+def _attach_kretprobe(bpf: object, target: str, fn: str, _: HookPlan) -> None:
+    bpf.attach_kretprobe(event=target, fn_name=fn)  # type: ignore[attr-defined]
+
+
+def _attach_uprobe(bpf: object, target: str, fn: str, hook: HookPlan) -> None:
+    bpf.attach_uprobe(name=hook.uprobe_path, sym=target, fn_name=fn)  # type: ignore[attr-defined]
+
+
+def _attach_uretprobe(bpf: object, target: str, fn: str, hook: HookPlan) -> None:
+    bpf.attach_uretprobe(name=hook.uprobe_path, sym=target, fn_name=fn)  # type: ignore[attr-defined]
+
+
+Attach = Callable[[object, str, str, HookPlan], None]
+# mechanism -> (entry attach, return attach); fentry and LSM programs are
+# attached by bcc itself when it loads them (KFUNC_PROBE / LSM_PROBE).
+_ATTACH: dict[Mechanism, tuple[Attach, Attach] | None] = {
+    Mechanism.TRACEPOINT: (_attach_tracepoint, _attach_tracepoint),
+    Mechanism.RAW_TRACEPOINT: (_attach_raw_tracepoint, _attach_raw_tracepoint),
+    Mechanism.KPROBE: (_attach_kprobe, _attach_kretprobe),
+    Mechanism.UPROBE: (_attach_uprobe, _attach_uretprobe),
+    Mechanism.FENTRY: None,
+    Mechanism.LSM: None,
+}
+
+
+class PolicySensor:
+    """One policy's BPF module."""
+
+    def __init__(self, compiled: CompiledPolicy, defines: Mapping[str, int | str | None]) -> None:
+        self.compiled = compiled
+        self._cflags = cflags(defines)
+        self._bpf: object | None = None
+
+    @property
+    def name(self) -> str:
+        return self.compiled.policy.name
+
+    def load(self, monitoring: bool = False) -> None:
+        from bcc import BPF  # imported here: tetra's unit tests run without bcc
+
+        try:
+            self._bpf = BPF(text=expand_includes(self.compiled.c_text), cflags=self._cflags)
+            for hook in self.compiled.hooks:
+                self._attach(hook)
+            self._fill_maps()
+            self.set_mode(monitoring)
+        except Exception as err:  # bcc raises bare Exception on compile, load and attach errors
+            self.close()
+            raise SensorError(f"policy {self.name}: {err}") from err
+
+    def _attach(self, hook: HookPlan) -> None:
+        attach = _ATTACH[hook.mechanism]
+        if attach is None:
+            return
+        entry, ret = attach
+        entry(self._bpf, hook.attach, hook.entry_fn, hook)
+        if hook.return_attach:
+            ret(self._bpf, hook.return_attach, hook.return_fn, hook)
+
+    def _fill_maps(self) -> None:
+        for entry in self.compiled.map_entries:
+            table = self._bpf[entry.map]  # type: ignore[index]
+            table[_key(table, entry)] = table.Leaf(1)
+
+    def set_mode(self, monitoring: bool) -> None:
+        """Monitoring: Sigkill/Signal are reported, not sent. Switchable at run time."""
+        table = self._bpf["policy_mode"]  # type: ignore[index]
+        table[table.Key(0)] = table.Leaf(1 if monitoring else 0)
+
+    def hook_counts(self) -> dict[int, HookCounts]:
+        table = self._bpf["hook_stats"]  # type: ignore[index]
+        counts = {}
+        for hook in self.compiled.hooks:
+            seen = sum(int(v) for v in table.getvalue(table.Key(hook.hook_id * 2)))
+            posted = sum(int(v) for v in table.getvalue(table.Key(hook.hook_id * 2 + 1)))
+            counts[hook.hook_id] = HookCounts(seen, posted)
+        return counts
+
+    def stack_symbols(self, stack_id: int, pid: int, user: bool) -> list[str]:
+        """Symbolized frames of a stack the kernel recorded (empty when gone)."""
+        if stack_id < 0:
+            return []
+        bpf = self._bpf
+        try:
+            frames = bpf["stacks"].walk(stack_id)  # type: ignore[index]
+            if user:
+                return [bpf.sym(addr, pid, show_offset=True).decode(errors="replace")  # type: ignore[attr-defined]
+                        for addr in frames]
+            return [bpf.ksym(addr, show_offset=True).decode(errors="replace")  # type: ignore[attr-defined]
+                    for addr in frames]
+        except Exception:  # bcc raises on an evicted stack, or when the policy keeps no stacks
+            return []
+
+    def close(self) -> None:
+        if self._bpf is not None:
+            self._bpf.cleanup()  # type: ignore[attr-defined]
+            self._bpf = None
+
+
+def _key(table: object, entry: MapEntry) -> object:
+    key = table.Key()  # type: ignore[attr-defined]
+    key.prefixlen = entry.prefixlen
+    key.id = entry.id
+    descriptor = getattr(type(key), "addr" if entry.map == "addr_lpm" else "data")
+    size = min(len(entry.data), descriptor.size)
+    ctypes.memmove(ctypes.addressof(key) + descriptor.offset, entry.data, size)
+    return key
