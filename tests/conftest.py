@@ -48,7 +48,7 @@ def nobody(root: None) -> int:
 
 FEATURES = {
     "kprobe": "kprobes",
-    "fentry": "fentry (BPF tracing programs)",
+    "fentry": "fentry",
     "lsm": "BPF LSM",
     "override_return": "bpf_override_return",
 }
@@ -132,7 +132,7 @@ def missing_kernel_features() -> dict[str, str]:
         missing["fentry"] = missing["lsm"] = program_types
     else:
         if not program_types.get("have_tracing_prog_type"):
-            missing["fentry"] = "bpftool feature probe: no tracing program type"
+            missing["fentry"] = "bpftool feature probe: no tracing program type (fentry/fexit)"
         if (lsm := _lsm_refusal(program_types)) is not None:
             missing["lsm"] = lsm
     if (refusal := _override_return_refusal()) is not None:

@@ -83,7 +83,8 @@ class RunningAgent:
             if predicate(events):
                 return events
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for events; have {len(events)}")
+                log = "\n".join(self.stderr_lines[-30:])
+                raise AssertionError(f"timed out waiting for events; have {len(events)}; agent said:\n{log}")
             time.sleep(0.2)
 
 

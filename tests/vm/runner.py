@@ -71,7 +71,8 @@ GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # PID 1 of the guest. /tetra-vm.env (WORK, NONCE) and /tetra-vm.sh (the command)
 # come from the per-attempt archive. Every step that fails says so and powers
-# off, so a broken boot ends in seconds rather than at the timeout.
+# off, so a broken boot ends in seconds rather than at the timeout. The exit
+# line comes after sync: the runner stops QEMU as soon as it reads that line.
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -100,8 +101,9 @@ mount -t 9p -o "$share" work "$R$WORK" || fail "mounting the work directory $WOR
 cp /tetra-vm.sh $R/run/tetra-vm.sh
 echo "TETRA_VM_BOOTED $NONCE uptime=$(cut -d' ' -f1 /proc/uptime)"
 chroot $R /bin/sh /run/tetra-vm.sh </dev/null
-echo "TETRA_VM_EXIT $NONCE status=$?"
+status=$?
 sync
+echo "TETRA_VM_EXIT $NONCE status=$status"
 poweroff -f
 """
 
@@ -154,10 +156,10 @@ class VmResult:
 
 @dataclass(frozen=True)
 class _Attempt:
-    """One boot: the exit status, or (status None) the reason there was none."""
+    """One boot: the exit status and boot time, or (status None) why there was no status."""
 
     status: int | None
-    boot_seconds: float | None
+    boot_seconds: float = 0.0
     failure: str = ""
 
 
@@ -239,9 +241,10 @@ def _cached(cache: Path, kind: str, key: str, build: Callable[[], bytes]) -> Pat
     target = cache / f"{kind}-{key}"
     if target.exists():
         return target
+    data = build()
     cache.mkdir(parents=True, exist_ok=True)
     with NamedTemporaryFile(dir=cache, prefix=f".{kind}-", delete=False) as partial:
-        partial.write(build())
+        partial.write(data)
     os.replace(partial.name, target)
     for stale in cache.glob(f"{kind}-*"):
         if stale != target:
@@ -325,7 +328,7 @@ def base_initramfs(kernel: GuestKernel, tools: Tools, cache: Path = CACHE) -> Pa
 def command_script(command: Sequence[str], cwd: Path) -> str:
     """The shell script the guest runs: root's environment, the caller's cwd, then the command."""
     return (
-        f"cd {shlex.quote(str(cwd))} || exit 125\n"
+        f"cd {shlex.quote(str(cwd))} || exit\n"
         f"export HOME=/root PATH={GUEST_PATH} LANG=C.UTF-8 TERM=dumb\n"
         f"exec {shlex.join(command)}\n"
     )
@@ -399,19 +402,20 @@ def _attempt(argv: list[str], nonce: str, timeout: float, echo: Echo) -> _Attemp
                 line = lines.get(timeout=max(0.0, started + limit - time.monotonic()))
             except queue.Empty:
                 stage = "exit status" if booted is not None else "boot"
-                return _Attempt(None, booted, f"no {stage} within {limit:.0f} s (hung)")
+                return _Attempt(None, failure=f"no {stage} within {limit:.0f} s (hung)")
             if line is None:
-                return _Attempt(None, booted, f"QEMU ended (status {qemu.wait()}) before the command did")
+                return _Attempt(None, failure=f"QEMU ended (status {qemu.wait()}) before the command did")
             marker = _MARKER.search(line)
             if marker is None or marker[2] != nonce:
                 echo(line)
             elif marker[1] == "BOOTED":
                 booted = time.monotonic() - started
             elif marker[1] == "BOOT_FAILED":
-                return _Attempt(None, booted, f"boot failed: {marker[3]}")
+                return _Attempt(None, failure=f"boot failed: {marker[3]}")
+            elif (status := _EXIT_STATUS.fullmatch(marker[3] or "")) is not None:
+                return _Attempt(int(status[1]), booted or 0.0)
             else:
-                status = _EXIT_STATUS.search(marker[3] or "")
-                return _Attempt(int(status[1]) if status else 255, booted)
+                return _Attempt(None, failure=f"unreadable exit line {line!r}")
     finally:
         if qemu.poll() is None:
             qemu.kill()
@@ -457,7 +461,7 @@ def run(
         note(f"booting {kernel.release} under QEMU (TCG), attempt {attempt}")
         with _initrd(base, command, cwd or Path.cwd(), workdir, nonce) as initrd:
             outcome = _attempt(qemu_argv(tools, image, initrd, workdir, memory), nonce, timeout, echo)
-        if outcome.status is not None and outcome.boot_seconds is not None:
+        if outcome.status is not None:
             elapsed = time.monotonic() - started
             note(f"exit status {outcome.status}; booted in {outcome.boot_seconds:.1f} s, {elapsed:.1f} s in all")
             return VmResult(outcome.status, attempt, outcome.boot_seconds, elapsed)

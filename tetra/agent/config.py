@@ -16,3 +16,5 @@ class AgentConfig:
     stdout: str = "compact"  # compact | json | none
     color: bool = False
     node_name: str | None = None
+    tracing_policies: tuple[str, ...] = ()
+    tracing_policy_dir: str | None = None

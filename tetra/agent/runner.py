@@ -11,6 +11,7 @@ from typing import Any
 
 from tetra.agent.config import AgentConfig
 from tetra.agent.pipeline import Pipeline
+from tetra.agent.policies import PolicyManager
 from tetra.agent.sinks import CompactSink, JsonSink, Sink, StreamWriter
 from tetra.errors import KernelError
 from tetra.export.jsonfile import RotatingFile
@@ -41,6 +42,7 @@ class Summary:
     cache_size: int = 0
     cache_evictions: int = 0
     export_write_errors: int = 0
+    policies: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -83,7 +85,11 @@ class Agent:
         self.sinks = build_sinks(config)
         self.cgroup2_root = _cgroup2_root()
         self.pipeline = Pipeline(self.cache, self.sinks, self.clock, self.cgroup2_root)
-        self.sensor = ProcessSensor(resolve_offsets(Btf.load()), config.ringbuf_pages)
+        self.btf = Btf.load()
+        self.offsets = resolve_offsets(self.btf)
+        self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages)
+        self.policies = PolicyManager(self.pipeline.policies, self.btf,
+                                      {**self.offsets, "TETRA_RINGBUF_PAGES": config.ringbuf_pages})
         self._lost_reported = 0
 
     def run(self, on_ready: Callable[[], None] | None = None) -> Summary:
@@ -96,6 +102,7 @@ class Agent:
             for record in records:
                 self.pipeline.handle(record)
             seeded = len(records)
+            self.policies.load_paths(self.config.tracing_policies, self.config.tracing_policy_dir)
             self.pipeline.flush()
             log.info("ready in %.1fs: %d processes from /proc; hooks: %s", time.monotonic() - started,
                      seeded, ", ".join(f"{h} ({m})" for h, m in self.sensor.mechanisms.items()))
@@ -105,6 +112,7 @@ class Agent:
             observer.drain()
             return self._summary(observer)
         finally:
+            self.policies.close()  # before the process sensor: they use its shared maps
             self.sensor.close()
             self.pipeline.close()
 
@@ -137,4 +145,5 @@ class Agent:
             cache_size=len(self.cache),
             cache_evictions=self.cache.stats.evictions,
             export_write_errors=errors,
+            policies=self.policies.summary(),
         )

@@ -33,16 +33,20 @@ from tetra.export.jsonfile import parse_perm
               show_default=True, help="What to print on standard output.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
 @click.option("--node-name", default=None, help="Node name in events and exec_ids (default: $NODE_NAME or host name).")
+@click.option("--tracing-policy", "tracing_policies", multiple=True, metavar="FILE",
+              help="Load a TracingPolicy file (repeatable).")
+@click.option("--tracing-policy-dir", metavar="DIR", help="Load every *.yaml policy in this directory.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
           export_file_rotation_interval: str | None, export_file_compress: bool, export_file_perm: str,
           process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
-          log_level: str) -> None:
-    """Observe process execution and exit until interrupted.
+          tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, log_level: str) -> None:
+    """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default) and, with --export-filename,
-    writes Tetragon-compatible JSON lines. On SIGINT/SIGTERM it detaches every
+    writes Tetragon-compatible JSON lines. A policy that fails to load is
+    reported with its reason; the others run. On SIGINT/SIGTERM it detaches every
     probe and prints a JSON summary of what it saw and lost to stderr.
     """
     logging.basicConfig(level=log_level.upper(), format="tetra: %(levelname)s: %(message)s", stream=sys.stderr)
@@ -60,6 +64,8 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         stdout=stdout,
         color=color == "always" or (color == "auto" and sys.stdout.isatty()),
         node_name=node_name,
+        tracing_policies=tracing_policies,
+        tracing_policy_dir=tracing_policy_dir,
     )
     runner = Agent(config)
 

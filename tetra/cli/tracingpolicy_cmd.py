@@ -48,7 +48,7 @@ _STYLES = {"error": "red", "warning": "yellow"}
 
 
 def _issue_line(issue: PolicyIssue) -> Text:
-    """``file:line:col: path: [warning: ]message`` with the location dimmed and the message colored."""
+    """``str(issue)`` with the location in bold and the message colored (plain text off a terminal)."""
     line = Text(f"{issue.loc}: ", style="bold")
     if issue.loc.path:
         line.append(f"{issue.loc.path}: ", style="cyan")

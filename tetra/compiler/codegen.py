@@ -57,7 +57,9 @@ def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> I
     yield "        return 0;"
     slots = {id(arg): slot for slot, arg in enumerate(hook.blob_order)}
     for arg in hook.args:
-        if not arg.at_return:
+        if arg.at_return:  # only the pointer now; the bytes once the call has filled them
+            yield f"    g->ival[{slots[id(arg)]}] = (__s64)({arg.value});"
+        else:
             yield "    " + _put(arg, slots[id(arg)], btf)
     if hook.return_attach:
         for index, code in enumerate(codes):
@@ -98,7 +100,8 @@ def _return_hook(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[in
     yield "    ev->gen_flags |= TETRA_GEN_RETURN;"
     for arg in hook.args:
         if arg.at_return:
-            yield "    " + _put(arg, slots[id(arg)], btf, size_override="ev->ret")
+            slot = slots[id(arg)]
+            yield "    " + _put(arg, slot, btf, size_override="ev->ret", value=f"g->ival[{slot}]")
     yield from _choose(codes, hook, lambda index, code: f"(g->entry_mask & {1 << index}) && {code.ret}")
     yield "}"
 
@@ -130,8 +133,9 @@ def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
     yield "tetra_gen_emit(g);"
 
 
-def _put(arg: ArgPlan, slot: int, btf: Btf | None, size_override: str | None = None) -> str:
-    v = arg.value
+def _put(arg: ArgPlan, slot: int, btf: Btf | None, size_override: str | None = None,
+         value: str | None = None) -> str:
+    v = value or arg.value
     user = int(arg.memory is Memory.USER)
     name = arg.atype.name
     if arg.atype.encoding is Encoding.INT:

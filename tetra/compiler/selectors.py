@@ -246,10 +246,13 @@ class SelectorCompiler:
             return self._error(loc, f"unknown namespace {name}")
         numbers = []
         for value in values:
-            if value == "host_ns":
-                numbers.append(os.stat(f"/proc/1/ns/{proc}").st_ino)
-            else:
+            if value != "host_ns":
                 numbers.append(int(value, 0))
+                continue
+            inode = host_namespace(proc)
+            if inode is None:
+                return self._error(loc, f"cannot read the host's {proc} namespace from /proc/1/ns or /proc/self/ns")
+            numbers.append(inode)
         if operator == "In":
             return _any([f"{inum} == {n}" for n in numbers])
         return _all([f"{inum} != {n}" for n in numbers])
@@ -299,6 +302,17 @@ class SelectorCompiler:
             return 0
         unit = {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]
         return int(match[1]) * unit * 1_000_000_000
+
+
+def host_namespace(name: str) -> int | None:
+    """The host's namespace inode: init's, or (when init's is hidden from us, as in
+    a sandbox) the agent's own, which is the host's when it runs with hostPID."""
+    for pid in ("1", "self"):
+        try:
+            return os.stat(f"/proc/{pid}/ns/{name}").st_ino
+        except OSError:
+            continue
+    return None
 
 
 def _scope(scope: str | None) -> int:

@@ -28,15 +28,16 @@ class HookKind:
     noun: str
     index_mode: str    # how matchArgs index finds its argument: see _targets
     override: str      # Override's argError: "errno" (negative), "any" (uprobes), "" (no Override here)
+    name: Callable[[Any], str]  # what a user calls one hook of this kind, for messages
 
 
 HOOK_KINDS = (
-    HookKind("kprobes", "kprobe", "index", "errno"),
-    HookKind("fentries", "fentry", "index", "errno"),
-    HookKind("tracepoints", "tracepoint", "either", ""),
-    HookKind("uprobes", "uprobe", "index", "any"),
-    HookKind("lsmhooks", "LSM hook", "index", "errno"),
-    HookKind("usdts", "USDT probe", "index", ""),
+    HookKind("kprobes", "kprobe", "index", "errno", lambda hook: hook.call),
+    HookKind("fentries", "fentry", "index", "errno", lambda hook: hook.call),
+    HookKind("tracepoints", "tracepoint", "either", "", lambda hook: f"{hook.subsystem}/{hook.event}"),
+    HookKind("uprobes", "uprobe", "index", "any", lambda hook: f"{hook.path} {','.join(hook.symbols)}".rstrip()),
+    HookKind("lsmhooks", "LSM hook", "index", "errno", lambda hook: hook.hook),
+    HookKind("usdts", "USDT probe", "index", "", lambda hook: f"{hook.provider}:{hook.name}"),
 )
 
 MAX_ERRNO = 4095
@@ -98,7 +99,7 @@ def _check_list_ref(spec: Spec, value: str, loc: Location, key: str, issues: _Is
         return
     name = value[len(LIST_PREFIX):]
     if all(spec_list.name != name for spec_list in spec.lists):
-        defined = ", ".join(spec_list.name for spec_list in spec.lists) or "none"
+        defined = ", ".join(dict.fromkeys(spec_list.name for spec_list in spec.lists)) or "none"
         issues.add(loc, f"'{value}' names a list that spec.lists does not define (defined: {defined})", key)
 
 
@@ -144,13 +145,6 @@ def _check_args(args: Sequence[ArgSpec], issues: _Issues) -> None:
                        "sizeArgIndex")
 
 
-def _hook_name(kind: HookKind, hook: Any) -> str:
-    for attr in ("call", "hook", "name"):
-        if hasattr(hook, attr):
-            return f"{kind.noun} {getattr(hook, attr)}"
-    return f"{kind.noun} {hook.subsystem}/{hook.event}"
-
-
 def _check_selector(spec: Spec, kind: HookKind, hook: Any, selector: Selector, issues: _Issues) -> None:
     for attrs, what, limit in SELECTOR_LIMITS:
         count = sum(len(getattr(selector, attr)) for attr in attrs)
@@ -160,7 +154,7 @@ def _check_selector(spec: Spec, kind: HookKind, hook: Any, selector: Selector, i
     enforcing = [action.action for action in selector.match_actions if action.action in vocab.ENFORCING_ACTIONS]
     if enforcing and not selector.has_filters:
         issues.warn(selector.loc, f"this selector has no filters, so {enforcing[0]} applies to every call of "
-                                  f"{_hook_name(kind, hook)}")
+                                  f"{kind.noun} {kind.name(hook)}")
     for match in selector.match_args:
         _check_filter(spec, hook.args, kind.index_mode, match, issues)
     for match in selector.match_data:
@@ -217,9 +211,8 @@ _TYPE_RULES: list[tuple[frozenset[str], frozenset[str], str]] = [
 def _check_filter(spec: Spec, args: Sequence[ArgSpec], index_mode: str, match: MatchArg,
                   issues: _Issues) -> None:
     """One matchArgs/matchData/matchReturnArgs filter against the arguments it reads."""
-    for value in match.values:
-        if match.operator in ("InMap", "NotInMap"):
-            _check_list_ref(spec, value, match.loc, "values", issues)
+    for i, value in enumerate(match.values if match.operator in ("InMap", "NotInMap") else ()):
+        _check_list_ref(spec, value, match.loc, f"values[{i}]", issues)
     targets = _targets(args, index_mode, match, issues)
     operator = match.operator
     for arg in targets:
@@ -231,8 +224,8 @@ def _check_filter(spec: Spec, args: Sequence[ArgSpec], index_mode: str, match: M
                            "operator")
                 return
         if arg.type == "sockaddr" and operator in vocab.SOCKET_OPERATORS - vocab.SOCKADDR_OPERATORS:
-            issues.add(match.loc, f"a sockaddr argument supports only {', '.join(sorted(vocab.SOCKADDR_OPERATORS))}",
-                       "operator")
+            issues.add(match.loc, f"operator {operator} does not work on a sockaddr argument (it supports "
+                                  f"{', '.join(sorted(vocab.SOCKADDR_OPERATORS))})", "operator")
     if targets and targets[0].type != "auto":
         _check_typed_values(targets[0].type, match, issues)
 
@@ -262,9 +255,10 @@ def _targets(args: Sequence[ArgSpec], index_mode: str, match: MatchArg, issues: 
     if index_mode != "index" and index < len(args):
         return [args[index]]
     if index_mode == "position":
-        issues.add(match.loc, f"index {index} is past the {len(args)} entries declared in data", "index")
+        has = f"only {len(args)} data entries" if args else "no data entries"
+        issues.add(match.loc, f"matchData index {index} is past the hook's data: it has {has}", "index")
         return []
-    declared = ", ".join(str(arg.index) for arg in args) or "none"
+    declared = ", ".join(str(index) for index in dict.fromkeys(arg.index for arg in args)) or "none"
     also = f", or a position 0..{len(args) - 1} in args" if index_mode == "either" and args else ""
     issues.add(match.loc, f"index {index} is not a declared argument (declared indexes: {declared}{also})", "index")
     return []

@@ -16,7 +16,11 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True, slots=True)
 class PolicyIssue:
-    """One problem at one place: ``file:line:col: path: message``."""
+    """One problem at one place: ``file:line:col: path: message``.
+
+    A warning reads ``file:line:col: path: warning: message``; the path is left
+    out for problems of a whole file or document (syntax, encoding).
+    """
 
     loc: Location
     message: str
@@ -24,7 +28,7 @@ class PolicyIssue:
 
     def __str__(self) -> str:
         where = f"{self.loc}: {self.loc.path}: " if self.loc.path else f"{self.loc}: "
-        return where + self.message
+        return where + ("warning: " if self.severity == "warning" else "") + self.message
 
     def as_dict(self) -> dict[str, object]:
         """The JSON shape used by ``tetra tracingpolicy validate -o json``."""

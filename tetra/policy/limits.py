@@ -11,6 +11,8 @@ constant                    value    what is bounded
 ==========================  =======  ===================================================
 MAX_FILE_BYTES              4 MiB    size of one policy file
 MAX_DOCUMENTS               64       YAML documents (``---``) in one file
+MAX_DEPTH                   64       nesting of YAML mappings and lists (a policy needs
+                                     about 10; the C parser recurses per level)
 MAX_NODES                   200000   YAML nodes walked in one document, every alias
                                      use counted again (stops "billion laughs")
 MAX_HOOKS                   64       kprobes + fentries + tracepoints + uprobes +
@@ -41,6 +43,7 @@ MAX_ENFORCERS               1        ``spec.enforcers`` entries
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DOCUMENTS = 64
+MAX_DEPTH = 64
 MAX_NODES = 200_000
 MAX_HOOKS = 64
 MAX_SELECTORS = 5

@@ -12,7 +12,7 @@ read from, so a later stage (the compiler, the agent) can still point a user at
                                  ├─ tracepoints: Tracepoint ────┤
                                  ├─ uprobes: UProbe ────────────┼─ args / data: ArgSpec
                                  ├─ lsmhooks: LsmHook ──────────┤   selectors: Selector ─┬─ match_args: MatchArg
-                                 ├─ usdts: Usdt ────────────────┘                        ├─ match_pids, match_binaries, ...
+                                 ├─ usdts: Usdt ────────────────┘                        ├─ match_pids, ...
                                  ├─ lists: ListSpec                                      └─ match_actions: Action
                                  ├─ options: Option
                                  └─ enforcers: Enforcer
@@ -59,7 +59,11 @@ class ArgSpec:
 
 @dataclass(frozen=True, slots=True)
 class MatchArg:
-    """A ``matchArgs`` / ``matchReturnArgs`` / ``matchData`` filter; values stay strings."""
+    """A ``matchArgs`` / ``matchReturnArgs`` / ``matchData`` filter; values stay strings.
+
+    ``index`` is None when not written (Tetragon then reads argument 0, unless
+    ``args`` names positions in the hook's ``args`` list, which takes precedence).
+    """
 
     index: int | None
     args: tuple[int, ...]

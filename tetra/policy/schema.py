@@ -16,10 +16,10 @@ from types import MappingProxyType
 from typing import Any
 
 from tetra.policy import vocab
-from tetra.policy.limits import (MAX_ARGS, MAX_BINARY_PATH, MAX_BINARY_VALUES, MAX_DATA, MAX_ENFORCERS,
+from tetra.policy.limits import (MAX_ARGS, MAX_BINARY_PATH, MAX_BINARY_VALUES, MAX_DATA, MAX_ENFORCERS, MAX_HOOKS,
                                  MAX_MATCH_VALUES, MAX_MESSAGE, MAX_NAMESPACE_VALUES, MAX_PID_VALUES,
                                  MAX_POSTFIX_VALUE, MAX_SELECTORS, MAX_STRING_VALUE, MAX_TAGS)
-from tetra.policy.model import (Action, ArgSpec, Enforcer, KProbe, ListSpec, LsmHook, MatchArg, MatchBinaries,
+from tetra.policy.model import (Action, ArgSpec, Enforcer, KProbe, ListSpec, Location, LsmHook, MatchArg, MatchBinaries,
                                 MatchCapabilities, MatchCapabilityChanges, MatchNamespaceChanges, MatchNamespaces,
                                 MatchPIDs, Option, Selector, Spec, Tracepoint, TracingPolicy, UProbe, Usdt)
 from tetra.policy.values import (VALUE_CHECKS, check_call, check_capability, check_dns_label, check_dns_subdomain,
@@ -41,7 +41,7 @@ def _at_least_one(values: tuple[object, ...]) -> str | None:
 
 # ── arguments ────────────────────────────────────────────────────────────────────────────────────
 
-def _build_arg(walk: Walk, values: dict[str, Any], loc: Any) -> ArgSpec:
+def _build_arg(walk: Walk, values: dict[str, Any], loc: Location) -> ArgSpec:
     values["size_arg_index"] = values["size_arg_index"] or None  # 0 means "no size argument"
     return ArgSpec(**values, loc=loc)
 
@@ -157,7 +157,7 @@ MATCH_NAMESPACE_CHANGES = Schema("a namespace changes filter", {
 
 def _build_capabilities(cls: type) -> Any:
     """Capability names as ``CAP_*`` in upper case (Tetragon trims them and ignores case)."""
-    def build(walk: Walk, values: dict[str, Any], loc: Any) -> Any:
+    def build(walk: Walk, values: dict[str, Any], loc: Location) -> Any:
         values["values"] = tuple(value.strip().upper() for value in values["values"])
         return cls(**values, loc=loc)
     return build
@@ -272,7 +272,7 @@ def _check_selector(walk: Walk, read: Read) -> None:
             walk.report(*read.at("macros", i), f"unknown selector macro '{name}'{suggest(name, defined)}{known}")
 
 
-def _build_selector(walk: Walk, values: dict[str, Any], loc: Any) -> Selector:
+def _build_selector(walk: Walk, values: dict[str, Any], loc: Location) -> Selector:
     """A selector with the filters and actions of its macros appended to its own."""
     defined = _macros(walk)
     for name in values.pop("macros"):
@@ -391,7 +391,7 @@ def _check_list(walk: Walk, read: Read) -> None:
         walk.warn(read.node, read.path, "this list has no values")
 
 
-def _build_list(walk: Walk, values: dict[str, Any], loc: Any) -> ListSpec:
+def _build_list(walk: Walk, values: dict[str, Any], loc: Location) -> ListSpec:
     del values["validated"]  # Tetragon's own bookkeeping
     return ListSpec(**values, loc=loc)
 
@@ -470,7 +470,7 @@ def _check_spec(walk: Walk, read: Read) -> None:
         walk.report(*read.at("host_selector"), "hostSelector can only be {} (all hosts) for now")
 
 
-def _build_spec(walk: Walk, values: dict[str, Any], loc: Any) -> Spec:
+def _build_spec(walk: Walk, values: dict[str, Any], loc: Location) -> Spec:
     del values[MACROS]  # already expanded into the selectors that use them
     return Spec(**values, loc=loc)
 
@@ -478,12 +478,12 @@ def _build_spec(walk: Walk, values: dict[str, Any], loc: Any) -> Spec:
 SPEC = Schema("the policy spec", {
     # Read first and published, so that selectors read later can use the macros.
     "selectorsMacros": Field(MACROS, MapOf(Obj(MACRO)), default=NO_MAPPING),
-    "kprobes": Field("kprobes", ListOf(Obj(KPROBE)), default=()),
-    "fentries": Field("fentries", ListOf(Obj(FENTRY)), default=()),
-    "tracepoints": Field("tracepoints", ListOf(Obj(TRACEPOINT)), default=()),
-    "uprobes": Field("uprobes", ListOf(Obj(UPROBE)), default=()),
-    "lsmhooks": Field("lsmhooks", ListOf(Obj(LSM_HOOK)), default=()),
-    "usdts": Field("usdts", ListOf(Obj(USDT)), default=()),
+    "kprobes": Field("kprobes", ListOf(Obj(KPROBE), MAX_HOOKS, "kprobes"), default=()),
+    "fentries": Field("fentries", ListOf(Obj(FENTRY), MAX_HOOKS, "fentries"), default=()),
+    "tracepoints": Field("tracepoints", ListOf(Obj(TRACEPOINT), MAX_HOOKS, "tracepoints"), default=()),
+    "uprobes": Field("uprobes", ListOf(Obj(UPROBE), MAX_HOOKS, "uprobes"), default=()),
+    "lsmhooks": Field("lsmhooks", ListOf(Obj(LSM_HOOK), MAX_HOOKS, "lsmhooks"), default=()),
+    "usdts": Field("usdts", ListOf(Obj(USDT), MAX_HOOKS, "usdts"), default=()),
     "lists": Field("lists", ListOf(Obj(LIST)), default=()),
     "options": Field("options", ListOf(Obj(OPTION)), default=()),
     "enforcers": Field("enforcers", ListOf(Obj(ENFORCER), MAX_ENFORCERS, "enforcers"), default=()),
@@ -519,7 +519,7 @@ def _check_document(walk: Walk, read: Read) -> None:
                                         "(use kind TracingPolicyNamespaced)")
 
 
-def _build_document(walk: Walk, values: dict[str, Any], loc: Any) -> TracingPolicy:
+def _build_document(walk: Walk, values: dict[str, Any], loc: Location) -> TracingPolicy:
     metadata = values["metadata"]
     return TracingPolicy(values["api_version"], values["kind"], metadata["name"], metadata["namespace"],
                          values["spec"], loc)

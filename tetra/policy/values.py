@@ -286,9 +286,14 @@ def check_regexp(text: str) -> str | None:
     return None
 
 
+def closest(text: str, choices: Iterable[str]) -> str | None:
+    """The choice ``text`` was most likely meant to be (ignoring case), if one is close enough."""
+    folded = {name.lower(): name for name in choices}
+    close = difflib.get_close_matches(text.lower(), list(folded), n=1, cutoff=0.6)
+    return folded[close[0]] if close else None
+
+
 def suggest(text: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
-    names = list(choices)
-    folded = {name.lower(): name for name in names}
-    close = difflib.get_close_matches(text.lower(), list(folded), n=1, cutoff=0.6)
-    return f" (did you mean '{folded[close[0]]}'?)" if close else ""
+    match = closest(text, choices)
+    return f" (did you mean '{match}'?)" if match else ""

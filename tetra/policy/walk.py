@@ -26,7 +26,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from tetra.policy.errors import PolicyIssue, Severity
 from tetra.policy.limits import MAX_NODES
 from tetra.policy.model import Location
-from tetra.policy.values import suggest
+from tetra.policy.values import closest, suggest
 from tetra.policy.yamltree import (TAG_BOOL, TAG_INT, TAG_STR, describe, is_null, mapping_entries, scalar_bool,
                                    scalar_int)
 
@@ -292,13 +292,17 @@ class Obj:
             return _expected(walk, node, path, f"a mapping ({self.schema.what})")
         schema = self.schema
         present: dict[str, tuple[Node, Node]] = {}
+        misspelled: set[str] = set()  # keys an unknown key probably meant: not also reported missing
         for key_node, value_node in _entries(walk, node, path):
             key = key_node.value
             if key in schema.fields:
                 present[key] = (key_node, value_node)
                 continue
-            allowed = ", ".join(sorted(schema.fields))
-            walk.report(key_node, path, f"unknown key '{key}'{suggest(key, schema.fields)}; allowed: {allowed}")
+            meant = closest(key, schema.fields)
+            if meant:
+                misspelled.add(meant)
+            hint = f" (did you mean '{meant}'?)" if meant else ""
+            walk.report(key_node, path, f"unknown key '{key}'{hint}; allowed: {', '.join(sorted(schema.fields))}")
         read = Read({}, {}, {}, node, path)
         valid = True
         for key, spec in schema.fields.items():
@@ -306,9 +310,11 @@ class Obj:
             entry = present.get(key)
             if entry is None or is_null(entry[1]):
                 if spec.required:
-                    where = entry[0] if entry else node
-                    walk.report(where, path, f"missing required key '{key}'" + (" (it is null)" if entry else ""))
                     valid = False
+                    if entry:
+                        walk.report(entry[0], path, f"missing required key '{key}' (it is null)")
+                    elif key not in misspelled:
+                        walk.report(node, path, f"missing required key '{key}'")
                 read.values[spec.attr] = spec.default
                 continue
             value_path = _join(path, key)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from tetra.policy.limits import MAX_FILE_BYTES
+from tetra.policy.limits import MAX_DEPTH, MAX_FILE_BYTES
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -78,9 +78,12 @@ _FORBIDDEN = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 text of a policy file, or ``SourceProblem`` at the first byte YAML cannot take."""
+    """UTF-8 text of a policy file, or ``SourceProblem`` at the first byte YAML cannot take.
+
+    ``data`` may be cut one byte past ``MAX_FILE_BYTES``: that is enough to know it is too large.
+    """
     if len(data) > MAX_FILE_BYTES:
-        raise SourceProblem(1, 1, f"file is {len(data)} bytes, larger than the {MAX_FILE_BYTES} bytes "
+        raise SourceProblem(1, 1, f"file is larger than the {MAX_FILE_BYTES} bytes "
                                   f"({MAX_FILE_BYTES // (1024 * 1024)} MiB) a policy file may have")
     try:
         text = data.decode("utf-8-sig")
@@ -97,9 +100,29 @@ def decode(data: bytes) -> str:
     return text
 
 
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH``, read from the (flat) event stream.
+
+    libyaml's composer recurses in C once per level: a few hundred thousand
+    ``[`` would overflow the stack and kill the process, so depth is measured
+    before any tree is built.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise SourceProblem(mark.line + 1, mark.column + 1,
+                                    f"nested more than {MAX_DEPTH} levels deep: a policy is never that deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def compose(text: str) -> list[Node]:
     """Every non-empty document of ``text`` as a node tree, or ``SourceProblem`` on a syntax error."""
     try:
+        _check_depth(text)
         documents = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
