@@ -9,7 +9,7 @@ from tetra.process import procfs
 
 
 def test_reads_a_running_process() -> None:
-    child = subprocess.Popen(["/bin/sleep", "30", "extra"], cwd="/tmp")
+    child = subprocess.Popen(["/bin/sleep", "30", "1"], cwd="/tmp")
     try:
         rec = None
         for _ in range(250):  # until the child has exec'd (slow on a loaded machine)
@@ -20,7 +20,7 @@ def test_reads_a_running_process() -> None:
         assert rec is not None
         assert rec.pid == child.pid and rec.ppid == os.getpid()
         assert rec.filename == "/usr/bin/sleep"
-        assert rec.argv == ["/bin/sleep", "30", "extra"]
+        assert rec.argv == ["/bin/sleep", "30", "1"]
         assert rec.cwd == "/tmp"
         assert rec.uid == os.getuid()
         assert rec.flags == ["procFS"]

@@ -255,18 +255,16 @@ def _cached(cache: Path, kind: str, key: str, build: Callable[[], bytes]) -> Pat
 def boot_image(kernel: GuestKernel, cache: Path = CACHE) -> Path:
     """The kernel as QEMU boots it fastest: the uncompressed ELF inside the bzImage.
 
-    Falls back to the bzImage itself when its payload is not XZ (QEMU boots it
-    too, decompressing under emulation).
+    Debian compresses its kernel with XZ; the first XZ stream in the bzImage is
+    the kernel, and what follows it is left undecoded.
     """
-    data = kernel.image.read_bytes()
-    start = data.find(_XZ_MAGIC)
-    if start < 0:
-        return kernel.image
 
     def extract() -> bytes:
-        vmlinux = lzma.LZMADecompressor().decompress(data[start:])
+        data = kernel.image.read_bytes()
+        start = data.find(_XZ_MAGIC)
+        vmlinux = lzma.LZMADecompressor().decompress(data[start:]) if start >= 0 else b""
         if vmlinux[:4] != _ELF_MAGIC:
-            raise VmError(f"the XZ payload of {kernel.image} is not an ELF kernel")
+            raise VmUnavailable(f"{kernel.image} holds no XZ-compressed ELF kernel: {INSTALL_HINT}")
         return vmlinux
 
     return _cached(cache, f"vmlinux-{kernel.release}", _fingerprint(_stamp(kernel.image)), extract)
@@ -284,7 +282,7 @@ def _module_files(kernel: GuestKernel, tools: Tools) -> list[Path]:
     return [Path(path) for path in dict.fromkeys(paths)]
 
 
-def cpio(entries: Iterable[tuple[str, int, bytes]]) -> bytes:
+def _cpio(entries: Iterable[tuple[str, int, bytes]]) -> bytes:
     """A newc archive, the format the kernel unpacks as its initramfs, of (name, mode, data).
 
     Written here rather than by cpio(1) so the per-attempt archive needs no
@@ -320,7 +318,7 @@ def base_initramfs(kernel: GuestKernel, tools: Tools, cache: Path = CACHE) -> Pa
             (f"modules/{index:02d}-{module.name}", _FILE, module.read_bytes())
             for index, module in enumerate(modules)
         ]
-        return cpio(entries)
+        return _cpio(entries)
 
     return _cached(cache, f"initramfs-{kernel.release}", key, build)
 
@@ -342,7 +340,7 @@ def _initrd(base: Path, command: Sequence[str], cwd: Path, workdir: Path, nonce:
     attempt ever lands in the cache or the work directory.
     """
     env = f"WORK={shlex.quote(str(workdir))}\nNONCE={nonce}\n"
-    attempt = cpio(
+    attempt = _cpio(
         [
             ("tetra-vm.env", _FILE, env.encode()),
             ("tetra-vm.sh", _FILE, command_script(command, cwd).encode()),
@@ -455,7 +453,7 @@ def run(
     image = boot_image(kernel, cache)
     base = base_initramfs(kernel, tools, cache)
     workdir = workdir.resolve()
-    failures = []
+    failures: list[str] = []
     for attempt in (1, 2):
         nonce = secrets.token_hex(8)
         note(f"booting {kernel.release} under QEMU (TCG), attempt {attempt}")
