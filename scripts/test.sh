@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite as CI does: prepare the machine, then pytest.
-# Tests that need a kernel feature this machine lacks skip with the reason.
+# Tests that need a kernel feature this machine lacks skip with the reason; the
+# VM lane (tests/vm/test_lane.py, about two minutes) runs those on Debian's
+# stock kernel under QEMU as part of this same pytest run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/setup.sh"

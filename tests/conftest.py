@@ -71,7 +71,8 @@ def _bpftool_program_types() -> dict[str, bool] | str:
     bpftool = shutil.which("bpftool") or shutil.which("/usr/sbin/bpftool")
     if bpftool is None:
         return "bpftool not found: run scripts/setup.sh"
-    done = subprocess.run([bpftool, "feature", "probe", "kernel", "-j"], capture_output=True, text=True, check=False)
+    probe = [bpftool, "feature", "probe", "kernel", "-j"]
+    done = subprocess.run(probe, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return f"bpftool feature probe failed: {done.stderr.strip()[-200:]}"
     program_types: dict[str, bool] = json.loads(done.stdout)["program_types"]
@@ -151,5 +152,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     missing = missing_kernel_features()
     for item, marker in marked:
         if marker in missing:
-            reason = f"{FEATURES[marker]} unavailable on this kernel ({missing[marker]}); runs in the VM lane (tests/vm)"
-            item.add_marker(pytest.mark.skip(reason=reason))
+            why = f"{FEATURES[marker]} unavailable on this kernel ({missing[marker]})"
+            item.add_marker(pytest.mark.skip(reason=f"{why}; runs in the VM lane (tests/vm)"))

@@ -461,7 +461,8 @@ def run(
             outcome = _attempt(qemu_argv(tools, image, initrd, workdir, memory), nonce, timeout, echo)
         if outcome.status is not None:
             elapsed = time.monotonic() - started
-            note(f"exit status {outcome.status}; booted in {outcome.boot_seconds:.1f} s, {elapsed:.1f} s in all")
+            boot = outcome.boot_seconds
+            note(f"exit status {outcome.status}; booted in {boot:.1f} s, {elapsed:.1f} s in all")
             return VmResult(outcome.status, attempt, outcome.boot_seconds, elapsed)
         failures.append(f"attempt {attempt}: {outcome.failure}")
         note(failures[-1] + ("; retrying once" if attempt == 1 else ""))
@@ -477,7 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per attempt (default 600)")
     parser.add_argument("--memory", default="512M", help="guest memory (default 512M)")
-    parser.add_argument("--workdir", type=Path, default=REPO, help="directory shared read-write (default: the repo)")
+    parser.add_argument(
+        "--workdir", type=Path, default=REPO, help="directory shared read-write (default: the repo)"
+    )
     parser.add_argument("command", nargs="+", help="the command, after --")
     args = parser.parse_args(argv)
     try:

@@ -135,11 +135,14 @@ def _times_opened(module: BPF, path: Path) -> int:
 
 
 def _built(text: str, **defines: int) -> BPF:
-    return BPF(text=text.encode(), cflags=cflags({"TARGET_TGID": os.getpid(), "NAME_LEN": NAME_LEN, **defines}))
+    """``text`` compiled for this process: TARGET_TGID and NAME_LEN defined, with ``defines``."""
+    common = {"TARGET_TGID": os.getpid(), "NAME_LEN": NAME_LEN}
+    return BPF(text=text.encode(), cflags=cflags(common | defines))
 
 
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this module's files live (the guest's /tmp is a tmpfs of its own)."""
     return tmp_path_factory.mktemp("vm-features")
 
 

@@ -27,8 +27,7 @@ def cli() -> None:
 
 def _register() -> None:
     """Attach the subcommands (imported here so `tetra --help` stays fast)."""
-    from tetra.cli import agent_cmd, probe_cmd
-    from tetra.cli import tracingpolicy_cmd
+    from tetra.cli import agent_cmd, compile_cmd, probe_cmd, tracingpolicy_cmd  # noqa: F401 (compile_cmd registers)
 
     cli.add_command(agent_cmd.agent)
     cli.add_command(probe_cmd.probe)

@@ -149,7 +149,7 @@ def _build(source: str) -> BPF | SensorError:
     """Compile and load ``source``, or the kernel's reason why not."""
     with _captured_stderr() as log:
         try:
-            return BPF(text=probe_source(source))
+            return BPF(text=probe_source(source).encode())
         except Exception as err:  # bcc raises bare Exception
             return SensorError(_kernel_reason(log(), err))
 

@@ -78,7 +78,7 @@ class PolicySensor:
         from bcc import BPF  # imported here: tetra's unit tests run without bcc
 
         try:
-            self._bpf = BPF(text=expand_includes(self.compiled.c_text), cflags=self._cflags)
+            self._bpf = BPF(text=expand_includes(self.compiled.c_text).encode(), cflags=self._cflags)
             for hook in self.compiled.hooks:
                 self._attach(hook)
             self._fill_maps()

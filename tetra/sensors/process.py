@@ -54,7 +54,7 @@ class ProcessSensor:
         from bcc import BPF  # imported here: tetra's unit tests run without bcc
 
         try:
-            self._bpf = BPF(text=probe_source(SOURCE), cflags=self._cflags)
+            self._bpf = BPF(text=probe_source(SOURCE).encode(), cflags=self._cflags)
         except Exception as err:  # bcc raises bare Exception on compile/load errors
             raise SensorError(f"process sensor failed to load: {err}") from err
         return self._bpf

@@ -1,0 +1,56 @@
+"""``tetra tracingpolicy compile`` and ``generate``: what a policy becomes, and templates.
+
+``compile`` shows, per hook, the mechanism the running kernel gives it and,
+with --emit-c, the generated BPF C (bcc's view, includes not expanded), so a
+user can see exactly what would be loaded. --kernel all plans as if every
+mechanism existed (to read the kprobe/fentry/LSM C on a kernel without them).
+"""
+
+import os
+from importlib import resources
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tetra.cli.tracingpolicy_cmd import tracingpolicy
+from tetra.compiler.kernel import KernelSupport
+from tetra.compiler.program import CompiledPolicy, compile_policy
+from tetra.kernel.btf import Btf
+from tetra.policy import load_policies
+
+TEMPLATES = ("file-monitoring", "process-connect", "sigkill-exec", "tracepoint")
+
+
+@tracingpolicy.command("compile")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--emit-c", is_flag=True, help="Print the generated BPF C.")
+@click.option("--kernel", type=click.Choice(["running", "all"]), default="running", show_default=True,
+              help="Plan for the running kernel, or as if every mechanism were available.")
+def compile_cmd(file: str, emit_c: bool, kernel: str) -> None:
+    """Compile FILE's policies and show each hook's mechanism on this kernel."""
+    support = KernelSupport.everything() if kernel == "all" else KernelSupport.detect()
+    btf = Btf.load() if os.path.exists("/sys/kernel/btf/vmlinux") else None
+    console = Console(highlight=False, soft_wrap=True)
+    for policy_id, policy in enumerate(load_policies(file), start=1):
+        compiled = compile_policy(policy, policy_id, support, btf)
+        console.print(_hooks_table(compiled))
+        if emit_c:
+            click.echo(compiled.c_text)
+
+
+def _hooks_table(compiled: CompiledPolicy) -> Table:
+    table = Table(title=f"policy {compiled.policy.name}")
+    for column in ("hook", "event", "mechanism", "attach", "return", "selectors", "map values"):
+        table.add_column(column)
+    for hook in compiled.hooks:
+        table.add_row(hook.function_name, hook.event, hook.mechanism.value, hook.attach,
+                      hook.return_attach or "-", str(len(hook.selectors)), str(len(compiled.map_entries)))
+    return table
+
+
+@tracingpolicy.command("generate")
+@click.argument("template", type=click.Choice(TEMPLATES))
+def generate_cmd(template: str) -> None:
+    """Print a TracingPolicy template to start from."""
+    click.echo(resources.files("tetra.cli").joinpath("templates", f"{template}.yaml").read_text(), nl=False)
