@@ -1,0 +1,247 @@
+"""The policy compiler without a kernel: placement, selectors, C text, errors.
+
+Plans for a kernel with kprobes (no tracefs needed), so these run anywhere;
+tests/bpf/test_compiler.py puts the same output in front of the verifier.
+"""
+
+import pytest
+
+from tetra.compiler.kernel import KernelSupport
+from tetra.compiler.plan import Mechanism, syscall_name
+from tetra.compiler.program import CompiledPolicy, compile_policy
+from tetra.policy.errors import PolicyErrors
+from tetra.policy.loader import load_policies_text
+
+KPROBES = KernelSupport(kprobe=True, fentry=False, lsm=False)
+FENTRY_LSM = KernelSupport(kprobe=False, fentry=True, lsm=True)
+NOTHING = KernelSupport(kprobe=False, fentry=False, lsm=False,
+                        reasons={"kprobe": "no kprobe_events", "fentry": "refused", "lsm": "refused"})
+
+
+def policy(spec: str, name: str = "p") -> str:
+    return f"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: {name}\nspec:\n{spec}"
+
+
+def compiled(spec: str, support: KernelSupport = KPROBES) -> CompiledPolicy:
+    return compile_policy(load_policies_text(policy(spec), "p.yaml")[0], 3, support, None)
+
+
+def errors(spec: str, support: KernelSupport = KPROBES) -> str:
+    with pytest.raises(PolicyErrors) as info:
+        compiled(spec, support)
+    return str(info.value)
+
+
+OPEN = """  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    args:
+    - index: 1
+      type: "string"
+    - index: 2
+      type: "int"
+"""
+
+
+@pytest.mark.parametrize("call,name", [("sys_openat", "openat"), ("__x64_sys_openat", "openat"),
+                                       ("openat", "openat"), ("sys_x;y", None)])
+def test_syscall_names(call: str, name: str | None) -> None:
+    assert syscall_name(call) == name
+
+
+def test_syscall_on_kprobe_reads_the_wrapped_registers() -> None:
+    c = compiled(OPEN)
+    hook = c.hooks[0]
+    assert (hook.mechanism, hook.attach, hook.function_name) == (Mechanism.KPROBE, "__x64_sys_openat",
+                                                                 "__x64_sys_openat")
+    assert "tetra_put_str(g, 0, (const void *)(tetra_syscall_arg(ctx, 1)), 1);" in c.c_text
+    assert "tetra_put_int(g, 1, (__s64)(__s32)(tetra_syscall_arg(ctx, 2)));" in c.c_text
+    assert "#define TETRA_POLICY_ID 3" in c.c_text
+
+
+def test_string_values_go_to_maps_not_c() -> None:
+    c = compiled(OPEN + """    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "Postfix"
+        values: [".key", "secret\\"*/"]
+      - index: 1
+        operator: "NotPrefix"
+        values: ["/proc/"]
+""")
+    assert "secret" not in c.c_text and ".key" not in c.c_text and "/proc/" not in c.c_text
+    entries = {(e.map, e.data, e.prefixlen) for e in c.map_entries}
+    assert ("str_postfix", b"yek.", 32 + 32) in entries  # postfixes are stored reversed
+    assert ("str_postfix", b'/*"terces', 32 + 72) in entries
+    assert ("str_prefix", b"/proc/", 32 + 48) in entries
+    assert "!tetra_slot_match(g, 0," in c.c_text  # NotPrefix negates
+
+
+def test_integer_operators_are_literals() -> None:
+    c = compiled(OPEN + """    selectors:
+    - matchArgs:
+      - index: 2
+        operator: "Mask"
+        values: ["0x241"]
+      - index: 2
+        operator: "NotEqual"
+        values: ["0", "-1"]
+    - matchArgs:
+      - index: 2
+        operator: "InRange"
+        values: ["10:20"]
+""")
+    assert "((((__s64)g->ival[1]) & 577LL) != 0)" in c.c_text
+    assert "(((__s64)g->ival[1]) != 0LL && ((__s64)g->ival[1]) != -1LL)" in c.c_text
+    assert "(10LL <= ((__s64)g->ival[1]) && ((__s64)g->ival[1]) <= 20LL)" in c.c_text
+    assert c.c_text.count("((struct tetra_generic *)g->buf)->selector =") == 2
+
+
+def test_sockaddr_cidrs_become_lpm_entries() -> None:
+    c = compiled("""  kprobes:
+  - call: "sys_connect"
+    syscall: true
+    args:
+    - index: 1
+      type: "sockaddr"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "NotSAddr"
+        values: ["10.0.0.0/8", "fd00::/8"]
+      - index: 1
+        operator: "SPort"
+        values: ["443", "8000:8080"]
+""")
+    entries = {(e.map, e.data, e.prefixlen) for e in c.map_entries}
+    assert ("addr_lpm", bytes([10, 0, 0, 0]), 32 + 8) in entries
+    assert ("addr_lpm", bytes([0xfd]) + bytes(15), 32 + 8) in entries
+    assert "!tetra_addr_match(g, 0," in c.c_text
+    assert "(8000 <= tetra_sockaddr_port(g, 0) && tetra_sockaddr_port(g, 0) <= 8080)" in c.c_text
+
+
+def test_return_probe_keeps_entry_state() -> None:
+    c = compiled("""  kprobes:
+  - call: "sys_read"
+    syscall: true
+    return: true
+    args:
+    - index: 0
+      type: "fd"
+    - index: 1
+      type: "char_buf"
+      returnCopy: true
+    returnArg:
+      index: 0
+      type: "int"
+    selectors:
+    - matchReturnArgs:
+      - index: 0
+        operator: "GT"
+        values: ["0"]
+""")
+    assert "#define TETRA_NEED_RETURN" in c.c_text
+    assert "pending.update(&key, g);" in c.c_text
+    assert "int tetra_ret_0(struct pt_regs *ctx)" in c.c_text
+    assert "g->ival[1] = (__s64)(tetra_syscall_arg(ctx, 1));" in c.c_text  # the pointer, kept for return
+    assert "tetra_put_buf(g, 1, (const void *)(g->ival[1]), (__s64)(ev->ret), 1);" in c.c_text
+    assert "(tetra_ret(g) > 0LL)" in c.c_text
+
+
+def test_actions() -> None:
+    c = compiled(OPEN + """    selectors:
+    - matchActions:
+      - action: Sigkill
+    - matchActions:
+      - action: Signal
+        argSig: 10
+      - action: Post
+        rateLimit: "2m"
+        rateLimitScope: "process"
+        kernelStackTrace: true
+""")
+    assert "tetra_signal(g, TETRA_ACTION_SIGKILL, 9);" in c.c_text
+    assert "tetra_signal(g, TETRA_ACTION_SIGNAL, 10);" in c.c_text
+    assert "tetra_rate_limited(g, 0, 120000000000ULL, 1)" in c.c_text
+    assert "stacks.get_stackid(ctx, 0)" in c.c_text
+
+
+def test_fentry_and_lsm_mechanisms() -> None:
+    c = compiled("""  kprobes:
+  - call: "security_bprm_check"
+    syscall: false
+    args:
+    - index: 0
+      type: "linux_binprm"
+  lsmhooks:
+  - hook: "file_open"
+    args:
+    - index: 0
+      type: "file"
+""", FENTRY_LSM)
+    assert [h.mechanism for h in c.hooks] == [Mechanism.FENTRY, Mechanism.LSM]
+    assert "KFUNC_PROBE(security_bprm_check, __u64 a0)" in c.c_text
+    assert "LSM_PROBE(file_open, __u64 a0)" in c.c_text
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("""  kprobes:
+  - call: "security_file_open"
+    syscall: false
+""", "kernel function security_file_open needs kprobes or fentry, and this kernel has neither: no kprobe_events"),
+    ("""  lsmhooks:
+  - hook: "file_open"
+""", "LSM hook file_open needs BPF LSM: refused"),
+])
+def test_missing_mechanisms_are_named(spec: str, message: str) -> None:
+    assert message in errors(spec, NOTHING)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ("""    - index: 3
+      type: "skb"
+""", "p.yaml:14:7: spec.kprobes[0].args[2]: argument type 'skb' is not supported by tetra yet"),
+    ("""    selectors:
+    - matchPIDs:
+      - operator: In
+        followForks: true
+        values: [1]
+""", "matchPIDs followForks is not supported by tetra yet"),
+    ("""    selectors:
+    - matchActions:
+      - action: Override
+        argError: -1
+""", "action Override is not supported by tetra yet"),
+])
+def test_unsupported_features_are_refused_with_location(extra: str, message: str) -> None:
+    assert message in errors(OPEN + extra)
+
+
+def test_all_problems_are_reported_together() -> None:
+    text = errors("""  kprobes:
+  - call: "security_file_open"
+    syscall: false
+  lsmhooks:
+  - hook: "file_open"
+""", NOTHING)
+    assert "security_file_open" in text and "file_open needs BPF LSM" in text
+
+
+def test_cli_generate_templates_validate_and_compile(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from tetra.cli.compile_cmd import TEMPLATES
+    from tetra.cli.main import _register, cli
+
+    _register()
+    runner = CliRunner()
+    for name in TEMPLATES:
+        generated = runner.invoke(cli, ["tracingpolicy", "generate", name])
+        assert generated.exit_code == 0, generated.output
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(generated.output)
+        checked = runner.invoke(cli, ["tracingpolicy", "validate", str(path)])
+        assert checked.exit_code == 0 and ": ok (1 policy" in checked.output, checked.output
+        built = runner.invoke(cli, ["tracingpolicy", "compile", "--kernel", "all", "--emit-c", str(path)])
+        assert built.exit_code == 0, built.output
+        assert '#include "generic/generic.h"' in built.output
