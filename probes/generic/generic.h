@@ -295,6 +295,122 @@ static __always_inline void tetra_put_sockaddr(struct tetra_gen_scratch *g, __u3
     g->len += sizeof(sa);
 }
 
+/* A dentry's path within its filesystem (no mount to climb: the walk stops at
+ * the filesystem's root). */
+static __always_inline void tetra_put_dentry(struct tetra_gen_scratch *g, __u32 slot, void *dentry)
+{
+    char *at = tetra_slot_at(g);
+    __u32 flags = 0;
+    struct tetra_path_walk walk = {};
+    if (dentry)
+        walk = tetra_walk_path(at + 4, dentry, 0, 0, 0);
+    else
+        flags = TETRA_ARG_ERROR;
+    if (walk.truncated)
+        flags |= TETRA_ARG_TRUNCATED;
+    __u32 len = walk.len;
+    TETRA_BOUND(len, TETRA_STR_MAX);
+    tetra_close_field(g, slot, at, len, flags);
+}
+
+/* Record a fixed-size struct already written at `at` as argument `slot`. */
+static __always_inline void tetra_close_fixed(struct tetra_gen_scratch *g, __u32 slot, char *at, __u32 size,
+                                              __s64 ival)
+{
+    if (slot < TETRA_MAX_ARGS) {
+        g->soff[slot] = at - g->buf;
+        g->slen[slot] = size;
+        g->ival[slot] = ival;
+    }
+    g->len += size;
+}
+
+/* A kernel struct sock: its connection and state (sock_arg). */
+static __always_inline void tetra_put_sock(struct tetra_gen_scratch *g, __u32 slot, void *sk)
+{
+    char *at = tetra_slot_at(g);
+    struct tetra_sock s = {};
+    if (sk) {
+        s.t.family = tetra_read_u32(sk, TETRA_OFF_SK_FAMILY) & 0xFFFF;
+        s.t.state = tetra_read_u32(sk, TETRA_OFF_SK_STATE) & 0xFF;
+        s.t.sport = tetra_read_u32(sk, TETRA_OFF_SK_NUM) & 0xFFFF;
+        __u16 dport = tetra_read_u32(sk, TETRA_OFF_SK_DPORT) & 0xFFFF;
+        s.t.dport = (dport >> 8) | (dport << 8);
+        s.t.protocol = tetra_read_u32(sk, TETRA_OFF_SK_PROTOCOL) & 0xFF;
+        s.type = tetra_read_u32(sk, TETRA_OFF_SK_TYPE) & 0xFFFF;
+        if (s.t.family == 10) {
+            bpf_probe_read_kernel(s.t.saddr, 16, (char *)sk + TETRA_OFF_SK_V6_RCV_SADDR);
+            bpf_probe_read_kernel(s.t.daddr, 16, (char *)sk + TETRA_OFF_SK_V6_DADDR);
+        } else {
+            bpf_probe_read_kernel(s.t.saddr, 4, (char *)sk + TETRA_OFF_SK_RCV_SADDR);
+            bpf_probe_read_kernel(s.t.daddr, 4, (char *)sk + TETRA_OFF_SK_DADDR);
+        }
+    }
+    __builtin_memcpy(at, &s, sizeof(s));
+    tetra_close_fixed(g, slot, at, sizeof(s), s.t.family);
+}
+
+/* A struct sk_buff: sizes and marks, and the IP/TCP/UDP headers it carries (skb_arg). */
+static __always_inline void tetra_put_skb(struct tetra_gen_scratch *g, __u32 slot, void *skb)
+{
+    char *at = tetra_slot_at(g);
+    struct tetra_skb s = {};
+    if (skb) {
+        s.len = tetra_read_u32(skb, TETRA_OFF_SKB_LEN);
+        s.priority = tetra_read_u32(skb, TETRA_OFF_SKB_PRIORITY);
+        s.mark = tetra_read_u32(skb, TETRA_OFF_SKB_MARK);
+        char *head = tetra_read_ptr(skb, TETRA_OFF_SKB_HEAD);
+        __u16 nh = tetra_read_u32(skb, TETRA_OFF_SKB_NETWORK_HEADER) & 0xFFFF;
+        __u16 th = tetra_read_u32(skb, TETRA_OFF_SKB_TRANSPORT_HEADER) & 0xFFFF;
+        __u8 version = 0;
+        bpf_probe_read_kernel(&version, 1, head + nh);
+        version >>= 4;
+        if (version == 4) {
+            s.t.family = 2;
+            bpf_probe_read_kernel(&s.t.protocol, 1, head + nh + 9);
+            bpf_probe_read_kernel(s.t.saddr, 4, head + nh + 12);
+            bpf_probe_read_kernel(s.t.daddr, 4, head + nh + 16);
+        } else if (version == 6) {
+            s.t.family = 10;
+            bpf_probe_read_kernel(&s.t.protocol, 1, head + nh + 6);
+            bpf_probe_read_kernel(s.t.saddr, 16, head + nh + 8);
+            bpf_probe_read_kernel(s.t.daddr, 16, head + nh + 24);
+        }
+        if (s.t.protocol == 6 || s.t.protocol == 17) {  /* TCP, UDP: ports first */
+            __u16 ports[2] = {};
+            bpf_probe_read_kernel(ports, sizeof(ports), head + th);
+            s.t.sport = (ports[0] >> 8) | (ports[0] << 8);
+            s.t.dport = (ports[1] >> 8) | (ports[1] << 8);
+        }
+    }
+    __builtin_memcpy(at, &s, sizeof(s));
+    tetra_close_fixed(g, slot, at, sizeof(s), s.t.family);
+}
+
+/* A struct cred: ids, securebits, capability sets, user namespace (cred_arg). */
+static __always_inline void tetra_put_cred(struct tetra_gen_scratch *g, __u32 slot, void *cred)
+{
+    char *at = tetra_slot_at(g);
+    struct tetra_cred c = {};
+    if (cred) {
+        c.uid = tetra_read_u32(cred, TETRA_OFF_CRED_UID);
+        c.gid = tetra_read_u32(cred, TETRA_OFF_CRED_GID);
+        c.suid = tetra_read_u32(cred, TETRA_OFF_CRED_SUID);
+        c.sgid = tetra_read_u32(cred, TETRA_OFF_CRED_SGID);
+        c.euid = tetra_read_u32(cred, TETRA_OFF_CRED_EUID);
+        c.egid = tetra_read_u32(cred, TETRA_OFF_CRED_EGID);
+        c.fsuid = tetra_read_u32(cred, TETRA_OFF_CRED_FSUID);
+        c.fsgid = tetra_read_u32(cred, TETRA_OFF_CRED_FSGID);
+        c.securebits = tetra_read_u32(cred, TETRA_OFF_CRED_SECUREBITS);
+        c.cap_permitted = tetra_read_u64(cred, TETRA_OFF_CRED_CAP_PERMITTED);
+        c.cap_effective = tetra_read_u64(cred, TETRA_OFF_CRED_CAP_EFFECTIVE);
+        c.cap_inheritable = tetra_read_u64(cred, TETRA_OFF_CRED_CAP_INHERITABLE);
+        c.user_ns = tetra_read_u32(tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS), TETRA_OFF_USER_NS_INUM);
+    }
+    __builtin_memcpy(at, &c, sizeof(c));
+    tetra_close_fixed(g, slot, at, sizeof(c), c.euid);
+}
+
 /* --- matching ------------------------------------------------------------ */
 
 /* Copy up to TETRA_KEY_MAX bytes of src (kernel memory) into the key, zero padded. */
@@ -378,6 +494,40 @@ static __always_inline int tetra_addr_match(struct tetra_gen_scratch *g, __u32 s
     }
     __builtin_memcpy(g->akey.addr, copy.addr, 16);
     return addr_lpm.lookup(&g->akey) != 0;
+}
+
+/* The tuple (struct tetra_tuple, first in tetra_sock and tetra_skb) of a slot. */
+static __always_inline void tetra_slot_tuple(struct tetra_gen_scratch *g, __u32 slot, struct tetra_tuple *t)
+{
+    __u32 len;
+    const void *at = tetra_slot_str(g, slot, &len);
+    bpf_probe_read_kernel(t, sizeof(*t), at);
+}
+
+/* Source (dst=0) or destination (dst=1) address of a sock/skb slot against CIDRs. */
+static __always_inline int tetra_tuple_addr_match(struct tetra_gen_scratch *g, __u32 slot, int dst, __u32 id4, __u32 id6)
+{
+    struct tetra_tuple t = {};
+    tetra_slot_tuple(g, slot, &t);
+    if (t.family == 2) {
+        g->akey.id = id4;
+        g->akey.prefixlen = 32 + 32;
+    } else if (t.family == 10) {
+        g->akey.id = id6;
+        g->akey.prefixlen = 32 + 128;
+    } else {
+        return 0;
+    }
+    __builtin_memcpy(g->akey.addr, dst ? t.daddr : t.saddr, 16);
+    return addr_lpm.lookup(&g->akey) != 0;
+}
+
+/* A field of a sock/skb slot's tuple: 0 family, 1 sport, 2 dport, 3 protocol, 4 state. */
+static __always_inline __u32 tetra_tuple_field(struct tetra_gen_scratch *g, __u32 slot, int which)
+{
+    struct tetra_tuple t = {};
+    tetra_slot_tuple(g, slot, &t);
+    return which == 0 ? t.family : which == 1 ? t.sport : which == 2 ? t.dport : which == 3 ? t.protocol : t.state;
 }
 
 static __always_inline __u32 tetra_sockaddr_port(struct tetra_gen_scratch *g, __u32 slot)

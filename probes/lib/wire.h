@@ -114,4 +114,46 @@ struct tetra_sockaddr {
     __u8  addr[16]; /* IPv4 in the first 4 bytes */
 };
 
+/* The connection part of a sock or skb argument (matched by SAddr, DPort, ...). */
+struct tetra_tuple {
+    __u16 family;
+    __u16 sport;    /* host byte order */
+    __u16 dport;
+    __u8  protocol; /* IPPROTO_* */
+    __u8  state;    /* TCP_* (sock only) */
+    __u8  saddr[16];
+    __u8  daddr[16];
+};
+
+struct tetra_sock {
+    struct tetra_tuple t;
+    __u16 type;     /* SOCK_* */
+    __u16 _pad;
+    __u32 _pad2;
+};
+
+struct tetra_skb {
+    struct tetra_tuple t;
+    __u32 len;
+    __u32 priority;
+    __u32 mark;
+    __u32 _pad;
+};
+
+struct tetra_cred {
+    __u32 uid;
+    __u32 gid;
+    __u32 suid;
+    __u32 sgid;
+    __u32 euid;
+    __u32 egid;
+    __u32 fsuid;
+    __u32 fsgid;
+    __u32 securebits;
+    __u32 user_ns;  /* inode number */
+    __u64 cap_permitted;
+    __u64 cap_effective;
+    __u64 cap_inheritable;
+};
+
 #endif

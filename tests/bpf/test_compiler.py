@@ -68,6 +68,46 @@ spec:
       sizeArgIndex: 3
     - index: 2
       type: "size_t"
+  - call: "security_socket_connect"
+    syscall: false
+    args:
+    - index: 0
+      type: "socket"
+    - index: 1
+      type: "sockaddr"
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: "NotDAddr"
+        values: ["127.0.0.0/8", "::1/128"]
+      - index: 0
+        operator: "DPort"
+        values: ["1:1023"]
+  - call: "ip_output"
+    syscall: false
+    args:
+    - index: 2
+      type: "skb"
+    selectors:
+    - matchArgs:
+      - index: 2
+        operator: "Protocol"
+        values: ["IPPROTO_UDP"]
+  - call: "commit_creds"
+    syscall: false
+    args:
+    - index: 0
+      type: "cred"
+  - call: "security_inode_unlink"
+    syscall: false
+    args:
+    - index: 1
+      type: "dentry"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "Postfix"
+        values: [".log"]
 """
 
 
@@ -91,7 +131,8 @@ def test_kprobe_programs_pass_the_verifier_here(btf: Btf, process_module: object
     from bcc import BPF
 
     compiled = compile_policy(load_policies_text(KERNEL_FUNCTION_POLICY, "kfunc.yaml")[0], 7, KPROBE_ONLY, btf)
-    assert [h.mechanism for h in compiled.hooks] == [Mechanism.KPROBE, Mechanism.KPROBE]
+    assert {h.mechanism for h in compiled.hooks} == {Mechanism.KPROBE}
+    assert len(compiled.hooks) == 6
     assert compiled.hooks[1].attach == "__x64_sys_write"
     module = BPF(text=expand_includes(compiled.c_text).encode(),
                  cflags=cflags({**resolve_offsets(btf), "TETRA_RINGBUF_PAGES": 2048}))

@@ -201,6 +201,33 @@ POLICIES = {
               operator: In
               values: ["CAP_SYS_ADMIN"]
         """,
+    "sock-state": """
+        tracepoints:
+        - subsystem: "sock"
+          event: "inet_sock_set_state"
+          args:
+          - index: 4
+            type: "sock"
+          - index: 6
+            type: "int"
+          selectors:
+          - matchArgs:
+            - index: 4
+              operator: "DPort"
+              values: ["{port}"]
+            - index: 4
+              operator: "DAddr"
+              values: ["127.0.0.1/32"]
+        """,
+    "raw-exec": """
+        tracepoints:
+        - subsystem: "sched"
+          event: "sched_process_exec"
+          raw: true
+          args:
+          - index: 1
+            type: "int"
+        """,
     "broken": """
         kprobes:
         - call: "sys_openat"
@@ -344,6 +371,32 @@ def test_connect_sockaddr_filters(agent: RunningAgent, listener: socket.socket) 
     assert event["args"][1]["sockaddr_arg"] == {"family": "AF_INET", "addr": "127.0.0.1", "port": port}
 
 
+def test_sock_argument_on_a_tracepoint(agent: RunningAgent, listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        local_port = client.getsockname()[1]
+    def established(events: list[Event]) -> list[Event]:
+        return [e for e in policy_events(events, "sock-state", "process_tracepoint")
+                if e["args"][1]["int_arg"] == 1 and e["args"][0]["sock_arg"]["sport"] == local_port]
+
+    found = established(agent.wait_for(lambda ev: bool(established(ev))))
+    sock = found[0]["args"][0]["sock_arg"]
+    assert (sock["family"], sock["protocol"], sock["type"]) == ("AF_INET", "IPPROTO_TCP", "SOCK_STREAM")
+    assert (sock["daddr"], sock["dport"]) == ("127.0.0.1", port)
+    assert sock["saddr"] == "127.0.0.1"
+    assert sock["state"] == "TCP_SYN_SENT"  # the tracepoint fires before the state changes
+
+
+def test_raw_tracepoint_arguments(agent: RunningAgent) -> None:
+    proc = subprocess.Popen(["/usr/bin/true"])
+    proc.wait()
+    events = agent.wait_for(lambda ev: any(e["process"]["pid"] == proc.pid
+                                           for e in policy_events(ev, "raw-exec", "process_tracepoint")))
+    event = [e for e in policy_events(events, "raw-exec", "process_tracepoint") if e["process"]["pid"] == proc.pid][0]
+    assert (event["subsys"], event["event"]) == ("sched", "sched_process_exec")
+    assert event["args"] == [{"int_arg": proc.pid}]  # old_pid
+
+
 def test_rate_limit_and_user_stack(agent: RunningAgent, root_dir: Path) -> None:
     target = root_dir / "limited"
     target.write_text("r")
@@ -368,7 +421,7 @@ def test_summary_counts_and_broken_policy(agent: RunningAgent, root_dir: Path) -
     summary = agent.stop()
     policies = {p["name"]: p for p in summary["policies"]}
     assert policies["broken"]["state"] == "error"
-    assert "argument type 'sock'" in policies["broken"]["error"]
+    assert "type 'sock' is a kernel pointer" in policies["broken"]["error"]
     assert "broken.yaml:" in policies["broken"]["error"]
     assert all(p["state"] == "loaded" for name, p in policies.items() if name != "broken")
     events = agent.events()

@@ -10,15 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from tetra.wire.layouts import HEADER, HEADER_FIELDS, LAYOUTS, Layout
+from tetra.wire.layouts import HEADER, HEADER_FIELDS, LAYOUTS, TUPLE, TUPLE_FIELDS, Layout
 
 WIRE_H = Path(__file__).resolve().parents[2] / "probes" / "lib" / "wire.h"
-HEADER_NAMES = {name for name, _ in HEADER_FIELDS}
+# Structs embedded as the first member of others, and that member's name in C.
+EMBEDDED = ((HEADER, HEADER_FIELDS, "h."), (TUPLE, TUPLE_FIELDS, "t."))
 
 
-def _c_member(layout: Layout, name: str) -> str:
-    """Fields of the embedded header live under `h.` in every struct but the header."""
-    return f"h.{name}" if layout is not HEADER and name in HEADER_NAMES else name
+def _c_members(layout: Layout) -> list[tuple[str, str]]:
+    """(Python field, C member expression): embedded fields are reached through their member."""
+    for inner, fields, prefix in EMBEDDED:
+        if layout is not inner and layout.fields[:len(fields)] == fields:
+            return [(name, prefix + name if i < len(fields) else name) for i, (name, _) in enumerate(layout.fields)]
+    return [(name, name) for name, _ in layout.fields]
 
 
 def _program() -> str:
@@ -26,8 +30,7 @@ def _program() -> str:
              "int main(void) {"]
     for layout in LAYOUTS:
         lines.append(f'printf("{layout.c_name} sizeof %zu\\n", sizeof(struct {layout.c_name}));')
-        for name, _ in layout.fields:
-            member = _c_member(layout, name)
+        for name, member in _c_members(layout):
             lines.append(f'printf("{layout.c_name} {name} %zu\\n", offsetof(struct {layout.c_name}, {member}));')
     lines += ["return 0; }"]
     return "\n".join(lines)

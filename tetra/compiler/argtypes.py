@@ -18,6 +18,9 @@ class Encoding(Enum):
     BYTES = "bytes"  # u32 length and flags, then the bytes
     PATH = "path"  # u32 length and flags, then path components leaf first
     SOCKADDR = "sockaddr"  # struct tetra_sockaddr
+    SOCK = "sock"  # struct tetra_sock
+    SKB = "skb"  # struct tetra_skb
+    CRED = "cred"  # struct tetra_cred
 
 
 class Memory(Enum):
@@ -70,20 +73,25 @@ TYPES: dict[str, ArgType] = {t.name: t for t in (
     ArgType("file", Encoding.PATH, json_key="file_arg"),
     ArgType("path", Encoding.PATH, json_key="path_arg"),
     ArgType("linux_binprm", Encoding.PATH, json_key="linux_binprm_arg"),
+    ArgType("dentry", Encoding.PATH, json_key="path_arg"),
     ArgType("sockaddr", Encoding.SOCKADDR, json_key="sockaddr_arg"),
+    ArgType("sock", Encoding.SOCK, json_key="sock_arg"),
+    ArgType("socket", Encoding.SOCK, json_key="sock_arg"),
+    ArgType("skb", Encoding.SKB, json_key="skb_arg"),
+    ArgType("cred", Encoding.CRED, json_key="cred_arg"),
 )}
 
 # Tetragon types tetra does not read yet, and why: a policy using one is refused.
 UNSUPPORTED: dict[str, str] = {
     name: "not supported by tetra yet"
-    for name in ("char_iovec", "skb", "sock", "socket", "sockaddr_un", "nop", "bpf_attr", "perf_event",
-                 "bpf_map", "user_namespace", "kiocb", "iov_iter", "cred", "load_info", "module",
+    for name in ("char_iovec", "sockaddr_un", "nop", "bpf_attr", "perf_event",
+                 "bpf_map", "user_namespace", "kiocb", "iov_iter", "load_info", "module",
                  "kernel_cap_t", "cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
-                 "net_device", "bpf_cmd", "dentry", "bpf_prog")
+                 "net_device", "bpf_cmd", "bpf_prog")
 }
 
 # Types whose pointer the compiler may read from user memory (syscall arguments,
 # uprobes); on kernel functions the same types point into kernel memory.
 POINTER_TYPES = {"string", "filename", "char_buf", "const_buf", "sockaddr"}
 # Types that only make sense on a kernel pointer.
-KERNEL_ONLY = {"file", "path", "linux_binprm"}
+KERNEL_ONLY = {"file", "path", "linux_binprm", "dentry", "sock", "socket", "skb", "cred"}

@@ -142,11 +142,20 @@ def _put(arg: ArgPlan, slot: int, btf: Btf | None, size_override: str | None = N
         return f"tetra_put_int(g, {slot}, (__s64)({arg.atype.cast})({v}));"
     if arg.atype.encoding is Encoding.SOCKADDR:
         return f"tetra_put_sockaddr(g, {slot}, (const void *)({v}), {user});"
+    if arg.atype.encoding is Encoding.SOCK:
+        sock = f"tetra_read_ptr((void *)({v}), TETRA_OFF_SOCKET_SK)" if name == "socket" else f"(void *)({v})"
+        return f"tetra_put_sock(g, {slot}, {sock});"
+    if arg.atype.encoding is Encoding.SKB:
+        return f"tetra_put_skb(g, {slot}, (void *)({v}));"
+    if arg.atype.encoding is Encoding.CRED:
+        return f"tetra_put_cred(g, {slot}, (void *)({v}));"
     if arg.atype.encoding is Encoding.PATH:
         if name == "fd":
             return f"tetra_put_fd(g, {slot}, (__s64)(int)({v}));"
         if name == "file":
             return f"tetra_put_file(g, {slot}, (void *)({v}));"
+        if name == "dentry":
+            return f"tetra_put_dentry(g, {slot}, (void *)({v}));"
         if name == "linux_binprm":
             return f"tetra_put_file(g, {slot}, tetra_read_ptr((void *)({v}), TETRA_OFF_LINUX_BINPRM_FILE));"
         return (f"tetra_put_path(g, {slot}, tetra_read_ptr((void *)({v}), {_offset(btf, 'path.dentry')}), "

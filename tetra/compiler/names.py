@@ -28,3 +28,13 @@ NAMESPACES = {
     "TimeForChildren": ("time_ns_for_children", "time_namespace", "time_for_children"),
     "PidForChildren": ("pid_ns_for_children", "pid_namespace", "pid_for_children"),
 }
+
+PROTOCOLS = {"IPPROTO_IP": 0, "IPPROTO_ICMP": 1, "IPPROTO_TCP": 6, "IPPROTO_UDP": 17, "IPPROTO_ICMPV6": 58,
+             "IPPROTO_SCTP": 132, "IPPROTO_RAW": 255}
+PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
+TCP_STATES = {"TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4, "TCP_FIN_WAIT2": 5,
+              "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9, "TCP_LISTEN": 10,
+              "TCP_CLOSING": 11, "TCP_NEW_SYN_RECV": 12}
+TCP_STATE_NAMES = {number: name for name, number in TCP_STATES.items()}
+SOCK_TYPE_NAMES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 4: "SOCK_RDM", 5: "SOCK_SEQPACKET",
+                   6: "SOCK_DCCP", 10: "SOCK_PACKET"}

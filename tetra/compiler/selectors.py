@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tetra.compiler.argtypes import Encoding
-from tetra.compiler.names import ADDRESS_FAMILIES, CAPABILITY_NUMBERS, NAMESPACES
+from tetra.compiler.names import ADDRESS_FAMILIES, CAPABILITY_NUMBERS, NAMESPACES, PROTOCOLS, TCP_STATES
 from tetra.compiler.plan import ArgPlan, HookPlan
 from tetra.kernel.btf import Btf
 from tetra.policy.errors import PolicyIssue
@@ -132,7 +132,11 @@ class SelectorCompiler:
             return self._int_op(f"(({cast})g->ival[{slot}])", m, unsigned=arg.atype.unsigned)
         if encoding in (Encoding.BYTES, Encoding.PATH):
             return self._str_op(m, lambda ident, op: f"tetra_slot_match(g, {slot}, {ident}, {op})")
-        return self._sockaddr_op(slot, m)
+        if encoding in (Encoding.SOCK, Encoding.SKB):
+            return self._tuple_op(slot, m)
+        if encoding is Encoding.SOCKADDR:
+            return self._sockaddr_op(slot, m)
+        return self._error(m.loc, f"matchArgs does not apply to a {arg.atype.name} argument")
 
     def _match_return(self, hook: HookPlan, m: MatchArg) -> str:
         if hook.return_arg is None or hook.return_arg.encoding is not Encoding.INT:
@@ -188,12 +192,7 @@ class SelectorCompiler:
                 families = [ADDRESS_FAMILIES[v] if v in ADDRESS_FAMILIES else int(v, 0) for v in m.values]
                 return _any([f"g->ival[{slot}] == {f}" for f in families])
             if op in ("SAddr", "DAddr", "NotSAddr", "NotDAddr"):
-                id4, id6 = self._id(), self._id()
-                for value in m.values:
-                    net = ipaddress.ip_network(value, strict=False)
-                    ident = id4 if net.version == 4 else id6
-                    self.entries.append(MapEntry("addr_lpm", ident, net.network_address.packed,
-                                                 32 + net.prefixlen))
+                id4, id6 = self._cidrs(m.values)
                 expr = f"tetra_addr_match(g, {slot}, {id4}, {id6})"
                 return f"!{expr}" if op.startswith("Not") else expr
             port = f"tetra_sockaddr_port(g, {slot})"
@@ -207,6 +206,40 @@ class SelectorCompiler:
         except (ValueError, KeyError) as err:
             return self._error(m.loc, f"bad value for {op}: {err}")
         return self._error(m.loc, f"operator {op} does not apply to a sockaddr argument")
+
+    def _cidrs(self, values: tuple[str, ...]) -> tuple[int, int]:
+        """Map entries for a list of addresses/CIDRs; (IPv4 id, IPv6 id)."""
+        id4, id6 = self._id(), self._id()
+        for value in values:
+            net = ipaddress.ip_network(value, strict=False)
+            ident = id4 if net.version == 4 else id6
+            self.entries.append(MapEntry("addr_lpm", ident, net.network_address.packed, 32 + net.prefixlen))
+        return id4, id6
+
+    def _tuple_op(self, slot: int, m: MatchArg) -> str:
+        """Operators on the connection of a sock or skb argument."""
+        op = m.operator
+        negate = op.startswith("Not")
+        base = op[3:] if negate else op
+        try:
+            if base in ("SAddr", "DAddr"):
+                id4, id6 = self._cidrs(m.values)
+                expr = f"tetra_tuple_addr_match(g, {slot}, {int(base == 'DAddr')}, {id4}, {id6})"
+            elif base in ("SPort", "DPort"):
+                port = f"tetra_tuple_field(g, {slot}, {1 if base == 'SPort' else 2})"
+                expr = _any([f"({lo} <= {port} && {port} <= {hi})" for lo, hi in map(_range, m.values)])
+            elif base.lower() in ("sportpriv", "dportpriv"):
+                expr = f"(tetra_tuple_field(g, {slot}, {1 if base.lower() == 'sportpriv' else 2}) < 1024)"
+            elif base in ("Family", "Protocol", "State"):
+                names = {"Family": ADDRESS_FAMILIES, "Protocol": PROTOCOLS, "State": TCP_STATES}[base]
+                which = {"Family": 0, "Protocol": 3, "State": 4}[base]
+                numbers = [names[v] if v in names else int(v, 0) for v in m.values]
+                expr = _any([f"tetra_tuple_field(g, {slot}, {which}) == {n}" for n in numbers])
+            else:
+                return self._error(m.loc, f"operator {op} does not apply to a sock or skb argument")
+        except (ValueError, KeyError) as err:
+            return self._error(m.loc, f"bad value for {op}: {err}")
+        return f"!{expr}" if negate else expr
 
     # --- process filters -----------------------------------------------------
 

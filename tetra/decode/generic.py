@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tetra.compiler.argtypes import ArgType, Encoding
-from tetra.compiler.names import CAPABILITIES, FAMILY_NAMES
+from tetra.compiler.names import CAPABILITIES, FAMILY_NAMES, PROTOCOL_NAMES, SOCK_TYPE_NAMES, TCP_STATE_NAMES
 from tetra.compiler.plan import ArgPlan, HookPlan
 from tetra.decode.process import text
 from tetra.decode.registry import register
@@ -23,6 +23,9 @@ from tetra.wire.layouts import ARG_ERROR, ARG_LEN_MASK, ARG_TRUNCATED, Op
 
 _GENERIC = layouts.GENERIC.codec
 _SOCKADDR = layouts.SOCKADDR.codec
+_SOCK = layouts.SOCK.codec
+_SKB = layouts.SKB.codec
+_CRED = layouts.CRED.codec
 _I64 = struct.Struct("<q")
 _U32 = struct.Struct("<I")
 
@@ -104,6 +107,60 @@ def _sockaddr_arg(raw: bytes) -> Json:
     return {"sockaddr_arg": body}
 
 
+def _address(family: int, raw: bytes) -> str:
+    if family == 2:
+        return str(ipaddress.IPv4Address(raw[:4]))
+    if family == 10:
+        return str(ipaddress.IPv6Address(raw))
+    return ""
+
+
+def _tuple(family: int, sport: int, dport: int, protocol: int, saddr: bytes, daddr: bytes) -> Json:
+    return {"family": FAMILY_NAMES.get(family, str(family)),
+            "protocol": PROTOCOL_NAMES.get(protocol, str(protocol)),
+            "saddr": _address(family, saddr), "daddr": _address(family, daddr), "sport": sport, "dport": dport}
+
+
+def _sock_arg(raw: bytes) -> Json:
+    family, sport, dport, protocol, state, saddr, daddr, sock_type, _, _ = _SOCK.unpack(raw)
+    body = _tuple(family, sport, dport, protocol, saddr, daddr)
+    body["type"] = SOCK_TYPE_NAMES.get(sock_type, str(sock_type))
+    body["state"] = TCP_STATE_NAMES.get(state, str(state))
+    return {"sock_arg": body}
+
+
+def _skb_arg(raw: bytes) -> Json:
+    family, sport, dport, protocol, _, saddr, daddr, length, priority, mark, _ = _SKB.unpack(raw)
+    body = _tuple(family, sport, dport, protocol, saddr, daddr)
+    body.update({"len": length, "priority": priority, "mark": mark, "proto": protocol})
+    return {"skb_arg": body}
+
+
+def _cap_names(mask: int) -> list[str]:
+    return [name for bit, name in enumerate(CAPABILITIES) if mask >> bit & 1]
+
+
+def _cred_arg(raw: bytes) -> Json:
+    (uid, gid, suid, sgid, euid, egid, fsuid, fsgid, securebits, user_ns,
+     permitted, effective, inheritable) = _CRED.unpack(raw)
+    return {"cred_arg": {
+        "uid": uid, "gid": gid, "euid": euid, "egid": egid, "suid": suid, "sgid": sgid,
+        "fsuid": fsuid, "fsgid": fsgid, "securebits": securebits,
+        "caps": {"permitted": _cap_names(permitted), "effective": _cap_names(effective),
+                 "inheritable": _cap_names(inheritable)},
+        "user_ns": {"ns": {"inum": user_ns}},
+    }}
+
+
+# Fixed-size encodings: (layout size, decoder).
+_FIXED = {
+    Encoding.SOCKADDR: (_SOCKADDR.size, _sockaddr_arg),
+    Encoding.SOCK: (_SOCK.size, _sock_arg),
+    Encoding.SKB: (_SKB.size, _skb_arg),
+    Encoding.CRED: (_CRED.size, _cred_arg),
+}
+
+
 def decode_args(blob: bytes, hook: HookPlan) -> list[Json]:
     """The hook's arguments as Tetragon argument objects, in the policy's order."""
     by_plan: dict[int, Json] = {}
@@ -121,8 +178,9 @@ def _one(blob: bytes, at: int, arg: ArgPlan) -> tuple[Json, int]:
     try:
         if encoding is Encoding.INT:
             return int_arg(_I64.unpack_from(blob, at)[0], arg.atype), at + 8
-        if encoding is Encoding.SOCKADDR:
-            return _sockaddr_arg(blob[at:at + _SOCKADDR.size]), at + _SOCKADDR.size
+        if encoding in _FIXED:
+            size, decoder = _FIXED[encoding]
+            return decoder(blob[at:at + size]), at + size
         head = _U32.unpack_from(blob, at)[0]
         length = head & ARG_LEN_MASK
         data = blob[at + 4:at + 4 + length]

@@ -108,6 +108,18 @@ GENERIC = Layout(
     ),
 )
 SOCKADDR = Layout("tetra_sockaddr", (("family", "H"), ("port", "H"), ("_pad2", "I"), ("addr", "16s")))
+TUPLE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("family", "H"), ("sport", "H"), ("dport", "H"), ("protocol", "B"), ("state", "B"),
+    ("saddr", "16s"), ("daddr", "16s"),
+)
+TUPLE = Layout("tetra_tuple", TUPLE_FIELDS)
+SOCK = Layout("tetra_sock", TUPLE_FIELDS + (("type", "H"), ("_pad", "H"), ("_pad2", "I")))
+SKB = Layout("tetra_skb", TUPLE_FIELDS + (("len", "I"), ("priority", "I"), ("mark", "I"), ("_pad", "I")))
+CRED = Layout("tetra_cred", (
+    ("uid", "I"), ("gid", "I"), ("suid", "I"), ("sgid", "I"), ("euid", "I"), ("egid", "I"),
+    ("fsuid", "I"), ("fsgid", "I"), ("securebits", "I"), ("user_ns", "I"),
+    ("cap_permitted", "Q"), ("cap_effective", "Q"), ("cap_inheritable", "Q"),
+))
 
 
 class Action(enum.IntEnum):
@@ -125,4 +137,4 @@ ARG_TRUNCATED = 0x80000000
 ARG_ERROR = 0x40000000
 ARG_LEN_MASK = 0x00FFFFFF
 
-LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR)
+LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED)

@@ -199,8 +199,11 @@ def test_missing_mechanisms_are_named(spec: str, message: str) -> None:
 
 @pytest.mark.parametrize("extra,message", [
     ("""    - index: 3
+      type: "char_iovec"
+""", "p.yaml:14:7: spec.kprobes[0].args[2]: argument type 'char_iovec' is not supported by tetra yet"),
+    ("""    - index: 3
       type: "skb"
-""", "p.yaml:14:7: spec.kprobes[0].args[2]: argument type 'skb' is not supported by tetra yet"),
+""", "type 'skb' is a kernel pointer; this hook's arguments are user values"),
     ("""    selectors:
     - matchPIDs:
       - operator: In
