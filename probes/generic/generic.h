@@ -62,6 +62,11 @@ BPF_HASH(str_eq, struct tetra_strkey, __u8, 1024);
 BPF_LPM_TRIE(str_prefix, struct tetra_strkey, __u8, 1024);
 BPF_LPM_TRIE(str_postfix, struct tetra_strkey, __u8, 1024);
 BPF_LPM_TRIE(addr_lpm, struct tetra_addrkey, __u8, 1024);
+struct tetra_pidkey {
+    __u32 id;
+    __u32 pid;
+};
+BPF_HASH(pid_set, struct tetra_pidkey, __u8, 1024);
 /* slot 0: 1 when the policy is in monitoring mode (actions reported, not taken) */
 BPF_ARRAY(policy_mode, __u32, 1);
 
@@ -539,6 +544,16 @@ static __always_inline __u32 tetra_sockaddr_port(struct tetra_gen_scratch *g, __
     return port;
 }
 
+static __always_inline int tetra_info_binary_match(struct tetra_gen_scratch *g, struct tetra_exec_info *info,
+                                                   __u32 id, int op)
+{
+    if (op == 0)
+        return tetra_str_equal(g, id, info->binary, info->binary_len);
+    if (op == 1)
+        return tetra_str_prefix(g, id, info->binary, info->binary_len);
+    return tetra_str_postfix(g, id, info->binary, info->binary_len);
+}
+
 /* The binary (or, parent=1, the parent's binary) of the current process. */
 static __always_inline int tetra_binary_match(struct tetra_gen_scratch *g, __u32 id, int op, int parent)
 {
@@ -546,13 +561,56 @@ static __always_inline int tetra_binary_match(struct tetra_gen_scratch *g, __u32
     struct tetra_exec_info *info = tetra_execve.lookup(&tgid);
     if (!info)
         return 0;
-    const char *bin = parent ? info->parent_binary : info->binary;
-    __u32 len = parent ? info->parent_binary_len : info->binary_len;
+    if (!parent)
+        return tetra_info_binary_match(g, info, id, op);
     if (op == 0)
-        return tetra_str_equal(g, id, bin, len);
+        return tetra_str_equal(g, id, info->parent_binary, info->parent_binary_len);
     if (op == 1)
-        return tetra_str_prefix(g, id, bin, len);
-    return tetra_str_postfix(g, id, bin, len);
+        return tetra_str_prefix(g, id, info->parent_binary, info->parent_binary_len);
+    return tetra_str_postfix(g, id, info->parent_binary, info->parent_binary_len);
+}
+
+/* followChildren / followForks look this many generations up the parent chain. */
+#define TETRA_ANCESTOR_DEPTH 16
+
+/* matchBinaries with followChildren: the current process or one of its
+ * ancestors runs a matching binary. */
+static __always_inline int tetra_lineage_binary_match(struct tetra_gen_scratch *g, __u32 id, int op)
+{
+    void *task = (void *)bpf_get_current_task();
+    for (int i = 0; i < TETRA_ANCESTOR_DEPTH; i++) {
+        __u32 tgid = tetra_task_tgid(task);
+        if (tgid <= 1)
+            break;
+        struct tetra_exec_info *info = tetra_execve.lookup(&tgid);
+        if (info && tetra_info_binary_match(g, info, id, op))
+            return 1;
+        task = tetra_read_ptr(task, TETRA_OFF_TASK_REAL_PARENT);
+    }
+    return 0;
+}
+
+static __always_inline int tetra_pid_in(__u32 id, __u32 pid)
+{
+    struct tetra_pidkey key = { .id = id, .pid = pid };
+    return pid_set.lookup(&key) != 0;
+}
+
+/* matchPIDs with followForks: the current process or one of its ancestors has a listed pid. */
+static __always_inline int tetra_lineage_pid_in(__u32 id)
+{
+    void *task = (void *)bpf_get_current_task();
+    for (int i = 0; i < TETRA_ANCESTOR_DEPTH; i++) {
+        __u32 tgid = tetra_task_tgid(task);
+        if (tgid == 0)
+            break;
+        if (tetra_pid_in(id, tgid))
+            return 1;
+        if (tgid == 1)
+            break;
+        task = tetra_read_ptr(task, TETRA_OFF_TASK_REAL_PARENT);
+    }
+    return 0;
 }
 
 /* The pid as seen in the current task's own pid namespace. */

@@ -228,6 +228,40 @@ POLICIES = {
           - index: 1
             type: "int"
         """,
+    "follow-children": """
+        kprobes:
+        - call: "sys_openat"
+          syscall: true
+          args:
+          - index: 1
+            type: "string"
+          selectors:
+          - matchArgs:
+            - index: 1
+              operator: "Prefix"
+              values: ["{root}/follow/"]
+            matchBinaries:
+            - operator: "In"
+              followChildren: true
+              values: ["/usr/bin/dash"]
+        """,
+    "follow-forks": """
+        kprobes:
+        - call: "sys_openat"
+          syscall: true
+          args:
+          - index: 1
+            type: "string"
+          selectors:
+          - matchArgs:
+            - index: 1
+              operator: "Prefix"
+              values: ["{root}/forks/"]
+            matchPIDs:
+            - operator: "In"
+              followForks: true
+              values: [{pytest_pid}]
+        """,
     "broken": """
         kprobes:
         - call: "sys_openat"
@@ -241,7 +275,7 @@ POLICIES = {
 
 def _write_policies(directory: Path, root: Path, port: int) -> None:
     for name, spec in POLICIES.items():
-        body = textwrap.dedent(spec).format(root=root, port=port)
+        body = textwrap.dedent(spec).format(root=root, port=port, pytest_pid=os.getpid())
         text = ("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n"
                 f"  name: {name}\nspec:\n" + textwrap.indent(body, "  "))
         (directory / f"{name}.yaml").write_text(text)
@@ -259,7 +293,7 @@ def listener() -> Iterator[socket.socket]:
 @pytest.fixture(scope="module")
 def root_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("policy-root")
-    for sub in ("prefix", "bin", "read", "unlink", "mkdir"):
+    for sub in ("prefix", "bin", "read", "unlink", "mkdir", "follow", "forks"):
         (root / sub).mkdir()
     return root
 
@@ -395,6 +429,30 @@ def test_raw_tracepoint_arguments(agent: RunningAgent) -> None:
     event = [e for e in policy_events(events, "raw-exec", "process_tracepoint") if e["process"]["pid"] == proc.pid][0]
     assert (event["subsys"], event["event"]) == ("sched", "sched_process_exec")
     assert event["args"] == [{"int_arg": proc.pid}]  # old_pid
+
+
+def test_match_binaries_follow_children(agent: RunningAgent, root_dir: Path) -> None:
+    target = root_dir / "follow" / "f"
+    target.write_text("c")
+    subprocess.run(["/usr/bin/cat", str(target)], check=True, capture_output=True)  # not under dash
+    subprocess.run(["/usr/bin/dash", "-c", f"/usr/bin/cat {target}; /usr/bin/true"], check=True, capture_output=True)
+    found = wait_policy(agent, "follow-children")
+    assert {e["process"]["binary"] for e in found} == {"/usr/bin/cat"}
+    assert all(e["parent"]["binary"] == "/usr/bin/dash" for e in found)
+
+
+def test_match_pids_follow_forks(agent: RunningAgent, root_dir: Path) -> None:
+    target = root_dir / "forks" / "f"
+    target.write_text("f")
+    orphan_done = root_dir / "orphan-done"
+    # A grandchild whose parent exits at once is adopted by init: no longer our descendant.
+    subprocess.run(["/bin/sh", "-c", f"(sleep 0.5; /usr/bin/cat {target}; : > {orphan_done}) &"], check=True)
+    subprocess.run(["/usr/bin/head", "-c1", str(target)], check=True, capture_output=True)
+    agent.wait_for(lambda ev: orphan_done.exists(), timeout=10)
+    found = wait_policy(agent, "follow-forks")
+    binaries = {e["process"]["binary"] for e in found}
+    assert "/usr/bin/head" in binaries
+    assert "/usr/bin/cat" not in binaries
 
 
 def test_rate_limit_and_user_stack(agent: RunningAgent, root_dir: Path) -> None:

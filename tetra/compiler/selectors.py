@@ -245,18 +245,27 @@ class SelectorCompiler:
 
     def _match_pids(self, operator: str, values: tuple[int, ...], namespace: bool, follow: bool,
                     loc: Location) -> str:
+        if follow and namespace:
+            return self._error(loc, "matchPIDs followForks with isNamespacePID is not supported by tetra yet")
+        ident = self._id()
+        for value in values:
+            self.entries.append(MapEntry("pid_set", ident, int(value).to_bytes(4, "little")))
         if follow:
-            return self._error(loc, "matchPIDs followForks is not supported by tetra yet")
-        pid = "(__s64)tetra_ns_pid()" if namespace else "(__s64)(bpf_get_current_pid_tgid() >> 32)"
-        if operator == "In":
-            return _any([f"{pid} == {int(v)}" for v in values])
-        return _all([f"{pid} != {int(v)}" for v in values])
+            expr = f"tetra_lineage_pid_in({ident})"
+        else:
+            pid = "tetra_ns_pid()" if namespace else "(__u32)(bpf_get_current_pid_tgid() >> 32)"
+            expr = f"tetra_pid_in({ident}, {pid})"
+        return expr if operator == "In" else f"!{expr}"
 
     def _match_binaries(self, operator: str, values: tuple[str, ...], follow: bool, loc: Location,
                         parent: bool) -> str:
-        if follow:
-            return self._error(loc, "matchBinaries followChildren is not supported by tetra yet")
+        """followChildren: the process or an ancestor (up to 16 generations) runs a listed binary."""
         fake = MatchArg(None, (), operator, values, loc)
+        if follow and parent:
+            return self._error(loc, "matchParentBinaries followChildren is not supported by tetra yet")
+        if follow:
+            return self._str_op(fake, lambda ident, op: f"tetra_lineage_binary_match(g, {ident}, {op})",
+                                ops=BINARY_OPS)
         return self._str_op(fake, lambda ident, op: f"tetra_binary_match(g, {ident}, {op}, {int(parent)})",
                             ops=BINARY_OPS)
 

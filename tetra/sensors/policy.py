@@ -138,8 +138,11 @@ class PolicySensor:
 
 def _key(table: object, entry: MapEntry) -> object:
     key = table.Key()  # type: ignore[attr-defined]
-    key.prefixlen = entry.prefixlen
     key.id = entry.id
+    if entry.map == "pid_set":
+        key.pid = int.from_bytes(entry.data, "little")
+        return key
+    key.prefixlen = entry.prefixlen
     descriptor = getattr(type(key), "addr" if entry.map == "addr_lpm" else "data")
     size = min(len(entry.data), descriptor.size)
     ctypes.memmove(ctypes.addressof(key) + descriptor.offset, entry.data, size)

@@ -148,6 +148,23 @@ def test_return_probe_keeps_entry_state() -> None:
     assert "(tetra_ret(g) > 0LL)" in c.c_text
 
 
+def test_pids_and_lineage() -> None:
+    c = compiled(OPEN + """    selectors:
+    - matchPIDs:
+      - operator: NotIn
+        followForks: true
+        values: [1, 42]
+      matchBinaries:
+      - operator: In
+        followChildren: true
+        values: ["/usr/bin/bash"]
+""")
+    assert "!tetra_lineage_pid_in(1)" in c.c_text
+    assert "tetra_lineage_binary_match(g, 2, 0)" in c.c_text
+    pids = sorted(e.data for e in c.map_entries if e.map == "pid_set")
+    assert pids == [(1).to_bytes(4, "little"), (42).to_bytes(4, "little")]
+
+
 def test_actions() -> None:
     c = compiled(OPEN + """    selectors:
     - matchActions:
@@ -208,8 +225,9 @@ def test_missing_mechanisms_are_named(spec: str, message: str) -> None:
     - matchPIDs:
       - operator: In
         followForks: true
+        isNamespacePID: true
         values: [1]
-""", "matchPIDs followForks is not supported by tetra yet"),
+""", "matchPIDs followForks with isNamespacePID is not supported by tetra yet"),
     ("""    selectors:
     - matchActions:
       - action: Override
