@@ -125,7 +125,7 @@ def missing_kernel_features() -> dict[str, str]:
     """Marker name -> why this kernel lacks the feature; measured once per session."""
     if os.geteuid() != 0:
         return {marker: "measuring it needs root" for marker in FEATURES}
-    missing = {}
+    missing: dict[str, str] = {}
     if not any(path.exists() for path in _KPROBE_EVENTS):
         missing["kprobe"] = "no kprobe_events in tracefs (CONFIG_KPROBES off, or tracefs not mounted)"
     program_types = _bpftool_program_types()
@@ -144,7 +144,7 @@ def missing_kernel_features() -> dict[str, str]:
 
 
 @pytest.hookimpl(trylast=True)  # after -m has deselected: measure only for tests that will run
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Skip tests marked with a kernel feature this kernel lacks, naming it and the VM lane."""
     marked = [(item, marker) for item in items for marker in FEATURES if item.get_closest_marker(marker)]
     if not marked:
