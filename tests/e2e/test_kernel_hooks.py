@@ -1,0 +1,222 @@
+"""Kernel-function hooks: kprobes, kretprobes, fentry and BPF LSM from policies.
+
+These need kernel features the CI machine's own kernel lacks; the markers skip
+them there and the VM lane (tests/vm) runs them on a stock kernel. One policy
+module per mechanism keeps the compiles (slow under emulation) few.
+"""
+
+import ctypes
+import socket
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tetra.compiler.kernel import KernelSupport
+from tetra.compiler.plan import HookPlan, Mechanism
+from tetra.compiler.program import CompiledPolicy, compile_policy
+from tetra.decode import process as _process  # noqa: F401  (registers decoders)
+from tetra.decode.generic import GenericRecord, decode_args
+from tetra.decode.registry import decode
+from tetra.kernel.btf import Btf
+from tetra.kernel.offsets import resolve_offsets
+from tetra.policy.loader import load_policies_text
+
+pytestmark = pytest.mark.usefixtures("root")
+
+
+@dataclass
+class Loaded:
+    """A process sensor and one policy, with the policy events read so far."""
+
+    compiled: CompiledPolicy
+    process: Any
+    policy: Any
+    events: list[tuple[HookPlan, GenericRecord, list[dict[str, Any]]]] = field(default_factory=list)
+
+    def collect(self, trigger: Callable[[], object]) -> list[tuple[HookPlan, GenericRecord, list[dict[str, Any]]]]:
+        self.events.clear()
+        trigger()
+        self.process.bpf.ring_buffer_poll(200)
+        self.process.bpf.ring_buffer_consume()
+        return list(self.events)
+
+
+def _policy(name: str, spec: str) -> str:
+    return (f"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: {name}\nspec:\n"
+            + textwrap.indent(textwrap.dedent(spec), "  "))
+
+
+def _load(text: str, support: KernelSupport) -> Iterator[Loaded]:
+    from tetra.sensors.policy import PolicySensor
+    from tetra.sensors.process import ProcessSensor
+
+    btf = Btf.load()
+    offsets = resolve_offsets(btf)
+    process = ProcessSensor(offsets)
+    process.load()
+    compiled = compile_policy(load_policies_text(text, "hooks.yaml")[0], 1, support, btf)
+    policy = PolicySensor(compiled, {**offsets, "TETRA_RINGBUF_PAGES": 2048})
+    try:
+        policy.load()
+        loaded = Loaded(compiled, process, policy)
+
+        def on_record(_ctx: object, data: int, size: int) -> int:
+            record = decode(ctypes.string_at(data, size))
+            if isinstance(record, GenericRecord):
+                hook = compiled.hooks[record.hook_id]
+                loaded.events.append((hook, record, decode_args(record.blob, hook)))
+            return 0
+
+        loaded_callback = on_record  # kept alive for bcc
+        process.bpf["tetra_events"].open_ring_buffer(loaded_callback)
+        yield loaded
+    finally:
+        policy.close()
+        process.close()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("hooks")
+    (path / "data").write_text("kernel hooks")
+    return path
+
+
+@pytest.fixture(scope="module")
+def listener() -> Iterator[socket.socket]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def kprobes(workdir: Path, listener: socket.socket, root: None) -> Iterator[Loaded]:
+    text = _policy("kprobe-hooks", f"""\
+        kprobes:
+        - call: "security_file_permission"
+          syscall: false
+          return: true
+          args:
+          - index: 0
+            type: "file"
+          - index: 1
+            type: "int"
+          returnArg:
+            index: 0
+            type: "int"
+          selectors:
+          - matchArgs:
+            - index: 0
+              operator: "Prefix"
+              values: ["{workdir}/"]
+        - call: "tcp_connect"
+          syscall: false
+          args:
+          - index: 0
+            type: "sock"
+          selectors:
+          - matchArgs:
+            - index: 0
+              operator: "DPort"
+              values: ["{listener.getsockname()[1]}"]
+        - call: "sys_openat"
+          syscall: true
+          args:
+          - index: 1
+            type: "string"
+          selectors:
+          - matchArgs:
+            - index: 1
+              operator: "Equal"
+              values: ["{workdir}/data"]
+        """)
+    yield from _load(text, KernelSupport.detect())
+
+
+@pytest.mark.kprobe
+def test_kprobe_and_kretprobe_on_a_kernel_function(kprobes: Loaded, workdir: Path) -> None:
+    events = kprobes.collect(lambda: (workdir / "data").read_text())
+    found = [(h, r, a) for h, r, a in events if h.function_name == "security_file_permission"]
+    assert found, events
+    hook, record, args = found[0]
+    assert hook.mechanism is Mechanism.KPROBE and hook.return_attach == "security_file_permission"
+    assert args[0] == {"file_arg": {"path": f"{workdir}/data"}}
+    assert args[1] == {"int_arg": 4}  # MAY_READ
+    assert record.ret == 0
+
+
+@pytest.mark.kprobe
+def test_kprobe_sock_argument(kprobes: Loaded, listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    events = kprobes.collect(lambda: socket.create_connection(("127.0.0.1", port)).close())
+    socks = [a[0]["sock_arg"] for h, _, a in events if h.function_name == "tcp_connect"]
+    assert socks and socks[0]["daddr"] == "127.0.0.1" and socks[0]["dport"] == port
+
+
+@pytest.mark.kprobe
+def test_syscall_on_its_kprobe(kprobes: Loaded, workdir: Path) -> None:
+    events = kprobes.collect(lambda: (workdir / "data").read_text())
+    opens = [(h, a) for h, _, a in events if h.function_name.endswith("sys_openat")]
+    assert opens and opens[0][0].mechanism is Mechanism.KPROBE
+    assert opens[0][1] == [{"string_arg": f"{workdir}/data"}]
+
+
+@pytest.fixture(scope="module")
+def fentry(workdir: Path, root: None) -> Iterator[Loaded]:
+    text = _policy("fentry-hooks", f"""\
+        kprobes:
+        - call: "security_file_permission"
+          syscall: false
+          args:
+          - index: 0
+            type: "file"
+          - index: 1
+            type: "int"
+          selectors:
+          - matchArgs:
+            - index: 0
+              operator: "Postfix"
+              values: ["/data"]
+            - index: 0
+              operator: "Prefix"
+              values: ["{workdir}/"]
+        """)
+    yield from _load(text, KernelSupport(kprobe=False, fentry=True, lsm=False))
+
+
+@pytest.mark.fentry
+def test_fentry_when_kprobes_are_missing(fentry: Loaded, workdir: Path) -> None:
+    assert fentry.compiled.hooks[0].mechanism is Mechanism.FENTRY
+    events = fentry.collect(lambda: (workdir / "data").read_text())
+    assert any(a[0] == {"file_arg": {"path": f"{workdir}/data"}} for _, _, a in events), events
+
+
+@pytest.fixture(scope="module")
+def lsm(workdir: Path, root: None) -> Iterator[Loaded]:
+    text = _policy("lsm-hooks", f"""\
+        lsmhooks:
+        - hook: "file_open"
+          args:
+          - index: 0
+            type: "file"
+          selectors:
+          - matchArgs:
+            - index: 0
+              operator: "Equal"
+              values: ["{workdir}/data"]
+        """)
+    yield from _load(text, KernelSupport.detect())
+
+
+@pytest.mark.lsm
+def test_lsm_hook_event(lsm: Loaded, workdir: Path) -> None:
+    assert lsm.compiled.hooks[0].mechanism is Mechanism.LSM
+    events = lsm.collect(lambda: (workdir / "data").read_text())
+    assert [a for _, _, a in events] == [[{"file_arg": {"path": f"{workdir}/data"}}]]
+    assert events[0][0].event == "process_lsm"
