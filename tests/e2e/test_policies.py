@@ -219,6 +219,21 @@ POLICIES = {
               operator: "DAddr"
               values: ["127.0.0.1/32"]
         """,
+    "sched-exec": """
+        tracepoints:
+        - subsystem: "sched"
+          event: "sched_process_exec"
+          args:
+          - index: 4
+            type: "string"
+          - index: 5
+            type: "int"
+          selectors:
+          - matchArgs:
+            - index: 4
+              operator: "Postfix"
+              values: ["/printenv"]
+        """,
     "raw-exec": """
         tracepoints:
         - subsystem: "sched"
@@ -419,6 +434,13 @@ def test_sock_argument_on_a_tracepoint(agent: RunningAgent, listener: socket.soc
     assert (sock["daddr"], sock["dport"]) == ("127.0.0.1", port)
     assert sock["saddr"] == "127.0.0.1"
     assert sock["state"] == "TCP_SYN_SENT"  # the tracepoint fires before the state changes
+
+
+def test_tracepoint_data_loc_string(agent: RunningAgent) -> None:
+    proc = subprocess.run(["/usr/bin/printenv", "HOME"], capture_output=True)
+    event = wait_policy(agent, "sched-exec", kind="process_tracepoint")[0]
+    assert event["args"] == [{"string_arg": "/usr/bin/printenv"}, {"int_arg": event["process"]["pid"]}]
+    assert proc.returncode == 0
 
 
 def test_raw_tracepoint_arguments(agent: RunningAgent) -> None:
