@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tetra.compiler.kernel import KernelSupport
+from tetra.compiler.plan import kernel_symbols
 from tetra.compiler.program import CompiledPolicy, compile_policy
 from tetra.errors import TetraError
 from tetra.kernel.btf import Btf
@@ -56,6 +57,8 @@ class Stage:
 
 @dataclass
 class FileResult:
+    """Every stage's verdict on one file (its path relative to the measured directory)."""
+
     file: str
     policies: list[str] = field(default_factory=list)
     validate: Stage = field(default_factory=Stage)
@@ -103,12 +106,15 @@ def _guarded(stage: Stage, action: Callable[[], object]) -> None:
         _fail(stage, [f"internal error: {err!r}"])
 
 
-def _compile_all(policies: list[TracingPolicy], support: KernelSupport, btf: Btf | None) -> list[CompiledPolicy]:
-    return [compile_policy(p, i, support, btf) for i, p in enumerate(policies, start=1)]
+def _compile_each(policies: list[TracingPolicy], support: KernelSupport, btf: Btf | None,
+                  symbols: frozenset[str] | None = None) -> list[CompiledPolicy]:
+    return [compile_policy(p, i, support, btf, symbols) for i, p in enumerate(policies, start=1)]
 
 
 def measure_file(path: Path, root: Path, here: KernelSupport, btf: Btf | None,
-                 loader: Callable[[CompiledPolicy], None] | None) -> FileResult:
+                 loader: Callable[[CompiledPolicy], None] | None,
+                 symbols: frozenset[str] | None = None) -> FileResult:
+    """Validate, compile here (with the kernel's symbols, as the agent does), compile for every mechanism, load."""
     result = FileResult(str(path.relative_to(root)))
     policies: list[TracingPolicy] = []
 
@@ -120,8 +126,8 @@ def measure_file(path: Path, root: Path, here: KernelSupport, btf: Btf | None,
     if not result.validate.ok:
         return result
     compiled: list[CompiledPolicy] = []
-    _guarded(result.compile_here, lambda: compiled.extend(_compile_all(policies, here, btf)))
-    _guarded(result.compile_all, lambda: _compile_all(policies, KernelSupport.everything(), btf))
+    _guarded(result.compile_here, lambda: compiled.extend(_compile_each(policies, here, btf, symbols)))
+    _guarded(result.compile_all, lambda: _compile_each(policies, KernelSupport.everything(), btf))
     if loader is None:
         result.load_here.reasons = ["not run: needs root and bcc"]
     elif result.compile_here.ok:
@@ -211,10 +217,11 @@ def main(argv: list[str] | None = None) -> int:
 
     btf = Btf.load() if os.path.exists("/sys/kernel/btf/vmlinux") else None
     here = KernelSupport.detect()
+    symbols = kernel_symbols() if here.kprobe else None
     results = []
     with load_session(btf) as loader:
         for path in policy_files(args.directory):
-            results.append(measure_file(path, args.directory, here, btf, loader))
+            results.append(measure_file(path, args.directory, here, btf, loader, symbols))
     summary = summarize(results)
     render(summary, Console(soft_wrap=False), args.top)
     if args.json:

@@ -58,15 +58,16 @@ struct tetra_gen_scratch {
 BPF_PERCPU_ARRAY(gen_scratch, struct tetra_gen_scratch, 1);
 
 /* Policy values, filled by user space (tetra/sensors/policy.py). */
-BPF_HASH(str_eq, struct tetra_strkey, __u8, 1024);
-BPF_LPM_TRIE(str_prefix, struct tetra_strkey, __u8, 1024);
-BPF_LPM_TRIE(str_postfix, struct tetra_strkey, __u8, 1024);
-BPF_LPM_TRIE(addr_lpm, struct tetra_addrkey, __u8, 1024);
+/* 4096 entries each (MAP_ENTRIES_MAX in selectors.py), allocated as filled. */
+BPF_F_TABLE("hash", struct tetra_strkey, __u8, str_eq, 4096, BPF_F_NO_PREALLOC);
+BPF_LPM_TRIE(str_prefix, struct tetra_strkey, __u8, 4096);
+BPF_LPM_TRIE(str_postfix, struct tetra_strkey, __u8, 4096);
+BPF_LPM_TRIE(addr_lpm, struct tetra_addrkey, __u8, 4096);
 struct tetra_pidkey {
     __u32 id;
     __u32 pid;
 };
-BPF_HASH(pid_set, struct tetra_pidkey, __u8, 1024);
+BPF_F_TABLE("hash", struct tetra_pidkey, __u8, pid_set, 4096, BPF_F_NO_PREALLOC);
 /* slot 0: 1 when the policy is in monitoring mode (actions reported, not taken) */
 BPF_ARRAY(policy_mode, __u32, 1);
 
@@ -471,7 +472,9 @@ static __always_inline int tetra_str_postfix(struct tetra_gen_scratch *g, __u32 
     for (int i = 0; i < TETRA_POSTFIX_MAX; i++) {
         if (i >= n)
             break;
-        __u32 from = len - 1 - i;
+        __u64 from = (__u64)len - 1 - i;
+        if (from >= TETRA_STR_MAX)  /* cannot happen; older verifiers need to see it */
+            break;
         TETRA_BOUND(from, TETRA_STR_MAX - 1);
         char c = 0;
         bpf_probe_read_kernel(&c, 1, src + from);

@@ -71,8 +71,9 @@ GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # PID 1 of the guest. /tetra-vm.env (WORK, NONCE) and /tetra-vm.sh (the command)
 # come from the per-attempt archive. Every step that fails says so and powers
-# off, so a broken boot ends in seconds rather than at the timeout. The exit
-# line comes after sync: the runner stops QEMU as soon as it reads that line.
+# off, so a broken boot ends in seconds rather than at the timeout. There is no
+# network device; loopback is up (tests connect to 127.0.0.1). The exit line
+# comes after sync: the runner stops QEMU as soon as it reads that line.
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -81,6 +82,7 @@ mount -t devtmpfs devtmpfs /dev
 . /tetra-vm.env
 fail() { echo "TETRA_VM_BOOT_FAILED $NONCE $*"; poweroff -f; }
 for module in /modules/*.ko; do insmod "$module" || fail "insmod $module"; done
+ip link set lo up || fail "bringing up the loopback interface"
 R=/newroot
 share=trans=virtio,version=9p2000.L,msize=512000,cache=loose
 mount -t 9p -o "$share,ro" hostroot $R || fail "mounting the host root over 9p"

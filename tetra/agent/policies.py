@@ -34,7 +34,7 @@ class PolicyState:
     name: str
     source: str
     state: str  # loaded | error
-    mode: str = "enforcement"
+    mode: str = "enforce"
     error: str = ""
     hooks: list[dict[str, Any]] = field(default_factory=list)
     sensor: PolicySensor | None = None
@@ -75,7 +75,7 @@ class PolicyManager:
         try:
             compiled = compile_policy(policy, policy_id, self.support, self.btf, self.symbols)
             sensor = PolicySensor(compiled, self.defines)
-            sensor.load(monitoring=policy.policy_mode == "monitoring")
+            sensor.load(monitoring=policy.policy_mode == "monitor")
         except TetraError as err:  # PolicyErrors, SensorError, BtfError: all reported the same way
             log.error("policy %s (%s) not loaded:\n%s", policy.name, source, err)
             return self._failed(policy.name, source, str(err), policy_id)

@@ -160,6 +160,11 @@ class Planner:
 
     # --- hooks -----------------------------------------------------------------
 
+    @staticmethod
+    def _returns(hook: KProbe | UProbe) -> bool:
+        """Tetragon adds the return probe itself when an argument asks for returnCopy."""
+        return hook.return_ or any(arg.return_copy for arg in hook.args)
+
     def _kprobe(self, kprobe: KProbe, call: str) -> None:
         if kprobe.syscall:
             self._syscall(kprobe, call)
@@ -178,11 +183,11 @@ class Planner:
                 return
             args = self._args(kprobe.args, kprobe, lambda i: f"tetra_syscall_arg(ctx, {i})", user=True)
             self._add(kprobe, "process_kprobe", function_name, Mechanism.KPROBE, function_name, args,
-                      return_attach=function_name if kprobe.return_ else None, return_value="PT_REGS_RC(ctx)")
+                      return_attach=function_name if self._returns(kprobe) else None, return_value="PT_REGS_RC(ctx)")
             return
         try:
             fields = _syscall_fields(tracepoint_fields("syscalls", f"sys_enter_{name}"))
-            exit_fields = tracepoint_fields("syscalls", f"sys_exit_{name}") if kprobe.return_ else ()
+            exit_fields = tracepoint_fields("syscalls", f"sys_exit_{name}") if self._returns(kprobe) else ()
         except KernelError as err:
             self._missing(kprobe, str(err))
             return
@@ -195,7 +200,7 @@ class Planner:
         args = self._args(kprobe.args, kprobe, value, user=True)
         ret = next((f for f in exit_fields if f.name == "ret"), None)
         self._add(kprobe, "process_kprobe", function_name, Mechanism.TRACEPOINT, f"syscalls:sys_enter_{name}", args,
-                  return_attach=f"syscalls:sys_exit_{name}" if kprobe.return_ else None,
+                  return_attach=f"syscalls:sys_exit_{name}" if self._returns(kprobe) else None,
                   return_value=f"tetra_ctx_int(ctx, {ret.offset}, 8, 1)" if ret else None)
 
     def _kernel_function(self, kprobe: KProbe, call: str) -> None:
@@ -208,9 +213,9 @@ class Planner:
                 return
             args = self._args(kprobe.args, kprobe, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=False)
             self._add(kprobe, "process_kprobe", call, Mechanism.KPROBE, call, args,
-                      return_attach=call if kprobe.return_ else None, return_value="PT_REGS_RC(ctx)")
+                      return_attach=call if self._returns(kprobe) else None, return_value="PT_REGS_RC(ctx)")
         elif self.support.fentry:
-            if kprobe.return_:
+            if self._returns(kprobe):
                 self.issues.add(kprobe.loc, f"return probes on {call} need kprobes; this kernel has only "
                                             f"fentry ({self.support.reasons.get('kprobe', '')})")
                 return
@@ -273,7 +278,7 @@ class Planner:
             return
         args = self._args(uprobe.args, uprobe, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=True)
         self._add(uprobe, "process_uprobe", symbol, Mechanism.UPROBE, symbol, args, uprobe_path=uprobe.path,
-                  return_attach=symbol if uprobe.return_ else None, return_value="PT_REGS_RC(ctx)")
+                  return_attach=symbol if self._returns(uprobe) else None, return_value="PT_REGS_RC(ctx)")
 
     def _lsm(self, hook: LsmHook) -> None:
         if not _IDENT.fullmatch(hook.hook):
@@ -295,7 +300,6 @@ class Planner:
 
     def _args(self, specs: tuple[ArgSpec, ...], hook: object, value: Callable[[int], str], user: bool) -> tuple[ArgPlan, ...]:
         planned = []
-        returns = getattr(hook, "return_", False)
         for spec in specs:
             atype = self._type(spec)
             if atype is None:
@@ -309,9 +313,6 @@ class Planner:
             if spec.type in KERNEL_ONLY and user:
                 self.issues.add(spec.loc, f"type {spec.type!r} is a kernel pointer; this hook's arguments "
                                           f"are user values (use string, fd or char_buf)")
-                continue
-            if spec.return_copy and not returns:
-                self.issues.add(spec.loc, "returnCopy needs 'return: true' on the hook")
                 continue
             if atype.encoding is Encoding.BYTES and spec.type in ("char_buf", "const_buf") \
                     and size is None and not spec.return_copy:

@@ -30,6 +30,8 @@ BINARY_OPS = {"In": (0, False), "NotIn": (0, True), "Prefix": (1, False), "NotPr
               "Postfix": (2, False), "NotPostfix": (2, True)}
 STR_MAPS = ("str_eq", "str_prefix", "str_postfix")
 POSTFIX_MAX = 127
+INT_VALUES_MAX = 16
+MAP_ENTRIES_MAX = 4096  # max_entries of each value map in generic.h
 KEY_MAX = 252  # TETRA_KEY_MAX in generic.h: an LPM key holds 256 bytes, 4 of them the id
 _DURATION = re.compile(r"(\d+)([smh]?)")
 
@@ -76,7 +78,12 @@ class SelectorCompiler:
     def compile(self, hook: HookPlan) -> tuple[SelectorCode, ...]:
         if not hook.selectors:
             return (SelectorCode("1", "1", ActionCode()),)
-        return tuple(self._selector(hook, sel) for sel in hook.selectors)
+        codes = tuple(self._selector(hook, sel) for sel in hook.selectors)
+        for name in {entry.map for entry in self.entries}:
+            count = sum(1 for entry in self.entries if entry.map == name)
+            if count > MAP_ENTRIES_MAX:
+                self._error(hook.loc, f"the policy has {count} values for {name}, at most {MAP_ENTRIES_MAX}")
+        return codes
 
     def _id(self) -> int:
         self._next_id += 1
@@ -112,9 +119,16 @@ class SelectorCompiler:
     # --- matchArgs -----------------------------------------------------------
 
     def _slot(self, hook: HookPlan, m: MatchArg) -> tuple[int, ArgPlan] | None:
-        for slot, arg in enumerate(hook.blob_order):
+        """The argument a filter reads: by its index, or (tracepoints, as Tetragon
+        translates field indexes to positions) by its position in ``args``."""
+        order = hook.blob_order
+        for slot, arg in enumerate(order):
             if arg.spec.index == m.index:
                 return slot, arg
+        index = m.index or 0
+        if hook.event == "process_tracepoint" and index < len(hook.args):
+            arg = hook.args[index]
+            return order.index(arg), arg
         return None
 
     def _match_arg(self, hook: HookPlan, m: MatchArg) -> str:
@@ -144,6 +158,12 @@ class SelectorCompiler:
         return self._int_op("tetra_ret(g)", m, unsigned=hook.return_arg.unsigned)
 
     def _int_op(self, value: str, m: MatchArg, unsigned: bool) -> str:
+        if m.operator in ("InMap", "NotInMap"):
+            return self._error(m.loc, f"operator {m.operator} is not supported by tetra yet")
+        if len(m.values) > INT_VALUES_MAX:
+            return self._error(m.loc, f"{len(m.values)} values: integer operators compare at most "
+                                      f"{INT_VALUES_MAX} (they become C comparisons; strings and addresses have no "
+                                      "such limit)")
         try:
             if m.operator in ("InRange", "NotInRange"):
                 ranges = [_range(v) for v in m.values]

@@ -111,7 +111,7 @@ def _check_hook(spec: Spec, kind: HookKind, hook: Any, issues: _Issues) -> None:
     returns = getattr(hook, "return_", False)
     return_arg: ArgSpec | None = getattr(hook, "return_arg", None)
     if return_arg is not None and not returns:
-        issues.add(return_arg.loc, "returnArg needs 'return: true' on its hook")
+        issues.warn(return_arg.loc, "returnArg is ignored without 'return: true' on its hook")
     if getattr(hook, "return_arg_action", None) is not None and not returns:
         issues.add(hook.loc, "returnArgAction needs 'return: true'", "returnArgAction")
     catch_all: int | None = None
@@ -135,14 +135,16 @@ def _check_args(args: Sequence[ArgSpec], issues: _Issues) -> None:
         if arg.size_arg_index is None:
             continue
         target = arg.size_arg_index - 1
+        # Tetragon reads the size from the function's argument register whether or
+        # not it is declared, so these load there: warnings, not errors.
         if target == arg.index:
-            issues.add(arg.loc, "sizeArgIndex points at the argument itself (it is 1-based: "
-                                f"{arg.index + 1} means index {arg.index})", "sizeArgIndex")
+            issues.warn(arg.loc, "sizeArgIndex points at the argument itself (it is 1-based: "
+                                 f"{arg.index + 1} means index {arg.index})", "sizeArgIndex")
         elif target not in first:
             declared = ", ".join(str(index) for index in first)
-            issues.add(arg.loc, f"sizeArgIndex {arg.size_arg_index} refers to argument index {target}, which is "
-                                f"not declared (sizeArgIndex is 1-based; declared indexes: {declared})",
-                       "sizeArgIndex")
+            issues.warn(arg.loc, f"sizeArgIndex {arg.size_arg_index} refers to argument index {target}, which is "
+                                 f"not declared (sizeArgIndex is 1-based; declared indexes: {declared})",
+                        "sizeArgIndex")
 
 
 def _check_selector(spec: Spec, kind: HookKind, hook: Any, selector: Selector, issues: _Issues) -> None:
@@ -184,9 +186,9 @@ def _check_action(spec: Spec, kind: HookKind, action: Action, issues: _Issues) -
                 issues.add(action.loc, "argRegs is only for uprobes", "argRegs")
             if action.arg_error is None:
                 issues.add(action.loc, "Override needs argError (a negative errno such as -1 for EPERM)", "action")
-            elif not -MAX_ERRNO <= action.arg_error <= -1:
-                issues.add(action.loc, f"argError {action.arg_error} is not a negative errno "
-                                       f"(-{MAX_ERRNO}..-1, such as -1 for EPERM)", "argError")
+            elif not -MAX_ERRNO <= action.arg_error <= -1:  # Tetragon takes any int32: a warning
+                issues.warn(action.loc, f"argError {action.arg_error} is not a negative errno "
+                                        f"(-{MAX_ERRNO}..-1, such as -1 for EPERM)", "argError")
     if name == "Set" and kind.attr != "usdts":
         issues.add(action.loc, f"action Set only works on USDT probes, not on a {kind.noun}", "action")
     if name == "NotifyEnforcer" and not spec.enforcers:

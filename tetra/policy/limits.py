@@ -21,7 +21,10 @@ MAX_SELECTORS               5        selectors of one hook
 MAX_ARGS                    6        ``args`` of one hook (a syscall has 6)
 MAX_DATA                    6        ``data`` entries of one hook
 MAX_MATCH_ARGS              5        ``matchArgs`` + ``matchData`` of one selector
-MAX_MATCH_VALUES            16       ``values`` of one matchArgs/matchData/matchReturnArgs
+MAX_MATCH_VALUES            1024     ``values`` of one matchArgs/matchData/matchReturnArgs
+                                     (the compiler allows 16 for integer operators,
+                                     which become C comparisons; strings, paths and
+                                     addresses go into maps of 4096 entries a policy)
 MAX_MATCH_BINARIES          1        ``matchBinaries`` (and ``matchParentBinaries``)
                                      entries of one selector
 MAX_BINARY_VALUES           16       ``values`` of one matchBinaries entry
@@ -50,7 +53,7 @@ MAX_SELECTORS = 5
 MAX_ARGS = 6
 MAX_DATA = 6
 MAX_MATCH_ARGS = 5
-MAX_MATCH_VALUES = 16
+MAX_MATCH_VALUES = 1024
 MAX_MATCH_BINARIES = 1
 MAX_BINARY_VALUES = 16
 MAX_PID_VALUES = 16

@@ -330,5 +330,10 @@ class TracingPolicy:
 
     @property
     def policy_mode(self) -> str:
-        """``monitoring`` or ``enforcement`` (Tetragon's default), from option ``policy-mode``."""
-        return self.spec.option("policy-mode") or "enforcement"
+        """``monitor`` or ``enforce`` (the default), from option ``policy-mode``.
+
+        Tetragon's parser takes ``monitor``/``enforce``; ``monitoring``/``enforcement``
+        are accepted as the same modes.
+        """
+        mode = self.spec.option("policy-mode") or "enforce"
+        return {"monitoring": "monitor", "enforcement": "enforce"}.get(mode, mode)

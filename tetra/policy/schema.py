@@ -192,8 +192,8 @@ ACTION_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "UnfollowFD": (("argFd",), ("argName",)),
     "GetUrl": (("argUrl",), ()),
     "DnsLookup": (("argFqdn",), ()),
-    "TrackSock": (("argSock",), ()),
-    "UntrackSock": (("argSock",), ()),
+    "TrackSock": ((), ("argSock",)),  # argSock is optional in Tetragon's CRD (0 when unset)
+    "UntrackSock": ((), ("argSock",)),
     "NotifyEnforcer": ((), ("argError", "argSig")),
     "CleanupEnforcerNotification": ((), ()),
     "Set": (("argIndex", "argValue"), ()),
@@ -292,7 +292,8 @@ MESSAGE = Field("message", Str(max_len=MAX_MESSAGE))
 TAGS = Field("tags", ListOf(Str(), MAX_TAGS, "tags"), default=())
 ARGS = Field("args", ListOf(Obj(ARG), MAX_ARGS, "args"), default=())
 DATA = Field("data", ListOf(Obj(DATA_ARG), MAX_DATA, "data entries"), default=())
-RETURN_ARG = Field("return_arg", Obj(ARG))
+# Tetragon never reads returnArg.index (its Go struct defaults it to 0): optional here too.
+RETURN_ARG = Field("return_arg", Obj(DATA_ARG))
 SELECTORS = Field("selectors", ListOf(Obj(SELECTOR), MAX_SELECTORS, "selectors"), default=())
 RETURN = Field("return_", Bool(), default=False)
 

@@ -119,7 +119,8 @@ RATE_LIMIT_SCOPES = ("thread", "process", "global")
 LIST_TYPES = ("syscalls", "generated_syscalls", "generated_ftrace")
 GENERATED_LIST_TYPES = frozenset({"generated_syscalls", "generated_ftrace"})
 
-POLICY_MODES = ("monitoring", "enforcement")
+# Tetragon's own spellings, then the long forms its documentation also uses.
+POLICY_MODES = ("monitor", "enforce", "monitoring", "enforcement")
 KINDS = ("TracingPolicy", "TracingPolicyNamespaced")
 API_VERSION = "cilium.io/v1alpha1"
 LABEL_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")

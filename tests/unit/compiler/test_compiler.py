@@ -266,3 +266,25 @@ def test_cli_generate_templates_validate_and_compile(tmp_path) -> None:  # type:
         built = runner.invoke(cli, ["tracingpolicy", "compile", "--kernel", "all", "--emit-c", str(path)])
         assert built.exit_code == 0, built.output
         assert '#include "generic/generic.h"' in built.output
+
+
+def test_return_copy_adds_the_return_probe_as_tetragon_does() -> None:
+    c = compiled("""  kprobes:
+  - call: "sys_read"
+    syscall: true
+    args:
+    - index: 1
+      type: "char_buf"
+      returnCopy: true
+""")
+    assert c.hooks[0].return_attach == "__x64_sys_read"
+
+
+def test_integer_operators_take_at_most_16_values() -> None:
+    values = ", ".join(str(i) for i in range(17))
+    assert "integer operators compare at most 16" in errors(OPEN + f"""    selectors:
+    - matchArgs:
+      - index: 2
+        operator: "Equal"
+        values: [{values}]
+""")
