@@ -461,24 +461,29 @@ static __always_inline int tetra_str_prefix(struct tetra_gen_scratch *g, __u32 i
     return str_prefix.lookup(&g->key) != 0;
 }
 
-/* Postfix values are stored reversed, so a postfix is a prefix of the reversed string. */
+/* Postfix values are stored reversed, so a postfix is a prefix of the reversed
+ * string. The last bytes are copied with one read and reversed in place: a
+ * helper call per byte made the program too large for older verifiers. */
 static __always_inline int tetra_str_postfix(struct tetra_gen_scratch *g, __u32 id, const char *src, __u32 len)
 {
     __builtin_memset(g->key.data, 0, TETRA_KEY_MAX);
     g->key.id = id;
     if (len > TETRA_STR_MAX)
         len = TETRA_STR_MAX;
-    __u32 n = len < TETRA_POSTFIX_MAX ? len : TETRA_POSTFIX_MAX;
-    for (int i = 0; i < TETRA_POSTFIX_MAX; i++) {
-        if (i >= n)
+    __u64 n = len < TETRA_POSTFIX_MAX ? len : TETRA_POSTFIX_MAX;
+    __u64 start = len - n;
+    TETRA_BOUND(start, TETRA_STR_MAX);
+    TETRA_BOUND(n, TETRA_POSTFIX_MAX);
+    if (n)
+        bpf_probe_read_kernel(g->key.data, n, src + start);
+    for (int i = 0; i < TETRA_POSTFIX_MAX / 2; i++) {
+        __u64 j = n - 1 - i;
+        if (i >= n / 2)
             break;
-        __u64 from = (__u64)len - 1 - i;
-        if (from >= TETRA_STR_MAX)  /* cannot happen; older verifiers need to see it */
-            break;
-        TETRA_BOUND(from, TETRA_STR_MAX - 1);
-        char c = 0;
-        bpf_probe_read_kernel(&c, 1, src + from);
-        g->key.data[i & (TETRA_POSTFIX_MAX - 1)] = c;
+        TETRA_BOUND(j, TETRA_POSTFIX_MAX - 1);
+        char c = g->key.data[i];
+        g->key.data[i] = g->key.data[j];
+        g->key.data[j] = c;
     }
     g->key.prefixlen = 32 + n * 8;
     return str_postfix.lookup(&g->key) != 0;
@@ -599,15 +604,16 @@ static __always_inline int tetra_pid_in(__u32 id, __u32 pid)
     return pid_set.lookup(&key) != 0;
 }
 
-/* matchPIDs with followForks: the current process or one of its ancestors has a listed pid. */
-static __always_inline int tetra_lineage_pid_in(__u32 id)
+/* matchPIDs with followForks: the current process or one of its ancestors has a
+ * listed pid (as the host sees it, or with in_ns as its own pid namespace does). */
+static __always_inline int tetra_lineage_pid_in(__u32 id, int in_ns)
 {
     void *task = (void *)bpf_get_current_task();
     for (int i = 0; i < TETRA_ANCESTOR_DEPTH; i++) {
         __u32 tgid = tetra_task_tgid(task);
         if (tgid == 0)
             break;
-        if (tetra_pid_in(id, tgid))
+        if (tetra_pid_in(id, in_ns ? tetra_task_ns_pid(task) : tgid))
             return 1;
         if (tgid == 1)
             break;
@@ -616,14 +622,18 @@ static __always_inline int tetra_lineage_pid_in(__u32 id)
     return 0;
 }
 
-/* The pid as seen in the current task's own pid namespace. */
-static __always_inline __u32 tetra_ns_pid(void)
+/* The pid of a task as seen in its own pid namespace. */
+static __always_inline __u32 tetra_task_ns_pid(void *task)
 {
-    void *task = (void *)bpf_get_current_task();
     void *pid = tetra_read_ptr(task, TETRA_OFF_TASK_THREAD_PID);
     __u32 level = tetra_read_u32(pid, TETRA_OFF_PID_LEVEL);
     TETRA_BOUND(level, 31);
     return tetra_read_u32(pid, TETRA_OFF_PID_NUMBERS + level * TETRA_SIZEOF_UPID + TETRA_OFF_UPID_NR);
+}
+
+static __always_inline __u32 tetra_ns_pid(void)
+{
+    return tetra_task_ns_pid((void *)bpf_get_current_task());
 }
 
 /* The inode number of a namespace of the current task reached through nsproxy

@@ -68,6 +68,16 @@ spec:
       sizeArgIndex: 3
     - index: 2
       type: "size_t"
+    selectors:
+    - matchPIDs:
+      - operator: NotIn
+        followForks: true
+        isNamespacePID: true
+        values: [1]
+      matchBinaries:
+      - operator: In
+        followChildren: true
+        values: ["/usr/bin/bash"]
   - call: "security_socket_connect"
     syscall: false
     args:

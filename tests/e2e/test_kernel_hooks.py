@@ -7,6 +7,7 @@ module per mechanism keeps the compiles (slow under emulation) few.
 
 import ctypes
 import socket
+import subprocess
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,20 +29,46 @@ from tetra.policy.loader import load_policies_text
 pytestmark = pytest.mark.usefixtures("root")
 
 
+class Session:
+    """One process sensor for the module (its maps are shared by name, so only one
+    may live at a time), and the policy whose events are being collected."""
+
+    def __init__(self) -> None:
+        from tetra.sensors.process import ProcessSensor
+
+        self.btf = Btf.load()
+        self.offsets = resolve_offsets(self.btf)
+        self.process = ProcessSensor(self.offsets)
+        self.process.load()
+        self.current: "Loaded | None" = None
+        self._callback = self._on_record  # kept alive: bcc holds only a weak reference
+        self.process.bpf["tetra_events"].open_ring_buffer(self._callback)
+
+    def _on_record(self, _ctx: object, data: int, size: int) -> int:
+        record = decode(ctypes.string_at(data, size))
+        current = self.current
+        if isinstance(record, GenericRecord) and current is not None \
+                and record.policy_id == current.compiled.policy_id:
+            hook = current.compiled.hooks[record.hook_id]
+            current.events.append((hook, record, decode_args(record.blob, hook)))
+        return 0
+
+
 @dataclass
 class Loaded:
-    """A process sensor and one policy, with the policy events read so far."""
+    """One policy loaded beside the session's process sensor, with its events."""
 
+    session: Session
     compiled: CompiledPolicy
-    process: Any
     policy: Any
     events: list[tuple[HookPlan, GenericRecord, list[dict[str, Any]]]] = field(default_factory=list)
 
     def collect(self, trigger: Callable[[], object]) -> list[tuple[HookPlan, GenericRecord, list[dict[str, Any]]]]:
+        self.session.current = self
         self.events.clear()
         trigger()
-        self.process.bpf.ring_buffer_poll(200)
-        self.process.bpf.ring_buffer_consume()
+        self.session.process.bpf.ring_buffer_poll(200)
+        self.session.process.bpf.ring_buffer_consume()
         return list(self.events)
 
 
@@ -50,33 +77,24 @@ def _policy(name: str, spec: str) -> str:
             + textwrap.indent(textwrap.dedent(spec), "  "))
 
 
-def _load(text: str, support: KernelSupport) -> Iterator[Loaded]:
+def _load(session: Session, text: str, support: KernelSupport, policy_id: int) -> Iterator[Loaded]:
     from tetra.sensors.policy import PolicySensor
-    from tetra.sensors.process import ProcessSensor
 
-    btf = Btf.load()
-    offsets = resolve_offsets(btf)
-    process = ProcessSensor(offsets)
-    process.load()
-    compiled = compile_policy(load_policies_text(text, "hooks.yaml")[0], 1, support, btf)
-    policy = PolicySensor(compiled, {**offsets, "TETRA_RINGBUF_PAGES": 2048})
+    compiled = compile_policy(load_policies_text(text, "hooks.yaml")[0], policy_id, support, session.btf)
+    policy = PolicySensor(compiled, {**session.offsets, "TETRA_RINGBUF_PAGES": 2048})
+    policy.load()
     try:
-        policy.load()
-        loaded = Loaded(compiled, process, policy)
-
-        def on_record(_ctx: object, data: int, size: int) -> int:
-            record = decode(ctypes.string_at(data, size))
-            if isinstance(record, GenericRecord):
-                hook = compiled.hooks[record.hook_id]
-                loaded.events.append((hook, record, decode_args(record.blob, hook)))
-            return 0
-
-        loaded_callback = on_record  # kept alive for bcc
-        process.bpf["tetra_events"].open_ring_buffer(loaded_callback)
-        yield loaded
+        yield Loaded(session, compiled, policy)
     finally:
         policy.close()
-        process.close()
+
+
+@pytest.fixture(scope="module")
+def session(root: None) -> Iterator[Session]:
+    subprocess.run(["ip", "link", "set", "lo", "up"], capture_output=True)  # a bare VM starts with lo down
+    running = Session()
+    yield running
+    running.process.close()
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +114,7 @@ def listener() -> Iterator[socket.socket]:
 
 
 @pytest.fixture(scope="module")
-def kprobes(workdir: Path, listener: socket.socket, root: None) -> Iterator[Loaded]:
+def kprobes(workdir: Path, listener: socket.socket, session: Session) -> Iterator[Loaded]:
     text = _policy("kprobe-hooks", f"""\
         kprobes:
         - call: "security_file_permission"
@@ -136,7 +154,7 @@ def kprobes(workdir: Path, listener: socket.socket, root: None) -> Iterator[Load
               operator: "Equal"
               values: ["{workdir}/data"]
         """)
-    yield from _load(text, KernelSupport.detect())
+    yield from _load(session, text, KernelSupport.detect(), 1)
 
 
 @pytest.mark.kprobe
@@ -168,7 +186,7 @@ def test_syscall_on_its_kprobe(kprobes: Loaded, workdir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def fentry(workdir: Path, root: None) -> Iterator[Loaded]:
+def fentry(workdir: Path, session: Session) -> Iterator[Loaded]:
     text = _policy("fentry-hooks", f"""\
         kprobes:
         - call: "security_file_permission"
@@ -187,7 +205,7 @@ def fentry(workdir: Path, root: None) -> Iterator[Loaded]:
               operator: "Prefix"
               values: ["{workdir}/"]
         """)
-    yield from _load(text, KernelSupport(kprobe=False, fentry=True, lsm=False))
+    yield from _load(session, text, KernelSupport(kprobe=False, fentry=True, lsm=False), 2)
 
 
 @pytest.mark.fentry
@@ -198,7 +216,7 @@ def test_fentry_when_kprobes_are_missing(fentry: Loaded, workdir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def lsm(workdir: Path, root: None) -> Iterator[Loaded]:
+def lsm(workdir: Path, session: Session) -> Iterator[Loaded]:
     text = _policy("lsm-hooks", f"""\
         lsmhooks:
         - hook: "file_open"
@@ -211,7 +229,7 @@ def lsm(workdir: Path, root: None) -> Iterator[Loaded]:
               operator: "Equal"
               values: ["{workdir}/data"]
         """)
-    yield from _load(text, KernelSupport.detect())
+    yield from _load(session, text, KernelSupport.detect(), 3)
 
 
 @pytest.mark.lsm

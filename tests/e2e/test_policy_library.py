@@ -20,6 +20,7 @@ this run's directory, so nothing else on a shared machine can be killed.
 """
 
 import ipaddress
+import json
 import os
 import re
 import secrets
@@ -65,10 +66,9 @@ class Ran:
     stderr: str
 
 
-def spawn(argv: list[str], check: bool = True, **kwargs: object) -> Ran:
+def spawn(argv: list[str], check: bool = True) -> Ran:
     """Run a program to its end; its pid is what its events carry."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "LC_ALL": "C"}, **kwargs)  # type: ignore[call-overload]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "LC_ALL": "C"})
     out, err = proc.communicate(timeout=60)
     ran = Ran(proc.pid, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
     if check:
@@ -118,7 +118,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, root: None) -> Iterator[Runn
 
 @pytest.fixture
 def scratch() -> Iterator[Path]:
-    """A directory under /tmp (pytest's own temporary directories may live elsewhere)."""
+    """A directory under /tmp, whatever pytest's --basetemp (exec-from-writable-dirs watches /tmp)."""
     path = Path(tempfile.mkdtemp(prefix="tetra-lib-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -136,8 +136,10 @@ def test_library_is_complete_and_documented() -> None:
             assert re.search(rf"^# {section}\b", header, re.M), f"{path.name}: header lacks '{section}'"
         doc = yaml.safe_load(text)
         assert doc["metadata"]["name"] == path.stem, f"{path.name}: metadata.name differs from the file name"
-        result = subprocess.run([*TETRA, "tracingpolicy", "validate", str(path)], capture_output=True, text=True)
-        assert result.returncode == 0, f"{path.name}: {result.stdout}{result.stderr}"
+    result = subprocess.run([*TETRA, "tracingpolicy", "validate", *map(str, POLICY_FILES)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
 
 
 def test_every_policy_loaded_on_tracepoints(agent: RunningAgent) -> None:
@@ -267,11 +269,13 @@ def test_outbound_connect(agent: RunningAgent) -> None:
         listener.listen(1)
         port = listener.getsockname()[1]
         child = python(f"""
+            made = []
             def attempt(family, address):
                 try:
                     s = socket.socket(family, socket.SOCK_STREAM)
                 except OSError:
                     return
+                made.append(address[0])
                 s.setblocking(False)
                 try:
                     s.connect(address)
@@ -290,8 +294,9 @@ def test_outbound_connect(agent: RunningAgent) -> None:
                 pass
             attempt(socket.AF_INET, ("192.0.2.1", 9))          # public (TEST-NET-1): reported
             attempt(socket.AF_INET6, ("2001:db8::1", 9))       # public v6 (documentation): reported
+            print("2001:db8::1" in made)
             """)
-    have_v6 = socket.has_ipv6 and os.path.exists("/proc/net/if_inet6")
+    have_v6 = child.stdout.strip() == "True"  # this kernel may have IPv6 disabled
     found = wait_for(agent, "outbound-connect", by_pid(child.pid), count=2 if have_v6 else 1)
     assert found[0]["function_name"] == "__x64_sys_connect"
     assert arg(found[0], "address") == {"family": "AF_INET", "addr": "192.0.2.1", "port": 9}
@@ -322,33 +327,33 @@ def test_network_listeners(agent: RunningAgent, scratch: Path) -> None:
         srv.setblocking(True)
         clients = [socket.create_connection(("127.0.0.1", {port})) for _ in range(2)]
         conns = [srv.accept()[0] for _ in range(2)]                       # the second is rate limited
+        last = socket.socket(); last.listen(1)                            # posted after both accepts
         print(srv.fileno(), conns[0].fileno())
         """)
     srv_fd, conn_fd = map(int, child.stdout.split())
-    found = wait_for(agent, "network-listeners", by_pid(child.pid), count=3)
-    assert [e["function_name"] for e in found] == ["__x64_sys_bind", "__x64_sys_listen", "__x64_sys_accept4"]
-    bind, listen, accept = found
+    found = wait_for(agent, "network-listeners", by_pid(child.pid), count=4)
+    assert [e["function_name"] for e in found] == ["__x64_sys_bind", "__x64_sys_listen", "__x64_sys_accept4",
+                                                   "__x64_sys_listen"]
+    bind, listen, accept, _ = found  # one accept4 of two: the events are in order, so none is late
     assert bind["args"] == [{"int_arg": srv_fd, "label": "fd"},
                             {"sockaddr_arg": {"family": "AF_INET", "addr": "127.0.0.1", "port": port},
                              "label": "address"}]
     assert listen["args"] == [{"int_arg": srv_fd, "label": "fd"}, {"int_arg": 7, "label": "backlog"}]
     assert accept["args"] == [{"int_arg": srv_fd, "label": "fd"}]
     assert accept["return"] == {"int_arg": conn_fd}
-    # the second accept came after the first within the minute: wait a little for a stray one
-    agent.wait_for(lambda ev: True, timeout=1)
-    assert len(wait_for(agent, "network-listeners", by_pid(child.pid))) == 3
 
 
 def test_kernel_module_syscalls(agent: RunningAgent) -> None:
     child = python("""
+        import json
         results = []
         results.append((libc.syscall(L(313), L(-1), b"", L(0)), err()))               # finit_module(-1)
         results.append((libc.syscall(L(175), None, L(0), b""), err()))                # init_module(NULL, 0)
         results.append((libc.syscall(L(176), b"tetra_no_such_module", L(0)), err()))  # delete_module
-        print(results)
+        print(json.dumps(results))
         """)
     # every call failed: no module support here, or invalid arguments on a kernel with it
-    for ret, code in eval(child.stdout):  # noqa: S307 - our own child's repr of ints and names
+    for ret, code in json.loads(child.stdout):
         assert ret == -1 and code in ("ENOSYS", "EBADF", "EINVAL", "ENOEXEC", "EFAULT", "ENOENT", "EPERM")
     found = wait_for(agent, "kernel-module-syscalls", by_pid(child.pid), kind="process_tracepoint", count=3)
     assert [e["args"] for e in found] == [[{"long_arg": str(n), "label": "syscall"}] for n in (313, 175, 176)]
@@ -431,22 +436,24 @@ def test_bpf_program_load(agent: RunningAgent) -> None:
         attr = ctypes.create_string_buffer(120)      # all zeros: no valid map or program
         results = [libc.syscall(L(321), L(0), attr, L(120)),   # BPF_MAP_CREATE: not reported
                    libc.syscall(L(321), L(5), attr, L(120)),   # BPF_PROG_LOAD: reported
-                   libc.syscall(L(321), L(5), attr, L(120))]   # the same again: rate limited
-        assert results == [-1, -1, -1], results
+                   libc.syscall(L(321), L(5), attr, L(120)),   # the same again: rate limited
+                   libc.syscall(L(321), L(5), attr, L(112))]   # other arguments: reported
+        assert results == [-1, -1, -1, -1], results
         print(err())
         """)
     assert child.stdout.strip() in ("EINVAL", "E2BIG", "EPERM")  # nothing was loaded
-    found = wait_for(agent, "bpf-program-load", by_pid(child.pid))
+    found = wait_for(agent, "bpf-program-load", by_pid(child.pid), count=2)
     assert found[0]["function_name"] == "__x64_sys_bpf"
-    assert found[0]["args"] == [{"int_arg": 5, "label": "cmd"}, {"uint_arg": 120, "label": "attr_size"}]
-    agent.wait_for(lambda ev: True, timeout=1)
-    assert len(wait_for(agent, "bpf-program-load", by_pid(child.pid))) == 1
+    assert [e["args"] for e in found] == [
+        [{"int_arg": 5, "label": "cmd"}, {"uint_arg": size, "label": "attr_size"}] for size in (120, 112)]
 
 
 def test_privileged_container_exec(agent: RunningAgent) -> None:
     host = spawn(["/usr/bin/true"])  # host namespaces: not reported
+    # setpriv keeps its capabilities across the uid change (PR_SET_KEEPCAPS) and they are
+    # dropped by the exec of sh as nobody: setpriv's exec of sh is reported, sh's exec is not
     dropped = spawn(["/usr/bin/unshare", "-m", "/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
-                     "--clear-groups", "/usr/bin/true"])
+                     "--clear-groups", "/usr/bin/sh", "-c", "exec /usr/bin/true"])
     privileged = spawn(["/usr/bin/unshare", "-m", "/usr/bin/true"])
 
     event = wait_for(agent, "privileged-container-exec", by_pid(privileged.pid))[0]
@@ -457,7 +464,7 @@ def test_privileged_container_exec(agent: RunningAgent) -> None:
     events = of_policy(agent.events(), "privileged-container-exec")
     assert not [e for e in events if e["process"]["pid"] == host.pid]
     from_dropped = [arg(e, "filename") for e in events if e["process"]["pid"] == dropped.pid]
-    assert from_dropped == ["/usr/bin/setpriv"]  # setpriv's own exec had CAP_SYS_ADMIN; nobody's did not
+    assert from_dropped == ["/usr/bin/setpriv", "/usr/bin/sh"]  # not /usr/bin/true: nobody has no caps
 
 
 def test_exec_from_writable_dirs(agent: RunningAgent, scratch: Path) -> None:
@@ -499,7 +506,7 @@ def test_kill_exec_dev_shm_enforced(agent: RunningAgent, scratch: Path,
     shared CI machine) a prefix narrowed to this run's directory."""
     directory = Path(tempfile.mkdtemp(prefix="tetra-test-", dir="/dev/shm"))
     shipped = (LIBRARY / "kill-exec-dev-shm.yaml").read_text()
-    enforced = shipped.replace('value: "monitoring"', 'value: "enforcement"')
+    enforced = shipped.replace('value: "monitor"', 'value: "enforce"')
     enforced = enforced.replace('values: ["/dev/shm/"]', f'values: ["{directory}/"]')
     changed = [(a, b) for a, b in zip(shipped.splitlines(), enforced.splitlines()) if a != b]
     assert len(changed) == 3, changed  # the mode and the prefix of both hooks, nothing else
@@ -522,8 +529,8 @@ def test_kill_exec_dev_shm_enforced(agent: RunningAgent, scratch: Path,
             if e.get("process_exit", {}).get("process", {}).get("pid") == killed.pid]
         assert exits[0]["signal"] == "SIGKILL"
         summary = enforcer.stop()
-        assert [(p["name"], p["state"], p["mode"]) for p in summary["policies"]] == \
-            [("kill-exec-dev-shm", "loaded", "enforcement")]
+        assert [(p["name"], p["state"]) for p in summary["policies"]] == [("kill-exec-dev-shm", "loaded")]
+        assert summary["policies"][0]["mode"].startswith("enforce")
     finally:
         if enforcer.proc and enforcer.proc.poll() is None:
             enforcer.stop()
@@ -636,7 +643,8 @@ def test_summary_every_policy_loaded_and_counted(agent: RunningAgent) -> None:
     assert set(policies) == {p.stem for p in POLICY_FILES}
     not_loaded = {name: p.get("error") for name, p in policies.items() if p["state"] != "loaded"}
     assert not not_loaded
-    assert policies["kill-exec-dev-shm"]["mode"] == "monitoring"
+    assert policies["kill-exec-dev-shm"]["mode"].startswith("monitor")
+    assert all(p["mode"].startswith("enforce") for name, p in policies.items() if name != "kill-exec-dev-shm")
     assert summary["kernel_lost"] == 0
     events = agent.events()
     for name, policy in policies.items():

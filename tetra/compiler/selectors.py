@@ -265,13 +265,11 @@ class SelectorCompiler:
 
     def _match_pids(self, operator: str, values: tuple[int, ...], namespace: bool, follow: bool,
                     loc: Location) -> str:
-        if follow and namespace:
-            return self._error(loc, "matchPIDs followForks with isNamespacePID is not supported by tetra yet")
         ident = self._id()
         for value in values:
             self.entries.append(MapEntry("pid_set", ident, int(value).to_bytes(4, "little")))
         if follow:
-            expr = f"tetra_lineage_pid_in({ident})"
+            expr = f"tetra_lineage_pid_in({ident}, {int(namespace)})"
         else:
             pid = "tetra_ns_pid()" if namespace else "(__u32)(bpf_get_current_pid_tgid() >> 32)"
             expr = f"tetra_pid_in({ident}, {pid})"

@@ -159,7 +159,7 @@ def test_pids_and_lineage() -> None:
         followChildren: true
         values: ["/usr/bin/bash"]
 """)
-    assert "!tetra_lineage_pid_in(1)" in c.c_text
+    assert "!tetra_lineage_pid_in(1, 0)" in c.c_text
     assert "tetra_lineage_binary_match(g, 2, 0)" in c.c_text
     pids = sorted(e.data for e in c.map_entries if e.map == "pid_set")
     assert pids == [(1).to_bytes(4, "little"), (42).to_bytes(4, "little")]
@@ -222,12 +222,10 @@ def test_missing_mechanisms_are_named(spec: str, message: str) -> None:
       type: "skb"
 """, "type 'skb' is a kernel pointer; this hook's arguments are user values"),
     ("""    selectors:
-    - matchPIDs:
+    - matchNamespaceChanges:
       - operator: In
-        followForks: true
-        isNamespacePID: true
-        values: [1]
-""", "matchPIDs followForks with isNamespacePID is not supported by tetra yet"),
+        values: ["Mnt"]
+""", "matchNamespaceChanges is not supported by tetra yet"),
     ("""    selectors:
     - matchActions:
       - action: Override
