@@ -42,7 +42,7 @@ def compile_cmd(file: str, emit_c: bool, kernel: str) -> None:
 def _hooks_table(compiled: CompiledPolicy) -> Table:
     table = Table(title=f"policy {compiled.policy.name}")
     for column in ("hook", "event", "mechanism", "attach", "return", "selectors", "map values"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # never hide a mechanism behind an ellipsis
     for hook in compiled.hooks:
         table.add_row(hook.function_name, hook.event, hook.mechanism.value, hook.attach,
                       hook.return_attach or "-", str(len(hook.selectors)), str(len(compiled.map_entries)))

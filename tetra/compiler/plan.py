@@ -255,6 +255,10 @@ class Planner:
                   f"{tp.subsystem}:{tp.event}", tuple(planned), subsys=tp.subsystem, tp_event=tp.event)
 
     def _tracepoint_arg(self, spec: ArgSpec, f: Field, user: bool) -> ArgPlan | None:
+        if "[" in f.name and not f.is_char_array:
+            self.issues.add(spec.loc, f"field {f.name} ({f.c_type}) is an array of numbers: reading one element "
+                                      "of it is not supported by tetra yet")
+            return None
         if f.is_data_loc or f.is_char_array:
             value = f"tetra_ctx_data_loc(ctx, {f.offset})" if f.is_data_loc else f"(__u64)((char *)ctx + {f.offset})"
             atype = TYPES["string"] if spec.type == "auto" else self._type(spec)

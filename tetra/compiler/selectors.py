@@ -23,6 +23,7 @@ from tetra.compiler.plan import ArgPlan, HookPlan
 from tetra.kernel.btf import Btf
 from tetra.policy.errors import PolicyIssue
 from tetra.policy.model import Action, Location, MatchArg, Selector
+from tetra.policy.values import go_int
 
 STR_OPS = {"Equal": (0, False), "NotEqual": (0, True), "Prefix": (1, False), "NotPrefix": (1, True),
            "Postfix": (2, False), "NotPostfix": (2, True)}
@@ -209,7 +210,7 @@ class SelectorCompiler:
         op = m.operator
         try:
             if op == "Family":
-                families = [ADDRESS_FAMILIES[v] if v in ADDRESS_FAMILIES else int(v, 0) for v in m.values]
+                families = [ADDRESS_FAMILIES[v] if v in ADDRESS_FAMILIES else _int(v, False) for v in m.values]
                 return _any([f"g->ival[{slot}] == {f}" for f in families])
             if op in ("SAddr", "DAddr", "NotSAddr", "NotDAddr"):
                 id4, id6 = self._cidrs(m.values)
@@ -253,7 +254,7 @@ class SelectorCompiler:
             elif base in ("Family", "Protocol", "State"):
                 names = {"Family": ADDRESS_FAMILIES, "Protocol": PROTOCOLS, "State": TCP_STATES}[base]
                 which = {"Family": 0, "Protocol": 3, "State": 4}[base]
-                numbers = [names[v] if v in names else int(v, 0) for v in m.values]
+                numbers = [names[v] if v in names else _int(v, False) for v in m.values]
                 expr = _any([f"tetra_tuple_field(g, {slot}, {which}) == {n}" for n in numbers])
             else:
                 return self._error(m.loc, f"operator {op} does not apply to a sock or skb argument")
@@ -307,7 +308,7 @@ class SelectorCompiler:
         numbers = []
         for value in values:
             if value != "host_ns":
-                numbers.append(int(value, 0))
+                numbers.append(_int(value, False))
                 continue
             inode = host_namespace(proc)
             if inode is None:
@@ -380,10 +381,10 @@ def _scope(scope: str | None) -> int:
 
 
 def _int(text: str, unsigned: bool) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an integer") from None
+    """Integers as Tetragon (Go) reads them: 0x.., 0o.., 0b.., and 0.. octal."""
+    value = go_int(text.strip())
+    if value is None:
+        raise ValueError(f"{text!r} is not an integer")
     low, high = (0, 2**64 - 1) if unsigned else (-(2**63), 2**63 - 1)
     if not low <= value <= high:
         raise ValueError(f"{text} is out of range")
@@ -402,8 +403,8 @@ def _literal(value: int, unsigned: bool) -> str:
 def _range(text: str) -> tuple[int, int]:
     """"80" -> (80, 80); "1000:2000" -> (1000, 2000)."""
     lo, _, hi = text.partition(":")
-    low = int(lo, 0)
-    high = int(hi, 0) if hi else low
+    low = _int(lo, unsigned=False)
+    high = _int(hi, unsigned=False) if hi else low
     if high < low:
         raise ValueError(f"range {text} is empty")
     return low, high

@@ -37,7 +37,7 @@ class Field:
 
     @property
     def is_char_array(self) -> bool:
-        return self.c_type.startswith("char") and "[" in self.name
+        return self.c_type.split()[-1] == "char" and "[" in self.name
 
 
 def tracefs_root() -> Path:

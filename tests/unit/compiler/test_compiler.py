@@ -286,3 +286,13 @@ def test_integer_operators_take_at_most_16_values() -> None:
         operator: "Equal"
         values: [{values}]
 """)
+
+
+def test_go_octal_values_as_tetragon_reads_them() -> None:
+    c = compiled(OPEN + """    selectors:
+    - matchArgs:
+      - index: 2
+        operator: "Mask"
+        values: ["06000", "0x10"]
+""")
+    assert "& 3072LL" in c.c_text and "& 16LL" in c.c_text
