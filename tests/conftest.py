@@ -1,16 +1,16 @@
 """Shared pytest setup: tests that load BPF programs need root and say so when skipped;
 tests that need a kernel feature this kernel lacks skip naming it and the VM lane."""
 
-import ctypes
 import functools
 import json
 import os
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tetra.kernel.override import override_return_refusal
 
 
 @pytest.fixture(scope="session")
@@ -55,17 +55,6 @@ FEATURES = {
 _KPROBE_EVENTS = (Path("/sys/kernel/tracing/kprobe_events"), Path("/sys/kernel/debug/tracing/kprobe_events"))
 _ACTIVE_LSMS = Path("/sys/kernel/security/lsm")
 
-_SYS_BPF = 321  # x86-64
-_BPF_PROG_LOAD = 5
-_BPF_PROG_TYPE_KPROBE = 2
-_CALLS_OVERRIDE_RETURN = bytes.fromhex(
-    "b702000000000000"  # r2 = 0: the return value to force (r1 is still the context)
-    "850000003a000000"  # call bpf_override_return (helper 58)
-    "b700000000000000"  # r0 = 0
-    "9500000000000000"  # exit
-)
-
-
 def _bpftool_program_types() -> dict[str, bool] | str:
     """``program_types`` of ``bpftool feature probe kernel -j``, or why there is none."""
     bpftool = shutil.which("bpftool") or shutil.which("/usr/sbin/bpftool")
@@ -77,38 +66,6 @@ def _bpftool_program_types() -> dict[str, bool] | str:
         return f"bpftool feature probe failed: {done.stderr.strip()[-200:]}"
     program_types: dict[str, bool] = json.loads(done.stdout)["program_types"]
     return program_types
-
-
-def _override_return_refusal() -> str | None:
-    """Why the verifier refuses a kprobe program calling bpf_override_return; None when it loads.
-
-    Loaded by hand rather than read from bpftool: bpftool 7.1 (libbpf 1.1)
-    takes newer kernels' refusal ("program of this type cannot use helper")
-    for support and lists the helper on kernels without CONFIG_BPF_KPROBE_OVERRIDE.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    insns = ctypes.create_string_buffer(_CALLS_OVERRIDE_RETURN, len(_CALLS_OVERRIDE_RETURN))
-    license_ = ctypes.create_string_buffer(b"GPL")
-    log = ctypes.create_string_buffer(4096)
-    attr = ctypes.create_string_buffer(
-        struct.pack(
-            "<IIQQIIQ",
-            _BPF_PROG_TYPE_KPROBE,
-            len(_CALLS_OVERRIDE_RETURN) // 8,
-            ctypes.addressof(insns),
-            ctypes.addressof(license_),
-            1,  # log_level: the verifier says why
-            len(log),
-            ctypes.addressof(log),
-        )
-    )
-    fd = libc.syscall(_SYS_BPF, _BPF_PROG_LOAD, attr, len(attr.raw))
-    if fd >= 0:
-        os.close(fd)
-        return None
-    lines = [line for line in log.value.decode(errors="replace").splitlines() if line.strip()]
-    verdicts = [line for line in lines if not line.startswith("processed ")]
-    return f"verifier: {verdicts[-1]}" if verdicts else os.strerror(ctypes.get_errno())
 
 
 def _lsm_refusal(program_types: dict[str, bool]) -> str | None:
@@ -136,7 +93,7 @@ def missing_kernel_features() -> dict[str, str]:
             missing["fentry"] = "bpftool feature probe: no tracing program type (fentry/fexit)"
         if (lsm := _lsm_refusal(program_types)) is not None:
             missing["lsm"] = lsm
-    if (refusal := _override_return_refusal()) is not None:
+    if (refusal := override_return_refusal()) is not None:
         missing["override_return"] = refusal
     elif "kprobe" in missing:
         missing["override_return"] = missing["kprobe"]

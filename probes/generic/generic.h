@@ -709,6 +709,19 @@ static __always_inline void tetra_signal(struct tetra_gen_scratch *g, __u32 acti
         bpf_send_signal(sig);
 }
 
+/* Override: 1 when the hooked function's result is to be replaced; in
+ * monitoring mode 0, with the event saying what would have been done. */
+static __always_inline int tetra_override(struct tetra_gen_scratch *g)
+{
+    struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+    ev->action = TETRA_ACTION_OVERRIDE;
+    if (tetra_monitoring()) {
+        ev->gen_flags |= TETRA_GEN_MONITOR;
+        return 0;
+    }
+    return 1;
+}
+
 #ifdef TETRA_NEED_RATELIMIT
 /* A hash of the argument bytes, so "the same event" can be rate limited. */
 static __always_inline __u64 tetra_args_hash(struct tetra_gen_scratch *g)

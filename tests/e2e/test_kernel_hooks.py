@@ -238,3 +238,70 @@ def test_lsm_hook_event(lsm: Loaded, workdir: Path) -> None:
     events = lsm.collect(lambda: (workdir / "data").read_text())
     assert [a for _, _, a in events] == [[{"file_arg": {"path": f"{workdir}/data"}}]]
     assert events[0][0].event == "process_lsm"
+
+
+@pytest.fixture(scope="module")
+def lsm_deny(workdir: Path, session: Session) -> Iterator[Loaded]:
+    (workdir / "denied").write_text("secret")
+    text = _policy("lsm-deny", f"""\
+        lsmhooks:
+        - hook: "file_open"
+          args:
+          - index: 0
+            type: "file"
+          selectors:
+          - matchArgs:
+            - index: 0
+              operator: "Equal"
+              values: ["{workdir}/denied"]
+            matchActions:
+            - action: Override
+              argError: -1
+        """)
+    yield from _load(session, text, KernelSupport.detect(), 4)
+
+
+@pytest.mark.lsm
+def test_lsm_override_denies_the_open(lsm_deny: Loaded, workdir: Path) -> None:
+    def attempt() -> None:
+        with pytest.raises(PermissionError):
+            (workdir / "denied").read_text()
+        assert (workdir / "data").read_text() == "kernel hooks"  # other files open as before
+
+    events = lsm_deny.collect(attempt)
+    assert [r.action for _, r, _ in events] == [4]  # TETRA_ACTION_OVERRIDE
+    assert events[0][2] == [{"file_arg": {"path": f"{workdir}/denied"}}]
+
+
+@pytest.fixture(scope="module")
+def syscall_override(workdir: Path, session: Session) -> Iterator[Loaded]:
+    (workdir / "hidden").write_text("still here")
+    text = _policy("syscall-override", f"""\
+        kprobes:
+        - call: "sys_openat"
+          syscall: true
+          args:
+          - index: 1
+            type: "string"
+          selectors:
+          - matchArgs:
+            - index: 1
+              operator: "Equal"
+              values: ["{workdir}/hidden"]
+            matchActions:
+            - action: Override
+              argError: -2
+        """)
+    yield from _load(session, text, KernelSupport.detect(), 5)
+
+
+@pytest.mark.kprobe
+@pytest.mark.override_return
+def test_override_return_makes_the_syscall_fail(syscall_override: Loaded, workdir: Path) -> None:
+    def attempt() -> None:
+        with pytest.raises(FileNotFoundError):
+            (workdir / "hidden").read_text()  # the file exists: the kernel said ENOENT for us
+
+    events = syscall_override.collect(attempt)
+    assert events and events[0][1].action == 4
+    assert (workdir / "hidden").exists()

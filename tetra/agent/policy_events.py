@@ -20,6 +20,7 @@ ACTION_NAMES = {
     Action.NOPOST: "KPROBE_ACTION_NOPOST",
     Action.SIGKILL: "KPROBE_ACTION_SIGKILL",
     Action.SIGNAL: "KPROBE_ACTION_SIGNAL",
+    Action.OVERRIDE: "KPROBE_ACTION_OVERRIDE",
 }
 # stack id, pid, user? -> symbolized frames ("name+0x1f")
 Symbolizer = Callable[[int, int, bool], list[str]]

@@ -112,12 +112,25 @@ def _choose(codes: tuple[SelectorCode, ...], hook: HookPlan, condition) -> Itera
         yield f"    if ({condition(index, code)}) {{"
         yield f"        ((struct tetra_generic *)g->buf)->selector = {index};"
         yield from ("        " + line for line in _actions(code.actions, hook))
-        yield "        return 0;"
+        yield f"        return {_result(code.actions, hook)};"
         yield "    }"
     yield "    return 0;"
 
 
+def _result(code: ActionCode, hook: HookPlan) -> str:
+    """What the program returns: an LSM program's return value is the hook's verdict."""
+    if code.override is not None and hook.mechanism is Mechanism.LSM:
+        return "override"
+    return "0"
+
+
 def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
+    if code.override is not None:
+        if hook.mechanism is Mechanism.LSM:
+            yield f"int override = tetra_override(g) ? {int(code.override)} : 0;"
+        else:
+            yield "if (tetra_override(g))"
+            yield f"    bpf_override_return(ctx, (unsigned long)({int(code.override)}));"
     if code.kernel_stack:
         yield "((struct tetra_generic *)g->buf)->kernel_stack_id = stacks.get_stackid(ctx, 0);"
     if code.user_stack:
@@ -129,7 +142,7 @@ def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
     if code.rate_limit_ns:
         yield (f"if (tetra_rate_limited(g, {hook.hook_id}, {int(code.rate_limit_ns)}ULL, "
                f"{int(code.rate_limit_scope)}))")
-        yield "    return 0;"
+        yield f"    return {_result(code, hook)};"
     yield "tetra_gen_emit(g);"
 
 

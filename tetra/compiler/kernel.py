@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
+from tetra.kernel.override import error_injectable, override_return_refusal
 from tetra.kernel.tracefs import TRACEFS_ROOTS
 
 
@@ -23,6 +24,8 @@ class KernelSupport:
     kprobe: bool
     fentry: bool
     lsm: bool
+    override: bool = False  # bpf_override_return on error-injectable functions
+    injectable: frozenset[str] | None = None  # those functions; None: not known (assume any)
     reasons: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -40,12 +43,16 @@ class KernelSupport:
             reasons["lsm"] = "the kernel refuses BPF LSM programs (is 'bpf' in the lsm= boot parameter?)"
         if not types:
             reasons["fentry"] = reasons["lsm"] = "bpftool is not installed: fentry and BPF LSM were not probed"
-        return cls(kprobe=kprobe, fentry=fentry, lsm=lsm, reasons=reasons)
+        refusal = override_return_refusal() if kprobe else "no kprobes"
+        if refusal:
+            reasons["override"] = f"bpf_override_return is unavailable ({refusal}; CONFIG_BPF_KPROBE_OVERRIDE)"
+        return cls(kprobe=kprobe, fentry=fentry, lsm=lsm, override=refusal is None,
+                   injectable=error_injectable() if refusal is None else None, reasons=reasons)
 
     @classmethod
     def everything(cls) -> "KernelSupport":
         """For compiling C to look at (--emit-c) as a kernel with every mechanism would run it."""
-        return cls(kprobe=True, fentry=True, lsm=True)
+        return cls(kprobe=True, fentry=True, lsm=True, override=True)
 
 
 _BPFTOOLS = ("/usr/sbin/bpftool", "/sbin/bpftool")  # root's PATH may lack sbin under sudo

@@ -27,7 +27,7 @@ def compile_policy(policy: TracingPolicy, policy_id: int, support: KernelSupport
                    symbols: frozenset[str] | None = None) -> CompiledPolicy:
     """Raises PolicyErrors (located) when a hook cannot be placed or a filter evaluated here."""
     hooks = Planner(support, symbols).plan(policy)
-    selectors = SelectorCompiler(btf)
+    selectors = SelectorCompiler(btf, support)
     codes = {hook.hook_id: selectors.compile(hook) for hook in hooks}
     if selectors.issues:
         raise PolicyErrors(selectors.issues)

@@ -15,11 +15,12 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tetra.compiler.argtypes import Encoding
 from tetra.compiler.names import ADDRESS_FAMILIES, CAPABILITY_NUMBERS, NAMESPACES, PROTOCOLS, TCP_STATES
-from tetra.compiler.plan import ArgPlan, HookPlan
+from tetra.compiler.kernel import KernelSupport
+from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
 from tetra.kernel.btf import Btf
 from tetra.policy.errors import PolicyIssue
 from tetra.policy.model import Action, Location, MatchArg, Selector
@@ -58,6 +59,7 @@ class ActionCode:
     rate_limit_scope: int = 0  # 0 thread, 1 process, 2 global
     kernel_stack: bool = False
     user_stack: bool = False
+    override: int | None = None  # Override: the error the hooked function returns instead
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class SelectorCompiler:
     """Compiles the selectors of every hook of one policy; ids are unique per policy."""
 
     btf: Btf | None
+    support: KernelSupport = field(default_factory=KernelSupport.everything)
     entries: list[MapEntry] = field(default_factory=list)
     issues: list[PolicyIssue] = field(default_factory=list)
     _next_id: int = 1
@@ -115,7 +118,7 @@ class SelectorCompiler:
             rets = [self._error(sel.loc, "matchReturnArgs needs 'return: true' on the hook")]
         if sel.match_return_actions:
             self._error(sel.loc, "matchReturnActions is not supported by tetra yet")
-        return SelectorCode(_all(parts), _all(rets), self._actions(sel.match_actions))
+        return SelectorCode(_all(parts), _all(rets), self._actions(hook, sel.match_actions))
 
     # --- matchArgs -----------------------------------------------------------
 
@@ -332,24 +335,43 @@ class SelectorCompiler:
 
     # --- actions -------------------------------------------------------------
 
-    def _actions(self, actions: tuple[Action, ...]) -> ActionCode:
+    def _override(self, hook: HookPlan, action: Action) -> int | None:
+        """The error an Override returns, if this hook's mechanism can return it."""
+        error = action.arg_error if action.arg_error is not None else -1
+        if hook.return_attach:
+            self._error(action.loc, "Override on a hook with a return probe is not supported by tetra yet")
+            return None
+        if hook.mechanism is Mechanism.LSM:
+            return error
+        if hook.mechanism is Mechanism.KPROBE and self.support.override:
+            injectable = self.support.injectable
+            if injectable is not None and hook.attach not in injectable:
+                self._error(action.loc, f"Override: {hook.attach} is not error-injectable on this kernel "
+                                        "(see /sys/kernel/debug/error_injection/list); use an LSM hook")
+                return None
+            return error
+        reason = self.support.reasons.get("override") or f"{hook.mechanism.value} hooks cannot change a result"
+        self._error(action.loc, f"Override on {hook.function_name} needs a kprobe with bpf_override_return or a "
+                                f"BPF LSM hook, and this hook runs as a {hook.mechanism.value}: {reason}")
+        return None
+
+    def _actions(self, hook: HookPlan, actions: tuple[Action, ...]) -> ActionCode:
+        """Fold a selector's actions into what the kernel does (later ones refine earlier)."""
         code = ActionCode()
         for action in actions:
             name = action.action
-            if name == "Post":
-                code = ActionCode(post=True, signal=code.signal, action=code.action,
-                                  rate_limit_ns=self._rate(action), rate_limit_scope=_scope(action.rate_limit_scope),
-                                  kernel_stack=action.kernel_stack_trace, user_stack=action.user_stack_trace)
+            if name == "Override":
+                code = replace(code, action="TETRA_ACTION_OVERRIDE", override=self._override(hook, action))
+            elif name == "Post":
+                code = replace(code, post=True, rate_limit_ns=self._rate(action),
+                               rate_limit_scope=_scope(action.rate_limit_scope),
+                               kernel_stack=action.kernel_stack_trace, user_stack=action.user_stack_trace)
             elif name == "NoPost":
-                code = ActionCode(post=False, signal=code.signal, action="TETRA_ACTION_NOPOST")
+                code = replace(code, post=False, action="TETRA_ACTION_NOPOST")
             elif name == "Sigkill":
-                code = ActionCode(post=code.post, signal=9, action="TETRA_ACTION_SIGKILL",
-                                  rate_limit_ns=code.rate_limit_ns, rate_limit_scope=code.rate_limit_scope,
-                                  kernel_stack=code.kernel_stack, user_stack=code.user_stack)
+                code = replace(code, signal=9, action="TETRA_ACTION_SIGKILL")
             elif name == "Signal":
-                code = ActionCode(post=code.post, signal=int(action.arg_sig or 0), action="TETRA_ACTION_SIGNAL",
-                                  rate_limit_ns=code.rate_limit_ns, rate_limit_scope=code.rate_limit_scope,
-                                  kernel_stack=code.kernel_stack, user_stack=code.user_stack)
+                code = replace(code, signal=int(action.arg_sig or 0), action="TETRA_ACTION_SIGNAL")
             else:
                 self._error(action.loc, f"action {name} is not supported by tetra yet")
         return code

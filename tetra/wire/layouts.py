@@ -129,6 +129,7 @@ class Action(enum.IntEnum):
     NOPOST = 1
     SIGKILL = 2
     SIGNAL = 3
+    OVERRIDE = 4
 
 
 GEN_RETURN = 0x01

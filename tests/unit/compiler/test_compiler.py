@@ -230,7 +230,12 @@ def test_missing_mechanisms_are_named(spec: str, message: str) -> None:
     - matchActions:
       - action: Override
         argError: -1
-""", "action Override is not supported by tetra yet"),
+""", "Override on __x64_sys_openat needs a kprobe with bpf_override_return or a BPF LSM hook"),
+    ("""    selectors:
+    - matchActions:
+      - action: GetUrl
+        argUrl: "http://example.org"
+""", "action GetUrl is not supported by tetra yet"),
 ])
 def test_unsupported_features_are_refused_with_location(extra: str, message: str) -> None:
     assert message in errors(OPEN + extra)
@@ -296,3 +301,31 @@ def test_go_octal_values_as_tetragon_reads_them() -> None:
         values: ["06000", "0x10"]
 """)
     assert "& 3072LL" in c.c_text and "& 16LL" in c.c_text
+
+
+def test_override_on_lsm_and_on_error_injectable_kprobes() -> None:
+    support = KernelSupport(kprobe=True, fentry=False, lsm=True, override=True,
+                            injectable=frozenset({"__x64_sys_openat"}))
+    lsm_and_syscall = """  lsmhooks:
+  - hook: "file_open"
+    args:
+    - index: 0
+      type: "file"
+    selectors:
+    - matchActions:
+      - action: Override
+        argError: -13
+  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    selectors:
+    - matchActions:
+      - action: Override
+        argError: -2
+"""
+    built = compiled(lsm_and_syscall, support)
+    assert "int override = tetra_override(g) ? -13 : 0;" in built.c_text
+    assert "return override;" in built.c_text
+    assert "bpf_override_return(ctx, (unsigned long)(-2));" in built.c_text
+    not_injectable = lsm_and_syscall.replace("sys_openat", "sys_read")
+    assert "__x64_sys_read is not error-injectable" in errors(not_injectable, support)
