@@ -178,12 +178,8 @@ class Planner:
             return
         function_name = _SYSCALL_PREFIX + name
         if self.support.kprobe:
-            if self.symbols is not None and function_name not in self.symbols:
-                self._missing(kprobe, f"this kernel has no syscall function {function_name}")
-                return
-            args = self._args(kprobe.args, kprobe, lambda i: f"tetra_syscall_arg(ctx, {i})", user=True)
-            self._add(kprobe, "process_kprobe", function_name, Mechanism.KPROBE, function_name, args,
-                      return_attach=function_name if self._returns(kprobe) else None, return_value="PT_REGS_RC(ctx)")
+            self._kprobe_at(kprobe, function_name, lambda i: f"tetra_syscall_arg(ctx, {i})", user=True,
+                            missing=f"this kernel has no syscall function {function_name}")
             return
         try:
             fields = _syscall_fields(tracepoint_fields("syscalls", f"sys_enter_{name}"))
@@ -203,17 +199,23 @@ class Planner:
                   return_attach=f"syscalls:sys_exit_{name}" if self._returns(kprobe) else None,
                   return_value=f"tetra_ctx_int(ctx, {ret.offset}, 8, 1)" if ret else None)
 
+    def _kprobe_at(self, kprobe: KProbe, symbol: str, value: Callable[[int], str], user: bool,
+                   missing: str) -> None:
+        """A kprobe (and kretprobe) on a symbol the kernel exports."""
+        if self.symbols is not None and symbol not in self.symbols:
+            self._missing(kprobe, missing)
+            return
+        args = self._args(kprobe.args, kprobe, value, user=user)
+        self._add(kprobe, "process_kprobe", symbol, Mechanism.KPROBE, symbol, args,
+                  return_attach=symbol if self._returns(kprobe) else None, return_value="PT_REGS_RC(ctx)")
+
     def _kernel_function(self, kprobe: KProbe, call: str) -> None:
         if not _IDENT.fullmatch(call):
             self.issues.add(kprobe.loc, f"call {call!r} is not a kernel function name")
             return
         if self.support.kprobe:
-            if self.symbols is not None and call not in self.symbols:
-                self._missing(kprobe, f"this kernel has no function {call}")
-                return
-            args = self._args(kprobe.args, kprobe, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=False)
-            self._add(kprobe, "process_kprobe", call, Mechanism.KPROBE, call, args,
-                      return_attach=call if self._returns(kprobe) else None, return_value="PT_REGS_RC(ctx)")
+            self._kprobe_at(kprobe, call, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=False,
+                            missing=f"this kernel has no function {call}")
         elif self.support.fentry:
             if self._returns(kprobe):
                 self.issues.add(kprobe.loc, f"return probes on {call} need kprobes; this kernel has only "
