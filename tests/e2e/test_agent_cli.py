@@ -16,11 +16,13 @@ def loaded_programs() -> dict[int, str]:
 def test_sigint_detaches_every_program(tmp_path: Path, root: None) -> None:
     before = loaded_programs()
     agent = RunningAgent(tmp_path).start()
-    ours = {pid: name for pid, name in loaded_programs().items() if pid not in before}
-    assert {"tracepoint__sched__sched_process_exec", "raw_tracepoint__sched_process_fork",
-            "tracepoint__sched__sched_process_exit"} <= set(ours.values()), ours
     assert agent.proc is not None
-    agent.proc.send_signal(signal.SIGINT)
+    try:
+        ours = {pid: name for pid, name in loaded_programs().items() if pid not in before}
+        assert {"tracepoint__sched__sched_process_exec", "raw_tracepoint__sched_process_fork",
+                "tracepoint__sched__sched_process_exit"} <= set(ours.values()), ours
+    finally:
+        agent.proc.send_signal(signal.SIGINT)
     assert agent.proc.wait(60) == 0
     assert not set(ours) & set(loaded_programs())
 

@@ -408,7 +408,10 @@ def _attempt(argv: list[str], nonce: str, timeout: float, echo: Echo) -> _Attemp
             marker = _MARKER.search(line)
             if marker is None or marker[2] != nonce:
                 echo(line)
-            elif marker[1] == "BOOTED":
+                continue
+            if marker.start() > 0:  # output that did not end its last line
+                echo(line[: marker.start()])
+            if marker[1] == "BOOTED":
                 booted = time.monotonic() - started
             elif marker[1] == "BOOT_FAILED":
                 return _Attempt(None, failure=f"boot failed: {marker[3]}")
