@@ -36,6 +36,24 @@ __attribute__((section("maps/extern"))) struct tetra_events_table_t tetra_events
 BPF_TABLE("extern", __u32, __u64, tetra_stats, TETRA_STAT_SLOTS);
 #endif
 
+/* Wake the reader once every TETRA_WAKE_EVERY records per CPU instead of for
+ * each one: a wake-up costs more than handling a record. The reader also polls
+ * on a timer (100 ms), so a quiet stream is delayed by at most that. */
+#ifndef TETRA_WAKE_EVERY
+#define TETRA_WAKE_EVERY 32
+#endif
+BPF_PERCPU_ARRAY(tetra_wake, __u64, 1);
+
+static __always_inline __u64 tetra_wake_flags(void)
+{
+    __u32 zero = 0;
+    __u64 *count = tetra_wake.lookup(&zero);
+    if (!count)
+        return 0;
+    *count += 1;
+    return (*count % TETRA_WAKE_EVERY) == 0 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void tetra_count(__u32 opcode, __u32 kind)
 {
     __u32 slot = opcode * 2 + kind;
@@ -59,7 +77,7 @@ static __always_inline void tetra_fill_header(struct tetra_header *h, __u8 opcod
 static __always_inline void tetra_emit(void *record, __u32 size, __u32 opcode)
 {
     ((struct tetra_header *)record)->size = size;
-    if (tetra_events.ringbuf_output(record, size, 0) == 0)
+    if (tetra_events.ringbuf_output(record, size, tetra_wake_flags()) == 0)
         tetra_count(opcode, TETRA_STAT_SENT);
     else
         tetra_count(opcode, TETRA_STAT_LOST);
