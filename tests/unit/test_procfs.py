@@ -14,7 +14,7 @@ def test_reads_a_running_process() -> None:
         rec = None
         for _ in range(250):  # until the child has exec'd (slow on a loaded machine)
             rec = procfs.read_process(child.pid)
-            if rec is not None and rec.filename == "/usr/bin/sleep":
+            if rec is not None and rec.filename == "/usr/bin/sleep" and rec.argv[:1] == ["/bin/sleep"]:
                 break
             time.sleep(0.02)
         assert rec is not None
