@@ -20,17 +20,11 @@ Usage: .venv/bin/python benchmarks/exec_storm.py [--processes N] [--repetitions 
 """
 
 import os
-import platform
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -39,47 +33,16 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from common import (TETRA_READY_MARK, WIDTH, BenchmarkError, Daemon, Storm, compile_driver, console, cpu_seconds,
+                    host_info, run_driver, span, status_kib, tetra_command, utc_now, wait_for_drain, write_results)
+
 HERE = Path(__file__).resolve().parent
 DRIVER_SOURCE = HERE / "drivers" / "exec_storm.c"
 DEFAULT_JSON = HERE / "results" / "exec_storm-latest.json"
-TETRA = Path(sys.executable).with_name("tetra")
 
 STORM_BINARIES = frozenset({"/bin/true", "/usr/bin/true"})
 CONFIGS = ("baseline", "agent")
-READY_MARK = "tetra: INFO: ready in"
-READY_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 60.0
-DRAIN_TIMEOUT_S = 120.0
-# The agent flushes its export file once a second; a quiet spell shorter than
-# that could be mistaken for the end of the drain.
-DRAIN_QUIET_S = 3.0
-POLL_S = 0.2
 WARMUP_PROCESSES = 1000
-# Large enough that the export file never rotates during a storm: counting stays
-# a read of one file, and no event is dropped with an old backup.
-EXPORT_MAX_SIZE_MB = 4096
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# Rich falls back to 80 columns when output is a file or pipe, which folds the table.
-WIDTH = None if sys.stdout.isatty() else 150
-
-console = Console(stderr=True, width=WIDTH)
-
-
-class BenchmarkError(Exception):
-    """The benchmark could not measure (driver or agent failed); exit code 2."""
-
-
-@dataclass
-class Storm:
-    """One run of the driver: how long N fork+exec+wait took, and the parent's pid."""
-
-    processes: int
-    elapsed_ns: int
-    driver_pid: int
-
-    @property
-    def rate(self) -> float:
-        return self.processes / (self.elapsed_ns / 1e9)
 
 
 @dataclass
@@ -171,131 +134,32 @@ class StormCounter:
             self.other_true_execs += 1
 
 
-def compile_driver(workdir: Path) -> Path:
-    """Build the C driver fresh each run, so no binary is ever committed."""
-    binary = workdir / "exec_storm"
-    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary), str(DRIVER_SOURCE)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BenchmarkError(f"gcc failed:\n{result.stderr}")
-    return binary
-
-
-def run_storm(driver: Path, processes: int, on_start: Callable[[int], None] | None = None) -> Storm:
-    """Run the driver once; ``on_start`` gets its pid, which tags the storm's events."""
-    proc = subprocess.Popen([str(driver), str(processes)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    if on_start:
-        on_start(proc.pid)
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise BenchmarkError(f"driver exited with {proc.returncode}: {err.strip()}")
-    elapsed_ns, count = (int(x) for x in out.split())
-    return Storm(processes=count, elapsed_ns=elapsed_ns, driver_pid=proc.pid)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of all the process's threads; fields 14-15, after the comm field."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def status_kib(pid: int, key: str) -> int:
-    """One "kB" line of /proc/<pid>/status, e.g. VmHWM (peak resident set)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise BenchmarkError(f"no {key} in /proc/{pid}/status")
-
-
-class AgentRun:
-    """A ``tetra agent`` writing to ``export``; its stderr goes to a file we poll.
-
-    A file rather than a pipe: nothing has to drain it while the storm runs, and
-    the whole log is there to quote when the agent fails.
-    """
-
-    def __init__(self, workdir: Path, name: str) -> None:
-        self.export = workdir / f"{name}.json"
-        self.log = workdir / f"{name}.stderr"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        """Start and wait for "ready"; returns the seconds that took."""
-        cmd = [str(TETRA), "agent", "-o", "none", "--export-filename", str(self.export),
-               "--export-file-max-size-mb", str(EXPORT_MAX_SIZE_MB)]
-        started = time.monotonic()
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        while READY_MARK not in self.log.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.monotonic() - started > READY_TIMEOUT_S:
-                raise BenchmarkError(f"agent did not become ready:\n{self.log_text()}")
-            time.sleep(POLL_S / 4)
-        return time.monotonic() - started
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def stop(self) -> dict[str, Any]:
-        """SIGTERM, wait, and return the summary; without one, losses cannot be judged."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise BenchmarkError(f"agent did not stop within {STOP_TIMEOUT_S:.0f}s:\n{self.log_text()}") from None
-        summaries = [ln for ln in self.log_text().splitlines() if ln.startswith('{"summary"')]
-        if code != 0 or not summaries:
-            raise BenchmarkError(f"agent exited with {code} and {len(summaries)} summaries:\n{self.log_text()}")
-        summary: dict[str, Any] = orjson.loads(summaries[-1])["summary"]
-        return summary
-
-    def kill(self) -> None:
-        """Leave no agent behind when a measurement fails half-way."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def wait_for_drain(counter: StormCounter, target: int) -> None:
-    """Return once every storm exec is in the file, or the count stopped growing."""
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    last, quiet_since = counter.update(), time.monotonic()
-    while last < target and time.monotonic() < deadline:
-        time.sleep(POLL_S)
-        now_count = counter.update()
-        if now_count != last:
-            last, quiet_since = now_count, time.monotonic()
-        elif time.monotonic() - quiet_since >= DRAIN_QUIET_S:
-            return
-
-
 def measure_agent(driver: Path, processes: int, workdir: Path, name: str) -> tuple[Storm, AgentUsage]:
     """One storm under a fresh agent; CPU and peak RSS are read just before SIGTERM."""
-    agent = AgentRun(workdir, name)
+    export = workdir / f"{name}.json"
+    agent = Daemon(tetra_command(export), workdir / f"{name}.stderr", TETRA_READY_MARK)
     try:
         ready_s = agent.start()
         cpu_at_ready = cpu_seconds(agent.pid)
         storm = run_storm(driver, processes)
-        counter = StormCounter(agent.export, storm.driver_pid)
-        wait_for_drain(counter, storm.processes)
+        counter = StormCounter(export, storm.driver_pid)
+        wait_for_drain(counter.update, storm.count)
         cpu_at_stop = cpu_seconds(agent.pid)
         hwm, rss = status_kib(agent.pid, "VmHWM"), status_kib(agent.pid, "VmRSS")
         summary = agent.stop()
     finally:
         agent.kill()
     counter.update()  # the agent drains its ring buffer and flushes on the way out
-    agent.export.unlink(missing_ok=True)  # tens of MB per repetition
+    export.unlink(missing_ok=True)  # tens of MB per repetition
     usage = AgentUsage(ready_s=ready_s, cpu_at_ready_s=cpu_at_ready, cpu_at_stop_s=cpu_at_stop,
-                       vm_hwm_kib=hwm, vm_rss_kib=rss, storm_processes=storm.processes, delivered=counter.delivered,
+                       vm_hwm_kib=hwm, vm_rss_kib=rss, storm_processes=storm.count, delivered=counter.delivered,
                        other_true_execs=counter.other_true_execs, kernel_lost=int(summary["kernel_lost"]),
                        summary=summary)
     return storm, usage
+
+
+def run_storm(driver: Path, processes: int) -> Storm:
+    return run_driver(driver, [str(processes)])
 
 
 def run_all(driver: Path, processes: int, repetitions: int, workdir: Path) -> list[Sample]:
@@ -320,7 +184,7 @@ def report_progress(sample: Sample, repetitions: int) -> None:
     line = f"rep {sample.repetition}/{repetitions} {sample.config:<8} {sample.storm.rate:>8,.0f} proc/s"
     if sample.agent:
         a = sample.agent
-        line += (f"  ready {a.ready_s:.1f}s  delivered {a.delivered:,}/{sample.storm.processes:,}"
+        line += (f"  ready {a.ready_s:.1f}s  delivered {a.delivered:,}/{sample.storm.count:,}"
                  f"  kernel_lost {a.kernel_lost:,}  cpu {a.storm_cpu_s:.2f}s")
     console.print(line)
 
@@ -349,11 +213,6 @@ def summarize(samples: list[Sample]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def span(values: list[int]) -> str:
-    lo, hi = min(values), max(values)
-    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
-
-
 def render(summary: dict[str, dict[str, Any]], processes: int, repetitions: int) -> Table:
     table = Table(title=f"exec storm: {processes:,} × fork+exec+wait of /bin/true, "
                         f"{repetitions} repetitions, medians (min–max)")
@@ -374,11 +233,10 @@ def render(summary: dict[str, dict[str, Any]], processes: int, repetitions: int)
 
 def write_json(path: Path, params: dict[str, Any], samples: list[Sample],
                summary: dict[str, dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": "exec_storm",
-        "finished": datetime.now(timezone.utc).isoformat(),
-        "host": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "finished": utc_now().isoformat(),
+        "host": host_info(),
         "params": params,
         "notes": {
             "slowdown": "baseline median processes/s divided by this configuration's",
@@ -389,7 +247,7 @@ def write_json(path: Path, params: dict[str, Any], samples: list[Sample],
         "summary": summary,
         "samples": [s.as_dict() for s in samples],
     }
-    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    write_results(doc, path)
 
 
 @click.command()
@@ -406,7 +264,7 @@ def main(processes: int, repetitions: int, json_path: Path) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="exec_storm-") as tmp:
             workdir = Path(tmp)
-            samples = run_all(compile_driver(workdir), processes, repetitions, workdir)
+            samples = run_all(compile_driver(DRIVER_SOURCE, workdir), processes, repetitions, workdir)
     except BenchmarkError as err:
         console.print(f"exec_storm: {err}", style="red", markup=False, highlight=False)
         sys.exit(2)
@@ -417,7 +275,7 @@ def main(processes: int, repetitions: int, json_path: Path) -> None:
     uncounted = [s for s in samples if s.agent and s.agent.lost_uncounted]
     for s in uncounted:
         assert s.agent is not None
-        console.print(f"rep {s.repetition}: {s.agent.delivered:,} of {s.storm.processes:,} exec events "
+        console.print(f"rep {s.repetition}: {s.agent.delivered:,} of {s.storm.count:,} exec events "
                       "delivered but kernel_lost is 0: events lost without being counted", style="red")
     sys.exit(1 if uncounted else 0)
 
