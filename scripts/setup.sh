@@ -12,7 +12,7 @@ say() { printf 'setup: %s\n' "$*"; }
 [ "$(id -u)" = 0 ] || { echo "setup: run me as root (bcc loads programs into the kernel)" >&2; exit 1; }
 
 # 1. Debian packages. dpkg-query first, so that a prepared machine never touches apt.
-packages=(python3-bpfcc bpftool linux-headers-amd64 python3-venv gcc libc6-dev)
+packages=(python3-bpfcc bpftool linux-headers-amd64 python3-venv gcc libc6-dev rsyslog)
 # The VM test lane (tests/vm) boots Debian's stock kernel under QEMU for kprobes,
 # fentry and BPF LSM; linux-image-amd64 matches linux-headers-amd64 above.
 packages+=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils)
@@ -57,10 +57,27 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp="$venv/.tetra-installed"
 want=$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)
+reinstalled=no
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing tetra and its dependencies into $venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
     echo "$want" > "$stamp"
+    reinstalled=yes
 fi
-"$venv/bin/python" -c "import bcc, tetra" || { echo "setup: the virtualenv cannot import bcc or tetra" >&2; exit 1; }
+
+# 5. The gRPC code, generated from tetra/api/tetra.proto and never committed.
+# Regenerated when the .proto changed (its hash is the stamp, which tetra.api
+# also checks at import) or grpcio-tools/protobuf may have (a reinstall).
+api="$here/tetra/api"
+api_stamp="$api/tetra_pb2.sha256"
+want_api=$(sha256sum "$api/tetra.proto" | cut -d' ' -f1)
+if [ "$reinstalled" = yes ] || [ "$(cat "$api_stamp" 2>/dev/null)" != "$want_api" ] \
+        || [ ! -f "$api/tetra_pb2.py" ] || [ ! -f "$api/tetra_pb2_grpc.py" ]; then
+    say "generating the gRPC code from tetra/api/tetra.proto"
+    (cd "$here" && "$venv/bin/python" -m grpc_tools.protoc -I. --python_out=. --pyi_out=. \
+        --grpc_python_out=. tetra/api/tetra.proto)
+    echo "$want_api" > "$api_stamp"
+fi
+"$venv/bin/python" -c "import bcc, tetra, tetra.api" \
+    || { echo "setup: the virtualenv cannot import bcc, tetra or tetra.api" >&2; exit 1; }
 say "ready: $venv/bin/tetra"

@@ -16,8 +16,23 @@ def node_name() -> str:
     return os.environ.get("NODE_NAME") or socket.gethostname()
 
 
+def rfc3339_fraction(nanos: int) -> str:
+    """The fraction of a second as protojson writes it: none, or 3, 6 or 9 digits.
+
+    Tetragon's JSON is protojson, and tetra's gRPC events go through protobuf
+    Timestamps: writing the same digits keeps the two byte-for-byte equal.
+    """
+    if nanos == 0:
+        return ""
+    if nanos % 1_000_000 == 0:
+        return f".{nanos // 1_000_000:03d}"
+    if nanos % 1_000 == 0:
+        return f".{nanos // 1_000:06d}"
+    return f".{nanos:09d}"
+
+
 class BootClock:
-    """Turns boot-time nanoseconds into RFC 3339 UTC timestamps with nanoseconds."""
+    """Turns boot-time nanoseconds into RFC 3339 UTC timestamps (protojson's digits)."""
 
     def __init__(self) -> None:
         self.epoch_ns = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
@@ -28,10 +43,13 @@ class BootClock:
         return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
     def rfc3339(self, ktime_ns: int) -> str:
-        """"2026-11-26T10:00:00.123456789Z"; the date part is cached per second."""
+        """"2026-11-26T10:00:00.123456789Z", or "...:00.500Z" when the digits end in zeros.
+
+        The date part is cached per second.
+        """
         seconds, nanos = divmod(self.epoch_ns + ktime_ns, 1_000_000_000)
         if seconds != self._second:
             stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
             self._prefix = stamp.strftime("%Y-%m-%dT%H:%M:%S")
             self._second = seconds
-        return f"{self._prefix}.{nanos:09d}Z"
+        return f"{self._prefix}{rfc3339_fraction(nanos)}Z"

@@ -17,11 +17,22 @@ Event = dict[str, Any]
 
 
 class RunningAgent:
-    """A ``tetra agent`` subprocess exporting JSON lines to ``export``."""
+    """A ``tetra agent`` subprocess exporting JSON lines to ``export``.
+
+    Its API listens on a socket of its own under ``workdir`` (``address``), so
+    agents of different tests never meet at the default socket; pass
+    ``--server-address`` in ``args`` to choose another.
+    """
 
     def __init__(self, workdir: Path, *args: str) -> None:
         self.export = workdir / "events.log"
-        self.cmd = [*TETRA, "agent", "-o", "none", "--export-filename", str(self.export), *args]
+        self.socket = workdir / "api" / "tetra.sock"
+        self.address = f"unix://{self.socket}"
+        server = ["--server-address", self.address]
+        if "--server-address" in args:
+            server, self.address = [], args[args.index("--server-address") + 1]
+            self.socket = Path(self.address.removeprefix("unix://"))
+        self.cmd = [*TETRA, "agent", "-o", "none", "--export-filename", str(self.export), *server, *args]
         self.stderr_lines: list[str] = []
         self._ready = threading.Event()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -72,7 +83,8 @@ class RunningAgent:
             if path.suffix == ".gz":
                 import gzip
                 data = gzip.decompress(data)
-            out.extend(orjson.loads(line) for line in data.splitlines() if line)
+            complete = data.split(b"\n")[:-1]  # a last line without its newline is still being written
+            out.extend(orjson.loads(line) for line in complete if line)
         return out
 
     def wait_for(self, predicate: Callable[[list[Event]], bool], timeout: float = 15) -> list[Event]:
@@ -97,6 +109,13 @@ def exec_ids(events: list[Event]) -> Iterator[str]:
     for e in events:
         if "process_exec" in e:
             yield e["process_exec"]["process"]["exec_id"]
+
+
+def tetra(agent: RunningAgent, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """Run a ``tetra`` client command against ``agent`` (stdin /dev/null: never reads events from it)."""
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    kwargs.setdefault("timeout", 120)
+    return subprocess.run([*TETRA, *args, "--server-address", agent.address], capture_output=True, **kwargs)
 
 
 def run(argv: list[str | bytes], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:

@@ -4,9 +4,12 @@
                                                                   │ decode (opcode registry)
     /proc scan ──ExecRecord──────────────────────────────────────>│ Pipeline.handle
                                                                   │ ProcessCache
-                                                                  └─> sinks (JSON lines, compact)
+                                                                  └─> sinks (JSON lines, compact,
+                                                                       gRPC Broadcaster -> tetra.api)
 
 One thread does it all: the kernel's ring buffer is the bounded queue in front
 of it, and what it cannot take is counted there (the `stats` map), never lost
-silently.
+silently. The gRPC server's threads never touch the sensors: the Broadcaster
+hands them events through bounded queues, and their control calls come back
+to this thread through a command queue drained on every loop turn.
 """

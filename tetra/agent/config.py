@@ -2,6 +2,9 @@
 
 from dataclasses import dataclass
 
+# Where the agent serves its API unless told otherwise, and where clients look for it.
+DEFAULT_SERVER_ADDRESS = "unix:///var/run/tetra/tetra.sock"
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -18,3 +21,8 @@ class AgentConfig:
     node_name: str | None = None
     tracing_policies: tuple[str, ...] = ()
     tracing_policy_dir: str | None = None
+    # gRPC API: every address is bound (none: no server); TLS applies to host:port addresses.
+    server_addresses: tuple[str, ...] = (DEFAULT_SERVER_ADDRESS,)
+    server_tls_cert_file: str | None = None
+    server_tls_key_file: str | None = None
+    server_tls_client_ca_file: str | None = None

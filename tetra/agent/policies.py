@@ -1,9 +1,22 @@
-"""The agent's tracing policies: loaded from files, compiled, attached, tracked.
+"""The agent's tracing policies: loaded from files or the API, compiled, attached, tracked.
 
 Each policy is its own sensor, so one that fails (a YAML error, a hook this
 kernel cannot place, a verifier refusal) is reported with its reason and never
 disturbs the others. The same manager serves start-up flags
-(--tracing-policy, --tracing-policy-dir) and, later, the API's add/delete.
+(--tracing-policy, --tracing-policy-dir) and the API's add, delete, enable,
+disable and set-mode.
+
+A policy's states::
+
+    add ──> loaded ──disable──> disabled ──enable──> loaded
+        └─> error (kept with its reason; enable retries)      delete: from any state
+
+Disabling closes the sensor (its programs leave the kernel) but keeps the
+policy, its id and its mode; enabling compiles and loads it again. The mode
+(monitor or enforce) lives in a BPF map, so it changes without reloading.
+
+Not thread-safe: bcc objects must only be touched from the agent thread (the
+API hands its calls over through tetra.api.commands).
 """
 
 import logging
@@ -19,12 +32,29 @@ from tetra.compiler.program import compile_policy
 from tetra.errors import TetraError
 from tetra.kernel.btf import Btf
 from tetra.policy.errors import PolicyErrors
-from tetra.policy.loader import load_policies
+from tetra.policy.loader import load_policies, load_policies_text
 from tetra.policy.model import TracingPolicy
 from tetra.sensors.policy import PolicySensor
 
 log = logging.getLogger(__name__)
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
+MODES = ("enforce", "monitor")
+
+
+class PolicyNotFound(TetraError):
+    """No policy of that name (and namespace) is registered."""
+
+
+class PolicyConflict(TetraError):
+    """The request contradicts the policy's state: a name taken, already enabled, ..."""
+
+
+class PolicyExists(PolicyConflict):
+    """A policy of that name (and namespace) is registered already."""
+
+
+class PolicyLoadFailed(TetraError):
+    """A valid policy that the kernel would not take (compile, verifier, attach)."""
 
 
 @dataclass
@@ -33,11 +63,14 @@ class PolicyState:
 
     name: str
     source: str
-    state: str  # loaded | error
+    state: str  # loaded | disabled | error
     mode: str = "enforce"
     error: str = ""
     hooks: list[dict[str, Any]] = field(default_factory=list)
     sensor: PolicySensor | None = None
+    id: int = 0
+    namespace: str = ""
+    policy: TracingPolicy | None = None  # None when the file itself did not load
 
 
 class PolicyManager:
@@ -70,52 +103,146 @@ class PolicyManager:
         return [self.add(policy, str(path)) for policy in policies]
 
     def add(self, policy: TracingPolicy, source: str) -> PolicyState:
-        policy_id = self._next_id
-        self._next_id += 1
-        try:
-            compiled = compile_policy(policy, policy_id, self.support, self.btf, self.symbols)
-            sensor = PolicySensor(compiled, self.defines)
-            sensor.load(monitoring=policy.policy_mode == "monitor")
-        except TetraError as err:  # PolicyErrors, SensorError, BtfError: all reported the same way
-            log.error("policy %s (%s) not loaded:\n%s", policy.name, source, err)
-            return self._failed(policy.name, source, str(err), policy_id)
-        except Exception as err:  # a bug of ours must not take the other policies down
-            log.exception("policy %s (%s) not loaded: internal error", policy.name, source)
-            return self._failed(policy.name, source, f"internal error: {err!r}", policy_id)
-        self.events.add(policy_id, LoadedPolicy(compiled, sensor.stack_symbols))
-        hooks = [{"hook": h.function_name, "mechanism": h.mechanism.value, "attach": h.attach,
-                  "return": h.return_attach is not None} for h in compiled.hooks]
-        state = PolicyState(policy.name, source, "loaded", policy.policy_mode, hooks=hooks, sensor=sensor)
-        self.states[policy_id] = state
-        log.info("policy %s loaded: %s", policy.name,
-                 ", ".join(f"{h['hook']} ({h['mechanism']})" for h in hooks) or "no hooks")
+        """Register and load ``policy``; a failure is kept as an ``error`` state with its reason."""
+        state = PolicyState(policy.name, source, "error", policy.policy_mode, id=self._new_id(),
+                            namespace=policy.namespace or "", policy=policy)
+        self.states[state.id] = state
+        self._load(state)
         return state
 
-    def _failed(self, name: str, source: str, error: str, policy_id: int | None = None) -> PolicyState:
-        if policy_id is None:
-            policy_id = self._next_id
-            self._next_id += 1
-        state = PolicyState(name, source, "error", error=error)
-        self.states[policy_id] = state
+    def add_text(self, text: str, source: str = "api") -> list[PolicyState]:
+        """The API's add: every policy of ``text`` loads, or none stays.
+
+        Raises PolicyErrors (invalid YAML or policy), PolicyExists (a name
+        already registered) or PolicyLoadFailed (the kernel refused one).
+        """
+        policies = load_policies_text(text, source)
+        for policy in policies:
+            if self._find(policy.name, policy.namespace or "") is not None:
+                raise PolicyExists(f"policy {_label(policy.name, policy.namespace or '')} already exists: "
+                                   "delete it first")
+        states = [self.add(policy, source) for policy in policies]
+        failed = [s for s in states if s.state == "error"]
+        if failed:
+            for state in states:
+                self._remove(state)
+            raise PolicyLoadFailed("; ".join(f"policy {s.name} not loaded: {s.error}" for s in failed))
+        return states
+
+    def delete(self, name: str, namespace: str = "") -> None:
+        state = self.get(name, namespace)
+        self._remove(state)
+        log.info("policy %s deleted", state.name)
+
+    def disable(self, name: str, namespace: str = "") -> PolicyState:
+        state = self.get(name, namespace)
+        if state.state != "loaded":
+            raise PolicyConflict(f"policy {_label(name, namespace)} is not enabled (it is {state.state})")
+        self._unload(state)
+        state.state = "disabled"
+        log.info("policy %s disabled", state.name)
+        return state
+
+    def enable(self, name: str, namespace: str = "") -> PolicyState:
+        """Load a disabled policy (or retry one in error) again, in its current mode."""
+        state = self.get(name, namespace)
+        if state.state == "loaded":
+            raise PolicyConflict(f"policy {_label(name, namespace)} is enabled already")
+        if state.policy is None:
+            raise PolicyConflict(f"policy {_label(name, namespace)} never loaded: {state.error}")
+        self._load(state)
+        if state.state == "error":
+            raise PolicyLoadFailed(f"policy {state.name} not loaded: {state.error}")
+        return state
+
+    def set_mode(self, name: str, mode: str, namespace: str = "") -> PolicyState:
+        """monitor: Sigkill, Signal and Override are reported, not done; enforce: done. Applies at once."""
+        if mode not in MODES:
+            raise PolicyConflict(f"unknown mode {mode!r}: use monitor or enforce")
+        state = self.get(name, namespace)
+        if state.sensor is not None:
+            state.sensor.set_mode(monitoring=mode == "monitor")
+        state.mode = mode
+        log.info("policy %s in %s mode", state.name, mode)
+        return state
+
+    def get(self, name: str, namespace: str = "") -> PolicyState:
+        state = self._find(name, namespace)
+        if state is None:
+            raise PolicyNotFound(f"no policy {_label(name, namespace)}")
         return state
 
     def summary(self) -> list[dict[str, Any]]:
         out = []
         for state in self.states.values():
-            entry: dict[str, Any] = {"name": state.name, "source": state.source, "state": state.state,
-                                     "mode": state.mode}
+            entry: dict[str, Any] = {"id": state.id, "name": state.name, "source": state.source,
+                                     "state": state.state, "mode": state.mode}
+            if state.namespace:
+                entry["namespace"] = state.namespace
             if state.error:
                 entry["error"] = state.error
             if state.sensor is not None:
                 counts = state.sensor.hook_counts()
                 entry["hooks"] = [dict(h, seen=counts[i].seen, posted=counts[i].posted)
                                   for i, h in enumerate(state.hooks)]
+            else:
+                entry["hooks"] = [dict(h) for h in state.hooks]
             out.append(entry)
         return out
 
     def close(self) -> None:
-        for policy_id, state in self.states.items():
-            if state.sensor is not None:
-                state.sensor.close()
-                state.sensor = None
-            self.events.remove(policy_id)
+        for state in self.states.values():
+            self._unload(state)
+
+    # -- internals --------------------------------------------------------------------
+
+    def _new_id(self) -> int:
+        policy_id = self._next_id
+        self._next_id += 1
+        return policy_id
+
+    def _find(self, name: str, namespace: str) -> PolicyState | None:
+        return next((s for s in self.states.values() if s.name == name and s.namespace == namespace), None)
+
+    def _load(self, state: PolicyState) -> None:
+        """Compile, load and attach ``state.policy`` under its id and mode; errors are kept in the state."""
+        policy = state.policy
+        assert policy is not None
+        try:
+            compiled = compile_policy(policy, state.id, self.support, self.btf, self.symbols)
+            sensor = PolicySensor(compiled, self.defines)
+            sensor.load(monitoring=state.mode == "monitor")
+        except TetraError as err:  # PolicyErrors, SensorError, BtfError: all reported the same way
+            log.error("policy %s (%s) not loaded:\n%s", policy.name, state.source, err)
+            state.state, state.error = "error", str(err)
+            return
+        except Exception as err:  # a bug of ours must not take the other policies down
+            log.exception("policy %s (%s) not loaded: internal error", policy.name, state.source)
+            state.state, state.error = "error", f"internal error: {err!r}"
+            return
+        self.events.add(state.id, LoadedPolicy(compiled, sensor.stack_symbols))
+        state.hooks = [{"hook": h.function_name, "mechanism": h.mechanism.value, "attach": h.attach,
+                        "return": h.return_attach is not None} for h in compiled.hooks]
+        state.sensor, state.state, state.error = sensor, "loaded", ""
+        log.info("policy %s loaded: %s", policy.name,
+                 ", ".join(f"{h['hook']} ({h['mechanism']})" for h in state.hooks) or "no hooks")
+
+    def _unload(self, state: PolicyState) -> None:
+        """Detach the sensor; events of the policy still in the ring buffer are counted as policy_unknown."""
+        if state.sensor is not None:
+            state.sensor.close()
+            state.sensor = None
+        self.events.remove(state.id)
+
+    def _remove(self, state: PolicyState) -> None:
+        self._unload(state)
+        self.states.pop(state.id, None)
+
+    def _failed(self, name: str, source: str, error: str) -> PolicyState:
+        state = PolicyState(name, source, "error", error=error, id=self._new_id())
+        self.states[state.id] = state
+        return state
+
+
+def _label(name: str, namespace: str) -> str:
+    return f"{namespace}/{name}" if namespace else name

@@ -33,10 +33,15 @@ class LoadedPolicy:
 
 
 def _frames(symbols: list[str]) -> list[Json]:
+    """bcc's "name+0x1f" as Tetragon's StackTraceEntry: the offset a uint64 (a JSON string), 0 left out."""
     frames = []
     for symbol in symbols:
         name, _, offset = symbol.partition("+")
-        frames.append({"symbol": name, "offset": offset} if offset else {"symbol": name})
+        try:
+            value = int(offset, 16) if offset else 0
+        except ValueError:
+            value = 0
+        frames.append({"symbol": name, "offset": str(value)} if value else {"symbol": name})
     return frames
 
 
@@ -70,7 +75,9 @@ class PolicyEvents:
         if parent is not None:
             body["parent"] = parent
         body.update(_hook_fields(hook))
-        body["args"] = decode_args(rec.blob, hook)
+        args = decode_args(rec.blob, hook)
+        if args:  # protojson leaves out empty lists; so does Tetragon
+            body["args"] = args
         if rec.flags & GEN_RETURN and hook.return_arg is not None:
             body["return"] = int_arg(rec.ret, hook.return_arg)
         body["action"] = ACTION_NAMES.get(Action(rec.action), "KPROBE_ACTION_UNKNOWN")
@@ -79,8 +86,9 @@ class PolicyEvents:
             body["message"] = hook.message
         if hook.tags:
             body["tags"] = list(hook.tags)
-        if rec.kernel_stack_id >= 0:
-            body["kernel_stack_trace"] = _frames(loaded.symbolize(rec.kernel_stack_id, rec.pid, False))
-        if rec.user_stack_id >= 0:
-            body["user_stack_trace"] = _frames(loaded.symbolize(rec.user_stack_id, rec.pid, True))
+        for key, stack_id, user in (("kernel_stack_trace", rec.kernel_stack_id, False),
+                                    ("user_stack_trace", rec.user_stack_id, True)):
+            frames = _frames(loaded.symbolize(stack_id, rec.pid, user)) if stack_id >= 0 else []
+            if frames:
+                body[key] = frames
         return hook.event, body

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tetra.agent.config import AgentConfig
 from tetra.agent.pipeline import Pipeline
@@ -23,6 +23,9 @@ from tetra.observer.ringbuf import RingBufferObserver
 from tetra.process import procfs
 from tetra.process.cache import ProcessCache
 from tetra.sensors.process import ProcessSensor
+
+if TYPE_CHECKING:
+    from tetra.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,17 @@ def build_sinks(config: AgentConfig) -> list[Sink]:
     return sinks
 
 
+def _api_server(config: AgentConfig) -> "ApiServer | None":
+    """The gRPC server for --server-address (imported only when wanted: it needs the generated code)."""
+    addresses = tuple(a for a in config.server_addresses if a)
+    if not addresses:
+        return None
+    from tetra.api.server import ApiServer, TlsFiles
+
+    return ApiServer(addresses, TlsFiles(config.server_tls_cert_file, config.server_tls_key_file,
+                                         config.server_tls_client_ca_file))
+
+
 def _cgroup2_root() -> Path | None:
     try:
         return Path(cgroup2_mount())
@@ -83,6 +97,9 @@ class Agent:
         node = config.node_name or node_name()
         self.cache = ProcessCache(node, self.clock, max_size=config.process_cache_size)
         self.sinks = build_sinks(config)
+        self.api = _api_server(config)  # before any BPF loads: a bad address is refused at once
+        if self.api is not None:
+            self.sinks.append(self.api.broadcaster)
         self.cgroup2_root = _cgroup2_root()
         self.pipeline = Pipeline(self.cache, self.sinks, self.clock, self.cgroup2_root)
         self.btf = Btf.load()
@@ -91,12 +108,13 @@ class Agent:
         self.policies = PolicyManager(self.pipeline.policies, self.btf,
                                       {**self.offsets, "TETRA_RINGBUF_PAGES": config.ringbuf_pages})
         self._lost_reported = 0
+        self.observer: RingBufferObserver | None = None
 
     def run(self, on_ready: Callable[[], None] | None = None) -> Summary:
         started = time.monotonic()
         bpf = self.sensor.load()
         try:
-            observer = RingBufferObserver(bpf, "tetra_events", self.pipeline.handle_raw)
+            observer = self.observer = RingBufferObserver(bpf, "tetra_events", self.pipeline.handle_raw)
             records = list(procfs.scan(cgroup2_root=self.cgroup2_root))
             self.sensor.remember_binaries(records)
             for record in records:
@@ -104,14 +122,18 @@ class Agent:
             seeded = len(records)
             self.policies.load_paths(self.config.tracing_policies, self.config.tracing_policy_dir)
             self.pipeline.flush()
+            if self.api is not None:
+                self.api.start(self)
             log.info("ready in %.1fs: %d processes from /proc; hooks: %s", time.monotonic() - started,
                      seeded, ", ".join(f"{h} ({m})" for h, m in self.sensor.mechanisms.items()))
             if on_ready:
                 on_ready()
             self._loop(observer)
             observer.drain()
-            return self._summary(observer)
+            return self.summary()
         finally:
+            if self.api is not None:
+                self.api.stop()  # first: API calls touch the sensors closed below
             self.policies.close()  # before the process sensor: they use its shared maps
             self.sensor.close()
             self.pipeline.close()
@@ -120,6 +142,8 @@ class Agent:
         next_tick = time.monotonic() + TICK_S
         while not self.stop.is_set():
             observer.poll(POLL_MS)
+            if self.api is not None:
+                self.api.iteration()
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + TICK_S
@@ -132,8 +156,11 @@ class Agent:
         if lost > self._lost_reported:
             log.warning("the kernel ring buffer was full: %d records lost so far", lost)
             self._lost_reported = lost
+        if self.api is not None:
+            self.api.tick(self.pipeline.stats.events)
 
-    def _summary(self, observer: RingBufferObserver) -> Summary:
+    def summary(self) -> Summary:
+        """What the run did so far; on the agent thread (it reads BPF maps)."""
         counts = self.sensor.kernel_counts()
         errors = sum(getattr(getattr(s, "writer", None), "write_errors", 0) for s in self.sinks)
         return Summary(
@@ -141,7 +168,7 @@ class Agent:
             kernel_sent=counts.total_sent,
             kernel_lost=counts.total_lost,
             kernel={op.name.lower(): {"sent": counts.sent[op], "lost": counts.lost[op]} for op in counts.sent},
-            received=observer.received,
+            received=self.observer.received if self.observer is not None else 0,
             cache_size=len(self.cache),
             cache_evictions=self.cache.stats.evictions,
             export_write_errors=errors,

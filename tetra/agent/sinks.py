@@ -5,11 +5,16 @@ from typing import IO, Any, Protocol
 
 from tetra.export.compact import render_compact
 from tetra.export.encode import encode
+from tetra.export.jsonfile import RotatingFile
 
 Event = dict[str, Any]
 
 
 class Sink(Protocol):
+    """Where events go. ``emit`` runs on the agent thread and must not block; the event is
+    shared with the other sinks and must not be modified. A sink may also offer
+    ``state() -> dict`` (name, target, state, counters) for `tetra status`."""
+
     def emit(self, event: Event) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
@@ -53,6 +58,15 @@ class JsonSink:
 
     def close(self) -> None:
         self.writer.close()
+
+    def state(self) -> dict[str, Any]:
+        """For `tetra status`: where it writes, whether writes fail, and its counters."""
+        writer = self.writer
+        if not isinstance(writer, RotatingFile):
+            return {"name": "json", "target": "stdout", "state": "ok"}
+        return {"name": "json", "target": writer.path, "state": "failing" if writer.failing else "ok",
+                "counters": {"bytes_written": str(writer.bytes_written), "rotations": str(writer.rotations),
+                             "write_errors": str(writer.write_errors), "lines_dropped": str(writer.lines_dropped)}}
 
 
 class CompactSink:

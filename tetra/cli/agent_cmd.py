@@ -9,7 +9,7 @@ from types import FrameType
 import click
 import orjson
 
-from tetra.agent.config import AgentConfig
+from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
 from tetra.agent.runner import Agent
 from tetra.cli.options import parse_duration
 from tetra.export.jsonfile import parse_perm
@@ -36,12 +36,22 @@ from tetra.export.jsonfile import parse_perm
 @click.option("--tracing-policy", "tracing_policies", multiple=True, metavar="FILE",
               help="Load a TracingPolicy file (repeatable).")
 @click.option("--tracing-policy-dir", metavar="DIR", help="Load every *.yaml policy in this directory.")
+@click.option("--server-address", "server_addresses", multiple=True, metavar="ADDRESS",
+              default=(DEFAULT_SERVER_ADDRESS,), show_default=True,
+              help="Serve the gRPC API (tetra getevents, status, tracingpolicy) at unix:///path or host:port; "
+                   "repeatable; only what is given is bound; '' for no server.")
+@click.option("--server-tls-cert-file", metavar="PATH", help="TLS certificate for host:port addresses.")
+@click.option("--server-tls-key-file", metavar="PATH", help="TLS private key for host:port addresses.")
+@click.option("--server-tls-client-ca-file", metavar="PATH",
+              help="Require client certificates signed by this CA (mutual TLS).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
           export_file_rotation_interval: str | None, export_file_compress: bool, export_file_perm: str,
           process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
-          tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, log_level: str) -> None:
+          tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, server_addresses: tuple[str, ...],
+          server_tls_cert_file: str | None, server_tls_key_file: str | None, server_tls_client_ca_file: str | None,
+          log_level: str) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default) and, with --export-filename,
@@ -66,6 +76,10 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         node_name=node_name,
         tracing_policies=tracing_policies,
         tracing_policy_dir=tracing_policy_dir,
+        server_addresses=server_addresses,
+        server_tls_cert_file=server_tls_cert_file,
+        server_tls_key_file=server_tls_key_file,
+        server_tls_client_ca_file=server_tls_client_ca_file,
     )
     runner = Agent(config)
 

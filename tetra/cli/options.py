@@ -1,8 +1,13 @@
-"""Parsing of option values shared by commands."""
+"""Option values and options shared by commands: durations, and how a client reaches the agent."""
 
+import functools
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+from tetra.agent.config import DEFAULT_SERVER_ADDRESS
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -23,3 +28,40 @@ def parse_duration(text: str | None) -> float | None:
     if seconds <= 0:
         raise click.BadParameter(f"{text!r}: a duration must be positive")
     return seconds
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def client_options(command: F | None = None, *, timeout: float = 10.0) -> Any:
+    """The options of every command that talks to the agent, passed on as ``client: ClientOptions``.
+
+    ``@client_options`` or ``@client_options(timeout=60)`` for commands whose
+    work takes longer (loading a policy compiles it). ClientOptions comes from
+    tetra.api.client, imported when the command runs: ``tetra --help`` must
+    work before scripts/setup.sh generated the gRPC code.
+    """
+    if command is None:
+        return functools.partial(client_options, timeout=timeout)
+
+    @functools.wraps(command)
+    def run(*args: Any, server_address: str, timeout: float, tls_ca_file: str | None, tls_cert_file: str | None,
+            tls_key_file: str | None, tls_server_name: str | None, **kwargs: Any) -> Any:
+        from tetra.api.client import ClientOptions
+
+        client = ClientOptions(server_address, timeout, tls_ca_file, tls_cert_file, tls_key_file, tls_server_name)
+        return command(*args, client=client, **kwargs)
+
+    for option in reversed((
+        click.option("--server-address", default=DEFAULT_SERVER_ADDRESS, show_default=True, metavar="ADDRESS",
+                     help="The agent's API: unix:///path/to/socket or host:port."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=timeout, show_default=True,
+                     help="Seconds to wait for the agent's answer."),
+        click.option("--tls-ca-file", metavar="PATH", help="Verify a TLS agent (host:port) with this CA."),
+        click.option("--tls-cert-file", metavar="PATH", help="Client certificate, for an agent that asks one."),
+        click.option("--tls-key-file", metavar="PATH", help="The client certificate's key."),
+        click.option("--tls-server-name", metavar="NAME", help="The name the agent's certificate is checked "
+                     "against (default: the host of --server-address)."),
+    )):
+        run = option(run)
+    return run

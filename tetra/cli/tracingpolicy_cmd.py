@@ -92,7 +92,7 @@ _RENDERERS: dict[str, Callable[[list[FileReport]], None]] = {"text": _render_tex
 
 @click.group()
 def tracingpolicy() -> None:
-    """Work with Tetragon TracingPolicy files."""
+    """Work with Tetragon TracingPolicy files, and with the policies of a running agent."""
 
 
 @tracingpolicy.command()

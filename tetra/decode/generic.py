@@ -8,6 +8,7 @@ in the kernel's order (returnCopy arguments last), returned in the policy's.
 
 import base64
 import ipaddress
+import platform
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -72,11 +73,26 @@ def int_arg(raw: int, atype: ArgType) -> Json:
     """Tetragon's JSON: 64-bit integers are strings (protobuf JSON), 32-bit ones numbers."""
     value = _int_value(raw, atype)
     if atype.json_key == "capability_arg":
-        name = CAPABILITIES[value] if 0 <= value < len(CAPABILITIES) else ""
-        return {"capability_arg": {"value": value, "name": name}}
+        if 0 <= value < len(CAPABILITIES):
+            return {"capability_arg": {"value": value, "name": CAPABILITIES[value]}}
+        return {"capability_arg": {"value": value}}  # no name: left out, as protojson does
     if atype.json_key in ("long_arg", "size_arg"):
         return {atype.json_key: str(value)}
+    if atype.json_key == "syscall_id":
+        return {"syscall_id": _syscall_id(value)}
     return {atype.json_key: value}
+
+
+# The ABI of the syscalls tetra's probes see: the machine's own (compat syscalls are not told apart).
+_SYSCALL_ABI = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def _syscall_id(value: int) -> Json:
+    """Tetragon's SyscallId: the number and the ABI; protojson leaves a zero id out (read(2) is 0)."""
+    number = value & 0xFFFFFFFF
+    body: Json = {"id": number} if number else {}
+    body["abi"] = _SYSCALL_ABI
+    return body
 
 
 def _bytes_arg(data: bytes, head: int, atype: ArgType) -> Json:
@@ -146,8 +162,10 @@ def _cred_arg(raw: bytes) -> Json:
     return {"cred_arg": {
         "uid": uid, "gid": gid, "euid": euid, "egid": egid, "suid": suid, "sgid": sgid,
         "fsuid": fsuid, "fsgid": fsgid, "securebits": securebits,
-        "caps": {"permitted": _cap_names(permitted), "effective": _cap_names(effective),
-                 "inheritable": _cap_names(inheritable)},
+        # Empty sets are left out, as protojson leaves out empty lists.
+        "caps": {name: caps for name, caps in (("permitted", _cap_names(permitted)),
+                                                ("effective", _cap_names(effective)),
+                                                ("inheritable", _cap_names(inheritable))) if caps},
         "user_ns": {"ns": {"inum": user_ns}},
     }}
 

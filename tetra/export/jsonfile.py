@@ -141,6 +141,11 @@ class RotatingFile:
         """Lines given up on: beyond ``max_pending`` during a failure, or at close."""
         return self._lines_dropped
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last attempt to write failed (lines are kept and retried meanwhile)."""
+        return self._failures > 0
+
     def write(self, line: bytes) -> None:
         """Queue one line; write the queue out once it reaches the buffer size.
 

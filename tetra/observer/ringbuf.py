@@ -27,8 +27,15 @@ class RingBufferObserver:
         bpf[map_name].open_ring_buffer(callback)  # type: ignore[index]
 
     def poll(self, timeout_ms: int) -> None:
-        """Deliver what is ready, waiting up to timeout_ms for the first record."""
+        """Deliver what is ready, waiting up to timeout_ms for a wake-up, then whatever else is there.
+
+        The probes wake the reader only every few records (probes/lib/emit.h), and
+        libbpf's poll delivers only from rings that woke it: without the consume,
+        a record written after the last wake-up would wait for the next one,
+        indefinitely on a quiet system. Consuming reads two positions: free.
+        """
         self._bpf.ring_buffer_poll(timeout_ms)  # type: ignore[attr-defined]
+        self._bpf.ring_buffer_consume()  # type: ignore[attr-defined]
 
     def drain(self) -> None:
         """Deliver everything already in the ring without waiting."""

@@ -1,0 +1,164 @@
+"""``tetra getevents``: the agent's events, live over gRPC or from JSON lines on standard input.
+
+Where the events come from:
+
+* standard input, when it is a pipe or a file (``tetra getevents < tetra.log``,
+  ``cat tetragon.log | tetra getevents -o compact``): one JSON event per line,
+  Tetragon's export files included; event types tetra does not know are kept
+  in JSON output and skipped in compact output, lines that are not JSON
+  objects are counted and reported at the end;
+* otherwise (a terminal, /dev/null as under CI, or --server-address given)
+  the agent's GetEvents stream.
+
+The filter options are Tetragon's; values of one option OR, options AND.
+Over gRPC they travel in the request and the agent applies them (no
+bandwidth for events nobody wants); on standard input tetra.filters applies
+the same filter here. ``-e``, ``-n``, ``--policy-names``, ``-f`` and ``-F`` also
+split on commas; the regular expressions of ``--process`` and ``--pod`` do not
+(a pattern may hold a comma): repeat those options instead.
+"""
+
+import os
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+import click
+from click.core import ParameterSource
+
+from tetra.cli.options import client_options
+from tetra.export.compact import render_compact
+from tetra.export.encode import encode
+
+Event = dict[str, Any]
+RECONNECT_S = 1.0
+
+
+def _split(values: Iterable[str]) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Choice(["json", "compact"]), default="json", show_default=True)
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colors in compact output (auto: on a terminal).")
+@click.option("-e", "--event-types", multiple=True, metavar="TYPES",
+              help="Only these event types, e.g. PROCESS_EXEC,PROCESS_KPROBE.")
+@click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NAMES",
+              help="Only processes in these Kubernetes namespaces.")
+@click.option("--host", is_flag=True, help="With --namespace: processes outside any pod too.")
+@click.option("--pod", "pods", multiple=True, metavar="REGEX", help="Only pods whose name matches (repeatable).")
+@click.option("--process", "processes", multiple=True, metavar="REGEX",
+              help="Only processes whose binary matches (repeatable).")
+@click.option("--policy-names", multiple=True, metavar="NAMES", help="Only events of these tracing policies.")
+@click.option("-f", "--include-fields", multiple=True, metavar="PATHS",
+              help="Keep only these fields, e.g. process.binary,process.pid.")
+@click.option("-F", "--exclude-fields", multiple=True, metavar="PATHS", help="Drop these fields.")
+@click.option("--timestamps", is_flag=True, help="Prefix compact lines with the event's time.")
+@click.option("--reconnect", is_flag=True, help="When the agent goes away, wait for it and go on.")
+@client_options
+@click.pass_context
+def getevents(ctx: click.Context, output: str, color: str, event_types: tuple[str, ...],
+              namespaces: tuple[str, ...], host: bool, pods: tuple[str, ...], processes: tuple[str, ...],
+              policy_names: tuple[str, ...], include_fields: tuple[str, ...], exclude_fields: tuple[str, ...],
+              timestamps: bool, reconnect: bool, client: Any) -> None:
+    """Print events as JSON lines or compact lines, from the agent or from standard input."""
+    from tetra.filters.clientside import ClientFilter
+
+    options: dict[str, Any] = {
+        "event_types": _split(event_types), "namespaces": _split(namespaces), "pods": list(pods),
+        "processes": list(processes), "policy_names": _split(policy_names), "host": host,
+        "include_fields": _split(include_fields), "exclude_fields": _split(exclude_fields)}
+    selection = ClientFilter(**options)  # checks every option, FilterError naming the flags
+    colored = color == "always" or (color == "auto" and sys.stdout.isatty())
+    write = _printer(sys.stdout.buffer, output, colored, timestamps)
+    explicit = ctx.get_parameter_source("server_address") != ParameterSource.DEFAULT
+    try:
+        if not explicit and _stdin_is_data():
+            for event in selection.stream(sys.stdin.buffer):
+                write(event)
+            if selection.invalid_lines:
+                click.echo(f"tetra: {selection.invalid_lines} lines were not JSON events and were skipped",
+                           err=True)
+        else:
+            for event in _from_agent(client, options, reconnect):
+                write(event)
+    except BrokenPipeError:  # `tetra getevents | head`: the reader is gone, so are we
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _stdin_is_data() -> bool:
+    """A pipe or a file on standard input carries events; a terminal or /dev/null does not."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
+def _printer(out: IO[bytes], output: str, color: bool, timestamps: bool) -> Callable[[Event], None]:
+    """One event out, flushed at once: a reader of a pipe sees events as they happen."""
+    if output == "json":
+        def write_json(event: Event) -> None:
+            out.write(encode(event))
+            out.flush()
+
+        return write_json
+
+    def write_compact(event: Event) -> None:
+        line = render_compact(event, color=color, timestamps=timestamps)
+        if line is not None:
+            out.write(line.encode("utf-8", "surrogateescape") + b"\n")
+            out.flush()
+
+    return write_compact
+
+
+def _from_agent(options: Any, selection: dict[str, Any], reconnect: bool) -> Iterator[Event]:
+    """The agent's events as dicts; with ``reconnect``, across agent restarts."""
+    from tetra.api.client import Client, ClientError
+    from tetra.api.convert import to_dict
+
+    request = _request(selection)
+    waiting = False
+    while True:
+        client = Client(options)
+        try:
+            for message in client.events(request):
+                waiting = False
+                yield to_dict(message)
+            problem = ClientError(f"the agent at {client.address} ended the stream: it is stopping")
+        except ClientError as err:
+            if err.code is None or err.code.name not in ("UNAVAILABLE", "CANCELLED"):
+                raise
+            problem = err
+        finally:
+            client.close()
+        if not reconnect:
+            raise problem
+        if not waiting:
+            click.echo(f"tetra: {problem}; reconnecting", err=True)
+            waiting = True
+        time.sleep(RECONNECT_S)
+
+
+def _request(selection: dict[str, Any]) -> Any:
+    """The options as a GetEventsRequest: one allow filter and the field filters, as Tetragon builds them."""
+    from tetra.api import pb
+
+    spec = {
+        "event_set": [name.upper() for name in selection["event_types"]],
+        "namespace": [*selection["namespaces"], *([""] if selection["host"] else [])],
+        "pod_regex": selection["pods"],
+        "binary_regex": selection["processes"],
+        "policy_names": selection["policy_names"],
+    }
+    spec = {key: value for key, value in spec.items() if value}
+    fields = [pb.FieldFilter(fields=",".join(paths), action=action)
+              for paths, action in ((selection["include_fields"], pb.INCLUDE),
+                                    (selection["exclude_fields"], pb.EXCLUDE)) if paths]
+    return pb.GetEventsRequest(allow_list=[pb.Filter(**spec)] if spec else [], field_filters=fields)

@@ -1,0 +1,149 @@
+"""``tetra tracingpolicy add|delete|list|enable|disable|set-mode``: a running agent's policies.
+
+These join the ``tracingpolicy`` group (tracingpolicy_cmd) and talk to the
+agent over gRPC. ``add`` first reads the file with the same loader as
+``validate``, so a mistake is reported as ``file:line:col`` without a round
+trip; the agent checks again and reports why the kernel refused a policy.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from tetra.cli.options import client_options
+from tetra.cli.tracingpolicy_cmd import tracingpolicy
+from tetra.policy import load_policies_report
+
+LOAD_TIMEOUT = 60.0  # add and enable compile and load BPF programs: seconds per policy
+_STATES = {"TP_STATE_ENABLED": "enabled", "TP_STATE_DISABLED": "disabled", "TP_STATE_LOAD_ERROR": "error",
+           "TP_STATE_UNKNOWN": "unknown"}
+_MODES = {"TP_MODE_ENFORCE": "enforce", "TP_MODE_MONITOR": "monitor", "TP_MODE_UNKNOWN": "unknown"}
+
+
+def _call(client: Any, method: str, request: Any) -> Any:
+    from tetra.api.client import Client
+
+    connection = Client(client)
+    try:
+        return connection.call(method, request)
+    finally:
+        connection.close()
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+def _describe(policy: dict[str, Any]) -> str:
+    """"name: enabled, enforce; hooks: __x64_sys_openat (kprobe)"."""
+    hooks = ", ".join(f"{h['hook']} ({h['mechanism']})" for h in policy.get("hooks", ()))
+    text = f"{policy['name']}: {_STATES[policy['state']]}, {_MODES[policy['mode']]}"
+    if hooks:
+        text += f"; hooks: {hooks}"
+    if policy.get("error"):
+        text += f"; error: {policy['error']}"
+    return text
+
+
+@tracingpolicy.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@client_options(timeout=LOAD_TIMEOUT)
+def add(file: str, client: Any) -> None:
+    """Load the policies of FILE into the running agent (all of them, or none)."""
+    from tetra.api import pb
+
+    load_policies_report(file)  # PolicyErrors: every problem as file:line:col, printed by the CLI group
+    with open(file, encoding="utf-8", errors="surrogateescape") as source:
+        text = source.read()
+    response = _call(client, "AddTracingPolicy", pb.AddTracingPolicyRequest(yaml=text))
+    for policy in _as_dict(response)["policies"]:
+        click.echo(f"added {_describe(policy)}")
+
+
+@tracingpolicy.command()
+@click.argument("name")
+@click.option("-n", "--namespace", default="", help="Namespace of a TracingPolicyNamespaced.")
+@client_options
+def delete(name: str, namespace: str, client: Any) -> None:
+    """Unload policy NAME and forget it."""
+    from tetra.api import pb
+
+    _call(client, "DeleteTracingPolicy", pb.DeleteTracingPolicyRequest(name=name, namespace=namespace))
+    click.echo(f"deleted {name}")
+
+
+@tracingpolicy.command()
+@click.argument("name")
+@click.option("-n", "--namespace", default="", help="Namespace of a TracingPolicyNamespaced.")
+@client_options(timeout=LOAD_TIMEOUT)
+def enable(name: str, namespace: str, client: Any) -> None:
+    """Load a disabled policy again."""
+    from tetra.api import pb
+
+    response = _call(client, "EnableTracingPolicy", pb.EnableTracingPolicyRequest(name=name, namespace=namespace))
+    click.echo(f"enabled {_describe(_as_dict(response.policy))}")
+
+
+@tracingpolicy.command()
+@click.argument("name")
+@click.option("-n", "--namespace", default="", help="Namespace of a TracingPolicyNamespaced.")
+@client_options
+def disable(name: str, namespace: str, client: Any) -> None:
+    """Unload a policy's programs but keep the policy (enable brings it back)."""
+    from tetra.api import pb
+
+    response = _call(client, "DisableTracingPolicy",
+                     pb.DisableTracingPolicyRequest(name=name, namespace=namespace))
+    click.echo(f"disabled {_describe(_as_dict(response.policy))}")
+
+
+@tracingpolicy.command("set-mode")
+@click.argument("name")
+@click.argument("mode", type=click.Choice(["monitor", "enforce"]))
+@click.option("-n", "--namespace", default="", help="Namespace of a TracingPolicyNamespaced.")
+@client_options
+def set_mode(name: str, mode: str, namespace: str, client: Any) -> None:
+    """monitor: Sigkill, Signal and Override are reported, not done; enforce: done. Takes effect at once."""
+    from tetra.api import pb
+
+    request = pb.SetTracingPolicyModeRequest(name=name, namespace=namespace,
+                                             mode=pb.TP_MODE_MONITOR if mode == "monitor" else pb.TP_MODE_ENFORCE)
+    response = _call(client, "SetTracingPolicyMode", request)
+    click.echo(f"mode set: {_describe(_as_dict(response.policy))}")
+
+
+@tracingpolicy.command("list")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@client_options
+def list_policies(output: str, client: Any) -> None:
+    """The agent's policies: state, mode, hooks and what the kernel counted for each."""
+    from tetra.api import pb
+
+    policies = _as_dict(_call(client, "ListTracingPolicies", pb.ListTracingPoliciesRequest()))["policies"]
+    if output == "json":
+        click.echo(orjson.dumps({"policies": policies}, option=orjson.OPT_INDENT_2).decode())
+        return
+    Console(highlight=False, soft_wrap=True).print(policy_table(policies))
+
+
+def policy_table(policies: Iterable[dict[str, Any]]) -> Table:
+    """Policies as `tracingpolicy list` and `status` show them."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("ID", "NAME", "STATE", "MODE", "HOOKS", "SEEN", "POSTED", "SOURCE"):
+        table.add_column(column, justify="right" if column in ("ID", "SEEN", "POSTED") else "left")
+    for p in policies:
+        hooks = p.get("hooks", [])
+        name = f"{p['namespace']}/{p['name']}" if p.get("namespace") else p["name"]
+        state = _STATES[p["state"]] + (f": {p['error']}" if p.get("error") else "")
+        table.add_row(str(p["id"]), name, state, _MODES[p["mode"]],
+                      ", ".join(f"{h['hook']} ({h['mechanism']})" for h in hooks) or "-",
+                      str(sum(int(h["seen"]) for h in hooks)), str(sum(int(h["posted"]) for h in hooks)),
+                      p.get("source", ""))
+    return table

@@ -1,0 +1,116 @@
+"""``tetra status`` and ``tetra version``: what a running agent is doing, and which versions talk.
+
+``status`` shows every number that tells whether events can be trusted:
+sensors and their attach mechanisms, policies with their hook counters,
+events by type with the rate the agent measured, each loss counter, the
+process cache and the exporters. A loss counter above zero is shown in red.
+``-o json`` prints the StatusResponse with every field, zeros included.
+"""
+
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from tetra import __version__
+from tetra.cli.options import client_options
+from tetra.cli.policy_api_cmd import policy_table
+
+
+def _status(client: Any) -> dict[str, Any]:
+    from google.protobuf import json_format
+
+    from tetra.api import pb
+    from tetra.api.client import Client
+
+    connection = Client(client)
+    try:
+        response = connection.call("GetStatus", pb.GetStatusRequest())
+    finally:
+        connection.close()
+    return json_format.MessageToDict(response, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@client_options
+def status(output: str, client: Any) -> None:
+    """The running agent: sensors, policies, event rates, losses, cache and exporters."""
+    state = _status(client)
+    if output == "json":
+        click.echo(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode())
+        return
+    Console(highlight=False, soft_wrap=True).print(render(state))
+
+
+def _table(*columns: str) -> Table:
+    table = Table(box=None, pad_edge=False, show_header=True)
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("TOTAL", "RATE/S", "SENT", "LOST", "VALUE",
+                                                                "QUEUED", "DROPPED") else "left")
+    return table
+
+
+def _count(value: Any) -> Text:
+    """A loss counter: red when it is not zero."""
+    return Text(str(value), style="bold red" if int(value) else "")
+
+
+def render(state: dict[str, Any]) -> Group:
+    """The status as rich tables, one per concern."""
+    title = Text(f"tetra agent {state['version']} on {state['node_name']}, up {state['uptime_seconds']:.0f}s",
+                 style="bold")
+    sensors = _table("SENSOR", "HOOK", "MECHANISM")
+    for sensor in state["sensors"]:
+        for hook in sensor["hooks"]:
+            sensors.add_row(sensor["name"], hook["hook"], hook["mechanism"])
+    events = _table("EVENTS", "TOTAL", "RATE/S")
+    for row in state["events"]:
+        events.add_row(row["type"], row["total"], f"{row['rate']:.1f}")
+    losses = state["losses"]
+    lost = _table("LOSS", "VALUE")
+    for row in losses["kernel"]:
+        lost.add_row(f"kernel ring buffer: {row['opcode']} (of {row['sent']} sent)", _count(row["lost"]))
+    lost.add_row("decode errors", _count(losses["decode_errors"]))
+    for name, value in sorted(losses["pipeline"].items()):
+        if name not in ("records", "decode_errors"):
+            lost.add_row(f"pipeline: {name}", _count(value))
+    lost.add_row("subscriber queues full", _count(losses["subscriber_dropped"]))
+    lost.add_row("events not convertible to protobuf", _count(losses["convert_errors"]))
+    lost.add_row("exporter errors", _count(losses["exporter_errors"]))
+    cache = state["process_cache"]
+    exporters = _table("EXPORTER", "TARGET", "STATE", "COUNTERS")
+    for e in state["exporters"]:
+        counters = ", ".join(f"{k} {v}" for k, v in sorted(e.get("counters", {}).items()))
+        exporters.add_row(e["name"], e["target"], e["state"], counters)
+    subscribers = _table("SUBSCRIBER", "PEER", "QUEUED", "SENT", "DROPPED")
+    for s in state["subscribers"]:
+        subscribers.add_row(s["id"], s["peer"], s["queued"], s["sent"], _count(s["dropped"]))
+    parts: list[Any] = [title, Text(), sensors, Text(), events, Text(), lost, Text(),
+                        Text(f"process cache: {cache['size']} of {cache['capacity']}, "
+                             f"{cache['evictions']} evicted"), Text(), exporters]
+    if state["policies"]:
+        parts += [Text(), policy_table(state["policies"])]
+    if state["subscribers"]:
+        parts += [Text(), subscribers]
+    return Group(*parts)
+
+
+@click.command()
+@client_options
+def version(client: Any) -> None:
+    """This client's version and the running agent's."""
+    from tetra.api import pb
+    from tetra.api.client import Client
+
+    click.echo(f"client {__version__}")
+    connection = Client(client)
+    try:
+        agent = connection.call("GetVersion", pb.GetVersionRequest()).version
+    finally:
+        connection.close()
+    click.echo(f"agent  {agent} ({client.address})")
