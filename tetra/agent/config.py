@@ -26,3 +26,13 @@ class AgentConfig:
     server_tls_cert_file: str | None = None
     server_tls_key_file: str | None = None
     server_tls_client_ca_file: str | None = None
+    # Export filters (Tetragon's syntax), in front of the JSON file, stdout and OTLP exporters.
+    export_allowlist: str = ""
+    export_denylist: str = ""
+    field_filters: str = ""
+    redaction_filters: str = ""
+    export_rate_limit: int = -1  # events per minute; -1: no limit
+    enable_pid_set_filter: bool = False
+    export_otlp_endpoint: str | None = None
+    export_otlp_ca_file: str | None = None
+    metrics_server: str | None = None

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from tetra.agent.config import AgentConfig
 from tetra.agent.pipeline import Pipeline
 from tetra.agent.policies import PolicyManager
-from tetra.agent.sinks import CompactSink, JsonSink, Sink, StreamWriter
+from tetra.agent.sinks import ChainSink, CompactSink, JsonSink, Sink, StreamWriter
+from tetra.export.metrics import SnapshotCollector, serve
+from tetra.filters.chain import ExportChain
 from tetra.errors import KernelError
 from tetra.export.jsonfile import RotatingFile
 from tetra.kernel.btf import Btf
@@ -51,7 +53,8 @@ class Summary:
         return dict(self.__dict__)
 
 
-def build_sinks(config: AgentConfig) -> list[Sink]:
+def build_exporters(config: AgentConfig) -> list[Sink]:
+    """The JSON file, stdout and OTLP exporters the flags ask for."""
     sinks: list[Sink] = []
     if config.export_filename:
         sinks.append(JsonSink(RotatingFile(
@@ -66,7 +69,19 @@ def build_sinks(config: AgentConfig) -> list[Sink]:
         sinks.append(JsonSink(StreamWriter(sys.stdout.buffer)))
     elif config.stdout == "compact":
         sinks.append(CompactSink(sys.stdout, color=config.color))
+    if config.export_otlp_endpoint:
+        from tetra.export.otlp import OtlpSink
+
+        sinks.append(OtlpSink(config.export_otlp_endpoint, tls_ca_file=config.export_otlp_ca_file))
     return sinks
+
+
+def build_chain(config: AgentConfig, node: str) -> ExportChain:
+    """Tetragon's export filters from the flags; FilterError names the flag and line."""
+    return ExportChain.from_flags(node_name=node, allowlist=config.export_allowlist,
+                                  denylist=config.export_denylist, field_filters=config.field_filters,
+                                  redaction_filters=config.redaction_filters, rate_limit=config.export_rate_limit,
+                                  enable_pid_set=config.enable_pid_set_filter)
 
 
 def _api_server(config: AgentConfig) -> "ApiServer | None":
@@ -96,10 +111,16 @@ class Agent:
         self.clock = BootClock()
         node = config.node_name or node_name()
         self.cache = ProcessCache(node, self.clock, max_size=config.process_cache_size)
-        self.sinks = build_sinks(config)
+        self.exporters = build_exporters(config)
+        self.export_chain = ChainSink(build_chain(config, node), self.exporters)
+        self.sinks: list[Sink] = [self.export_chain]
         self.api = _api_server(config)  # before any BPF loads: a bad address is refused at once
         if self.api is not None:
             self.sinks.append(self.api.broadcaster)
+        self.metrics = SnapshotCollector() if config.metrics_server else None
+        self._metrics_server: Any = None
+        self._rates: Any = None  # RateMeter for the metrics when no API server keeps one
+        self._started = time.monotonic()
         self.cgroup2_root = _cgroup2_root()
         self.pipeline = Pipeline(self.cache, self.sinks, self.clock, self.cgroup2_root)
         self.btf = Btf.load()
@@ -124,6 +145,9 @@ class Agent:
             self.pipeline.flush()
             if self.api is not None:
                 self.api.start(self)
+            if self.metrics is not None and self.config.metrics_server:
+                self._update_metrics()
+                self._metrics_server = serve(self.config.metrics_server, self.metrics)
             log.info("ready in %.1fs: %d processes from /proc; hooks: %s", time.monotonic() - started,
                      seeded, ", ".join(f"{h} ({m})" for h, m in self.sensor.mechanisms.items()))
             if on_ready:
@@ -132,6 +156,8 @@ class Agent:
             observer.drain()
             return self.summary()
         finally:
+            if self._metrics_server is not None:
+                self._metrics_server.shutdown()
             if self.api is not None:
                 self.api.stop()  # first: API calls touch the sensors closed below
             self.policies.close()  # before the process sensor: they use its shared maps
@@ -158,11 +184,27 @@ class Agent:
             self._lost_reported = lost
         if self.api is not None:
             self.api.tick(self.pipeline.stats.events)
+        if self.metrics is not None:
+            self._update_metrics()
+
+    def _update_metrics(self) -> None:
+        """Hand the metrics endpoint a fresh status snapshot (BPF maps are read here, on our thread)."""
+        from tetra.api.broadcast import Broadcaster
+        from tetra.api.status import RateMeter, snapshot
+
+        assert self.metrics is not None
+        if self.api is not None:
+            broadcaster, rates = self.api.broadcaster, self.api.rates
+        else:
+            self._rates = self._rates or RateMeter()
+            self._rates.sample(time.monotonic(), self.pipeline.stats.events)
+            broadcaster, rates = Broadcaster(), self._rates
+        self.metrics.update(snapshot(self, broadcaster, rates, self._started))
 
     def summary(self) -> Summary:
         """What the run did so far; on the agent thread (it reads BPF maps)."""
         counts = self.sensor.kernel_counts()
-        errors = sum(getattr(getattr(s, "writer", None), "write_errors", 0) for s in self.sinks)
+        errors = sum(getattr(getattr(s, "writer", None), "write_errors", 0) for s in self.exporters)
         return Summary(
             pipeline=self.pipeline.stats.as_dict(),
             kernel_sent=counts.total_sent,

@@ -1,9 +1,12 @@
 """Where the agent's events go: JSON lines (file or stdout) and compact lines."""
 
 import sys
+import time
+from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from tetra.export.compact import render_compact
+from tetra.filters.chain import ExportChain
 from tetra.export.encode import encode
 from tetra.export.jsonfile import RotatingFile
 
@@ -86,3 +89,37 @@ class CompactSink:
 
     def close(self) -> None:
         self._stream.flush()
+
+
+class ChainSink:
+    """Export filters in front of the exporters (JSON file, stdout, OTLP), as Tetragon
+    applies them to its exporters: allow/deny lists, redaction, field filters and
+    the rate limit, whose rate_limit_info reports go out on flush (every tick).
+    gRPC subscribers are not behind it: they bring their own filters."""
+
+    def __init__(self, chain: ExportChain, sinks: list[Sink], clock: Callable[[], float] = time.monotonic) -> None:
+        self.chain = chain
+        self.sinks = sinks
+        self._clock = clock
+
+    def emit(self, event: Event) -> None:
+        out = self.chain.process(event)
+        if out is not None:
+            for sink in self.sinks:
+                sink.emit(out)
+
+    def flush(self) -> None:
+        for report in self.chain.ticks(self._clock()):
+            for sink in self.sinks:
+                sink.emit(report)
+        for sink in self.sinks:
+            sink.flush()
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+    def state(self) -> dict[str, Any]:
+        return {"name": "export-filters", "target": "json, stdout, otlp", "state": "ok",
+                "counters": {"filtered_out": str(self.chain.filtered_out),
+                             "rate_limited": str(self.chain.rate_limited)}}

@@ -44,6 +44,18 @@ from tetra.export.jsonfile import parse_perm
 @click.option("--server-tls-key-file", metavar="PATH", help="TLS private key for host:port addresses.")
 @click.option("--server-tls-client-ca-file", metavar="PATH",
               help="Require client certificates signed by this CA (mutual TLS).")
+@click.option("--export-allowlist", default="", metavar="JSON",
+              help="Export only events matching one of these filters (newline-separated JSON objects).")
+@click.option("--export-denylist", default="", metavar="JSON", help="Never export events matching these filters.")
+@click.option("--field-filters", default="", metavar="JSON", help="Include/exclude fields per event type.")
+@click.option("--redaction-filters", default="", metavar="JSON",
+              help="Replace regex capture groups in arguments with *****.")
+@click.option("--export-rate-limit", type=int, default=-1, show_default=True,
+              help="Most events exported per minute (-1: no limit); drops are reported as rate_limit_info.")
+@click.option("--enable-pid-set-filter", is_flag=True, help="Allow the pid_set key in export filters.")
+@click.option("--export-otlp-endpoint", metavar="HOST:PORT", help="Also send events as OTLP log records over gRPC.")
+@click.option("--export-otlp-ca-file", metavar="PATH", help="TLS to the OTLP endpoint, trusting this CA.")
+@click.option("--metrics-server", metavar="[HOST]:PORT", help="Serve Prometheus metrics here (e.g. :2112).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
@@ -51,7 +63,9 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
           tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, server_addresses: tuple[str, ...],
           server_tls_cert_file: str | None, server_tls_key_file: str | None, server_tls_client_ca_file: str | None,
-          log_level: str) -> None:
+          export_allowlist: str, export_denylist: str, field_filters: str, redaction_filters: str,
+          export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
+          export_otlp_ca_file: str | None, metrics_server: str | None, log_level: str) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default) and, with --export-filename,
@@ -80,6 +94,15 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         server_tls_cert_file=server_tls_cert_file,
         server_tls_key_file=server_tls_key_file,
         server_tls_client_ca_file=server_tls_client_ca_file,
+        export_allowlist=export_allowlist,
+        export_denylist=export_denylist,
+        field_filters=field_filters,
+        redaction_filters=redaction_filters,
+        export_rate_limit=export_rate_limit,
+        enable_pid_set_filter=enable_pid_set_filter,
+        export_otlp_endpoint=export_otlp_endpoint,
+        export_otlp_ca_file=export_otlp_ca_file,
+        metrics_server=metrics_server,
     )
     runner = Agent(config)
 

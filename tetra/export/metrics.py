@@ -1,0 +1,162 @@
+"""Prometheus metrics (``--metrics-server``), from the agent's status snapshot.
+
+The agent thread takes a status snapshot every tick (the same one `tetra
+status` shows: BPF maps may only be read there) and hands it to
+``SnapshotCollector.update``; the HTTP server's thread renders the latest
+snapshot when scraped. So a scrape never touches the kernel or blocks the
+agent, and metrics and status can never disagree.
+
+Names follow Tetragon's (``tetragon_events_total`` ...) with the ``tetra_``
+prefix. Every place an event can be lost has its counter:
+
+==============================================  ====================================
+metric                                          what
+==============================================  ====================================
+tetra_events_total{type}                        events sent to the exporters
+tetra_policy_events_total{policy,hook}          events each policy hook posted
+tetra_policy_hook_calls_total{policy,hook}      calls each hook saw in the kernel
+tetra_observer_ringbuf_events_lost_total{op}    records the kernel ring buffer had no room for
+tetra_observer_ringbuf_events_total{op}         records handed to the ring buffer
+tetra_events_dropped_total{stage}               drops after the kernel: decode, subscriber queue,
+                                                export filter, export rate limit, sinks
+tetra_process_cache_size / _capacity            process cache entries
+tetra_process_cache_evictions_total             entries evicted because the cache was full
+tetra_export_bytes_total{exporter}              bytes written by an exporter
+tetra_export_errors_total{exporter}             write errors of an exporter
+tetra_policies{state}                           policies loaded, disabled, failed
+==============================================  ====================================
+"""
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from tetra.errors import ExportError
+
+Json = dict[str, Any]
+
+# status "losses.pipeline" keys that are drops, with their stage label
+_PIPELINE_DROPS = {"decode_errors": "decode", "sink_errors": "sink", "process_unknown": "process_unknown",
+                   "policy_unknown": "policy_unknown"}
+# exporter counters that are drops, with their stage label
+_EXPORTER_DROPS = {"filtered_out": "export_filter", "rate_limited": "export_rate_limit",
+                   "lines_dropped": "export_file", "dropped_queue_full": "otlp_queue",
+                   "dropped_send_failed": "otlp_send", "dropped_at_close": "otlp_close"}
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
+class SnapshotCollector(Collector):
+    """Prometheus metrics rendered from the latest status snapshot."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: Json = {}
+
+    def update(self, snapshot: Json) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snap = self._snapshot
+        if not snap:
+            return
+        yield from self._events(snap)
+        yield from self._policies(snap)
+        yield from self._losses(snap)
+        yield from self._cache(snap)
+        yield from self._exporters(snap)
+
+    def _events(self, snap: Json) -> Iterator[Metric]:
+        events = CounterMetricFamily("tetra_events", "Events sent to the exporters, by type.", labels=["type"])
+        for entry in snap.get("events", ()):
+            events.add_metric([entry["type"]], _int(entry["total"]))
+        yield events
+
+    def _policies(self, snap: Json) -> Iterator[Metric]:
+        posted = CounterMetricFamily("tetra_policy_events", "Events posted by each policy hook.",
+                                     labels=["policy", "hook"])
+        calls = CounterMetricFamily("tetra_policy_hook_calls", "Calls each policy hook saw in the kernel.",
+                                    labels=["policy", "hook"])
+        states: dict[str, int] = {}
+        for policy in snap.get("policies", ()):
+            states[policy["state"]] = states.get(policy["state"], 0) + 1
+            for hook in policy.get("hooks", ()):
+                posted.add_metric([policy["name"], hook["hook"]], _int(hook.get("posted")))
+                calls.add_metric([policy["name"], hook["hook"]], _int(hook.get("seen")))
+        by_state = GaugeMetricFamily("tetra_policies", "Tracing policies by state.", labels=["state"])
+        for state, count in sorted(states.items()):
+            by_state.add_metric([state], count)
+        yield from (posted, calls, by_state)
+
+    def _losses(self, snap: Json) -> Iterator[Metric]:
+        losses = snap.get("losses", {})
+        lost = CounterMetricFamily("tetra_observer_ringbuf_events_lost",
+                                   "Records the kernel ring buffer had no room for.", labels=["op"])
+        sent = CounterMetricFamily("tetra_observer_ringbuf_events", "Records handed to the kernel ring buffer.",
+                                   labels=["op"])
+        for entry in losses.get("kernel", ()):
+            lost.add_metric([entry["opcode"]], _int(entry["lost"]))
+            sent.add_metric([entry["opcode"]], _int(entry["sent"]))
+        dropped = CounterMetricFamily("tetra_events_dropped", "Events dropped after the kernel, by stage.",
+                                      labels=["stage"])
+        pipeline = losses.get("pipeline", {})
+        for key, stage in _PIPELINE_DROPS.items():
+            dropped.add_metric([stage], _int(pipeline.get(key)))
+        dropped.add_metric(["subscriber_queue"], _int(losses.get("subscriber_dropped")))
+        dropped.add_metric(["grpc_convert"], _int(losses.get("convert_errors")))
+        for exporter in snap.get("exporters", ()):
+            for key, stage in _EXPORTER_DROPS.items():
+                if key in exporter.get("counters", {}):
+                    dropped.add_metric([stage], _int(exporter["counters"][key]))
+        yield from (lost, sent, dropped)
+
+    def _cache(self, snap: Json) -> Iterator[Metric]:
+        cache = snap.get("process_cache", {})
+        yield GaugeMetricFamily("tetra_process_cache_size", "Processes in the cache.", value=_int(cache.get("size")))
+        yield GaugeMetricFamily("tetra_process_cache_capacity", "Most processes the cache keeps.",
+                                value=_int(cache.get("capacity")))
+        yield CounterMetricFamily("tetra_process_cache_evictions", "Processes evicted because the cache was full.",
+                                  value=_int(cache.get("evictions")))
+
+    def _exporters(self, snap: Json) -> Iterator[Metric]:
+        written = CounterMetricFamily("tetra_export_bytes", "Bytes written by an exporter.", labels=["exporter"])
+        errors = CounterMetricFamily("tetra_export_errors", "Write errors of an exporter.", labels=["exporter"])
+        for exporter in snap.get("exporters", ()):
+            counters = exporter.get("counters", {})
+            name = str(exporter.get("name", "exporter"))
+            if "bytes_written" in counters:
+                written.add_metric([name], _int(counters["bytes_written"]))
+            if "write_errors" in counters or "send_errors" in counters:
+                errors.add_metric([name], _int(counters.get("write_errors")) + _int(counters.get("send_errors")))
+        yield from (written, errors)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """":2112" (all interfaces, as Tetragon's flag), "localhost:2112" or "[::1]:2112"."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ExportError(f"--metrics-server {address!r}: expected [host]:port, e.g. :2112 or localhost:2112")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def serve(address: str, collector: SnapshotCollector) -> object:
+    """Start the HTTP endpoint in a daemon thread; returns the server (shut down at exit)."""
+    host, port = parse_address(address)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as err:
+        raise ExportError(f"--metrics-server {address}: {err.strerror}") from err
+    return server
