@@ -36,3 +36,6 @@ class AgentConfig:
     export_otlp_endpoint: str | None = None
     export_otlp_ca_file: str | None = None
     metrics_server: str | None = None
+    enable_k8s_api: bool = False
+    k8s_kubeconfig_path: str | None = None
+    enable_pod_annotations: bool = False

@@ -122,6 +122,7 @@ class Agent:
         self._rates: Any = None  # RateMeter for the metrics when no API server keeps one
         self._started = time.monotonic()
         self.cgroup2_root = _cgroup2_root()
+        self.pods = self._pod_watcher(config, node)
         self.pipeline = Pipeline(self.cache, self.sinks, self.clock, self.cgroup2_root)
         self.btf = Btf.load()
         self.offsets = resolve_offsets(self.btf)
@@ -131,8 +132,25 @@ class Agent:
         self._lost_reported = 0
         self.observer: RingBufferObserver | None = None
 
+    def _pod_watcher(self, config: AgentConfig, node: str) -> Any:
+        """Kubernetes pod metadata for events (--enable-k8s-api): a watcher thread and the
+        cache hook that asks it once per new process."""
+        if not config.enable_k8s_api:
+            return None
+        from tetra.enrich.cgroups import CgroupResolver
+        from tetra.enrich.enricher import PodEnricher
+        from tetra.enrich.k8s import PodWatcher
+
+        watcher = PodWatcher(node, config.k8s_kubeconfig_path, annotations=config.enable_pod_annotations)
+        enricher = PodEnricher(watcher, CgroupResolver(self.cgroup2_root))
+        self.cache.enrich = lambda proc: enricher.pod_json(proc.cgroup_id, proc.docker, binary=proc.binary,
+                                                          arguments=proc.arguments)
+        return watcher
+
     def run(self, on_ready: Callable[[], None] | None = None) -> Summary:
         started = time.monotonic()
+        if self.pods is not None:
+            self.pods.start()  # returns at once; lists and watches in its own thread
         bpf = self.sensor.load()
         try:
             observer = self.observer = RingBufferObserver(bpf, "tetra_events", self.pipeline.handle_raw)
@@ -156,6 +174,8 @@ class Agent:
             observer.drain()
             return self.summary()
         finally:
+            if self.pods is not None:
+                self.pods.stop()
             if self._metrics_server is not None:
                 self._metrics_server.shutdown()
             if self.api is not None:

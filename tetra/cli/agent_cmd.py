@@ -56,6 +56,9 @@ from tetra.export.jsonfile import parse_perm
 @click.option("--export-otlp-endpoint", metavar="HOST:PORT", help="Also send events as OTLP log records over gRPC.")
 @click.option("--export-otlp-ca-file", metavar="PATH", help="TLS to the OTLP endpoint, trusting this CA.")
 @click.option("--metrics-server", metavar="[HOST]:PORT", help="Serve Prometheus metrics here (e.g. :2112).")
+@click.option("--enable-k8s-api", is_flag=True, help="Add Kubernetes pod metadata to events (pods of this node).")
+@click.option("--k8s-kubeconfig-path", metavar="PATH", help="Kubeconfig to use instead of the in-cluster config.")
+@click.option("--enable-pod-annotations", is_flag=True, help="Also add pod annotations to events.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
@@ -65,7 +68,8 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           server_tls_cert_file: str | None, server_tls_key_file: str | None, server_tls_client_ca_file: str | None,
           export_allowlist: str, export_denylist: str, field_filters: str, redaction_filters: str,
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
-          export_otlp_ca_file: str | None, metrics_server: str | None, log_level: str) -> None:
+          export_otlp_ca_file: str | None, metrics_server: str | None, enable_k8s_api: bool,
+          k8s_kubeconfig_path: str | None, enable_pod_annotations: bool, log_level: str) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default) and, with --export-filename,
@@ -103,6 +107,9 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         export_otlp_endpoint=export_otlp_endpoint,
         export_otlp_ca_file=export_otlp_ca_file,
         metrics_server=metrics_server,
+        enable_k8s_api=enable_k8s_api,
+        k8s_kubeconfig_path=k8s_kubeconfig_path,
+        enable_pod_annotations=enable_pod_annotations,
     )
     runner = Agent(config)
 

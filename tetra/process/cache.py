@@ -10,6 +10,7 @@ events still resolve) and is then collected. The cache is bounded: past
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from tetra.decode.process import CloneRecord, ExecRecord
@@ -37,6 +38,8 @@ class ProcessCache:
         self.max_size = max_size
         self.grace = grace
         self.stats = CacheStats()
+        # Kubernetes enrichment: the pod object of a new process (None: enrichment off).
+        self.enrich: Callable[[Process], dict[str, Any] | None] | None = None
         self._by_id: OrderedDict[str, Process] = OrderedDict()
         self._by_pid: dict[int, Process] = {}
 
@@ -65,6 +68,8 @@ class ProcessCache:
         proc = self._new(rec.ktime, rec.pid, rec.cgroup_id, uid=rec.uid, auid=rec.auid, cwd=cwd,
                          binary=rec.filename, arguments=join_arguments(rec.argv), flags=" ".join(flags),
                          docker=cid[:DOCKER_FIELD_LEN])
+        if self.enrich is not None:
+            proc.pod = self.enrich(proc)
         self._insert(proc, rec.ppid, previous)
         return proc
 
@@ -75,6 +80,7 @@ class ProcessCache:
             return None
         proc = self._new(rec.ktime, rec.pid, rec.cgroup_id, uid=parent.uid, auid=parent.auid, cwd=parent.cwd,
                          binary=parent.binary, arguments=parent.arguments, flags="clone", docker=parent.docker)
+        proc.pod = parent.pod
         self._insert(proc, rec.ppid, self._by_pid.get(rec.pid))
         return proc
 

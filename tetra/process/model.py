@@ -36,6 +36,7 @@ class Process:
     refcnt: int = 1
     exited: bool = False
     released_at: float | None = None  # monotonic time refcnt reached 0
+    pod: dict[str, Any] | None = None  # Tetragon's pod object, when Kubernetes enrichment knows it
     _json: dict[str, Any] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -47,6 +48,8 @@ class Process:
                 if value:
                     out[key] = value
             out["auid"] = self.auid
+            if self.pod:
+                out["pod"] = self.pod
             if self.docker:
                 out["docker"] = self.docker
             if self.parent_exec_id:
