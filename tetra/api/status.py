@@ -73,7 +73,8 @@ def snapshot(agent: "Agent", broadcaster: Broadcaster, rates: RateMeter, started
     events = dict(agent.pipeline.stats.events)
     per_second = rates.rates(now, events)
     policies = [policy_status(entry) for entry in summary.policies]
-    exporters = [sink.state() for sink in (*agent.exporters, agent.export_chain) if hasattr(sink, "state")]
+    sinks = (*agent.exporters, agent.export_chain, *((broadcaster,) if agent.api is not None else ()))
+    exporters = [sink.state() for sink in sinks if hasattr(sink, "state")]
     pipeline = {k: str(v) for k, v in summary.pipeline.items() if isinstance(v, int)}
     return {
         "version": __version__,
