@@ -39,6 +39,9 @@ def test_bad_flag_values_are_refused_clearly(tmp_path: Path) -> None:
         (["--export-file-rotation-interval", "soon"], b"is not a duration"),
         (["--export-file-max-size-mb", "0"], b"x>0"),
         (["--export-file-perm", "999"], b"invalid file permission"),
+        (["--export-allowlist", '{"binary_regex": ["("]}'], b"is not a regular expression"),
+        (["--export-denylist", '{"event_set": ["PROCESS_EXECC"]}'], b"PROCESS_EXECC"),
+        (["--export-denylist", '{bad json'], b"--export-denylist:1"),
     ):
         result = subprocess.run([*TETRA, "agent", "-o", "none", *args], capture_output=True)
         assert result.returncode != 0, args

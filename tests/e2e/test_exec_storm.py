@@ -23,7 +23,8 @@ def storm_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def agent(tmp_path: Path, root: None) -> Iterator[RunningAgent]:
-    running = RunningAgent(tmp_path, "--export-file-max-size-mb", "4", "--export-file-max-backups", "20").start()
+    running = RunningAgent(tmp_path, "--export-file-max-size-mb", "4", "--export-file-max-backups", "20",
+                           "--export-file-compress").start()
     yield running
     if running.proc and running.proc.poll() is None:
         running.stop()
@@ -56,3 +57,4 @@ def test_storm_every_exec_arrives_or_is_counted(agent: RunningAgent, storm_binar
     assert summary["pipeline"]["decode_errors"] == 0
     assert summary["kernel_sent"] == summary["received"]
     assert len(agent.files()) > 1, "the export should have rotated at 4 MB"
+    assert all(path.suffix == ".gz" for path in agent.files()[:-1]), "rotated files are gzipped"

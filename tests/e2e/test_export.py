@@ -100,4 +100,7 @@ def test_metrics_count_what_was_exported(tmp_path: Path, root: None) -> None:
     assert metrics['tetra_events_dropped_total{stage="export_filter"}'] >= 2  # printenv's exec and exit
     assert metrics['tetra_observer_ringbuf_events_lost_total{op="exec"}'] == 0
     assert metrics["tetra_process_cache_size"] > 0
+    assert metrics["tetra_event_handling_latency_seconds_count"] >= metrics['tetra_events_total{type="process_exit"}']
+    assert metrics['tetra_event_handling_latency_seconds_bucket{le="+Inf"}'] == \
+        metrics["tetra_event_handling_latency_seconds_count"]
     assert metrics['tetra_events_total{type="process_exec"}'] > 0

@@ -71,8 +71,11 @@ class Pipeline:
         for sink in self.sinks:
             sink.close()
 
-    def _emit(self, kind: str, event: Event) -> None:
+    def _emit(self, kind: str, event: Event, ktime: int | None) -> None:
+        """ktime: when the kernel saw it, for the latency histogram (None: read from /proc)."""
         self.stats.events[kind] += 1
+        if ktime is not None:
+            self.stats.latency.observe((self.clock.now_ktime() - ktime) / 1e9)
         for sink in self.sinks:
             try:
                 sink.emit(event)
@@ -97,7 +100,8 @@ class Pipeline:
         self._ensure_known(rec.ppid)
         proc = self.cache.add_exec(rec)
         parent = self._parent(proc) if rec.ppid else None  # pid 1 and kthreadd have none
-        self._emit("process_exec", exec_event(proc, parent, self.cache.node, self.clock.rfc3339(rec.ktime)))
+        live = None if "procFS" in rec.flags else rec.ktime
+        self._emit("process_exec", exec_event(proc, parent, self.cache.node, self.clock.rfc3339(rec.ktime)), live)
 
     def _on_clone(self, rec: CloneRecord) -> None:
         self._ensure_known(rec.ppid)
@@ -120,7 +124,9 @@ class Pipeline:
             self.stats.policy_unknown += 1
             return
         kind, body = built
-        self._emit(kind, {kind: body, "node_name": self.cache.node, "time": self.clock.rfc3339(rec.ktime)})
+        self.stats.actions[body["action"]] += 1
+        self._emit(kind, {kind: body, "node_name": self.cache.node, "time": self.clock.rfc3339(rec.ktime)},
+                   rec.ktime)
 
     def _on_exit(self, rec: ExitRecord) -> None:
         proc = self.cache.mark_exited(rec.pid)
@@ -129,4 +135,4 @@ class Pipeline:
             return
         time = self.clock.rfc3339(rec.ktime)
         parent = self.cache.parent_of(proc)
-        self._emit("process_exit", exit_event(proc, parent, rec.exit_code, self.cache.node, time))
+        self._emit("process_exit", exit_event(proc, parent, rec.exit_code, self.cache.node, time), rec.ktime)

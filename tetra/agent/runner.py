@@ -219,7 +219,7 @@ class Agent:
             self._rates = self._rates or RateMeter()
             self._rates.sample(time.monotonic(), self.pipeline.stats.events)
             broadcaster, rates = Broadcaster(), self._rates
-        self.metrics.update(snapshot(self, broadcaster, rates, self._started))
+        self.metrics.update(snapshot(self, broadcaster, rates, self._started), self.pipeline.stats)
 
     def summary(self) -> Summary:
         """What the run did so far; on the agent thread (it reads BPF maps)."""

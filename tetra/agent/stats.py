@@ -5,6 +5,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# Upper bounds (seconds) of the kernel-to-exporter latency buckets.
+LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+
+
+@dataclass
+class LatencyHistogram:
+    """Time from the kernel's timestamp to the hand-off to the exporters, bucketed."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+                break
+        else:
+            self.counts[-1] += 1
+        self.total += seconds
+
+
 @dataclass
 class PipelineStats:
     """Per-stage counts; every place an event can go missing has a counter here."""
@@ -17,6 +38,8 @@ class PipelineStats:
     sink_errors: int = 0  # exceptions raised by a sink
     process_unknown: int = 0  # policy events of a process neither the cache nor /proc knew
     policy_unknown: int = 0  # policy events that arrived after their policy was removed
+    actions: Counter[str] = field(default_factory=Counter)  # policy events by action taken
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     def as_dict(self) -> dict[str, Any]:
         return {

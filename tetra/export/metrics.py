@@ -24,6 +24,8 @@ tetra_process_cache_evictions_total             entries evicted because the cach
 tetra_export_bytes_total{exporter}              bytes written by an exporter
 tetra_export_errors_total{exporter}             write errors of an exporter
 tetra_policies{state}                           policies loaded, disabled, failed
+tetra_policy_actions_total{action}              policy events by action (POST, SIGKILL, OVERRIDE...)
+tetra_event_handling_latency_seconds            kernel timestamp -> hand-off to the exporters
 ==============================================  ====================================
 """
 
@@ -32,9 +34,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from tetra.agent.stats import LATENCY_BUCKETS, PipelineStats
 from tetra.errors import ExportError
 
 Json = dict[str, Any]
@@ -61,16 +64,36 @@ class SnapshotCollector(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshot: Json = {}
+        self._actions: dict[str, int] = {}
+        self._latency: tuple[list[int], float] = ([], 0.0)
 
-    def update(self, snapshot: Json) -> None:
+    def update(self, snapshot: Json, stats: PipelineStats | None = None) -> None:
+        """The latest status snapshot, and the pipeline's action and latency counts (copied)."""
         with self._lock:
             self._snapshot = snapshot
+            if stats is not None:
+                self._actions = dict(stats.actions)
+                self._latency = (list(stats.latency.counts), stats.latency.total)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            snap = self._snapshot
+            snap, actions, latency = self._snapshot, self._actions, self._latency
         if not snap:
             return
+        by_action = CounterMetricFamily("tetra_policy_actions", "Policy events by the action taken.",
+                                        labels=["action"])
+        for action, count in sorted(actions.items()):
+            by_action.add_metric([action], count)
+        yield by_action
+        counts, total = latency
+        if counts:
+            cumulative, buckets = 0, []
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            yield HistogramMetricFamily("tetra_event_handling_latency_seconds",
+                                        "From the kernel's timestamp to the hand-off to the exporters.",
+                                        buckets=buckets, sum_value=total)
         yield from self._events(snap)
         yield from self._policies(snap)
         yield from self._losses(snap)
