@@ -1,5 +1,6 @@
 """Counters of what the pipeline saw, and of everything it could not deliver."""
 
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +18,7 @@ class LatencyHistogram:
     total: float = 0.0
 
     def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.counts[i] += 1
-                break
-        else:
-            self.counts[-1] += 1
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bound >= seconds, else +Inf
         self.total += seconds
 
 

@@ -23,6 +23,7 @@ import platform
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from enum import Enum
 from pathlib import Path
 
@@ -92,7 +93,7 @@ class HookPlan:
     def return_fn(self) -> str:
         return f"tetra_ret_{self.hook_id}"
 
-    @property
+    @cached_property
     def blob_order(self) -> tuple[ArgPlan, ...]:
         """Arguments in the order the kernel writes them: returnCopy ones last."""
         return tuple(a for a in self.args if not a.at_return) + tuple(a for a in self.args if a.at_return)
