@@ -144,15 +144,6 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def listener() -> Iterator[socket.socket]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def root_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("api-root")
     for sub in ("open", "read"):

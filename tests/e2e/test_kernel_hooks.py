@@ -105,15 +105,6 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def listener() -> Iterator[socket.socket]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def kprobes(workdir: Path, listener: socket.socket, session: Session) -> Iterator[Loaded]:
     text = _policy("kprobe-hooks", f"""\
         kprobes:

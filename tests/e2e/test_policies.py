@@ -297,15 +297,6 @@ def _write_policies(directory: Path, root: Path, port: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def listener() -> Iterator[socket.socket]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def root_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("policy-root")
     for sub in ("prefix", "bin", "read", "unlink", "mkdir", "follow", "forks"):

@@ -221,8 +221,8 @@ class SelectorCompiler:
                 return f"!{expr}" if op.startswith("Not") else expr
             port = f"tetra_sockaddr_port(g, {slot})"
             if op in ("SPort", "DPort", "NotSPort", "NotDPort"):
-                terms = [f"({lo} <= {port} && {port} <= {hi})" for lo, hi in map(_range, m.values)]
-                return f"!{_any(terms)}" if op.startswith("Not") else _any(terms)
+                expr = _in_ranges(port, m.values)
+                return f"!{expr}" if op.startswith("Not") else expr
             if op in ("SPortPriv", "DPortPriv"):
                 return f"({port} < 1024)"
             if op in ("NotSportPriv", "NotSPortPriv", "NotDPortPriv"):
@@ -251,7 +251,7 @@ class SelectorCompiler:
                 expr = f"tetra_tuple_addr_match(g, {slot}, {int(base == 'DAddr')}, {id4}, {id6})"
             elif base in ("SPort", "DPort"):
                 port = f"tetra_tuple_field(g, {slot}, {1 if base == 'SPort' else 2})"
-                expr = _any([f"({lo} <= {port} && {port} <= {hi})" for lo, hi in map(_range, m.values)])
+                expr = _in_ranges(port, m.values)
             elif base.lower() in ("sportpriv", "dportpriv"):
                 expr = f"(tetra_tuple_field(g, {slot}, {1 if base.lower() == 'sportpriv' else 2}) < 1024)"
             elif base in ("Family", "Protocol", "State"):
@@ -430,6 +430,11 @@ def _range(text: str) -> tuple[int, int]:
     if high < low:
         raise ValueError(f"range {text} is empty")
     return low, high
+
+
+def _in_ranges(value: str, ranges: tuple[str, ...]) -> str:
+    """value within any of the "lo:hi" (or single) port ranges."""
+    return _any([f"({lo} <= {value} && {value} <= {hi})" for lo, hi in map(_range, ranges)])
 
 
 def _any(terms: list[str]) -> str:

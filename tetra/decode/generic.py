@@ -62,8 +62,16 @@ def decode_generic(raw: bytes) -> GenericRecord:
     return GenericRecord(ktime, pid, tid, policy_id, hook_id, action, kstack, ustack, selector, flags, ret, blob)
 
 
+_CAST_BITS = {"__s8": 8, "__u8": 8, "__s16": 16, "__u16": 16, "__s32": 32, "__u32": 32}
+
+
+def _width(atype: ArgType) -> int:
+    """How many bits of the raw 64-bit value the type keeps."""
+    return _CAST_BITS.get(atype.cast, 64)
+
+
 def _int_value(raw: int, atype: ArgType) -> int:
-    bits = {"__s8": 8, "__u8": 8, "__s16": 16, "__u16": 16, "__s32": 32, "__u32": 32}.get(atype.cast, 64)
+    bits = _width(atype)
     value = raw & ((1 << bits) - 1)
     if not atype.unsigned and value >= 1 << (bits - 1):
         value -= 1 << bits
@@ -184,18 +192,11 @@ Reader = Callable[[bytes, int], tuple[Json, int]]
 
 
 def _int_reader(atype: ArgType, label: str | None) -> Reader:
-    """An integer argument: narrowing, sign and JSON key worked out once per hook."""
-    bits = {"__s8": 8, "__u8": 8, "__s16": 16, "__u16": 16, "__s32": 32, "__u32": 32}.get(atype.cast, 64)
+    """A plain integer argument: narrowing, sign and JSON key worked out once per hook."""
+    bits = _width(atype)
     mask, sign = (1 << bits) - 1, 1 << (bits - 1)
     key, unsigned, as_text = atype.json_key, atype.unsigned, atype.json_key in ("long_arg", "size_arg")
     unpack = _I64.unpack_from
-    if key == "capability_arg":
-        def capability(blob: bytes, at: int) -> tuple[Json, int]:
-            obj = int_arg(unpack(blob, at)[0], atype)
-            if label:
-                obj["label"] = label
-            return obj, at + 8
-        return capability
 
     def read(blob: bytes, at: int) -> tuple[Json, int]:
         try:
@@ -213,7 +214,7 @@ def _int_reader(atype: ArgType, label: str | None) -> Reader:
 
 
 def _reader(arg: ArgPlan) -> Reader:
-    if arg.atype.encoding is Encoding.INT:
+    if arg.atype.encoding is Encoding.INT and arg.atype.json_key != "capability_arg":
         return _int_reader(arg.atype, arg.label)
 
     def read(blob: bytes, at: int) -> tuple[Json, int]:

@@ -66,12 +66,16 @@ def cflags(defines: Mapping[str, int | str | None]) -> list[str]:
     return flags
 
 
+def percpu_sum(table: object, slot: int) -> int:
+    """One slot of a per-CPU array, summed over CPUs."""
+    return sum(int(v) for v in table.getvalue(table.Key(slot)))  # type: ignore[attr-defined]
+
+
 def read_kernel_counts(stats_table: object) -> KernelCounts:
     """Sum the per-CPU `stats` array (slot = opcode * 2 + kind) over CPUs."""
     sent: dict[Op, int] = {}
     lost: dict[Op, int] = {}
     for op in Op:
         for kind, into in ((STAT_SENT, sent), (STAT_LOST, lost)):
-            values = stats_table.getvalue(stats_table.Key(op * 2 + kind))  # type: ignore[attr-defined]
-            into[op] = sum(int(v) for v in values)
+            into[op] = percpu_sum(stats_table, op * 2 + kind)
     return KernelCounts(sent=sent, lost=lost)

@@ -14,7 +14,7 @@ from tetra.compiler.plan import HookPlan, Mechanism
 from tetra.compiler.program import CompiledPolicy
 from tetra.compiler.selectors import MapEntry
 from tetra.errors import SensorError
-from tetra.sensors.base import cflags, expand_includes
+from tetra.sensors.base import cflags, expand_includes, percpu_sum
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,8 @@ class PolicySensor:
         table = self._bpf["hook_stats"]  # type: ignore[index]
         counts = {}
         for hook in self.compiled.hooks:
-            seen = sum(int(v) for v in table.getvalue(table.Key(hook.hook_id * 2)))
-            posted = sum(int(v) for v in table.getvalue(table.Key(hook.hook_id * 2 + 1)))
-            counts[hook.hook_id] = HookCounts(seen, posted)
+            counts[hook.hook_id] = HookCounts(percpu_sum(table, hook.hook_id * 2),
+                                              percpu_sum(table, hook.hook_id * 2 + 1))
         return counts
 
     def stack_symbols(self, stack_id: int, pid: int, user: bool) -> list[str]:
