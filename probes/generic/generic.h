@@ -272,6 +272,18 @@ static __always_inline void tetra_put_fd(struct tetra_gen_scratch *g, __u32 slot
     tetra_put_file(g, slot, file);
 }
 
+/* Record a fixed-size struct already written at `at` as argument `slot`. */
+static __always_inline void tetra_close_fixed(struct tetra_gen_scratch *g, __u32 slot, char *at, __u32 size,
+                                              __s64 ival)
+{
+    if (slot < TETRA_MAX_ARGS) {
+        g->soff[slot] = at - g->buf;
+        g->slen[slot] = size;
+        g->ival[slot] = ival;
+    }
+    g->len += size;
+}
+
 static __always_inline long tetra_read(void *dst, __u32 size, const void *src, int user)
 {
     return user ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
@@ -293,12 +305,62 @@ static __always_inline void tetra_put_sockaddr(struct tetra_gen_scratch *g, __u3
     else
         sa.port = 0;
     __builtin_memcpy(at, &sa, sizeof(sa));
-    if (slot < TETRA_MAX_ARGS) {
-        g->soff[slot] = at - g->buf;
-        g->slen[slot] = sizeof(sa);
-        g->ival[slot] = sa.family;
+    tetra_close_fixed(g, slot, at, sizeof(sa), sa.family);
+}
+
+/* --- cgroup sock_addr programs (tetra/compiler/network.py) ------------------- */
+
+/* The address of a connect/bind/sendmsg from the program's context. The
+ * verifier allows user_ip4 only in IPv4 programs and user_ip6 only in IPv6
+ * ones: v6 is a constant, so each program keeps one branch. */
+static __always_inline void tetra_ctx_addr(struct bpf_sock_addr *ctx, int v6, __u8 *addr)
+{
+    if (v6) {
+        __u32 words[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+        __builtin_memcpy(addr, words, 16);
+    } else {
+        __u32 ip = ctx->user_ip4;
+        __builtin_memcpy(addr, &ip, 4);
     }
-    g->len += sizeof(sa);
+}
+
+static __always_inline __u16 tetra_ctx_port(struct bpf_sock_addr *ctx)
+{
+    __u16 port = ctx->user_port;  /* network byte order in the low 16 bits */
+    return (port >> 8) | (port << 8);
+}
+
+static __always_inline void tetra_put_ctx_sockaddr(struct tetra_gen_scratch *g, __u32 slot,
+                                                   struct bpf_sock_addr *ctx, int v6)
+{
+    char *at = tetra_slot_at(g);
+    struct tetra_sockaddr sa = {};
+    sa.family = v6 ? 10 : 2;
+    sa.port = tetra_ctx_port(ctx);
+    tetra_ctx_addr(ctx, v6, sa.addr);
+    __builtin_memcpy(at, &sa, sizeof(sa));
+    tetra_close_fixed(g, slot, at, sizeof(sa), sa.family);
+}
+
+/* The socket as far as the context knows it: the address is the peer's for
+ * connect and sendmsg, the local one for bind. */
+static __always_inline void tetra_put_ctx_sock(struct tetra_gen_scratch *g, __u32 slot,
+                                               struct bpf_sock_addr *ctx, int v6, int local)
+{
+    char *at = tetra_slot_at(g);
+    struct tetra_sock s = {};
+    s.t.family = v6 ? 10 : 2;
+    s.t.protocol = ctx->protocol;
+    s.type = ctx->type;
+    if (local) {
+        s.t.sport = tetra_ctx_port(ctx);
+        tetra_ctx_addr(ctx, v6, s.t.saddr);
+    } else {
+        s.t.dport = tetra_ctx_port(ctx);
+        tetra_ctx_addr(ctx, v6, s.t.daddr);
+    }
+    __builtin_memcpy(at, &s, sizeof(s));
+    tetra_close_fixed(g, slot, at, sizeof(s), s.t.family);
 }
 
 /* A dentry's path within its filesystem (no mount to climb: the walk stops at
@@ -317,18 +379,6 @@ static __always_inline void tetra_put_dentry(struct tetra_gen_scratch *g, __u32 
     __u32 len = walk.len;
     TETRA_BOUND(len, TETRA_STR_MAX);
     tetra_close_field(g, slot, at, len, flags);
-}
-
-/* Record a fixed-size struct already written at `at` as argument `slot`. */
-static __always_inline void tetra_close_fixed(struct tetra_gen_scratch *g, __u32 slot, char *at, __u32 size,
-                                              __s64 ival)
-{
-    if (slot < TETRA_MAX_ARGS) {
-        g->soff[slot] = at - g->buf;
-        g->slen[slot] = size;
-        g->ival[slot] = ival;
-    }
-    g->len += size;
 }
 
 /* A kernel struct sock: its connection and state (sock_arg). */
@@ -720,6 +770,15 @@ static __always_inline int tetra_override(struct tetra_gen_scratch *g)
         return 0;
     }
     return 1;
+}
+
+/* cgroup sock_addr programs: deny the call with error (a negative errno) unless the policy only monitors. */
+static __always_inline int tetra_deny(struct tetra_gen_scratch *g, int error)
+{
+    if (!tetra_override(g))
+        return 1;
+    bpf_set_retval(error);
+    return 0;
 }
 
 #ifdef TETRA_NEED_RATELIMIT

@@ -12,7 +12,7 @@ from typing import Any
 from tetra.compiler.plan import HookPlan
 from tetra.compiler.program import CompiledPolicy
 from tetra.decode.generic import GenericRecord, decode_args, int_arg
-from tetra.wire.layouts import GEN_RETURN, Action
+from tetra.wire.layouts import GEN_MONITOR, GEN_RETURN, Action
 
 Json = dict[str, Any]
 ACTION_NAMES = {
@@ -81,6 +81,8 @@ class PolicyEvents:
         if rec.flags & GEN_RETURN and hook.return_arg is not None:
             body["return"] = int_arg(rec.ret, hook.return_arg)
         body["action"] = ACTION_NAMES.get(Action(rec.action), "KPROBE_ACTION_UNKNOWN")
+        if rec.flags & GEN_MONITOR:  # the action is what enforcement would have done
+            body["policy_mode"] = "monitor"
         body["policy_name"] = loaded.compiled.policy.name
         if hook.message:
             body["message"] = hook.message

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 
 from tetra.compiler.argtypes import Encoding, Memory
+from tetra.compiler.network import NetOp
 from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
 from tetra.compiler.selectors import ActionCode, SelectorCode
 from tetra.kernel.btf import Btf
@@ -44,8 +45,15 @@ def _signature(hook: HookPlan) -> str:
         return f"KFUNC_PROBE({hook.attach}{', ' + params if params else ''})"
     if hook.mechanism is Mechanism.LSM:
         return f"LSM_PROBE({hook.attach}{', ' + params if params else ''})"
+    if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:  # one body, inlined in an IPv4 and an IPv6 program
+        return f"static __always_inline int tetra_net_{hook.hook_id}(struct bpf_sock_addr *ctx, int v6)"
     ctx = "struct pt_regs *ctx" if hook.mechanism in (Mechanism.KPROBE, Mechanism.UPROBE) else "void *ctx"
     return f"int {hook.entry_fn}({ctx})"
+
+
+def _pass(hook: HookPlan) -> str:
+    """What the program returns when it lets the call go on: a cgroup program allows with 1."""
+    return "1" if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR else "0"
 
 
 def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> Iterator[str]:
@@ -54,11 +62,13 @@ def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> I
     yield "{"
     yield f"    struct tetra_gen_scratch *g = tetra_gen_begin({hook.hook_id});"
     yield "    if (!g)"
-    yield "        return 0;"
+    yield f"        return {_pass(hook)};"
     slots = {id(arg): slot for slot, arg in enumerate(hook.blob_order)}
     for arg in hook.args:
         if arg.at_return:  # only the pointer now; the bytes once the call has filled them
             yield f"    g->ival[{slots[id(arg)]}] = (__s64)({arg.value});"
+        elif hook.net is not None:
+            yield "    " + _put_ctx(arg, slots[id(arg)], hook.net.op)
         else:
             yield "    " + _put(arg, slots[id(arg)], btf)
     if hook.return_attach:
@@ -75,6 +85,9 @@ def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> I
         return
     yield from _choose(codes, hook, lambda index, code: code.entry)
     yield "}"
+    if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:
+        for fn, v6 in ((hook.entry_fn, 0), (hook.entry_fn_v6, 1)):
+            yield f"int {fn}(struct bpf_sock_addr *ctx) {{ return tetra_net_{hook.hook_id}(ctx, {v6}); }}"
 
 
 def _return_hook(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[int, int],
@@ -114,20 +127,22 @@ def _choose(codes: tuple[SelectorCode, ...], hook: HookPlan, condition) -> Itera
         yield from ("        " + line for line in _actions(code.actions, hook))
         yield f"        return {_result(code.actions, hook)};"
         yield "    }"
-    yield "    return 0;"
+    yield f"    return {_pass(hook)};"
 
 
 def _result(code: ActionCode, hook: HookPlan) -> str:
-    """What the program returns: an LSM program's return value is the hook's verdict."""
-    if code.override is not None and hook.mechanism is Mechanism.LSM:
-        return "override"
-    return "0"
+    """What the program returns: LSM and cgroup programs return the call's verdict."""
+    if code.override is not None and hook.mechanism in (Mechanism.LSM, Mechanism.CGROUP_SOCK_ADDR):
+        return "verdict"
+    return _pass(hook)
 
 
 def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
     if code.override is not None:
         if hook.mechanism is Mechanism.LSM:
-            yield f"int override = tetra_override(g) ? {int(code.override)} : 0;"
+            yield f"int verdict = tetra_override(g) ? {int(code.override)} : 0;"
+        elif hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:
+            yield f"int verdict = tetra_deny(g, {int(code.override)});"
         else:
             yield "if (tetra_override(g))"
             yield f"    bpf_override_return(ctx, (unsigned long)({int(code.override)}));"
@@ -144,6 +159,13 @@ def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
                f"{int(code.rate_limit_scope)}))")
         yield f"    return {_result(code, hook)};"
     yield "tetra_gen_emit(g);"
+
+
+def _put_ctx(arg: ArgPlan, slot: int, op: NetOp) -> str:
+    """An argument of a cgroup sock_addr program, from its context."""
+    if arg.atype.encoding is Encoding.SOCKADDR:
+        return f"tetra_put_ctx_sockaddr(g, {slot}, ctx, v6);"
+    return f"tetra_put_ctx_sock(g, {slot}, ctx, v6, {int(op is NetOp.BIND)});"
 
 
 def _put(arg: ArgPlan, slot: int, btf: Btf | None, size_override: str | None = None,

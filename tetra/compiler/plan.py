@@ -13,6 +13,9 @@ kprobe, function    kprobe, else fentry; else the hook is refused with the
 tracepoint          tracepoint (``raw: true``: raw tracepoint)
 uprobe              uprobe on each symbol
 lsmhook             BPF LSM, else refused
+network operation   a cgroup sock_addr program when the hook's own mechanism
+                    cannot be placed or cannot enforce its Override
+                    (tetra/compiler/network.py)
 ==================  =============================================================
 
 and says for each argument the C expression of its raw 64-bit value. All
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from tetra.compiler.argtypes import KERNEL_ONLY, POINTER_TYPES, TYPES, UNSUPPORTED, ArgType, Encoding, Memory
 from tetra.compiler.kernel import KernelSupport
+from tetra.compiler.network import KERNEL_FUNCTIONS, LSM_HOOKS, SYSCALLS, NetHook, cgroup_dir, CGROUP_OPTION
 from tetra.errors import KernelError
 from tetra.kernel.tracefs import Field, tracepoint_fields
 from tetra.policy.errors import PolicyErrors, PolicyIssue
@@ -46,6 +50,7 @@ class Mechanism(str, Enum):
     FENTRY = "fentry"
     UPROBE = "uprobe"
     LSM = "lsm"
+    CGROUP_SOCK_ADDR = "cgroup_sock_addr"
 
 
 @dataclass(frozen=True)
@@ -84,10 +89,17 @@ class HookPlan:
     loc: Location
     subsys: str = ""
     tp_event: str = ""
+    net: NetHook | None = None  # cgroup sock_addr hooks: the operation
+    cgroup: str = ""  # and the cgroup v2 directory its programs attach to
 
     @property
     def entry_fn(self) -> str:
         return f"tetra_hook_{self.hook_id}"
+
+    @property
+    def entry_fn_v6(self) -> str:
+        """cgroup sock_addr hooks: the IPv6 program (entry_fn is the IPv4 one)."""
+        return f"tetra_hook_{self.hook_id}_v6"
 
     @property
     def return_fn(self) -> str:
@@ -139,9 +151,11 @@ class Planner:
         self.symbols = symbols
         self.issues = _Issues()
         self.hooks: list[HookPlan] = []
+        self._cgroup_option: str | None = None
 
     def plan(self, policy: TracingPolicy) -> list[HookPlan]:
         spec = policy.spec
+        self._cgroup_option = spec.option(CGROUP_OPTION)
         for kprobe in spec.kprobes + spec.fentries:
             for call in spec.kprobe_calls(kprobe):
                 self._kprobe(kprobe, call)
@@ -178,6 +192,10 @@ class Planner:
             self.issues.add(kprobe.loc, f"call {call!r} is not a syscall name")
             return
         function_name = _SYSCALL_PREFIX + name
+        net = SYSCALLS.get(name)
+        if net is not None and _overrides(kprobe) and not (self.support.kprobe and self.support.override):
+            self._network(kprobe, net, "process_kprobe", function_name)
+            return
         if self.support.kprobe:
             self._kprobe_at(kprobe, function_name, lambda i: f"tetra_syscall_arg(ctx, {i})", user=True,
                             missing=f"this kernel has no syscall function {function_name}")
@@ -213,6 +231,11 @@ class Planner:
     def _kernel_function(self, kprobe: KProbe, call: str) -> None:
         if not _IDENT.fullmatch(call):
             self.issues.add(kprobe.loc, f"call {call!r} is not a kernel function name")
+            return
+        net = KERNEL_FUNCTIONS.get(call)
+        enforces = self.support.kprobe and (self.support.override or not _overrides(kprobe))
+        if net is not None and not enforces and (_overrides(kprobe) or not self.support.fentry):
+            self._network(kprobe, net, "process_kprobe", call)
             return
         if self.support.kprobe:
             self._kprobe_at(kprobe, call, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=False,
@@ -291,11 +314,46 @@ class Planner:
         if not _IDENT.fullmatch(hook.hook):
             self.issues.add(hook.loc, f"{hook.hook!r} is not an LSM hook name")
             return
+        net = LSM_HOOKS.get(hook.hook)
+        if net is not None and not self.support.lsm:
+            self._network(hook, net, "process_lsm", hook.hook)
+            return
         if not self.support.lsm:
             self.issues.add(hook.loc, f"LSM hook {hook.hook} needs BPF LSM: {self.support.reasons.get('lsm')}")
             return
         args = self._args(hook.args, hook, lambda i: f"a{i}", user=False)
         self._add(hook, "process_lsm", hook.hook, Mechanism.LSM, hook.hook, args)
+
+    def _network(self, hook: KProbe | LsmHook, net: NetHook, event: str, function_name: str) -> None:
+        """A cgroup sock_addr program: the address and the socket, no other argument, no return."""
+        if isinstance(hook, KProbe) and self._returns(hook):
+            self.issues.add(hook.loc, f"{function_name} runs here as a cgroup {net.op.value} program, which sees "
+                                      "the call before it happens: no return probe or returnCopy")
+            return
+        try:
+            cgroup = cgroup_dir(self._cgroup_option)
+        except KernelError as err:
+            self.issues.add(hook.loc, str(err))
+            return
+        planned, left_out = [], {}
+        for spec in hook.args:
+            atype = self._type(spec)
+            if atype is None:
+                continue
+            if spec.index == net.sockaddr and spec.type == "sockaddr" \
+                    or spec.index == net.sock and spec.type in ("sock", "socket"):
+                planned.append(ArgPlan(spec, atype, "ctx", Memory.KERNEL, None, False))
+            else:
+                left_out[spec.index] = spec.type
+        for selector in hook.selectors:
+            for m in selector.match_args:
+                index = m.index or 0
+                if index in left_out:
+                    self.issues.add(m.loc, f"argument {index} ({left_out[index]}) of {function_name} is not known to "
+                                           f"the cgroup {net.op.value} program it runs as here (only the address "
+                                           "and the socket are)")
+        self._add(hook, event, function_name, Mechanism.CGROUP_SOCK_ADDR, net.op.value, tuple(planned),
+                  net=net, cgroup=cgroup)
 
     # --- arguments -------------------------------------------------------------
 
@@ -333,7 +391,7 @@ class Planner:
     def _add(self, hook: KProbe | Tracepoint | UProbe | LsmHook, event: str, function_name: str,
              mechanism: Mechanism, attach: str, args: tuple[ArgPlan, ...], *, uprobe_path: str | None = None,
              return_attach: str | None = None, return_value: str | None = None,
-             subsys: str = "", tp_event: str = "") -> None:
+             subsys: str = "", tp_event: str = "", net: NetHook | None = None, cgroup: str = "") -> None:
         return_arg = getattr(hook, "return_arg", None)
         return_type = None
         if return_attach is not None:
@@ -343,12 +401,17 @@ class Planner:
             uprobe_path=uprobe_path, args=args, return_attach=return_attach,
             return_value=return_value if return_attach else None, return_arg=return_type,
             selectors=hook.selectors, message=hook.message, tags=hook.tags, loc=hook.loc,
-            subsys=subsys, tp_event=tp_event,
+            subsys=subsys, tp_event=tp_event, net=net, cgroup=cgroup,
         ))
 
     def _missing(self, kprobe: KProbe, reason: str) -> None:
         if not kprobe.ignore_call_not_found:
             self.issues.add(kprobe.loc, reason)
+
+
+def _overrides(hook: KProbe) -> bool:
+    """Whether a selector of the hook denies the call (Override)."""
+    return any(action.action == "Override" for sel in hook.selectors for action in sel.match_actions)
 
 
 class _BadArg(Exception):

@@ -343,6 +343,13 @@ class SelectorCompiler:
             return None
         if hook.mechanism is Mechanism.LSM:
             return error
+        if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:
+            if not -4095 <= error <= -1:
+                self._error(action.loc, f"Override argError {error}: {hook.function_name} runs as a cgroup "
+                                        f"{hook.attach} program, whose call can only fail with a negative errno "
+                                        "(-4095..-1; -1 is EPERM)")
+                return None
+            return error
         if hook.mechanism is Mechanism.KPROBE and self.support.override:
             injectable = self.support.injectable
             if injectable is not None and hook.attach not in injectable:
@@ -360,6 +367,10 @@ class SelectorCompiler:
         code = ActionCode()
         for action in actions:
             name = action.action
+            if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR and _tracing_only(action):
+                self._error(action.loc, f"{hook.function_name} runs here as a cgroup {hook.attach} program, which "
+                                        "cannot send signals or record stacks: deny the call with Override")
+                continue
             if name == "Override":
                 code = replace(code, action="TETRA_ACTION_OVERRIDE", override=self._override(hook, action))
             elif name == "Post":
@@ -385,6 +396,11 @@ class SelectorCompiler:
             return 0
         unit = {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]
         return int(match[1]) * unit * 1_000_000_000
+
+
+def _tracing_only(action: Action) -> bool:
+    """Signals and stack traces: helpers of tracing programs, not of cgroup programs."""
+    return action.action in ("Sigkill", "Signal") or action.kernel_stack_trace or action.user_stack_trace
 
 
 def host_namespace(name: str) -> int | None:

@@ -412,10 +412,18 @@ def _check_policy_mode(text: str) -> str | None:
     return f"unknown policy-mode '{text}'{suggest(text, vocab.POLICY_MODES)}; allowed: {', '.join(vocab.POLICY_MODES)}"
 
 
+def _check_cgroup_path(text: str) -> str | None:
+    """tetra's own option: where network deny programs attach (see tetra/compiler/network.py)."""
+    if not text or "\0" in text or ".." in text.split("/"):
+        return "cgroup-path must name a cgroup v2 directory (absolute, or relative to the cgroup2 mount; no '..')"
+    return None
+
+
 OPTION_VALUES = {
     "disable-kprobe-multi": check_go_bool,
     "disable-uprobe-multi": check_go_bool,
     "policy-mode": _check_policy_mode,
+    "cgroup-path": _check_cgroup_path,
 }
 
 

@@ -10,11 +10,13 @@ import ctypes
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from tetra.compiler.network import ATTACH_TYPES
 from tetra.compiler.plan import HookPlan, Mechanism
 from tetra.compiler.program import CompiledPolicy
 from tetra.compiler.selectors import MapEntry
 from tetra.errors import SensorError
 from tetra.sensors.base import cflags, expand_includes, percpu_sum
+from tetra.sensors.cgroup_links import CgroupLinks
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ def _attach_uretprobe(bpf: object, target: str, fn: str, hook: HookPlan) -> None
 
 Attach = Callable[[object, str, str, HookPlan], None]
 # mechanism -> (entry attach, return attach); fentry and LSM programs are
-# attached by bcc itself when it loads them (KFUNC_PROBE / LSM_PROBE).
+# attached by bcc itself when it loads them (KFUNC_PROBE / LSM_PROBE), cgroup
+# programs by the sensor (links it keeps).
 _ATTACH: dict[Mechanism, tuple[Attach, Attach] | None] = {
     Mechanism.TRACEPOINT: (_attach_tracepoint, _attach_tracepoint),
     Mechanism.RAW_TRACEPOINT: (_attach_raw_tracepoint, _attach_raw_tracepoint),
@@ -59,6 +62,7 @@ _ATTACH: dict[Mechanism, tuple[Attach, Attach] | None] = {
     Mechanism.UPROBE: (_attach_uprobe, _attach_uretprobe),
     Mechanism.FENTRY: None,
     Mechanism.LSM: None,
+    Mechanism.CGROUP_SOCK_ADDR: None,
 }
 
 
@@ -69,6 +73,7 @@ class PolicySensor:
         self.compiled = compiled
         self._cflags = cflags(defines)
         self._bpf: object | None = None
+        self._links = CgroupLinks()
 
     @property
     def name(self) -> str:
@@ -88,6 +93,9 @@ class PolicySensor:
             raise SensorError(f"policy {self.name}: {err}") from err
 
     def _attach(self, hook: HookPlan) -> None:
+        if hook.net is not None:
+            self._attach_cgroup(hook)
+            return
         attach = _ATTACH[hook.mechanism]
         if attach is None:
             return
@@ -95,6 +103,16 @@ class PolicySensor:
         entry(self._bpf, hook.attach, hook.entry_fn, hook)
         if hook.return_attach:
             ret(self._bpf, hook.return_attach, hook.return_fn, hook)
+
+    def _attach_cgroup(self, hook: HookPlan) -> None:
+        """The hook's IPv4 and IPv6 programs on its cgroup (each loaded for its attach type)."""
+        from bcc import BPF, BPFAttachType
+
+        assert hook.net is not None
+        for fn_name, type_name in zip((hook.entry_fn, hook.entry_fn_v6), ATTACH_TYPES[hook.net.op]):
+            attach_type = getattr(BPFAttachType, type_name)
+            fn = self._bpf.load_func(fn_name, BPF.CGROUP_SOCK_ADDR, attach_type=attach_type)  # type: ignore[attr-defined]
+            self._links.attach(fn.fd, hook.cgroup, attach_type)
 
     def _fill_maps(self) -> None:
         for entry in self.compiled.map_entries:
@@ -130,6 +148,7 @@ class PolicySensor:
             return []
 
     def close(self) -> None:
+        self._links.close()
         if self._bpf is not None:
             self._bpf.cleanup()  # type: ignore[attr-defined]
             self._bpf = None

@@ -324,8 +324,8 @@ def test_override_on_lsm_and_on_error_injectable_kprobes() -> None:
         argError: -2
 """
     built = compiled(lsm_and_syscall, support)
-    assert "int override = tetra_override(g) ? -13 : 0;" in built.c_text
-    assert "return override;" in built.c_text
+    assert "int verdict = tetra_override(g) ? -13 : 0;" in built.c_text
+    assert "return verdict;" in built.c_text
     assert "bpf_override_return(ctx, (unsigned long)(-2));" in built.c_text
     not_injectable = lsm_and_syscall.replace("sys_openat", "sys_read")
     assert "__x64_sys_read is not error-injectable" in errors(not_injectable, support)
