@@ -748,13 +748,33 @@ static __always_inline int tetra_monitoring(void)
     return mode && *mode;
 }
 
-/* Send a signal unless the policy only monitors; the event says which. */
+/* The agent's own process id (a define from the agent; 0 when compiled alone). */
+#ifndef TETRA_AGENT_TGID
+#define TETRA_AGENT_TGID 0
+#endif
+
+/* PID 1 and the agent are never signalled, unless the policy says so
+ * (option enforce-protected-processes): a selector that matches more than
+ * meant must not take the machine or its own enforcer down. */
+static __always_inline int tetra_protected(void)
+{
+#ifdef TETRA_ENFORCE_PROTECTED
+    return 0;
+#else
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    return tgid == 1 || (TETRA_AGENT_TGID && tgid == TETRA_AGENT_TGID);
+#endif
+}
+
+/* Send a signal unless the policy only monitors or the process is protected; the event says which. */
 static __always_inline void tetra_signal(struct tetra_gen_scratch *g, __u32 action, __u32 sig)
 {
     struct tetra_generic *ev = (struct tetra_generic *)g->buf;
     ev->action = action;
     if (tetra_monitoring())
         ev->gen_flags |= TETRA_GEN_MONITOR;
+    else if (tetra_protected())
+        ev->gen_flags |= TETRA_GEN_PROTECTED;
     else
         bpf_send_signal(sig);
 }

@@ -12,7 +12,7 @@ from typing import Any
 from tetra.compiler.plan import HookPlan
 from tetra.compiler.program import CompiledPolicy
 from tetra.decode.generic import GenericRecord, decode_args, int_arg
-from tetra.wire.layouts import GEN_MONITOR, GEN_RETURN, Action
+from tetra.wire.layouts import GEN_MONITOR, GEN_PROTECTED, GEN_RETURN, Action
 
 Json = dict[str, Any]
 ACTION_NAMES = {
@@ -83,6 +83,8 @@ class PolicyEvents:
         body["action"] = ACTION_NAMES.get(Action(rec.action), "KPROBE_ACTION_UNKNOWN")
         if rec.flags & GEN_MONITOR:  # the action is what enforcement would have done
             body["policy_mode"] = "monitor"
+        if rec.flags & GEN_PROTECTED:  # PID 1 or the agent: no signal sent
+            body["protected_process"] = True
         body["policy_name"] = loaded.compiled.policy.name
         if hook.message:
             body["message"] = hook.message

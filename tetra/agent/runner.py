@@ -1,6 +1,7 @@
 """Running the agent: load the sensors, seed from /proc, drain until told to stop."""
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -128,7 +129,8 @@ class Agent:
         self.offsets = resolve_offsets(self.btf)
         self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages)
         self.policies = PolicyManager(self.pipeline.policies, self.btf,
-                                      {**self.offsets, "TETRA_RINGBUF_PAGES": config.ringbuf_pages})
+                                      {**self.offsets, "TETRA_RINGBUF_PAGES": config.ringbuf_pages,
+                                       "TETRA_AGENT_TGID": os.getpid()})
         self._lost_reported = 0
         self.observer: RingBufferObserver | None = None
 

@@ -18,7 +18,9 @@ _SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,252}")
 
 
 def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
-             selectors: dict[int, tuple[SelectorCode, ...]], btf: Btf | None) -> str:
+             selectors: dict[int, tuple[SelectorCode, ...]], btf: Btf | None, *,
+             enforce_protected: bool = False) -> str:
+    """``enforce_protected``: signals may reach PID 1 and the agent (the policy's explicit option)."""
     name = policy_name if _SAFE_NAME.fullmatch(policy_name) else "(unnamed)"
     codes = [code for hook in hooks for code in selectors[hook.hook_id]]
     lines = [
@@ -31,6 +33,8 @@ def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
         lines.append("#define TETRA_NEED_RATELIMIT")
     if any(h.return_attach for h in hooks):
         lines.append("#define TETRA_NEED_RETURN")
+    if enforce_protected:
+        lines.append("#define TETRA_ENFORCE_PROTECTED")
     lines.append('#include "generic/generic.h"')
     for hook in hooks:
         lines.append("")

@@ -9,6 +9,9 @@ from tetra.compiler.selectors import MapEntry, SelectorCode, SelectorCompiler
 from tetra.kernel.btf import Btf
 from tetra.policy.errors import PolicyErrors
 from tetra.policy.model import TracingPolicy
+from tetra.policy.values import go_bool
+
+PROTECTED_OPTION = "enforce-protected-processes"
 
 
 @dataclass(frozen=True)
@@ -31,5 +34,6 @@ def compile_policy(policy: TracingPolicy, policy_id: int, support: KernelSupport
     codes = {hook.hook_id: selectors.compile(hook) for hook in hooks}
     if selectors.issues:
         raise PolicyErrors(selectors.issues)
-    text = generate(policy_id, policy.name, hooks, codes, btf)
+    text = generate(policy_id, policy.name, hooks, codes, btf,
+                    enforce_protected=go_bool(policy.spec.option(PROTECTED_OPTION) or "false"))
     return CompiledPolicy(policy, policy_id, tuple(hooks), codes, text, tuple(selectors.entries))

@@ -424,6 +424,7 @@ OPTION_VALUES = {
     "disable-uprobe-multi": check_go_bool,
     "policy-mode": _check_policy_mode,
     "cgroup-path": _check_cgroup_path,
+    "enforce-protected-processes": check_go_bool,
 }
 
 

@@ -270,12 +270,18 @@ def check_fqdn(text: str) -> str | None:
     return f"'{text}' is not a domain name"
 
 
-_GO_BOOLS = {"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}
+_GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_GO_BOOLS = _GO_TRUE | {"0", "f", "F", "FALSE", "false", "False"}
 
 
 def check_go_bool(text: str) -> str | None:
     """What Go's ``strconv.ParseBool`` accepts (how Tetragon reads boolean options)."""
     return None if text in _GO_BOOLS else f"'{text}' is not a boolean (true, false, 1 or 0)"
+
+
+def go_bool(text: str) -> bool:
+    """The value of a boolean option that check_go_bool accepted."""
+    return text in _GO_TRUE
 
 
 def check_regexp(text: str) -> str | None:

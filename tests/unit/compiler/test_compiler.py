@@ -329,3 +329,10 @@ def test_override_on_lsm_and_on_error_injectable_kprobes() -> None:
     assert "bpf_override_return(ctx, (unsigned long)(-2));" in built.c_text
     not_injectable = lsm_and_syscall.replace("sys_openat", "sys_read")
     assert "__x64_sys_read is not error-injectable" in errors(not_injectable, support)
+
+
+def test_pid_1_and_the_agent_are_spared_unless_the_policy_says_otherwise() -> None:
+    kill = OPEN + "    selectors:\n    - matchActions:\n      - action: Sigkill\n"
+    assert "TETRA_ENFORCE_PROTECTED" not in compiled(kill).c_text
+    explicit = "  options:\n  - name: enforce-protected-processes\n    value: \"true\"\n" + kill
+    assert "#define TETRA_ENFORCE_PROTECTED" in compiled(explicit).c_text
