@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tetra.kernel.override import override_return_refusal
+from tetra.kernel.override import ERROR_INJECTION_LIST, override_return_refusal
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +51,7 @@ FEATURES = {
     "fentry": "fentry",
     "lsm": "BPF LSM",
     "override_return": "bpf_override_return",
+    "fmod_ret": "BPF fmod_ret on syscalls",
 }
 _KPROBE_EVENTS = (Path("/sys/kernel/tracing/kprobe_events"), Path("/sys/kernel/debug/tracing/kprobe_events"))
 _ACTIVE_LSMS = Path("/sys/kernel/security/lsm")
@@ -93,6 +94,10 @@ def missing_kernel_features() -> dict[str, str]:
             missing["fentry"] = "bpftool feature probe: no tracing program type (fentry/fexit)"
         if (lsm := _lsm_refusal(program_types)) is not None:
             missing["lsm"] = lsm
+    if "fentry" in missing:
+        missing["fmod_ret"] = missing["fentry"]
+    elif not ERROR_INJECTION_LIST.exists():
+        missing["fmod_ret"] = f"no {ERROR_INJECTION_LIST} (CONFIG_FUNCTION_ERROR_INJECTION)"
     if (refusal := override_return_refusal()) is not None:
         missing["override_return"] = refusal
     elif "kprobe" in missing:

@@ -801,6 +801,49 @@ static __always_inline int tetra_deny(struct tetra_gen_scratch *g, int error)
     return 0;
 }
 
+#ifdef TETRA_NEED_ENFORCER
+/* NotifyEnforcer: a hook marks the thread, and the fmod_ret program on the
+ * policy's enforcer calls makes the thread's next such call fail (and/or
+ * signals it). LRU: a mark whose thread never makes the call ages out. */
+struct tetra_enforcement {
+    __s32 error;
+    __u32 sig;
+};
+BPF_TABLE("lru_hash", __u64, struct tetra_enforcement, enforcer_data, 4096);
+
+static __always_inline void tetra_notify_enforcer(struct tetra_gen_scratch *g, __s32 error, __u32 sig)
+{
+    struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+    ev->action = TETRA_ACTION_NOTIFY_ENFORCER;
+    if (tetra_monitoring()) {
+        ev->gen_flags |= TETRA_GEN_MONITOR;
+        return;
+    }
+    if (sig && tetra_protected()) {
+        ev->gen_flags |= TETRA_GEN_PROTECTED;
+        sig = 0;
+    }
+    struct tetra_enforcement mark = { .error = error, .sig = sig };
+    __u64 id = bpf_get_current_pid_tgid();
+    enforcer_data.update(&id, &mark);
+}
+
+/* The enforcer call's verdict: 0 lets it run, an errno replaces its result. */
+static __always_inline int tetra_enforce(void)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct tetra_enforcement *mark = enforcer_data.lookup(&id);
+    if (!mark)
+        return 0;
+    __s32 error = mark->error;
+    __u32 sig = mark->sig;
+    enforcer_data.delete(&id);
+    if (sig)
+        bpf_send_signal(sig);
+    return error;
+}
+#endif
+
 #ifdef TETRA_NEED_RATELIMIT
 /* A hash of the argument bytes, so "the same event" can be rate limited. */
 static __always_inline __u64 tetra_args_hash(struct tetra_gen_scratch *g)

@@ -82,6 +82,7 @@ struct tetra_exit {
 #define TETRA_ACTION_SIGKILL 2
 #define TETRA_ACTION_SIGNAL  3
 #define TETRA_ACTION_OVERRIDE 4
+#define TETRA_ACTION_NOTIFY_ENFORCER 5
 
 /* flags of struct tetra_generic */
 #define TETRA_GEN_RETURN    0x01  /* ret holds the hook's return value */

@@ -296,3 +296,51 @@ def test_override_return_makes_the_syscall_fail(syscall_override: Loaded, workdi
     events = syscall_override.collect(attempt)
     assert events and events[0][1].action == 4
     assert (workdir / "hidden").exists()
+
+
+@pytest.fixture(scope="module")
+def enforcer(session: Session) -> Iterator[Loaded]:
+    text = _policy("notify-enforcer", """\
+        enforcers:
+        - calls:
+          - "sys_write"
+        kprobes:
+        - call: "sys_write"
+          syscall: true
+          args:
+          - index: 0
+            type: "int"
+          selectors:
+          - matchArgs:
+            - index: 0
+              operator: "Equal"
+              values: ["77"]
+            matchActions:
+            - action: NotifyEnforcer
+              argError: -1
+        """)
+    yield from _load(session, text, KernelSupport.detect(), 6)
+
+
+@pytest.mark.fmod_ret
+def test_notify_enforcer_makes_the_write_fail(enforcer: Loaded, workdir: Path) -> None:
+    import os
+
+    target = workdir / "enforced"
+    target.write_bytes(b"")
+    other = workdir / "not-enforced"
+
+    def attempt() -> None:
+        with target.open("wb") as f:
+            os.dup2(f.fileno(), 77)
+            try:
+                with pytest.raises(PermissionError):
+                    os.write(77, b"never lands")
+            finally:
+                os.close(77)
+        other.write_bytes(b"lands")  # the same call on another descriptor
+
+    events = enforcer.collect(attempt)
+    assert enforcer.compiled.enforcers == ("__x64_sys_write",)
+    assert [(r.action, a) for _, r, a in events] == [(5, [{"int_arg": 77}])]  # TETRA_ACTION_NOTIFY_ENFORCER
+    assert target.read_bytes() == b"" and other.read_bytes() == b"lands"

@@ -21,7 +21,7 @@ import pytest
 
 from tests.vm import runner
 
-FEATURE_MARKERS = "kprobe or fentry or lsm or override_return"
+FEATURE_MARKERS = "kprobe or fentry or lsm or override_return or fmod_ret"
 # tetra probe lines the VM kernel must offer, each with the name tests/conftest.py
 # gives the feature in a skip reason ("<name> unavailable on this kernel ...").
 REQUIRED = {"kprobe": "kprobes", "kretprobe": "kprobes", "fentry": "fentry", "BPF LSM": "BPF LSM"}

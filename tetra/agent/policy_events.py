@@ -21,6 +21,7 @@ ACTION_NAMES = {
     Action.SIGKILL: "KPROBE_ACTION_SIGKILL",
     Action.SIGNAL: "KPROBE_ACTION_SIGNAL",
     Action.OVERRIDE: "KPROBE_ACTION_OVERRIDE",
+    Action.NOTIFY_ENFORCER: "KPROBE_ACTION_NOTIFYENFORCER",
 }
 # stack id, pid, user? -> symbolized frames ("name+0x1f")
 Symbolizer = Callable[[int, int, bool], list[str]]

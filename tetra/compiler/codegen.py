@@ -19,7 +19,7 @@ _SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,252}")
 
 def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
              selectors: dict[int, tuple[SelectorCode, ...]], btf: Btf | None, *,
-             enforce_protected: bool = False) -> str:
+             enforcers: list[str] | None = None, enforce_protected: bool = False) -> str:
     """``enforce_protected``: signals may reach PID 1 and the agent (the policy's explicit option)."""
     name = policy_name if _SAFE_NAME.fullmatch(policy_name) else "(unnamed)"
     codes = [code for hook in hooks for code in selectors[hook.hook_id]]
@@ -35,10 +35,14 @@ def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
         lines.append("#define TETRA_NEED_RETURN")
     if enforce_protected:
         lines.append("#define TETRA_ENFORCE_PROTECTED")
+    if enforcers:
+        lines.append("#define TETRA_NEED_ENFORCER")
     lines.append('#include "generic/generic.h"')
     for hook in hooks:
         lines.append("")
         lines.extend(_hook(hook, selectors[hook.hook_id], btf))
+    for symbol in enforcers or ():  # a planner-checked identifier; only the syscall's regs and result
+        lines += ["", f"KMOD_RET({symbol}, void *regs, long ret)", "{", "    return tetra_enforce();", "}"]
     return "\n".join(lines) + "\n"
 
 
@@ -156,6 +160,8 @@ def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
         yield "((struct tetra_generic *)g->buf)->user_stack_id = stacks.get_stackid(ctx, BPF_F_USER_STACK);"
     if code.signal is not None:
         yield f"tetra_signal(g, {code.action}, {int(code.signal)});"
+    if code.notify is not None:
+        yield f"tetra_notify_enforcer(g, {int(code.notify[0])}, {int(code.notify[1])});"
     if not code.post:
         return
     if code.rate_limit_ns:

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from tetra.kernel.override import error_injectable, override_return_refusal
+from tetra.kernel.override import ERROR_INJECTION_LIST, error_injectable, override_return_refusal
 from tetra.kernel.tracefs import TRACEFS_ROOTS
 
 
@@ -25,6 +25,7 @@ class KernelSupport:
     fentry: bool
     lsm: bool
     override: bool = False  # bpf_override_return on error-injectable functions
+    fmod_ret: bool = False  # BPF fmod_ret programs on error-injectable functions (NotifyEnforcer)
     injectable: frozenset[str] | None = None  # those functions; None: not known (assume any)
     reasons: dict[str, str] = field(default_factory=dict)
 
@@ -46,13 +47,22 @@ class KernelSupport:
         refusal = override_return_refusal() if kprobe else "no kprobes"
         if refusal:
             reasons["override"] = f"bpf_override_return is unavailable ({refusal}; CONFIG_BPF_KPROBE_OVERRIDE)"
-        return cls(kprobe=kprobe, fentry=fentry, lsm=lsm, override=refusal is None,
-                   injectable=error_injectable() if refusal is None else None, reasons=reasons)
+        # fmod_ret may only modify functions on the error injection list, which
+        # exists with CONFIG_FUNCTION_ERROR_INJECTION (Debian's kernels lack it).
+        injection = ERROR_INJECTION_LIST.exists()
+        fmod_ret = fentry and injection
+        if not fentry:
+            reasons["fmod_ret"] = reasons["fentry"]
+        elif not injection:
+            reasons["fmod_ret"] = (f"the kernel has no function error injection list ({ERROR_INJECTION_LIST}; "
+                                   "CONFIG_FUNCTION_ERROR_INJECTION), so no syscall may be modified")
+        return cls(kprobe=kprobe, fentry=fentry, lsm=lsm, override=refusal is None, fmod_ret=fmod_ret,
+                   injectable=error_injectable() if refusal is None or fmod_ret else None, reasons=reasons)
 
     @classmethod
     def everything(cls) -> "KernelSupport":
         """For compiling C to look at (--emit-c) as a kernel with every mechanism would run it."""
-        return cls(kprobe=True, fentry=True, lsm=True, override=True)
+        return cls(kprobe=True, fentry=True, lsm=True, override=True, fmod_ret=True)
 
 
 _BPFTOOLS = ("/usr/sbin/bpftool", "/sbin/bpftool")  # root's PATH may lack sbin under sudo

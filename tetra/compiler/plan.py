@@ -152,6 +152,7 @@ class Planner:
         self.issues = _Issues()
         self.hooks: list[HookPlan] = []
         self._cgroup_option: str | None = None
+        self.enforcers: list[str] = []  # functions that get NotifyEnforcer's fmod_ret program
 
     def plan(self, policy: TracingPolicy) -> list[HookPlan]:
         spec = policy.spec
@@ -170,6 +171,10 @@ class Planner:
             self._lsm(hook)
         for usdt in spec.usdts:
             self.issues.add(usdt.loc, "usdts are not supported by tetra yet")
+        for enforcer in spec.enforcers:
+            for call in enforcer.calls:
+                for name in spec.expand_call(call):
+                    self._enforcer(enforcer.loc, name)
         self.issues.raise_if_any()
         return self.hooks
 
@@ -323,6 +328,28 @@ class Planner:
             return
         args = self._args(hook.args, hook, lambda i: f"a{i}", user=False)
         self._add(hook, "process_lsm", hook.hook, Mechanism.LSM, hook.hook, args)
+
+    def _enforcer(self, loc: Location, call: str) -> None:
+        """An enforcer call: a syscall whose result NotifyEnforcer replaces, through fmod_ret."""
+        name = syscall_name(call)
+        if name is None:
+            self.issues.add(loc, f"enforcer call {call!r} is not a syscall name")
+            return
+        if not self.support.fmod_ret:
+            self.issues.add(loc, f"enforcer call {call}: NotifyEnforcer makes the call fail through a BPF fmod_ret "
+                                 f"program, which this kernel cannot run: {self.support.reasons.get('fmod_ret')}; "
+                                 "here, stop the process with Sigkill or deny with Override on an LSM or network "
+                                 "hook")
+            return
+        symbol = _SYSCALL_PREFIX + name
+        injectable = self.support.injectable
+        if self.symbols is not None and symbol not in self.symbols:
+            self.issues.add(loc, f"enforcer call {call}: this kernel has no syscall function {symbol}")
+        elif injectable is not None and symbol not in injectable:
+            self.issues.add(loc, f"enforcer call {call}: {symbol} is not error-injectable on this kernel, so fmod_ret "
+                                 "may not modify it")
+        elif symbol not in self.enforcers:
+            self.enforcers.append(symbol)
 
     def _network(self, hook: KProbe | LsmHook, net: NetHook, event: str, function_name: str) -> None:
         """A cgroup sock_addr program: the address and the socket, no other argument, no return."""

@@ -24,16 +24,19 @@ class CompiledPolicy:
     selectors: dict[int, tuple[SelectorCode, ...]]
     c_text: str
     map_entries: tuple[MapEntry, ...]
+    enforcers: tuple[str, ...] = ()  # syscall functions with NotifyEnforcer's fmod_ret program
 
 
 def compile_policy(policy: TracingPolicy, policy_id: int, support: KernelSupport, btf: Btf | None,
                    symbols: frozenset[str] | None = None) -> CompiledPolicy:
     """Raises PolicyErrors (located) when a hook cannot be placed or a filter evaluated here."""
-    hooks = Planner(support, symbols).plan(policy)
+    planner = Planner(support, symbols)
+    hooks = planner.plan(policy)
     selectors = SelectorCompiler(btf, support)
     codes = {hook.hook_id: selectors.compile(hook) for hook in hooks}
     if selectors.issues:
         raise PolicyErrors(selectors.issues)
-    text = generate(policy_id, policy.name, hooks, codes, btf,
+    text = generate(policy_id, policy.name, hooks, codes, btf, enforcers=planner.enforcers,
                     enforce_protected=go_bool(policy.spec.option(PROTECTED_OPTION) or "false"))
-    return CompiledPolicy(policy, policy_id, tuple(hooks), codes, text, tuple(selectors.entries))
+    return CompiledPolicy(policy, policy_id, tuple(hooks), codes, text, tuple(selectors.entries),
+                          tuple(planner.enforcers))

@@ -60,6 +60,7 @@ class ActionCode:
     kernel_stack: bool = False
     user_stack: bool = False
     override: int | None = None  # Override: the error the hooked function returns instead
+    notify: tuple[int, int] | None = None  # NotifyEnforcer: (error, signal) for the enforcer call
 
 
 @dataclass(frozen=True)
@@ -383,9 +384,22 @@ class SelectorCompiler:
                 code = replace(code, signal=9, action="TETRA_ACTION_SIGKILL")
             elif name == "Signal":
                 code = replace(code, signal=int(action.arg_sig or 0), action="TETRA_ACTION_SIGNAL")
+            elif name == "NotifyEnforcer":
+                code = replace(code, notify=self._notify(action), action="TETRA_ACTION_NOTIFY_ENFORCER")
             else:
                 self._error(action.loc, f"action {name} is not supported by tetra yet")
         return code
+
+    def _notify(self, action: Action) -> tuple[int, int] | None:
+        """(error, signal) of a NotifyEnforcer: at least one, the error a negative errno."""
+        error, sig = action.arg_error or 0, int(action.arg_sig or 0)
+        if not error and not sig:
+            self._error(action.loc, "NotifyEnforcer needs argError (the enforcer call's error) or argSig")
+            return None
+        if not -4095 <= error <= 0:
+            self._error(action.loc, f"NotifyEnforcer argError {error}: the call can only fail with a negative errno")
+            return None
+        return error, sig
 
     def _rate(self, action: Action) -> int:
         if not action.rate_limit:

@@ -312,9 +312,13 @@ class Spec:
         Generated lists (``generated_syscalls``, ``generated_ftrace``) have no
         values here: they are filled from the running kernel by the compiler.
         """
-        if kprobe.call.startswith(LIST_PREFIX):
-            return self.list_values(kprobe.call[len(LIST_PREFIX):])
-        return (kprobe.call,)
+        return self.expand_call(kprobe.call)
+
+    def expand_call(self, call: str) -> tuple[str, ...]:
+        """``list:NAME`` as the list's values, else the call itself (kprobes and enforcers)."""
+        if call.startswith(LIST_PREFIX):
+            return self.list_values(call[len(LIST_PREFIX):])
+        return (call,)
 
 
 @dataclass(frozen=True, slots=True)

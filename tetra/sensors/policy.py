@@ -16,7 +16,7 @@ from tetra.compiler.program import CompiledPolicy
 from tetra.compiler.selectors import MapEntry
 from tetra.errors import SensorError
 from tetra.sensors.base import cflags, expand_includes, percpu_sum
-from tetra.sensors.cgroup_links import CgroupLinks
+from tetra.sensors.links import Links
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class PolicySensor:
         self.compiled = compiled
         self._cflags = cflags(defines)
         self._bpf: object | None = None
-        self._links = CgroupLinks()
+        self._links = Links()
 
     @property
     def name(self) -> str:
@@ -86,6 +86,9 @@ class PolicySensor:
             self._bpf = BPF(text=expand_includes(self.compiled.c_text).encode(), cflags=self._cflags)
             for hook in self.compiled.hooks:
                 self._attach(hook)
+            for symbol in self.compiled.enforcers:
+                fn = self._bpf.load_func(f"kmod_ret__{symbol}".encode(), BPF.TRACING)  # type: ignore[attr-defined]
+                self._links.attach_trampoline(fn.fd, symbol)
             self._fill_maps()
             self.set_mode(monitoring)
         except Exception as err:  # bcc raises bare Exception on compile, load and attach errors
@@ -112,7 +115,7 @@ class PolicySensor:
         for fn_name, type_name in zip((hook.entry_fn, hook.entry_fn_v6), ATTACH_TYPES[hook.net.op]):
             attach_type = getattr(BPFAttachType, type_name)
             fn = self._bpf.load_func(fn_name, BPF.CGROUP_SOCK_ADDR, attach_type=attach_type)  # type: ignore[attr-defined]
-            self._links.attach(fn.fd, hook.cgroup, attach_type)
+            self._links.attach_cgroup(fn.fd, hook.cgroup, attach_type)
 
     def _fill_maps(self) -> None:
         for entry in self.compiled.map_entries:

@@ -130,6 +130,7 @@ class Action(enum.IntEnum):
     SIGKILL = 2
     SIGNAL = 3
     OVERRIDE = 4
+    NOTIFY_ENFORCER = 5
 
 
 GEN_RETURN = 0x01

@@ -141,3 +141,41 @@ def test_what_a_cgroup_program_cannot_do_is_refused_with_its_location() -> None:
 def test_cgroup_path_option(path: str, message: str) -> None:
     spec = f"  options:\n  - name: cgroup-path\n    value: \"{path}\"\n" + CONNECT.format(action=DENY)
     assert message in errors(spec, NOTHING)
+
+
+NOTIFY = """  enforcers:
+  - calls: ["sys_write"]
+  kprobes:
+  - call: sys_write
+    syscall: true
+    args:
+    - index: 0
+      type: int
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["77"]
+      matchActions:
+      - action: NotifyEnforcer
+        argError: -1
+"""
+
+
+def test_notify_enforcer_gets_an_fmod_ret_program_on_the_enforcer_calls() -> None:
+    built = compiled(NOTIFY, EVERYTHING)
+    assert built.enforcers == ("__x64_sys_write",)
+    assert "tetra_notify_enforcer(g, -1, 0);" in built.c_text
+    assert "KMOD_RET(__x64_sys_write, void *regs, long ret)\n{\n    return tetra_enforce();\n}" in built.c_text
+
+
+def test_notify_enforcer_says_precisely_why_a_kernel_cannot() -> None:
+    debian = KernelSupport(kprobe=True, fentry=True, lsm=True, reasons={
+        "fmod_ret": "the kernel has no function error injection list"})
+    assert "p.yaml:7:5: spec.enforcers[0]: enforcer call sys_write: NotifyEnforcer makes the call fail through a " \
+           "BPF fmod_ret program, which this kernel cannot run: the kernel has no function error injection list; " \
+           "here, stop the process with Sigkill" in errors(NOTIFY, debian)
+    picky = KernelSupport(kprobe=True, fentry=True, lsm=True, fmod_ret=True, injectable=frozenset({"x"}))
+    assert "__x64_sys_write is not error-injectable on this kernel" in errors(NOTIFY, picky)
+    assert "NotifyEnforcer needs argError (the enforcer call's error) or argSig" in errors(
+        NOTIFY.replace("        argError: -1\n", ""), EVERYTHING)
