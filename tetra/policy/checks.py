@@ -3,11 +3,12 @@
 A filter must read an argument the hook declares, with an operator that fits
 that argument's type; an action must make sense on its kind of hook; a
 ``list:NAME`` must name a list; a selector must stay within what one BPF
-selector holds once its macros are expanded. These run on the model (every
-object carries its location), after the schema walk found the document's
-shape valid.
+selector holds once its macros are expanded; a selector that enforces should
+not act on every call by accident. These run on the model (every object
+carries its location), after the schema walk found the document's shape valid.
 """
 
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,8 @@ from tetra.policy import vocab
 from tetra.policy.errors import PolicyIssue, Severity
 from tetra.policy.limits import (MAX_ACTIONS, MAX_HOOKS, MAX_MATCH_ARGS, MAX_MATCH_BINARIES, MAX_MATCH_NAMESPACES,
                                  MAX_NAMESPACE_CHANGES)
-from tetra.policy.model import LIST_PREFIX, Action, ArgSpec, Location, MatchArg, Selector, Spec, TracingPolicy
+from tetra.policy.model import (LIST_PREFIX, Action, ArgSpec, Location, MatchArg, MatchBinaries, MatchPIDs,
+                                Selector, Spec, TracingPolicy)
 from tetra.policy.values import check_capability_mask, check_typed_value, decimal
 
 
@@ -153,10 +155,7 @@ def _check_selector(spec: Spec, kind: HookKind, hook: Any, selector: Selector, i
         if count > limit:
             issues.add(selector.loc, f"{count} {what}, at most {limit} are supported in one selector "
                                      "(counting those from macros)")
-    enforcing = [action.action for action in selector.match_actions if action.action in vocab.ENFORCING_ACTIONS]
-    if enforcing and not selector.has_filters:
-        issues.warn(selector.loc, f"this selector has no filters, so {enforcing[0]} applies to every call of "
-                                  f"{kind.noun} {kind.name(hook)}")
+    _check_enforcement_scope(kind, hook, selector, issues)
     for match in selector.match_args:
         _check_filter(spec, hook.args, kind.index_mode, match, issues)
     for match in selector.match_data:
@@ -174,6 +173,95 @@ def _check_selector(spec: Spec, kind: HookKind, hook: Any, selector: Selector, i
         issues.warn(selector.loc, "matchReturnArgs and matchReturnActions only run with 'return: true' on the hook")
     for action in selector.match_actions + selector.match_return_actions:
         _check_action(spec, kind, action, issues)
+
+
+# ── enforcement on every call ────────────────────────────────────────────────────────────────────
+
+# Arguments the kernel resolves to a path, walking from the file up to the root: always absolute.
+RESOLVED_PATH_TYPES = frozenset({"fd", "file", "path", "dentry", "linux_binprm"})
+# Filters this check does not judge: each is taken to restrict what its selector matches.
+_RESTRICTING_FILTERS = ("match_return_args", "match_namespaces", "match_namespace_changes", "match_capabilities",
+                        "match_capability_changes", "match_data")
+
+# A filter that lets every call through: where it is (location, key) and why.
+PassesAll = tuple[Location, str, str]
+
+
+def _check_enforcement_scope(kind: HookKind, hook: Any, selector: Selector, issues: _Issues) -> None:
+    """Warn when a selector that enforces acts on every call of its hook.
+
+    Tetragon loads such a selector, and one is sometimes meant (Override on
+    every call of an LSM hook), so this is a warning. More often a filter lost
+    its meaning to a typo ('' or '/' for '/etc/', 0.0.0.0/0 for 10.0.0.0/8), and
+    a Sigkill meant for one program kills everything that makes the call. Only
+    a selector whose every filter lets everything through is reported, at its
+    first such filter with every reason: one restricting filter is enough.
+    """
+    action = next((a.action for a in selector.match_actions if a.action in vocab.ENFORCING_ACTIONS), None)
+    if action is None:
+        return
+    what = f"{action} on every call of {kind.name(hook)}"
+    if not selector.has_filters:
+        issues.warn(selector.loc, f"{what}: this selector has no filters")
+        return
+    found = [_arg_passes_all(hook.args, kind.index_mode, match) for match in selector.match_args]
+    found += [_pids_pass_all(match) for match in selector.match_pids]
+    found += [_binaries_pass_all("matchBinaries", match) for match in selector.match_binaries]
+    found += [_binaries_pass_all("matchParentBinaries", match) for match in selector.match_parent_binaries]
+    found += [None for attr in _RESTRICTING_FILTERS for _ in getattr(selector, attr)]
+    passes = sorted((item for item in found if item is not None), key=lambda item: (item[0].line, item[0].column))
+    if len(passes) == len(found):
+        loc, key, _ = passes[0]
+        issues.warn(loc, f"{what}: " + "; ".join(reason for _, _, reason in passes), key)
+
+
+def _arg_passes_all(args: Sequence[ArgSpec], index_mode: str, match: MatchArg) -> PassesAll | None:
+    """A matchArgs filter that no call fails: values ORed, one matching all is enough; NotX values AND."""
+    for i, value in enumerate(match.values):
+        reason = _socket_value_passes_all(match.operator, value)
+        if reason:
+            return match.loc, f"values[{i}]", reason
+    targets = _targets(args, index_mode, match, _Issues())  # a bad index was reported by _check_filter
+    if len(targets) != 1 or targets[0].type not in vocab.STRING_TYPES:
+        return None
+    arg_type, operator = targets[0].type, match.operator
+    path = arg_type in RESOLVED_PATH_TYPES
+    for i, value in enumerate(match.values):
+        if operator in ("Prefix", "Postfix") and value == "":
+            return match.loc, f"values[{i}]", f"{operator} '' matches every value"
+        if operator == "Prefix" and value == "/" and path:
+            return match.loc, f"values[{i}]", (f"Prefix '/' matches every path ({arg_type} arguments are resolved "
+                                               "to absolute paths)")
+    if operator in ("NotEqual", "NotPrefix") and path and not any(value.startswith("/") for value in match.values):
+        values = ", ".join(f"'{value}'" for value in match.values)
+        return match.loc, "values", (f"{operator} {values} excludes nothing ({arg_type} arguments are resolved to "
+                                     "absolute paths, and no value starts with '/')")
+    return None
+
+
+def _socket_value_passes_all(operator: str, value: str) -> str | None:
+    if operator in ("SAddr", "DAddr"):
+        network = ipaddress.ip_network(value, strict=False)
+        if network.prefixlen == 0:
+            return f"{operator} {value} matches every IPv{network.version} address"
+    if operator in ("SPort", "DPort"):
+        low, _, high = value.partition(":")
+        if decimal(low) == 0 and decimal(high or low) == 65535:
+            return f"{operator} {value} matches every port"
+    return None
+
+
+def _pids_pass_all(match: MatchPIDs) -> PassesAll | None:
+    # followForks looks at ancestors too, and the idle task may be one of them: not judged here.
+    if match.operator == "NotIn" and not match.follow_forks and set(match.values) == {0}:
+        return match.loc, "values", "matchPIDs NotIn 0 leaves out only pid 0, the idle task"
+    return None
+
+
+def _binaries_pass_all(what: str, match: MatchBinaries) -> PassesAll | None:
+    if match.operator in ("Prefix", "Postfix") and "" in match.values:
+        return match.loc, f"values[{match.values.index('')}]", f"{what} {match.operator} '' matches every binary"
+    return None
 
 
 def _check_action(spec: Spec, kind: HookKind, action: Action, issues: _Issues) -> None:

@@ -36,7 +36,12 @@ def load_policies(path: str | Path) -> list[TracingPolicy]:
 
 def load_policies_text(text: str, filename: str = "<string>") -> list[TracingPolicy]:
     """Like ``load_policies``, for YAML already in memory (``filename`` is used in locations)."""
-    return _load(text.encode("utf-8", "surrogateescape"), filename)[0]
+    return load_policies_text_report(text, filename)[0]
+
+
+def load_policies_text_report(text: str, filename: str = "<string>") -> tuple[list[TracingPolicy], list[PolicyIssue]]:
+    """Like ``load_policies_report``, for YAML already in memory."""
+    return _load(text.encode("utf-8", "surrogateescape"), filename)
 
 
 def load_policies_report(path: str | Path) -> tuple[list[TracingPolicy], list[PolicyIssue]]:

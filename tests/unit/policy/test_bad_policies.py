@@ -1,30 +1,39 @@
-"""Every bad policy is rejected with exactly the lines its ``.expected`` file holds.
+"""Every bad policy is rejected, and every policy with warnings loaded, with exactly the lines its
+``.expected`` file holds.
 
 Each ``bad/NAME.yaml`` sits beside ``bad/NAME.expected``: the complete report,
 one ``file:line:col: path: message`` line per issue (warnings say
-``warning:``), in file order. Inputs too large to commit are generated here.
+``warning:``), in file order. ``warn/NAME.yaml`` and ``warn/NAME.expected`` are
+the same for policies Tetragon accepts but that are probably not what their
+author meant: they load, and say why. Inputs too large to commit are generated
+here.
 """
 
 from pathlib import Path
 
 import pytest
 
-from tetra.policy import PolicyErrors, load_policies, load_policies_text
+from tetra.policy import PolicyErrors, PolicyIssue, load_policies, load_policies_report, load_policies_text
 from tetra.policy.limits import MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_HOOKS
 
 HERE = Path(__file__).parent
 BAD = sorted((HERE / "bad").glob("*.yaml"))
+WARN = sorted((HERE / "warn").glob("*.yaml"))
 
 
 def report(err: PolicyErrors) -> list[str]:
-    issues = sorted(err.errors + err.warnings, key=lambda issue: (issue.loc.line, issue.loc.column))
-    return [str(issue) for issue in issues]
+    return lines(err.errors + err.warnings)
 
 
-def test_every_fixture_has_its_expected_report() -> None:
-    assert len(BAD) >= 30
-    expected = sorted((HERE / "bad").glob("*.expected"))
-    assert [path.stem for path in expected] == [path.stem for path in BAD]
+def lines(issues: list[PolicyIssue]) -> list[str]:
+    return [str(issue) for issue in sorted(issues, key=lambda issue: (issue.loc.line, issue.loc.column))]
+
+
+@pytest.mark.parametrize(("fixtures", "at_least"), [(BAD, 30), (WARN, 5)], ids=("bad", "warn"))
+def test_every_fixture_has_its_expected_report(fixtures: list[Path], at_least: int) -> None:
+    assert len(fixtures) >= at_least
+    expected = sorted(fixtures[0].parent.glob("*.expected"))
+    assert [path.stem for path in expected] == [path.stem for path in fixtures]
 
 
 @pytest.mark.parametrize("fixture", BAD, ids=lambda path: path.stem)
@@ -34,6 +43,15 @@ def test_bad_policy_reports_exactly_the_expected_lines(fixture: Path, monkeypatc
         load_policies(f"bad/{fixture.name}")
     assert report(caught.value) == fixture.with_suffix(".expected").read_text().splitlines()
     assert str(caught.value).splitlines() == [str(issue) for issue in caught.value.errors]
+
+
+@pytest.mark.parametrize("fixture", WARN, ids=lambda path: path.stem)
+def test_policy_with_warnings_loads_and_reports_exactly_the_expected_lines(
+        fixture: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(HERE)
+    policies, warnings = load_policies_report(f"warn/{fixture.name}")
+    assert len(policies) == 1
+    assert lines(warnings) == fixture.with_suffix(".expected").read_text().splitlines()
 
 
 def test_a_file_over_the_size_cap_is_refused_before_parsing(tmp_path: Path) -> None:

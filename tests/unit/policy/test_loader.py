@@ -213,16 +213,3 @@ def test_model_is_immutable(monkeypatch: pytest.MonkeyPatch) -> None:
         kprobe.call = "other"  # type: ignore[misc]
     assert isinstance(kprobe.selectors, tuple) and isinstance(kprobe.args, tuple)
     assert str(kprobe.loc) == "good/fd_install.yaml:7:5"
-
-
-def test_size_arg_index_oddities_load_with_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tetragon reads the size register whether or not it is declared: it loads, we warn."""
-    monkeypatch.chdir(Path(__file__).parent)
-    policies, warnings = load_policies_report("warn/size_arg_index.yaml")
-    assert len(policies) == 1
-    assert [str(w) for w in warnings] == [
-        "warn/size_arg_index.yaml:11:7: spec.kprobes[0].args[1].sizeArgIndex: warning: sizeArgIndex 5 refers to argument "
-        "index 4, which is not declared (sizeArgIndex is 1-based; declared indexes: 0, 1, 2)",
-        "warn/size_arg_index.yaml:14:7: spec.kprobes[0].args[2].sizeArgIndex: warning: sizeArgIndex points at the argument "
-        "itself (it is 1-based: 3 means index 2)",
-    ]
