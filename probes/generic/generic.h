@@ -104,11 +104,23 @@ BPF_TABLE("lru_hash", struct tetra_rate_key, __u64, rate_seen, 8192);
 
 /* --- reading the hook's raw arguments ---------------------------------------- */
 
-/* An integer field of a tracepoint record (offsets and sizes from tracefs). */
+/* An integer field of a tracepoint record (offsets and sizes from tracefs,
+ * constants here). An aligned field is read from the context directly, which
+ * the verifier allows for tracepoint programs and costs a load instead of a
+ * helper call on every hit of the hook. */
 static __always_inline __s64 tetra_ctx_int(void *ctx, __u32 off, __u32 size, int is_signed)
 {
+    char *at = (char *)ctx + off;
+    if (size == 8 && off % 8 == 0)
+        return *(__s64 *)at;
+    if (size == 4 && off % 4 == 0)
+        return is_signed ? (__s64)*(__s32 *)at : (__s64)*(__u32 *)at;
+    if (size == 2 && off % 2 == 0)
+        return is_signed ? (__s64)*(__s16 *)at : (__s64)*(__u16 *)at;
+    if (size == 1)
+        return is_signed ? (__s64)*(__s8 *)at : (__s64)*(__u8 *)at;
     __u64 raw = 0;
-    bpf_probe_read_kernel(&raw, size > 8 ? 8 : size, (char *)ctx + off);
+    bpf_probe_read_kernel(&raw, size > 8 ? 8 : size, at);
     if (!is_signed || size >= 8)
         return raw;
     __u32 shift = 64 - size * 8;
@@ -135,13 +147,27 @@ static __always_inline __u64 tetra_syscall_arg(struct pt_regs *ctx, int n)
     return value;
 }
 
+#ifdef TETRA_SCOPED
+/* A policy scoped to pods (TracingPolicyNamespaced, podSelector,
+ * containerSelector): the cgroup v2 ids of its containers, kept current by
+ * user space as pods come and go. A process outside them is not seen at all. */
+BPF_F_TABLE("hash", __u64, __u8, scope_cgroups, 16384, BPF_F_NO_PREALLOC);
+#endif
+
 static __always_inline struct tetra_gen_scratch *tetra_gen_begin(__u32 hook_id)
 {
+#ifdef TETRA_SCOPED
+    __u64 cgroup = bpf_get_current_cgroup_id();
+    if (!scope_cgroups.lookup(&cgroup))
+        return 0;
+#endif
     __u32 zero = 0;
     struct tetra_gen_scratch *g = gen_scratch.lookup(&zero);
     if (!g)
         return 0;
     struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+    /* no time yet: reading the clock costs as much as the rest of this, and
+     * most calls match no selector; tetra_gen_emit stamps what it posts */
     tetra_fill_header(&ev->h, TETRA_OP_GENERIC, bpf_get_current_pid_tgid());
     ev->policy_id = TETRA_POLICY_ID;
     ev->hook_id = hook_id;
@@ -469,10 +495,9 @@ static __always_inline void tetra_put_cred(struct tetra_gen_scratch *g, __u32 sl
 
 /* --- matching ------------------------------------------------------------ */
 
-/* Copy up to TETRA_KEY_MAX bytes of src (kernel memory) into the key, zero padded. */
-static __always_inline __u32 tetra_fill_key(struct tetra_gen_scratch *g, __u32 id, const char *src, __u32 len)
+/* Copy up to TETRA_KEY_MAX bytes of src (kernel memory) into the key. */
+static __always_inline __u32 tetra_copy_key(struct tetra_gen_scratch *g, __u32 id, const char *src, __u32 len)
 {
-    __builtin_memset(g->key.data, 0, TETRA_KEY_MAX);
     g->key.id = id;
     if (len > TETRA_KEY_MAX)
         len = TETRA_KEY_MAX;
@@ -480,6 +505,13 @@ static __always_inline __u32 tetra_fill_key(struct tetra_gen_scratch *g, __u32 i
     if (len)
         bpf_probe_read_kernel(g->key.data, len, src);
     return len;
+}
+
+/* The same, zero padded: a hash map compares all of the key. */
+static __always_inline __u32 tetra_fill_key(struct tetra_gen_scratch *g, __u32 id, const char *src, __u32 len)
+{
+    __builtin_memset(g->key.data, 0, TETRA_KEY_MAX);
+    return tetra_copy_key(g, id, src, len);
 }
 
 /* The string of an argument slot (bytes in the scratch buffer). */
@@ -506,7 +538,7 @@ static __always_inline int tetra_str_equal(struct tetra_gen_scratch *g, __u32 id
 
 static __always_inline int tetra_str_prefix(struct tetra_gen_scratch *g, __u32 id, const char *src, __u32 len)
 {
-    len = tetra_fill_key(g, id, src, len);
+    len = tetra_copy_key(g, id, src, len);  /* an LPM trie reads only prefixlen bits: no padding needed */
     g->key.prefixlen = 32 + len * 8;
     return str_prefix.lookup(&g->key) != 0;
 }
@@ -881,6 +913,7 @@ static __always_inline int tetra_rate_limited(struct tetra_gen_scratch *g, __u32
 static __always_inline void tetra_gen_emit(struct tetra_gen_scratch *g)
 {
     struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+    ev->h.ktime = bpf_ktime_get_boot_ns();
     tetra_hook_count(ev->hook_id, 1);
     __u64 size = g->len;
     TETRA_BOUND(size, TETRA_GEN_BUF);
