@@ -11,5 +11,7 @@ One thread does it all: the kernel's ring buffer is the bounded queue in front
 of it, and what it cannot take is counted there (the `stats` map), never lost
 silently. The gRPC server's threads never touch the sensors: the Broadcaster
 hands them events through bounded queues, and their control calls come back
-to this thread through a command queue drained on every loop turn.
+to this thread through a command queue drained on every loop turn. So do the
+loads and unloads of the Kubernetes API's TracingPolicy objects, whose watcher
+threads (k8s_policies) never touch a policy themselves.
 """

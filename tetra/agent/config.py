@@ -38,4 +38,5 @@ class AgentConfig:
     metrics_server: str | None = None
     enable_k8s_api: bool = False
     k8s_kubeconfig_path: str | None = None
+    enable_tracing_policy_crd: bool = True  # with enable_k8s_api: load TracingPolicy(Namespaced) objects
     enable_pod_annotations: bool = False

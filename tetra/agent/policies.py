@@ -29,10 +29,11 @@ from tetra.agent.policy_events import LoadedPolicy, PolicyEvents
 from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.plan import kernel_symbols
 from tetra.compiler.program import compile_policy
+from tetra.enrich.scope import PolicyScope
 from tetra.errors import TetraError
 from tetra.kernel.btf import Btf
-from tetra.policy.errors import PolicyErrors
-from tetra.policy.loader import load_policies, load_policies_text
+from tetra.policy.errors import PolicyErrors, PolicyIssue
+from tetra.policy.loader import load_policies_report, load_policies_text_report
 from tetra.policy.model import TracingPolicy
 from tetra.sensors.policy import PolicySensor
 
@@ -71,17 +72,24 @@ class PolicyState:
     id: int = 0
     namespace: str = ""
     policy: TracingPolicy | None = None  # None when the file itself did not load
+    scope_cgroups: int | None = None  # pod-scoped policies: how many cgroups they apply to now
 
 
 class PolicyManager:
-    def __init__(self, events: PolicyEvents, btf: Btf, defines: Mapping[str, int | str | None]) -> None:
+    def __init__(self, events: PolicyEvents, btf: Btf, defines: Mapping[str, int | str | None],
+                 scope: PolicyScope | None = None) -> None:
+        """``scope``: the pods' cgroups for namespaced and pod-selected policies (None: no Kubernetes API,
+        so such policies apply to nothing)."""
         self.events = events
+        self.scope = scope
         self.btf = btf
         self.defines = dict(defines)
         self.support = KernelSupport.detect()
         self.symbols = kernel_symbols() if self.support.kprobe else None
         self.states: dict[int, PolicyState] = {}
         self._next_id = 1
+        self.compiles = 0  # policies compiled so far: the agent gives the compiler's memory back after
+
 
     def load_paths(self, files: tuple[str, ...], directory: str | None) -> None:
         paths = [Path(f) for f in files]
@@ -96,10 +104,11 @@ class PolicyManager:
 
     def load_file(self, path: Path) -> list[PolicyState]:
         try:
-            policies = load_policies(path)
+            policies, warnings = load_policies_report(path)
         except PolicyErrors as err:
             log.error("policy file %s rejected:\n%s", path, err)
             return [self._failed(str(path), str(path), str(err))]
+        _log_warnings(warnings)
         return [self.add(policy, str(path)) for policy in policies]
 
     def add(self, policy: TracingPolicy, source: str) -> PolicyState:
@@ -116,7 +125,8 @@ class PolicyManager:
         Raises PolicyErrors (invalid YAML or policy), PolicyExists (a name
         already registered) or PolicyLoadFailed (the kernel refused one).
         """
-        policies = load_policies_text(text, source)
+        policies, warnings = load_policies_text_report(text, source)
+        _log_warnings(warnings)
         for policy in policies:
             if self._find(policy.name, policy.namespace or "") is not None:
                 raise PolicyExists(f"policy {_label(policy.name, policy.namespace or '')} already exists: "
@@ -166,6 +176,19 @@ class PolicyManager:
         log.info("policy %s in %s mode", state.name, mode)
         return state
 
+    def refresh_scopes(self) -> None:
+        """Follow pods and containers: re-apply every scoped policy's cgroups when they changed."""
+        scoped = [s for s in self.states.values() if s.sensor is not None and s.scope_cgroups is not None]
+        if scoped and self.scope is not None and self.scope.refresh():
+            for state in scoped:
+                self._apply_scope(state)
+
+    def _apply_scope(self, state: PolicyState) -> None:
+        assert state.sensor is not None and state.policy is not None
+        cgroups = self.scope.cgroups(state.policy) if self.scope is not None else set()
+        state.sensor.set_scope(cgroups)
+        state.scope_cgroups = len(cgroups)
+
     def get(self, name: str, namespace: str = "") -> PolicyState:
         state = self._find(name, namespace)
         if state is None:
@@ -181,6 +204,8 @@ class PolicyManager:
                 entry["namespace"] = state.namespace
             if state.error:
                 entry["error"] = state.error
+            if state.scope_cgroups is not None:
+                entry["scope_cgroups"] = state.scope_cgroups
             if state.sensor is not None:
                 counts = state.sensor.hook_counts()
                 entry["hooks"] = [dict(h, seen=counts[i].seen, posted=counts[i].posted)
@@ -211,6 +236,7 @@ class PolicyManager:
         try:
             compiled = compile_policy(policy, state.id, self.support, self.btf, self.symbols)
             sensor = PolicySensor(compiled, self.defines)
+            self.compiles += 1
             sensor.load(monitoring=state.mode == "monitor")
         except TetraError as err:  # PolicyErrors, SensorError, BtfError: all reported the same way
             log.error("policy %s (%s) not loaded:\n%s", policy.name, state.source, err)
@@ -220,6 +246,15 @@ class PolicyManager:
             log.exception("policy %s (%s) not loaded: internal error", policy.name, state.source)
             state.state, state.error = "error", f"internal error: {err!r}"
             return
+        if compiled.scoped:  # attached with an empty scope: nothing is seen until the cgroups are in
+            state.scope_cgroups = 0
+            if self.scope is None:
+                log.warning("policy %s applies to pods, and the Kubernetes API is off (--enable-k8s-api): "
+                            "it applies to no process", policy.name)
+            else:
+                self.scope.refresh()
+            state.sensor = sensor
+            self._apply_scope(state)
         self.events.add(state.id, LoadedPolicy(compiled, sensor.stack_symbols))
         state.hooks = [{"hook": h.function_name, "mechanism": h.mechanism.value, "attach": h.attach,
                         "return": h.return_attach is not None} for h in compiled.hooks]
@@ -232,6 +267,7 @@ class PolicyManager:
         if state.sensor is not None:
             state.sensor.close()
             state.sensor = None
+        state.scope_cgroups = None
         self.events.remove(state.id)
 
     def _remove(self, state: PolicyState) -> None:
@@ -242,6 +278,12 @@ class PolicyManager:
         state = PolicyState(name, source, "error", error=error, id=self._new_id())
         self.states[state.id] = state
         return state
+
+
+def _log_warnings(warnings: list[PolicyIssue]) -> None:
+    """What validation accepted with a warning (a selector that matches every call, ...) goes to the log."""
+    for warning in warnings:
+        log.warning("%s", warning)
 
 
 def _label(name: str, namespace: str) -> str:

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from tetra.agent.config import AgentConfig
 from tetra.agent.pipeline import Pipeline
 from tetra.agent.policies import PolicyManager
+from tetra.agent.memory import release_compiler_memory
 from tetra.agent.sinks import ChainSink, CompactSink, JsonSink, Sink, StreamWriter
 from tetra.export.metrics import SnapshotCollector, serve
 from tetra.filters.chain import ExportChain
+from tetra.enrich.scope import PolicyScope
 from tetra.errors import KernelError
 from tetra.export.jsonfile import RotatingFile
 from tetra.kernel.btf import Btf
@@ -28,6 +30,7 @@ from tetra.process.cache import ProcessCache
 from tetra.sensors.process import ProcessSensor
 
 if TYPE_CHECKING:
+    from tetra.agent.k8s_policies import K8sPolicies
     from tetra.api.server import ApiServer
 
 log = logging.getLogger(__name__)
@@ -128,10 +131,13 @@ class Agent:
         self.btf = Btf.load()
         self.offsets = resolve_offsets(self.btf)
         self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages)
+        scope = PolicyScope(self.cgroup2_root, self.pods) if self.pods is not None and self.cgroup2_root else None
         self.policies = PolicyManager(self.pipeline.policies, self.btf,
                                       {**self.offsets, "TETRA_RINGBUF_PAGES": config.ringbuf_pages,
-                                       "TETRA_AGENT_TGID": os.getpid()})
+                                       "TETRA_AGENT_TGID": os.getpid()}, scope)
+        self.k8s_policies = self._k8s_policies(config, node)
         self._lost_reported = 0
+        self._released_after = -1  # PolicyManager.compiles when the compiler's memory was last given back
         self.observer: RingBufferObserver | None = None
 
     def _pod_watcher(self, config: AgentConfig, node: str) -> Any:
@@ -149,6 +155,15 @@ class Agent:
                                                           arguments=proc.arguments)
         return watcher
 
+    def _k8s_policies(self, config: AgentConfig, node: str) -> "K8sPolicies | None":
+        """TracingPolicy objects of the Kubernetes API, loaded live (--enable-k8s-api, unless
+        --enable-tracing-policy-crd=false): watcher threads that hand their work to this thread."""
+        if not (config.enable_k8s_api and config.enable_tracing_policy_crd):
+            return None
+        from tetra.agent.k8s_policies import K8sPolicies
+
+        return K8sPolicies.for_manager(self.policies, node, config.k8s_kubeconfig_path)
+
     def run(self, on_ready: Callable[[], None] | None = None) -> Summary:
         started = time.monotonic()
         if self.pods is not None:
@@ -162,12 +177,15 @@ class Agent:
                 self.pipeline.handle(record)
             seeded = len(records)
             self.policies.load_paths(self.config.tracing_policies, self.config.tracing_policy_dir)
+            if self.k8s_policies is not None:
+                self.k8s_policies.start()  # after the files: a name they hold is a conflict for an object
             self.pipeline.flush()
             if self.api is not None:
                 self.api.start(self)
             if self.metrics is not None and self.config.metrics_server:
                 self._update_metrics()
                 self._metrics_server = serve(self.config.metrics_server, self.metrics)
+            self._release_compiler_memory()
             log.info("ready in %.1fs: %d processes from /proc; hooks: %s", time.monotonic() - started,
                      seeded, ", ".join(f"{h} ({m})" for h, m in self.sensor.mechanisms.items()))
             if on_ready:
@@ -176,6 +194,8 @@ class Agent:
             observer.drain()
             return self.summary()
         finally:
+            if self.k8s_policies is not None:
+                self.k8s_policies.stop()  # first: its threads may wait for this one, which no longer loops
             if self.pods is not None:
                 self.pods.stop()
             if self._metrics_server is not None:
@@ -192,6 +212,8 @@ class Agent:
             observer.poll(POLL_MS)
             if self.api is not None:
                 self.api.iteration()
+            if self.k8s_policies is not None:
+                self.k8s_policies.run_pending()
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + TICK_S
@@ -200,6 +222,8 @@ class Agent:
     def _tick(self) -> None:
         self.pipeline.flush()
         self.cache.collect()
+        self.policies.refresh_scopes()
+        self._release_compiler_memory()
         lost = self.sensor.kernel_counts().total_lost
         if lost > self._lost_reported:
             log.warning("the kernel ring buffer was full: %d records lost so far", lost)
@@ -208,6 +232,12 @@ class Agent:
             self.api.tick(self.pipeline.stats.events)
         if self.metrics is not None:
             self._update_metrics()
+
+    def _release_compiler_memory(self) -> None:
+        """After policies were compiled (at start, or added since): see tetra/agent/memory.py."""
+        if self.policies.compiles != self._released_after:
+            release_compiler_memory()
+            self._released_after = self.policies.compiles
 
     def _update_metrics(self) -> None:
         """Hand the metrics endpoint a fresh status snapshot (BPF maps are read here, on our thread)."""

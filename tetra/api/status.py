@@ -63,6 +63,8 @@ def policy_status(entry: Json) -> Json:
     for key in ("namespace", "error"):
         if entry.get(key):
             out[key] = entry[key]
+    if "scope_cgroups" in entry:
+        out["scope_cgroups"] = entry["scope_cgroups"]
     return out
 
 

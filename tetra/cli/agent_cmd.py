@@ -56,8 +56,13 @@ from tetra.export.jsonfile import parse_perm
 @click.option("--export-otlp-endpoint", metavar="HOST:PORT", help="Also send events as OTLP log records over gRPC.")
 @click.option("--export-otlp-ca-file", metavar="PATH", help="TLS to the OTLP endpoint, trusting this CA.")
 @click.option("--metrics-server", metavar="[HOST]:PORT", help="Serve Prometheus metrics here (e.g. :2112).")
-@click.option("--enable-k8s-api", is_flag=True, help="Add Kubernetes pod metadata to events (pods of this node).")
+@click.option("--enable-k8s-api", is_flag=True,
+              help="Use the Kubernetes API: pod metadata on events (pods of this node), and TracingPolicy objects.")
 @click.option("--k8s-kubeconfig-path", metavar="PATH", help="Kubeconfig to use instead of the in-cluster config.")
+@click.option("--enable-tracing-policy-crd", type=click.BOOL, default=True, show_default=True, is_flag=False,
+              flag_value=True, metavar="BOOL",
+              help="With --enable-k8s-api: load TracingPolicy and TracingPolicyNamespaced objects live, "
+                   "their load state in their status (=false: pod metadata only).")
 @click.option("--enable-pod-annotations", is_flag=True, help="Also add pod annotations to events.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
@@ -69,7 +74,8 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           export_allowlist: str, export_denylist: str, field_filters: str, redaction_filters: str,
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
           export_otlp_ca_file: str | None, metrics_server: str | None, enable_k8s_api: bool,
-          k8s_kubeconfig_path: str | None, enable_pod_annotations: bool, log_level: str) -> None:
+          k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
+          log_level: str) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default) and, with --export-filename,
@@ -109,6 +115,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         metrics_server=metrics_server,
         enable_k8s_api=enable_k8s_api,
         k8s_kubeconfig_path=k8s_kubeconfig_path,
+        enable_tracing_policy_crd=enable_tracing_policy_crd,
         enable_pod_annotations=enable_pod_annotations,
     )
     runner = Agent(config)

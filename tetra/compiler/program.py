@@ -26,6 +26,11 @@ class CompiledPolicy:
     map_entries: tuple[MapEntry, ...]
     enforcers: tuple[str, ...] = ()  # syscall functions with NotifyEnforcer's fmod_ret program
 
+    @property
+    def scoped(self) -> bool:
+        """Whether the policy applies only to some pods' containers (the agent fills scope_cgroups)."""
+        return self.policy.scoped
+
 
 def compile_policy(policy: TracingPolicy, policy_id: int, support: KernelSupport, btf: Btf | None,
                    symbols: frozenset[str] | None = None) -> CompiledPolicy:
@@ -36,7 +41,7 @@ def compile_policy(policy: TracingPolicy, policy_id: int, support: KernelSupport
     codes = {hook.hook_id: selectors.compile(hook) for hook in hooks}
     if selectors.issues:
         raise PolicyErrors(selectors.issues)
-    text = generate(policy_id, policy.name, hooks, codes, btf, enforcers=planner.enforcers,
+    text = generate(policy_id, policy.name, hooks, codes, btf, enforcers=planner.enforcers, scoped=policy.scoped,
                     enforce_protected=go_bool(policy.spec.option(PROTECTED_OPTION) or "false"))
     return CompiledPolicy(policy, policy_id, tuple(hooks), codes, text, tuple(selectors.entries),
                           tuple(planner.enforcers))

@@ -49,6 +49,7 @@ class PodIndex:
         self._gone_pods: dict[str, tuple[float, PodInfo]] = {}
         self._gone_containers: dict[str, tuple[float, str, PodInfo]] = {}
         self._expiry: deque[tuple[float, str, str]] = deque()  # (deadline, "pod"|"container", key), in order
+        self._version = 0  # counts changes of the live pods, so readers can tell "nothing new"
 
     def lookup(self, container_id: str, pod_uid: str = "") -> PodInfo | None:
         """The pod of a container (full id or its first 31 characters), else of the pod uid."""
@@ -71,10 +72,16 @@ class PodIndex:
                     return gone_pod[1]
         return None
 
+    def snapshot(self) -> tuple[int, list[PodInfo]]:
+        """(version, the live pods): the version changes whenever the pods do."""
+        with self._lock:
+            return self._version, list(self._pods.values())
+
     def replace(self, pods: Iterable[PodInfo]) -> None:
         """The complete set of pods (a fresh list): pods and containers not in it are gone."""
         fresh = {pod.uid: pod for pod in pods}
         with self._lock:
+            self._version += 1
             for uid in [uid for uid in self._pods if uid not in fresh]:
                 self._remove(uid)
             for pod in fresh.values():
@@ -84,12 +91,14 @@ class PodIndex:
     def upsert(self, pod: PodInfo) -> None:
         """A pod was added or changed; containers it no longer lists are gone."""
         with self._lock:
+            self._version += 1
             self._upsert(pod)
             self._purge()
 
     def remove(self, uid: str) -> None:
         """A pod was deleted."""
         with self._lock:
+            self._version += 1
             self._remove(uid)
             self._purge()
 

@@ -333,6 +333,12 @@ class TracingPolicy:
     loc: Location
 
     @property
+    def scoped(self) -> bool:
+        """Applies only to pods: a namespaced policy, or one with a pod or container selector."""
+        return self.namespace is not None or self.spec.pod_selector is not None \
+            or self.spec.container_selector is not None
+
+    @property
     def policy_mode(self) -> str:
         """``monitor`` or ``enforce`` (the default), from option ``policy-mode``.
 

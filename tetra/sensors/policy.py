@@ -127,6 +127,16 @@ class PolicySensor:
         table = self._bpf["policy_mode"]  # type: ignore[index]
         table[table.Key(0)] = table.Leaf(1 if monitoring else 0)
 
+    def set_scope(self, cgroup_ids: set[int]) -> None:
+        """A scoped policy's cgroups, replacing the previous set (entries added before removed,
+        so a container staying in scope is never out of it for a moment)."""
+        table = self._bpf["scope_cgroups"]  # type: ignore[index]
+        current = {int(key.value) for key in table.keys()}
+        for cgroup in cgroup_ids - current:
+            table[table.Key(cgroup)] = table.Leaf(1)
+        for cgroup in current - cgroup_ids:
+            del table[table.Key(cgroup)]
+
     def hook_counts(self) -> dict[int, HookCounts]:
         table = self._bpf["hook_stats"]  # type: ignore[index]
         counts = {}

@@ -7,12 +7,12 @@ and comes back, as API servers do.
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.unit.enrich.k8s_fake_api import FakeApiServer, make_pod
+from tests.unit.enrich.k8s_fake_api import FakeApiServer, eventually, make_pod
 from tetra.enrich.k8s import PodWatcher, WatchState
 
 NODE = "node-a"
@@ -20,14 +20,6 @@ WEB, DB, OTHER, NEW, LATE = ("a" * 64, "b" * 64, "c" * 64, "d" * 64, "e" * 64)
 WEB_UID = "11111111-1111-4111-8111-111111111111"
 DB_UID = "22222222-2222-4222-8222-222222222222"
 TTL = 1.5
-
-
-def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {check.__doc__ or check}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
