@@ -74,9 +74,7 @@ want_api=$(sha256sum "$api/tetra.proto" | cut -d' ' -f1)
 if [ "$reinstalled" = yes ] || [ "$(cat "$api_stamp" 2>/dev/null)" != "$want_api" ] \
         || [ ! -f "$api/tetra_pb2.py" ] || [ ! -f "$api/tetra_pb2_grpc.py" ]; then
     say "generating the gRPC code from tetra/api/tetra.proto"
-    (cd "$here" && "$venv/bin/python" -m grpc_tools.protoc -I. --python_out=. --pyi_out=. \
-        --grpc_python_out=. tetra/api/tetra.proto)
-    echo "$want_api" > "$api_stamp"
+    "$here/scripts/gen_api.sh" "$venv/bin/python"
 fi
 "$venv/bin/python" -c "import bcc, tetra, tetra.api" \
     || { echo "setup: the virtualenv cannot import bcc, tetra or tetra.api" >&2; exit 1; }

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_MS = 100  # longest wait for the kernel before housekeeping runs
+POD_SYNC_WAIT_S = 5.0  # at start, for the first list of pods: the first events then have their pod
 TICK_S = 1.0  # cache collection and loss reports
 
 
@@ -186,6 +187,9 @@ class Agent:
                 self._update_metrics()
                 self._metrics_server = serve(self.config.metrics_server, self.metrics)
             self._release_compiler_memory()
+            if self.pods is not None and self.pods.source and not self.pods.wait_synced(POD_SYNC_WAIT_S):
+                log.warning("pod metadata: the pods of this node are not listed yet (is the API reachable?); "
+                            "events carry no pod fields until they are")
             log.info("ready in %.1fs: %d processes from /proc; hooks: %s", time.monotonic() - started,
                      seeded, ", ".join(f"{h} ({m})" for h, m in self.sensor.mechanisms.items()))
             if on_ready:

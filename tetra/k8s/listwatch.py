@@ -111,6 +111,7 @@ class ListWatcher:
         self._log = log
         self._counts = {"events": 0, "lists": 0, "relists": 0, "watch_restarts": 0, "errors": 0}
         self._stopping = threading.Event()
+        self._listed = threading.Event()  # the first list is in
         self._thread: threading.Thread | None = None
         self._stream: Any = None  # the open watch's urllib3 response, so that halt() can cut its read
         self._doing = ""  # what the thread is at, for last_error
@@ -133,6 +134,10 @@ class ListWatcher:
         self._log.info("%s: watching %s (%s)", self.feature, self.watching, self.source)
         self._thread = threading.Thread(target=self._run, name=f"tetra-{self.what}-watcher", daemon=True)
         self._thread.start()
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Wait until the first list is in (True), at most ``timeout`` seconds (False: not yet)."""
+        return self._listed.wait(timeout)
 
     def halt(self) -> None:
         """Ask the thread to end, without waiting: a blocked watch read is cut at once."""
@@ -230,6 +235,7 @@ class ListWatcher:
         if self.state is not WatchState.SYNCED and not self._stopping.is_set():
             self._log.info("%s synced: %s", self.label, said)
             self.state = WatchState.SYNCED
+        self._listed.set()
         return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     def _watch_once(self, connection: _Connection, version: str) -> str:
