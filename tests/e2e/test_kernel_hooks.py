@@ -344,3 +344,39 @@ def test_notify_enforcer_makes_the_write_fail(enforcer: Loaded, workdir: Path) -
     assert enforcer.compiled.enforcers == ("__x64_sys_write",)
     assert [(r.action, a) for _, r, a in events] == [(5, [{"int_arg": 77}])]  # TETRA_ACTION_NOTIFY_ENFORCER
     assert target.read_bytes() == b"" and other.read_bytes() == b"lands"
+
+
+@pytest.fixture(scope="module")
+def security_deny(workdir: Path, session: Session) -> Iterator[Loaded]:
+    (workdir / "guarded").write_text("secret")
+    text = _policy("security-deny", f"""\
+        kprobes:
+        - call: "security_file_open"
+          syscall: false
+          args:
+          - index: 0
+            type: "file"
+          selectors:
+          - matchArgs:
+            - index: 0
+              operator: "Equal"
+              values: ["{workdir}/guarded"]
+            matchActions:
+            - action: Override
+              argError: -13
+        """)
+    yield from _load(session, text, KernelSupport.detect(), 7)
+
+
+@pytest.mark.lsm
+def test_override_on_a_security_kprobe_denies_through_its_lsm_hook(security_deny: Loaded, workdir: Path) -> None:
+    def attempt() -> None:
+        with pytest.raises(PermissionError):  # EACCES, the policy's -13
+            (workdir / "guarded").read_text()
+        assert (workdir / "data").read_text() == "kernel hooks"
+
+    hook = security_deny.compiled.hooks[0]
+    assert (hook.mechanism, hook.function_name) == (Mechanism.LSM, "security_file_open")
+    events = security_deny.collect(attempt)
+    assert [(h.event, r.action, a) for h, r, a in events] == [
+        ("process_kprobe", 4, [{"file_arg": {"path": f"{workdir}/guarded"}}])]

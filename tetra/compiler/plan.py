@@ -238,8 +238,17 @@ class Planner:
             self.issues.add(kprobe.loc, f"call {call!r} is not a kernel function name")
             return
         net = KERNEL_FUNCTIONS.get(call)
-        enforces = self.support.kprobe and (self.support.override or not _overrides(kprobe))
-        if net is not None and not enforces and (_overrides(kprobe) or not self.support.fentry):
+        injectable = self.support.injectable
+        kprobe_overrides = self.support.kprobe and self.support.override and (injectable is None or call in injectable)
+        if _overrides(kprobe) and not kprobe_overrides:
+            # Override needs another mechanism: the LSM hook a security_ function calls, or a cgroup program
+            if self.support.lsm and call.startswith("security_"):
+                self._lsm_of(kprobe, call)
+                return
+            if net is not None:
+                self._network(kprobe, net, "process_kprobe", call)
+                return
+        elif net is not None and not self.support.kprobe and not self.support.fentry:
             self._network(kprobe, net, "process_kprobe", call)
             return
         if self.support.kprobe:
@@ -328,6 +337,20 @@ class Planner:
             return
         args = self._args(hook.args, hook, lambda i: f"a{i}", user=False)
         self._add(hook, "process_lsm", hook.hook, Mechanism.LSM, hook.hook, args)
+
+    def _lsm_of(self, kprobe: KProbe, call: str) -> None:
+        """``security_X`` with Override, as the BPF LSM hook ``X`` it runs (same arguments): the event
+        still names ``security_X``."""
+        hook = call.removeprefix("security_")
+        if self._returns(kprobe):
+            self.issues.add(kprobe.loc, f"Override on {call} runs as the LSM hook {hook}, which has no return "
+                                        "probe: drop 'return' and returnCopy")
+            return
+        if self.symbols is not None and f"bpf_lsm_{hook}" not in self.symbols:
+            self.issues.add(kprobe.loc, f"Override on {call}: this kernel has no LSM hook {hook} (bpf_lsm_{hook})")
+            return
+        args = self._args(kprobe.args, kprobe, lambda i: f"a{i}", user=False)
+        self._add(kprobe, "process_kprobe", call, Mechanism.LSM, hook, args)
 
     def _enforcer(self, loc: Location, call: str) -> None:
         """An enforcer call: a syscall whose result NotifyEnforcer replaces, through fmod_ret."""

@@ -179,3 +179,32 @@ def test_notify_enforcer_says_precisely_why_a_kernel_cannot() -> None:
     assert "__x64_sys_write is not error-injectable on this kernel" in errors(NOTIFY, picky)
     assert "NotifyEnforcer needs argError (the enforcer call's error) or argSig" in errors(
         NOTIFY.replace("        argError: -1\n", ""), EVERYTHING)
+
+
+SECURITY_OPEN = """  kprobes:
+  - call: security_file_open
+    syscall: false
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchActions:
+      - action: Override
+        argError: -1
+"""
+LSM_NO_OVERRIDE = KernelSupport(kprobe=True, fentry=True, lsm=True)
+
+
+def test_override_on_a_security_function_runs_as_its_lsm_hook() -> None:
+    built = compiled(SECURITY_OPEN, LSM_NO_OVERRIDE)
+    hook = built.hooks[0]
+    assert (hook.mechanism, hook.attach, hook.event, hook.function_name) == (
+        Mechanism.LSM, "file_open", "process_kprobe", "security_file_open")
+    assert "LSM_PROBE(file_open, __u64 a0)" in built.c_text
+    # with BPF LSM, a connect deny is the LSM hook too (every address family), not a cgroup program
+    assert compiled(CONNECT.format(action=DENY), LSM_NO_OVERRIDE).hooks[0].mechanism is Mechanism.LSM
+    # where bpf_override_return can do it, the kprobe stays
+    assert compiled(SECURITY_OPEN, EVERYTHING).hooks[0].mechanism is Mechanism.KPROBE
+    with_return = SECURITY_OPEN.replace("    syscall: false\n", "    syscall: false\n    return: true\n")
+    assert "Override on security_file_open runs as the LSM hook file_open, which has no return probe" in \
+        errors(with_return, LSM_NO_OVERRIDE)
