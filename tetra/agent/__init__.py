@@ -1,6 +1,6 @@
 """The agent: sensors -> ring buffer -> decode -> process cache -> sinks.
 
-    ProcessSensor ──ring buffer──> RingBufferObserver ──bytes──> Pipeline.handle_raw
+    ProcessSensor ──ring buffer (mapped)──> RingBufferObserver ──bytes──> Pipeline.handle_raw
                                                                   │ decode (opcode registry)
     /proc scan ──ExecRecord──────────────────────────────────────>│ Pipeline.handle
                                                                   │ ProcessCache

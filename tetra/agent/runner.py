@@ -207,6 +207,8 @@ class Agent:
             if self.api is not None:
                 self.api.stop()  # first: API calls touch the sensors closed below
             self.policies.close()  # before the process sensor: they use its shared maps
+            if self.observer is not None:
+                self.observer.close()  # its mappings of the ring, before the map goes
             self.sensor.close()
             self.pipeline.close()
 
