@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tetra.agent.memory import _compiler_mappings
+from tetra.agent.memory import MADV_DONTNEED, MADV_PAGEOUT, _compiler_mappings
 
 pytestmark = pytest.mark.usefixtures("root")
 
@@ -43,5 +43,6 @@ def test_only_the_compiler_libraries_are_paged_out() -> None:
 7f0000500000-7f0000600000 r-xp 00000000 08:01 3 /usr/lib/x86_64-linux-gnu/libc.so.6
 7f0000600000-7f0000700000 rw-p 00000000 00:00 0
 """
-    assert _compiler_mappings(maps) == [(0x7F0000000000, 0x7F0000100000), (0x7F0000100000, 0x7F0000200000),
-                                        (0x7F0000300000, 0x7F0000400000)]
+    assert _compiler_mappings(maps) == [(0x7F0000000000, 0x7F0000100000, MADV_DONTNEED),  # code: as in the file
+                                        (0x7F0000100000, 0x7F0000200000, MADV_PAGEOUT),  # may be relocated
+                                        (0x7F0000300000, 0x7F0000400000, MADV_DONTNEED)]
