@@ -35,7 +35,7 @@ from tetra.kernel.btf import Btf
 from tetra.policy.errors import PolicyErrors, PolicyIssue
 from tetra.policy.loader import load_policies_report, load_policies_text_report
 from tetra.policy.model import TracingPolicy
-from tetra.sensors.policy import PolicySensor
+from tetra.sensors.policy import HookCounts, PolicySensor
 
 log = logging.getLogger(__name__)
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
@@ -206,14 +206,26 @@ class PolicyManager:
                 entry["error"] = state.error
             if state.scope_cgroups is not None:
                 entry["scope_cgroups"] = state.scope_cgroups
-            if state.sensor is not None:
-                counts = state.sensor.hook_counts()
+            counts = self._hook_counts(state)
+            if counts is not None:
                 entry["hooks"] = [dict(h, seen=counts[i].seen, posted=counts[i].posted)
                                   for i, h in enumerate(state.hooks)]
             else:
                 entry["hooks"] = [dict(h) for h in state.hooks]
             out.append(entry)
         return out
+
+    @staticmethod
+    def _hook_counts(state: PolicyState) -> "dict[int, HookCounts] | None":
+        """The kernel's per-hook counters; None when not loaded, or when the map could not be read
+        (said in the log: a status or the exit summary must not fail for it)."""
+        if state.sensor is None:
+            return None
+        try:
+            return state.sensor.hook_counts()
+        except KeyError:  # bcc's answer to any failed map lookup
+            log.warning("policy %s: its hook counters could not be read from the kernel", state.name)
+            return None
 
     def close(self) -> None:
         for state in self.states.values():
