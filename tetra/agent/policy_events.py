@@ -81,7 +81,7 @@ class PolicyEvents:
             body["args"] = args
         if rec.flags & GEN_RETURN and hook.return_arg is not None:
             body["return"] = int_arg(rec.ret, hook.return_arg)
-        body["action"] = ACTION_NAMES.get(Action(rec.action), "KPROBE_ACTION_UNKNOWN")
+        body["action"] = ACTION_NAMES.get(rec.action, "KPROBE_ACTION_UNKNOWN")  # IntEnum keys: an int finds them
         if rec.flags & GEN_MONITOR:  # the action is what enforcement would have done
             body["policy_mode"] = "monitor"
         if rec.flags & GEN_PROTECTED:  # PID 1 or the agent: no signal sent
