@@ -168,7 +168,7 @@ static __always_inline struct tetra_gen_scratch *tetra_gen_begin(__u32 hook_id)
     struct tetra_generic *ev = (struct tetra_generic *)g->buf;
     /* no time yet: reading the clock costs as much as the rest of this, and
      * most calls match no selector; tetra_gen_emit stamps what it posts */
-    tetra_fill_header(&ev->h, TETRA_OP_GENERIC, bpf_get_current_pid_tgid());
+    tetra_fill_header_at(&ev->h, TETRA_OP_GENERIC, bpf_get_current_pid_tgid(), 0);
     ev->policy_id = TETRA_POLICY_ID;
     ev->hook_id = hook_id;
     ev->action = TETRA_ACTION_POST;

@@ -62,15 +62,21 @@ static __always_inline void tetra_count(__u32 opcode, __u32 kind)
         *value += 1;
 }
 
-static __always_inline void tetra_fill_header(struct tetra_header *h, __u8 opcode, __u64 pid_tgid)
+/* ktime 0: the caller stamps the record later (policy hooks, when they post). */
+static __always_inline void tetra_fill_header_at(struct tetra_header *h, __u8 opcode, __u64 pid_tgid, __u64 ktime)
 {
     h->opcode = opcode;
     h->flags = 0;
     h->_pad = 0;
     h->size = 0;
-    h->ktime = bpf_ktime_get_boot_ns();
+    h->ktime = ktime;
     h->pid = pid_tgid >> 32;
     h->tid = (__u32)pid_tgid;
+}
+
+static __always_inline void tetra_fill_header(struct tetra_header *h, __u8 opcode, __u64 pid_tgid)
+{
+    tetra_fill_header_at(h, opcode, pid_tgid, bpf_ktime_get_boot_ns());
 }
 
 /* size must be provably bounded by the caller's buffer. */
