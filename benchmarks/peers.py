@@ -187,18 +187,32 @@ def count_tetra(path: Path, storm: str, driver_pid: int, target: str, window: tu
     return count
 
 
+def forked_after(pid: int, driver_pid: int, pid_max: int) -> bool:
+    """Whether ``pid`` was handed out after ``driver_pid``, pids wrapping at pid_max (32768
+    by default: a long storm wraps them, and a child then has a smaller pid than the driver)."""
+    return 0 < (pid - driver_pid) % pid_max < pid_max // 2
+
+
+def _pid_max() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        return 4194304  # the kernel's upper bound
+
+
 def count_plain(path: Path, storm: str, driver_pid: int, target: str, window: tuple[int, int]) -> EventCount:
     """plain_tracer.py lines carry no parent pid: the storm's execs are the execs of
-    /bin/true by pids above the driver's (the children, forked after it), and their
-    later events count as the storm's too."""
+    /bin/true by pids handed out after the driver's (the children, forked after it),
+    and their later events count as the storm's too."""
     count = EventCount()
     children: set[int] = set()
+    pid_max = _pid_max()
     for offset, line in _lines_from(path):
         count.lines += 1
         count.window_lines += window[0] <= offset < window[1]
         event = orjson.loads(line)
         pid, kind = event["pid"], event["event"]
-        if kind == "exec" and event["path"] in STORM_BINARIES and pid > driver_pid:
+        if kind == "exec" and event["path"] in STORM_BINARIES and forked_after(pid, driver_pid, pid_max):
             children.add(pid)
             count.storm_events += 1
             count.delivered += storm == "exec"

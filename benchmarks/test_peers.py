@@ -173,3 +173,10 @@ def test_sockaddr_text() -> None:
     assert sockaddr_text(raw, 16) == "127.0.0.1:8080"
     raw6 = (10).to_bytes(2, "little") + (443).to_bytes(2, "big") + bytes(4) + bytes(15) + b"\x01" + bytes(4)
     assert sockaddr_text(raw6, 28) == "[::1]:443"
+
+
+def test_children_after_the_pids_wrapped_are_still_children() -> None:
+    assert peers.forked_after(32_700, 32_650, 32_768)
+    assert peers.forked_after(300, 32_650, 32_768)  # wrapped: forked after the driver
+    assert not peers.forked_after(32_600, 32_650, 32_768)  # before it
+    assert not peers.forked_after(32_650, 32_650, 32_768)  # the driver itself
