@@ -176,12 +176,16 @@ class PolicyManager:
         log.info("policy %s in %s mode", state.name, mode)
         return state
 
-    def refresh_scopes(self) -> None:
-        """Follow pods and containers: re-apply every scoped policy's cgroups when they changed."""
+    def refresh_scopes(self, loaded: PolicyState | None = None) -> None:
+        """Follow pods and containers: re-apply every scoped policy's cgroups when they changed, and
+        give a just ``loaded`` scoped policy its cgroups in any case."""
         scoped = [s for s in self.states.values() if s.sensor is not None and s.scope_cgroups is not None]
         if scoped and self.scope is not None and self.scope.refresh():
-            for state in scoped:
-                self._apply_scope(state)
+            targets = scoped  # a change seen here is seen once: every scoped policy takes it
+        else:
+            targets = [loaded] if loaded is not None else []
+        for state in targets:
+            self._apply_scope(state)
 
     def _apply_scope(self, state: PolicyState) -> None:
         assert state.sensor is not None and state.policy is not None
@@ -258,19 +262,16 @@ class PolicyManager:
             log.exception("policy %s (%s) not loaded: internal error", policy.name, state.source)
             state.state, state.error = "error", f"internal error: {err!r}"
             return
-        if compiled.scoped:  # attached with an empty scope: nothing is seen until the cgroups are in
+        state.sensor, state.state, state.error = sensor, "loaded", ""
+        if policy.scoped:  # attached with an empty scope: nothing is seen until the cgroups are in
             state.scope_cgroups = 0
             if self.scope is None:
                 log.warning("policy %s applies to pods, and the Kubernetes API is off (--enable-k8s-api): "
                             "it applies to no process", policy.name)
-            else:
-                self.scope.refresh()
-            state.sensor = sensor
-            self._apply_scope(state)
+            self.refresh_scopes(loaded=state)
         self.events.add(state.id, LoadedPolicy(compiled, sensor.stack_symbols))
         state.hooks = [{"hook": h.function_name, "mechanism": h.mechanism.value, "attach": h.attach,
                         "return": h.return_attach is not None} for h in compiled.hooks]
-        state.sensor, state.state, state.error = sensor, "loaded", ""
         log.info("policy %s loaded: %s", policy.name,
                  ", ".join(f"{h['hook']} ({h['mechanism']})" for h in state.hooks) or "no hooks")
 

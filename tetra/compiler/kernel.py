@@ -59,6 +59,14 @@ class KernelSupport:
         return cls(kprobe=kprobe, fentry=fentry, lsm=lsm, override=refusal is None, fmod_ret=fmod_ret,
                    injectable=error_injectable() if refusal is None or fmod_ret else None, reasons=reasons)
 
+    def may_inject(self, symbol: str) -> bool:
+        """Whether bpf_override_return or fmod_ret may change what ``symbol`` returns (list unknown: assume so)."""
+        return self.injectable is None or symbol in self.injectable
+
+    def kprobe_overrides(self, symbol: str) -> bool:
+        """Whether a kprobe on ``symbol`` can replace its result (Override through bpf_override_return)."""
+        return self.kprobe and self.override and self.may_inject(symbol)
+
     @classmethod
     def everything(cls) -> "KernelSupport":
         """For compiling C to look at (--emit-c) as a kernel with every mechanism would run it."""

@@ -198,7 +198,7 @@ class Planner:
             return
         function_name = _SYSCALL_PREFIX + name
         net = SYSCALLS.get(name)
-        if net is not None and _overrides(kprobe) and not (self.support.kprobe and self.support.override):
+        if net is not None and _overrides(kprobe) and not self.support.kprobe_overrides(function_name):
             self._network(kprobe, net, "process_kprobe", function_name)
             return
         if self.support.kprobe:
@@ -238,9 +238,7 @@ class Planner:
             self.issues.add(kprobe.loc, f"call {call!r} is not a kernel function name")
             return
         net = KERNEL_FUNCTIONS.get(call)
-        injectable = self.support.injectable
-        kprobe_overrides = self.support.kprobe and self.support.override and (injectable is None or call in injectable)
-        if _overrides(kprobe) and not kprobe_overrides:
+        if _overrides(kprobe) and not self.support.kprobe_overrides(call):
             # Override needs another mechanism: the LSM hook a security_ function calls, or a cgroup program
             if self.support.lsm and call.startswith("security_"):
                 self._lsm_of(kprobe, call)
@@ -365,10 +363,9 @@ class Planner:
                                  "hook")
             return
         symbol = _SYSCALL_PREFIX + name
-        injectable = self.support.injectable
         if self.symbols is not None and symbol not in self.symbols:
             self.issues.add(loc, f"enforcer call {call}: this kernel has no syscall function {symbol}")
-        elif injectable is not None and symbol not in injectable:
+        elif not self.support.may_inject(symbol):
             self.issues.add(loc, f"enforcer call {call}: {symbol} is not error-injectable on this kernel, so fmod_ret "
                                  "may not modify it")
         elif symbol not in self.enforcers:

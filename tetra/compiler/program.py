@@ -26,11 +26,6 @@ class CompiledPolicy:
     map_entries: tuple[MapEntry, ...]
     enforcers: tuple[str, ...] = ()  # syscall functions with NotifyEnforcer's fmod_ret program
 
-    @property
-    def scoped(self) -> bool:
-        """Whether the policy applies only to some pods' containers (the agent fills scope_cgroups)."""
-        return self.policy.scoped
-
 
 def compile_policy(policy: TracingPolicy, policy_id: int, support: KernelSupport, btf: Btf | None,
                    symbols: frozenset[str] | None = None) -> CompiledPolicy:

@@ -352,8 +352,7 @@ class SelectorCompiler:
                 return None
             return error
         if hook.mechanism is Mechanism.KPROBE and self.support.override:
-            injectable = self.support.injectable
-            if injectable is not None and hook.attach not in injectable:
+            if not self.support.may_inject(hook.attach):
                 self._error(action.loc, f"Override: {hook.attach} is not error-injectable on this kernel "
                                         "(see /sys/kernel/debug/error_injection/list); use an LSM hook")
                 return None
