@@ -11,7 +11,7 @@ import pytest
 from tetra.api import convert
 from tetra.api.address import AddressError, parse_address, prepare_socket_path
 from tetra.api.broadcast import Broadcaster
-from tetra.api.commands import AgentUnavailable, CommandQueue, CommandTimeout
+from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
 from tetra.api.status import RateMeter
 from tetra.filters.events import ExportFilter, parse_filter_list
 from tetra.filters.fields import cli_field_filters

@@ -46,7 +46,7 @@ from typing import Any
 import yaml
 
 from tetra.agent.policies import PolicyManager, PolicyNotFound
-from tetra.api.commands import CommandQueue
+from tetra.agent.commands import CommandQueue
 from tetra.errors import TetraError
 from tetra.k8s.listwatch import CONNECT_TIMEOUT, LIST_TIMEOUT, NO_CONFIGURATION, ListWatcher, WatchState, config_source
 

@@ -16,7 +16,7 @@ policy, its id and its mode; enabling compiles and loads it again. The mode
 (monitor or enforce) lives in a BPF map, so it changes without reloading.
 
 Not thread-safe: bcc objects must only be touched from the agent thread (the
-API hands its calls over through tetra.api.commands).
+API and the Kubernetes watchers hand their calls over through tetra.agent.commands).
 """
 
 import logging

@@ -16,7 +16,6 @@
     convert         event dicts <-> messages, fast and exact (protojson's mapping)
     address         unix:// and host:port addresses, socket safety checks, TLS files
     broadcast       the Broadcaster sink, subscribers, envelopes
-    commands        work handed to the agent thread, with futures and time limits
     status          the agent's state as a StatusResponse, rates included
     service         the RPC implementations
     server          the gRPC server: binding, permissions, start and stop

@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError
 from tetra.api import pb
 from tetra.api.address import Address, AddressError, parse_address, prepare_socket_path
 from tetra.api.broadcast import MAX_SUBSCRIBERS, Broadcaster
-from tetra.api.commands import CommandQueue
+from tetra.agent.commands import CommandQueue
 from tetra.api.service import TetraService
 from tetra.api.status import RateMeter
 from tetra.policy.limits import MAX_FILE_BYTES

@@ -29,7 +29,7 @@ from tetra.agent.policies import (PolicyConflict, PolicyExists, PolicyLoadFailed
                                   PolicyState)
 from tetra.api import pb
 from tetra.api.broadcast import Broadcaster, TooManySubscribers
-from tetra.api.commands import AgentUnavailable, CommandQueue, CommandTimeout
+from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
 from tetra.api.convert import to_dict
 from tetra.api.status import RateMeter, policy_status, snapshot
 from tetra.errors import TetraError

@@ -9,5 +9,5 @@
             └── tetra.agent.k8s_policies.PolicyWatcher TracingPolicy(Namespaced) objects ──> the agent thread
 
 Nothing here touches the agent's BPF objects: a watcher that needs them hands
-its work to the agent thread (tetra.api.commands.CommandQueue).
+its work to the agent thread (tetra.agent.commands.CommandQueue).
 """

@@ -1,4 +1,4 @@
-"""Work for the agent thread, handed over by gRPC threads.
+"""Work for the agent thread, handed over by other threads (gRPC calls, Kubernetes watchers).
 
 bcc objects (policy sensors, their maps, the kernel counters) belong to the
 agent thread. A call that needs them puts a function on this queue and waits
