@@ -27,39 +27,31 @@ class HookCounts:
     posted: int
 
 
-def _attach_tracepoint(bpf: object, target: str, fn: str, _: HookPlan) -> None:
-    bpf.attach_tracepoint(tp=target, fn_name=fn)  # type: ignore[attr-defined]
+def _attach_tracepoint(links: Links, fd: int, target: str, _: HookPlan, __: bool) -> None:
+    links.attach_tracepoint(fd, target)
 
 
-def _attach_raw_tracepoint(bpf: object, target: str, fn: str, _: HookPlan) -> None:
-    bpf.attach_raw_tracepoint(tp=target, fn_name=fn)  # type: ignore[attr-defined]
+def _attach_raw_tracepoint(links: Links, fd: int, target: str, _: HookPlan, __: bool) -> None:
+    links.attach_raw_tracepoint(fd, target)
 
 
-def _attach_kprobe(bpf: object, target: str, fn: str, _: HookPlan) -> None:
-    bpf.attach_kprobe(event=target, fn_name=fn)  # type: ignore[attr-defined]
+def _attach_kprobe(links: Links, fd: int, target: str, _: HookPlan, at_return: bool) -> None:
+    links.attach_kprobe(fd, target, at_return)
 
 
-def _attach_kretprobe(bpf: object, target: str, fn: str, _: HookPlan) -> None:
-    bpf.attach_kretprobe(event=target, fn_name=fn)  # type: ignore[attr-defined]
+def _attach_uprobe(links: Links, fd: int, target: str, hook: HookPlan, at_return: bool) -> None:
+    links.attach_uprobe(fd, hook.uprobe_path, target, at_return)
 
 
-def _attach_uprobe(bpf: object, target: str, fn: str, hook: HookPlan) -> None:
-    bpf.attach_uprobe(name=hook.uprobe_path, sym=target, fn_name=fn)  # type: ignore[attr-defined]
-
-
-def _attach_uretprobe(bpf: object, target: str, fn: str, hook: HookPlan) -> None:
-    bpf.attach_uretprobe(name=hook.uprobe_path, sym=target, fn_name=fn)  # type: ignore[attr-defined]
-
-
-Attach = Callable[[object, str, str, HookPlan], None]
-# mechanism -> (entry attach, return attach); fentry and LSM programs are
-# attached by bcc itself when it loads them (KFUNC_PROBE / LSM_PROBE), cgroup
-# programs by the sensor (links it keeps).
-_ATTACH: dict[Mechanism, tuple[Attach, Attach] | None] = {
-    Mechanism.TRACEPOINT: (_attach_tracepoint, _attach_tracepoint),
-    Mechanism.RAW_TRACEPOINT: (_attach_raw_tracepoint, _attach_raw_tracepoint),
-    Mechanism.KPROBE: (_attach_kprobe, _attach_kretprobe),
-    Mechanism.UPROBE: (_attach_uprobe, _attach_uretprobe),
+Attach = Callable[[Links, int, str, HookPlan, bool], None]
+# mechanism -> (bcc program type, attach); fentry and LSM programs are attached by
+# bcc itself when it loads them (KFUNC_PROBE / LSM_PROBE: one per function name,
+# so never shared), cgroup programs by the sensor (links it keeps).
+_ATTACH: dict[Mechanism, tuple[str, Attach] | None] = {
+    Mechanism.TRACEPOINT: ("TRACEPOINT", _attach_tracepoint),
+    Mechanism.RAW_TRACEPOINT: ("RAW_TRACEPOINT", _attach_raw_tracepoint),
+    Mechanism.KPROBE: ("KPROBE", _attach_kprobe),
+    Mechanism.UPROBE: ("KPROBE", _attach_uprobe),
     Mechanism.FENTRY: None,
     Mechanism.LSM: None,
     Mechanism.CGROUP_SOCK_ADDR: None,
@@ -96,16 +88,21 @@ class PolicySensor:
             raise SensorError(f"policy {self.name}: {err}") from err
 
     def _attach(self, hook: HookPlan) -> None:
+        """Each program through a descriptor of its own (see tetra/sensors/links.py)."""
+        from bcc import BPF
+
         if hook.net is not None:
             self._attach_cgroup(hook)
             return
         attach = _ATTACH[hook.mechanism]
         if attach is None:
             return
-        entry, ret = attach
-        entry(self._bpf, hook.attach, hook.entry_fn, hook)
+        prog_type, attach_fn = attach
+        load = self._bpf.load_func  # type: ignore[attr-defined]
+        attach_fn(self._links, load(hook.entry_fn.encode(), getattr(BPF, prog_type)).fd, hook.attach, hook, False)
         if hook.return_attach:
-            ret(self._bpf, hook.return_attach, hook.return_fn, hook)
+            attach_fn(self._links, load(hook.return_fn.encode(), getattr(BPF, prog_type)).fd,
+                      hook.return_attach, hook, True)
 
     def _attach_cgroup(self, hook: HookPlan) -> None:
         """The hook's IPv4 and IPv6 programs on its cgroup (each loaded for its attach type)."""
