@@ -634,14 +634,17 @@ static __always_inline __u32 tetra_sockaddr_port(struct tetra_gen_scratch *g, __
     return port;
 }
 
-static __always_inline int tetra_info_binary_match(struct tetra_gen_scratch *g, struct tetra_exec_info *info,
-                                                   __u32 id, int op)
+/* A binary against a selector's values: only bytes the kernel really has are
+ * compared (lib/execve.h): a path whose start is missing never matches Equal or
+ * Prefix, one whose end is missing never matches Equal or Postfix. */
+static __always_inline int tetra_bin_match(struct tetra_gen_scratch *g, const struct tetra_binary *bin,
+                                           __u32 id, int op)
 {
     if (op == 0)
-        return tetra_str_equal(g, id, info->binary, info->binary_len);
+        return !bin->trunc && tetra_str_equal(g, id, bin->path, bin->len);
     if (op == 1)
-        return tetra_str_prefix(g, id, info->binary, info->binary_len);
-    return tetra_str_postfix(g, id, info->binary, info->binary_len);
+        return !(bin->trunc & TETRA_BIN_HEAD_LOST) && tetra_str_prefix(g, id, bin->path, bin->len);
+    return !(bin->trunc & TETRA_BIN_TAIL_LOST) && tetra_str_postfix(g, id, bin->path, bin->len);
 }
 
 /* The binary (or, parent=1, the parent's binary) of the current process. */
@@ -651,13 +654,7 @@ static __always_inline int tetra_binary_match(struct tetra_gen_scratch *g, __u32
     struct tetra_exec_info *info = tetra_execve.lookup(&tgid);
     if (!info)
         return 0;
-    if (!parent)
-        return tetra_info_binary_match(g, info, id, op);
-    if (op == 0)
-        return tetra_str_equal(g, id, info->parent_binary, info->parent_binary_len);
-    if (op == 1)
-        return tetra_str_prefix(g, id, info->parent_binary, info->parent_binary_len);
-    return tetra_str_postfix(g, id, info->parent_binary, info->parent_binary_len);
+    return tetra_bin_match(g, parent ? &info->parent : &info->binary, id, op);
 }
 
 /* The pid of a task as seen in its own pid namespace. */
@@ -687,7 +684,7 @@ static __always_inline int tetra_lineage_binary_match(struct tetra_gen_scratch *
         if (tgid <= 1)
             break;
         struct tetra_exec_info *info = tetra_execve.lookup(&tgid);
-        if (info && tetra_info_binary_match(g, info, id, op))
+        if (info && tetra_bin_match(g, &info->binary, id, op))
             return 1;
         task = tetra_read_ptr(task, TETRA_OFF_TASK_REAL_PARENT);
     }

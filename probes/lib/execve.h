@@ -2,8 +2,13 @@
  *
  * The process sensor (TETRA_EVENTS_OWNER) writes it at exec and clone, deletes
  * at exit, and user space seeds it from /proc for processes that predate the
- * agent; policy modules read it through bcc's shared tables. Binaries are the
- * path as exec'd (symlinks not resolved), as users write them in policies.
+ * agent; policy modules read it through bcc's shared tables. A binary is the
+ * path of the file the new image was loaded from (mm->exe_file), resolved in
+ * the kernel: never the name as written in execve, which "./cat", "//usr/bin/cat",
+ * a symlink or /proc/self/fd/N would spell differently for the same file.
+ *
+ * A path the kernel could not keep whole says which end is missing, so that a
+ * selector only ever compares bytes that are really there (tetra_bin_match).
  */
 #ifndef TETRA_EXECVE_H
 #define TETRA_EXECVE_H
@@ -13,11 +18,19 @@
 #define TETRA_EXECVE_ENTRIES 32768
 #endif
 
+/* trunc bits of struct tetra_binary */
+#define TETRA_BIN_TAIL_LOST 0x1  /* longer than TETRA_BINARY_MAX - 1: the end is missing */
+#define TETRA_BIN_HEAD_LOST 0x2  /* deeper than TETRA_PATH_DEPTH: the start is missing */
+
+struct tetra_binary {
+    __u32 len;
+    __u32 trunc;
+    char path[TETRA_BINARY_MAX];
+};
+
 struct tetra_exec_info {
-    __u32 binary_len;
-    __u32 parent_binary_len;
-    char binary[TETRA_BINARY_MAX];
-    char parent_binary[TETRA_BINARY_MAX];
+    struct tetra_binary binary;
+    struct tetra_binary parent;
 };
 
 #ifdef TETRA_EVENTS_OWNER

@@ -27,7 +27,8 @@
 #define TETRA_EXEC_ARGS_ERROR     0x02  /* argv could not be read */
 #define TETRA_EXEC_TRUNC_CWD      0x04  /* cwd deeper than TETRA_PATH_DEPTH */
 #define TETRA_EXEC_CWD_ERROR      0x08  /* cwd could not be read */
-#define TETRA_EXEC_TRUNC_FILENAME 0x10  /* filename longer than TETRA_PATH_MAX */
+#define TETRA_EXEC_TRUNC_FILENAME 0x10  /* binary path deeper than TETRA_PATH_DEPTH or longer than TETRA_PATH_MAX */
+#define TETRA_EXEC_FILENAME_UNRESOLVED 0x20  /* no executable file to resolve: the name as exec'd */
 
 #define TETRA_PATH_MAX   4096   /* filename and cwd bytes */
 #define TETRA_ARGS_MAX   16384  /* argv bytes */

@@ -1,7 +1,7 @@
 /* Process lifecycle: exec, clone and exit, from tracepoints.
  *
  * Why these hooks: sched:sched_process_exec fires after the new image is in
- * place, so the binary name is final and argv sits in the new mm's argument area
+ * place, so the binary is final (mm->exe_file, resolved here) and argv sits in the new mm's argument area
  * (reading argv at sys_enter_execve can find the pages not faulted in yet); the
  * raw sched_process_fork tracepoint hands us the child task, so threads can be
  * told from processes; sched:sched_process_exit fires for every thread, and only
@@ -27,29 +27,36 @@ struct tetra_exec_scratch {
 BPF_PERCPU_ARRAY(exec_scratch, struct tetra_exec_scratch, 1);
 BPF_PERCPU_ARRAY(execve_scratch, struct tetra_exec_info, 1);
 
-/* Record what tgid runs (binary) and what its parent runs, for matchBinaries. */
-static __always_inline void remember_binary(__u32 tgid, __u32 ppid, const char *binary, __u64 len)
+/* Record what tgid runs (info->binary, filled by the caller) and what its
+ * parent runs, for matchBinaries / matchParentBinaries. */
+static __always_inline void remember_binary(__u32 tgid, __u32 ppid, struct tetra_exec_info *info)
+{
+    struct tetra_exec_info *parent = tetra_execve.lookup(&ppid);
+    if (parent)
+        __builtin_memcpy(&info->parent, &parent->binary, sizeof(info->parent));
+    else
+        __builtin_memset(&info->parent, 0, sizeof(info->parent));
+    tetra_execve.update(&tgid, info);
+}
+
+/* The resolved path of the new image (written at buf by the caller) as a binary. */
+static __always_inline void remember_exec(__u32 tgid, __u32 ppid, const char *path, __u64 len, __u32 trunc)
 {
     __u32 zero = 0;
     struct tetra_exec_info *info = execve_scratch.lookup(&zero);
     if (!info)
         return;
-    if (len > TETRA_BINARY_MAX - 1)
+    if (len > TETRA_BINARY_MAX - 1) {
         len = TETRA_BINARY_MAX - 1;
-    TETRA_BOUND(len, TETRA_BINARY_MAX - 1);
-    __builtin_memset(info->binary, 0, TETRA_BINARY_MAX);
-    if (len)
-        bpf_probe_read_kernel(info->binary, len, binary);
-    info->binary_len = len;
-    struct tetra_exec_info *parent = tetra_execve.lookup(&ppid);
-    if (parent) {
-        __builtin_memcpy(info->parent_binary, parent->binary, TETRA_BINARY_MAX);
-        info->parent_binary_len = parent->binary_len;
-    } else {
-        __builtin_memset(info->parent_binary, 0, TETRA_BINARY_MAX);
-        info->parent_binary_len = 0;
+        trunc |= TETRA_BIN_TAIL_LOST;
     }
-    tetra_execve.update(&tgid, info);
+    TETRA_BOUND(len, TETRA_BINARY_MAX - 1);
+    __builtin_memset(info->binary.path, 0, TETRA_BINARY_MAX);
+    if (len)
+        bpf_probe_read_kernel(info->binary.path, len, path);
+    info->binary.len = len;
+    info->binary.trunc = trunc;
+    remember_binary(tgid, ppid, info);
 }
 
 static __always_inline __u32 clamp_len(long n, __u32 max)
@@ -69,6 +76,40 @@ static __always_inline __u32 read_cgroup_name(char *dst, void *task)
     void *kn = tetra_read_ptr(cgrp, TETRA_OFF_CGROUP_KN);
     const char *name = tetra_read_ptr(kn, TETRA_OFF_KERNFS_NODE_NAME);
     return clamp_len(bpf_probe_read_kernel_str(dst, TETRA_CGROUP_MAX, name), TETRA_CGROUP_MAX);
+}
+
+/* The binary: the file the new image was loaded from (mm->exe_file), resolved
+ * as lib/execve.h says, written at dst with its length in ev->filename_len,
+ * and remembered for matchBinaries. Everything it decides goes to memory (the
+ * event, the binary map), none of it stays in registers: the cwd walk that
+ * follows is then verified once, not once per way this one ended. */
+static __always_inline void read_binary(struct tetra_exec *ev, char *dst, const char *exec_name, void *mm, void *fs,
+                                        void *root_dentry, void *root_mnt)
+{
+    void *exe = tetra_read_ptr(mm, TETRA_OFF_MM_EXE_FILE);
+    void *exe_dentry = tetra_read_ptr(exe, TETRA_OFF_FILE_F_PATH_DENTRY);
+    void *exe_mnt = tetra_read_ptr(exe, TETRA_OFF_FILE_F_PATH_MNT);
+    __u32 flen;
+    __u32 bin_trunc = 0;
+    if (fs && exe_dentry && exe_mnt) {
+        struct tetra_path_walk walk = tetra_walk_path_as(dst, exe_dentry, exe_mnt, root_dentry, root_mnt, 1);
+        flen = clamp_len(walk.len, TETRA_PATH_MAX);
+        if (walk.truncated)
+            ev->exec_flags |= TETRA_EXEC_TRUNC_FILENAME;
+        if (walk.truncated & TETRA_WALK_HEAD_LOST)
+            bin_trunc |= TETRA_BIN_HEAD_LOST;
+        if (walk.truncated & TETRA_WALK_TAIL_LOST)
+            bin_trunc |= TETRA_BIN_TAIL_LOST;
+    } else {
+        /* No file to resolve (never seen): the name as exec'd goes out, flagged,
+         * and selectors treat the binary as unknown. */
+        long n = bpf_probe_read_kernel_str(dst, TETRA_PATH_MAX, exec_name);
+        flen = clamp_len(n > 0 ? n - 1 : 0, TETRA_PATH_MAX);
+        ev->exec_flags |= TETRA_EXEC_FILENAME_UNRESOLVED;
+        bin_trunc = TETRA_BIN_HEAD_LOST | TETRA_BIN_TAIL_LOST;
+    }
+    ev->filename_len = flen;
+    remember_exec(ev->h.pid, ev->ppid, dst, flen, bin_trunc);
 }
 
 TRACEPOINT_PROBE(sched, sched_process_exec)
@@ -92,21 +133,19 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     ev->exec_flags = 0;
     ev->_pad2 = 0;
 
-    __u64 off = sizeof(*ev);
-    unsigned short loc = args->data_loc_filename & 0xFFFF;
-    long n = bpf_probe_read_kernel_str(buf + off, TETRA_PATH_MAX, (char *)args + loc);
-    __u32 flen = clamp_len(n, TETRA_PATH_MAX);
-    if (flen == TETRA_PATH_MAX)
-        ev->exec_flags |= TETRA_EXEC_TRUNC_FILENAME;
-    ev->filename_len = flen;
-    remember_binary(ev->h.pid, ev->ppid, buf + off, flen > 0 ? (__u64)flen - 1 : 0);
-    off += flen;
-
     void *fs = tetra_read_ptr(task, TETRA_OFF_TASK_FS);
-    void *pwd_dentry = tetra_read_ptr(fs, TETRA_OFF_FS_PWD_DENTRY);
-    void *pwd_mnt = tetra_read_ptr(fs, TETRA_OFF_FS_PWD_MNT);
     void *root_dentry = tetra_read_ptr(fs, TETRA_OFF_FS_ROOT_DENTRY);
     void *root_mnt = tetra_read_ptr(fs, TETRA_OFF_FS_ROOT_MNT);
+    void *mm = tetra_read_ptr(task, TETRA_OFF_TASK_MM);
+
+    const char *exec_name = (const char *)args + (args->data_loc_filename & 0xFFFF);
+    read_binary(ev, buf + sizeof(*ev), exec_name, mm, fs, root_dentry, root_mnt);
+    __u64 off = ev->filename_len;  /* read back from memory: the verifier forgets how it was made */
+    TETRA_BOUND(off, TETRA_PATH_MAX);
+    off += sizeof(*ev);
+
+    void *pwd_dentry = tetra_read_ptr(fs, TETRA_OFF_FS_PWD_DENTRY);
+    void *pwd_mnt = tetra_read_ptr(fs, TETRA_OFF_FS_PWD_MNT);
     struct tetra_path_walk walk = {};
     TETRA_BOUND(off, sizeof(*ev) + TETRA_PATH_MAX);
     if (fs && pwd_dentry && pwd_mnt)
@@ -119,7 +158,6 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     ev->cwd_len = clen;
     off += clen;
 
-    void *mm = tetra_read_ptr(task, TETRA_OFF_TASK_MM);
     __u64 arg_start = tetra_read_u64(mm, TETRA_OFF_MM_ARG_START);
     __u64 arg_end = tetra_read_u64(mm, TETRA_OFF_MM_ARG_END);
     __u64 want = arg_end > arg_start ? arg_end - arg_start : 0;
@@ -159,9 +197,13 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
     tetra_fill_header(&ev.h, TETRA_OP_CLONE, ((__u64)child_tgid << 32) | child_tid);
     ev.ppid = tetra_task_ppid(child);
     ev.cgroup_id = bpf_get_current_cgroup_id();
+    __u32 zero = 0;
     struct tetra_exec_info *parent = tetra_execve.lookup(&ev.ppid);
-    if (parent)
-        remember_binary(child_tgid, ev.ppid, parent->binary, parent->binary_len);
+    struct tetra_exec_info *info = execve_scratch.lookup(&zero);
+    if (parent && info) {  /* the child runs its parent's binary until it execs */
+        __builtin_memcpy(&info->binary, &parent->binary, sizeof(info->binary));
+        remember_binary(child_tgid, ev.ppid, info);
+    }
     tetra_emit(&ev, sizeof(ev), TETRA_OP_CLONE);
     return 0;
 }

@@ -6,6 +6,7 @@ marker and waits for its events in the export file.
 
 import base64
 import os
+import shutil
 import signal
 import subprocess
 import uuid
@@ -51,7 +52,7 @@ def test_exec_and_exit_of_a_process(agent: RunningAgent, tmp_path: Path) -> None
     exits = of_pid(events, "process_exit", proc.pid)
     assert len(execs) == 1 and len(exits) == 1
     p = execs[0]["process"]
-    assert p["binary"] == "/bin/sh"
+    assert p["binary"] == os.path.realpath("/bin/sh")  # the file that runs, symlinks resolved
     assert p["arguments"] == f'-c "exit 7" {token}'
     assert p["cwd"] == str(tmp_path)
     assert p["uid"] == 65534
@@ -78,7 +79,7 @@ def test_parent_exec_id_resolves_to_the_parent(agent: RunningAgent) -> None:
                  and e["process_exec"]["process"].get("arguments") == "parent-check"
                  and e["process_exec"]["process"]["parent_exec_id"] == shell["process"]["exec_id"]]
     assert len(true_exec) == 1
-    assert true_exec[0]["parent"]["binary"] == "/bin/sh"
+    assert true_exec[0]["parent"]["binary"] == os.path.realpath("/bin/sh")
 
 
 def test_killed_process_reports_its_signal(agent: RunningAgent) -> None:
@@ -129,16 +130,21 @@ def test_argv_beyond_the_limit_is_cut_and_flagged(agent: RunningAgent) -> None:
 def test_relative_exec_and_deep_cwd(agent: RunningAgent, tmp_path: Path) -> None:
     deep = tmp_path.joinpath(*[f"d{i}" for i in range(12)])
     deep.mkdir(parents=True)
+    program = deep / "run"
+    shutil.copy2("/usr/bin/true", program)
     script = deep / "run.sh"
     script.write_text("#!/bin/sh\nexit 0\n")
     script.chmod(0o755)
-    result = run(["./run.sh", marker()], cwd=deep)
-    assert result.returncode == 0
-    events = agent.wait_for(lambda ev: any(e["process_exec"]["process"].get("cwd") == str(deep)
-                                           for e in ev if "process_exec" in e))
-    p = [e["process_exec"]["process"] for e in events if "process_exec" in e
-         and e["process_exec"]["process"].get("cwd") == str(deep)][0]
-    assert p["binary"] == str(script)
+    for argv in (["./run", "program"], ["./run.sh", "script"]):
+        assert run(argv, cwd=deep).returncode == 0
+    events = agent.wait_for(lambda ev: len([e for e in ev if "process_exec" in e
+                                            and e["process_exec"]["process"].get("cwd") == str(deep)]) >= 2)
+    execs = {p["arguments"].split()[-1]: p for p in (e["process_exec"]["process"] for e in events
+                                                     if "process_exec" in e) if p.get("cwd") == str(deep)}
+    assert execs["program"]["binary"] == str(program)
+    # A script's binary is its interpreter (the file the kernel loaded), the script an argument.
+    assert execs["script"]["binary"] == os.path.realpath("/bin/sh")
+    assert execs["script"]["arguments"] == "./run.sh script"
 
 
 def test_events_carry_node_and_time(agent: RunningAgent) -> None:

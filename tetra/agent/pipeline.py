@@ -19,7 +19,7 @@ from tetra.agent.stats import PipelineStats
 from tetra.agent.policy_events import PolicyEvents
 from tetra.decode import process as _process_decoders  # noqa: F401  (registers decoders)
 from tetra.decode.generic import GenericRecord
-from tetra.decode.process import CloneRecord, ExecRecord, ExitRecord
+from tetra.decode.process import CloneRecord, ExecRecord, ExitRecord, binary_in_part
 from tetra.decode.registry import decode
 from tetra.errors import DecodeError
 from tetra.node import BootClock
@@ -98,6 +98,8 @@ class Pipeline:
 
     def _on_exec(self, rec: ExecRecord) -> None:
         self._ensure_known(rec.ppid)
+        if binary_in_part(rec):
+            self.stats.binary_truncated += 1
         proc = self.cache.add_exec(rec)
         parent = self._parent(proc) if rec.ppid else None  # pid 1 and kthreadd have none
         live = None if "procFS" in rec.flags else rec.ktime

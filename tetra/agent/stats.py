@@ -34,6 +34,9 @@ class PipelineStats:
     sink_errors: int = 0  # exceptions raised by a sink
     process_unknown: int = 0  # policy events of a process neither the cache nor /proc knew
     policy_unknown: int = 0  # policy events that arrived after their policy was removed
+    # execs whose binary path the kernel keeps only in part (deeper than its walk or longer
+    # than its binary map): matchBinaries compares only the part it has (docs/policy-limits.md)
+    binary_truncated: int = 0
     actions: Counter[str] = field(default_factory=Counter)  # policy events by action taken
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
@@ -47,4 +50,5 @@ class PipelineStats:
             "sink_errors": self.sink_errors,
             "process_unknown": self.process_unknown,
             "policy_unknown": self.policy_unknown,
+            "binary_truncated": self.binary_truncated,
         }

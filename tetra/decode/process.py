@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
 from tetra.wire import layouts
-from tetra.wire.layouts import ExecFlags, Op
+from tetra.wire.layouts import BINARY_MAX, ExecFlags, Op
 
 _EXEC = layouts.EXEC.codec
 _CLONE = layouts.CLONE.codec
@@ -15,6 +15,7 @@ _EXIT = layouts.EXIT.codec
 # IntFlag `&` costs a Python call per test on the hot path).
 _FLAG_NAMES = tuple((int(bit), name) for bit, name in (
     (ExecFlags.TRUNC_FILENAME, "truncFilename"),
+    (ExecFlags.FILENAME_UNRESOLVED, "errorFilename"),
     (ExecFlags.TRUNC_ARGS, "truncArgs"),
     (ExecFlags.ARGS_ERROR, "errorArgs"),
     (ExecFlags.TRUNC_CWD, "truncCWD"),
@@ -65,6 +66,14 @@ class ExitRecord:
     pid: int
     tid: int
     exit_code: int
+
+
+def binary_in_part(rec: ExecRecord) -> bool:
+    """Whether the kernel's matchBinaries sees only part of this binary's path
+    (deeper than its path walk, longer than its binary map, or not resolved)."""
+    name = rec.filename
+    return ("truncFilename" in rec.flags or "errorFilename" in rec.flags
+            or (len(name) >= BINARY_MAX // 4 and len(name.encode(errors="surrogateescape")) >= BINARY_MAX))
 
 
 def absolute(filename: str, cwd: str) -> str:

@@ -10,10 +10,10 @@ from pathlib import Path
 from tetra.decode.process import ExecRecord
 from tetra.errors import SensorError
 from tetra.sensors.base import KernelCounts, cflags, probe_source, read_kernel_counts
+from tetra.wire.layouts import BIN_TAIL_LOST, BINARY_MAX
 
 TRACEFS = Path("/sys/kernel/tracing")
 SOURCE = "process/process.c"
-BINARY_MAX = 256  # TETRA_BINARY_MAX in probes/lib/execve.h
 
 
 def has_tracepoint_field(subsystem: str, event: str, field: str) -> bool:
@@ -68,14 +68,14 @@ class ProcessSensor:
     def remember_binaries(self, records: Iterable[ExecRecord]) -> None:
         """Seed the in-kernel binary map (matchBinaries) with processes read from /proc."""
         table = self.bpf["tetra_execve"]  # type: ignore[index]
-        binaries: dict[int, bytes] = {}
+        binaries: dict[int, tuple[bytes, int]] = {}
         for rec in records:
-            binary = rec.filename.encode(errors="surrogateescape")[:BINARY_MAX - 1]
+            path = rec.filename.encode(errors="surrogateescape")
+            binary = path[:BINARY_MAX - 1], BIN_TAIL_LOST if len(path) > BINARY_MAX - 1 else 0
             binaries[rec.pid] = binary
-            parent = binaries.get(rec.ppid, b"")
             leaf = table.Leaf()
-            leaf.binary_len, leaf.parent_binary_len = len(binary), len(parent)
-            leaf.binary, leaf.parent_binary = binary, parent
+            for slot, (kept, trunc) in ((leaf.binary, binary), (leaf.parent, binaries.get(rec.ppid, (b"", 0)))):
+                slot.path, slot.len, slot.trunc = kept, len(kept), trunc
             table[table.Key(rec.pid)] = leaf
 
     def kernel_counts(self) -> KernelCounts:

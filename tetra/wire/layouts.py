@@ -43,6 +43,14 @@ class ExecFlags(enum.IntFlag):
     TRUNC_CWD = 0x04
     CWD_ERROR = 0x08
     TRUNC_FILENAME = 0x10
+    FILENAME_UNRESOLVED = 0x20
+
+
+# The binary map (probes/lib/execve.h): bytes of a binary path it keeps, and what
+# its trunc bits say is missing.
+BINARY_MAX = 256  # TETRA_BINARY_MAX, with the NUL
+BIN_TAIL_LOST = 0x1
+BIN_HEAD_LOST = 0x2
 
 
 @dataclass(frozen=True)
