@@ -51,15 +51,17 @@ def test_bad_flag_values_are_refused_clearly(tmp_path: Path) -> None:
 
 def test_bad_regular_expressions_are_one_located_line() -> None:
     """RE2 refuses them; Python's re raised RecursionError (a traceback) on the nested one."""
+    nested = "(a" * 3000
+    refused = f"'{'(a' * 20}...' (6000 characters) is not a valid regular expression (RE2 syntax): missing )"
     for args, message in (
-        (["--export-allowlist", '{"pid": [1]}\n{"arguments_regex": ["' + "(a" * 3000 + '"]}'],
-         "--export-allowlist:2: arguments_regex: '" + "(a" * 20 + "...' (6000 characters) is not a valid regular "
-         "expression (RE2 syntax): missing )"),
-        (["--redaction-filters", '{"redact": ["(?<=x)(y)"]}'],
+        (["agent", "-o", "none", "--export-allowlist", '{"pid": [1]}\n{"arguments_regex": ["' + nested + '"]}'],
+         f"--export-allowlist:2: arguments_regex: {refused}"),
+        (["agent", "-o", "none", "--redaction-filters", '{"redact": ["(?<=x)(y)"]}'],
          "--redaction-filters:1: redact: '(?<=x)(y)' is not a valid regular expression (RE2 syntax): invalid perl "
          "operator '(?<=' (RE2, like Go, has no lookaround or backreferences)"),
+        (["getevents", "--process", nested, "--server-address", "unix:///nonexistent"], f"--process: {refused}"),
     ):
-        result = subprocess.run([*TETRA, "agent", "-o", "none", *args], capture_output=True)
+        result = subprocess.run([*TETRA, *args], capture_output=True, stdin=subprocess.DEVNULL)
         assert result.returncode == 1, args
         assert result.stderr.decode() == f"tetra: {message}\n"
 
