@@ -24,8 +24,10 @@ back to its NFA, slower but still linear). Every refusal is one line,
 Every place that compiles a user's pattern uses ``compile_regex`` (filter flags,
 gRPC subscriber filters, ``tetra getevents`` options, redaction filters) or
 ``regex_problem`` (TracingPolicy list patterns). tetra's own constant patterns
-stay on ``re``: each is linear (no nested or overlapping repetition) and reads
-bounded text (names, paths, durations, kernel files), not a user's pattern.
+stay on ``re``: none repeats a group that can itself repeat over the same text,
+so none backtracks more than linearly, and each reads short or trusted text
+(names of at most 253 characters, durations, field paths, cgroup and kernel
+files), never a user's pattern.
 """
 
 from collections.abc import Iterator
