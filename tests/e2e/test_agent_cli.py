@@ -39,7 +39,7 @@ def test_bad_flag_values_are_refused_clearly(tmp_path: Path) -> None:
         (["--export-file-rotation-interval", "soon"], b"is not a duration"),
         (["--export-file-max-size-mb", "0"], b"x>0"),
         (["--export-file-perm", "999"], b"invalid file permission"),
-        (["--export-allowlist", '{"binary_regex": ["("]}'], b"is not a regular expression"),
+        (["--export-allowlist", '{"binary_regex": ["("]}'], b"is not a valid regular expression (RE2 syntax)"),
         (["--export-denylist", '{"event_set": ["PROCESS_EXECC"]}'], b"PROCESS_EXECC"),
         (["--export-denylist", '{bad json'], b"--export-denylist:1"),
     ):
@@ -47,6 +47,23 @@ def test_bad_flag_values_are_refused_clearly(tmp_path: Path) -> None:
         assert result.returncode != 0, args
         assert message in result.stderr, (args, result.stderr)
         assert b"Traceback" not in result.stderr
+
+
+def test_bad_regular_expressions_are_one_located_line() -> None:
+    """RE2 refuses them; Python's re raised RecursionError (a traceback) on the nested one."""
+    nested = "(a" * 3000
+    refused = f"'{'(a' * 20}...' (6000 characters) is not a valid regular expression (RE2 syntax): missing )"
+    for args, message in (
+        (["agent", "-o", "none", "--export-allowlist", '{"pid": [1]}\n{"arguments_regex": ["' + nested + '"]}'],
+         f"--export-allowlist:2: arguments_regex: {refused}"),
+        (["agent", "-o", "none", "--redaction-filters", '{"redact": ["(?<=x)(y)"]}'],
+         "--redaction-filters:1: redact: '(?<=x)(y)' is not a valid regular expression (RE2 syntax): invalid perl "
+         "operator '(?<=' (RE2, like Go, has no lookaround or backreferences)"),
+        (["getevents", "--process", nested, "--server-address", "unix:///nonexistent"], f"--process: {refused}"),
+    ):
+        result = subprocess.run([*TETRA, *args], capture_output=True, stdin=subprocess.DEVNULL)
+        assert result.returncode == 1, args
+        assert result.stderr.decode() == f"tetra: {message}\n"
 
 
 def test_help_lists_tetragon_flag_names() -> None:

@@ -49,9 +49,10 @@ def _split(values: Iterable[str]) -> list[str]:
 @click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NAMES",
               help="Only processes in these Kubernetes namespaces.")
 @click.option("--host", is_flag=True, help="With --namespace: processes outside any pod too.")
-@click.option("--pod", "pods", multiple=True, metavar="REGEX", help="Only pods whose name matches (repeatable).")
+@click.option("--pod", "pods", multiple=True, metavar="REGEX",
+              help="Only pods whose name matches (RE2 syntax, repeatable).")
 @click.option("--process", "processes", multiple=True, metavar="REGEX",
-              help="Only processes whose binary matches (repeatable).")
+              help="Only processes whose binary matches (RE2 syntax, repeatable).")
 @click.option("--policy-names", multiple=True, metavar="NAMES", help="Only events of these tracing policies.")
 @click.option("-f", "--include-fields", multiple=True, metavar="PATHS",
               help="Keep only these fields, e.g. process.binary,process.pid.")

@@ -7,7 +7,6 @@ an event without that process, a field left unset reads as "" (protobuf's
 default), and pod-based keys never match host processes.
 """
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from tetra.filters.labels import parse_selector
 from tetra.filters.reader import Reader, describe
 from tetra.policy.values import suggest
 from tetra.policy.vocab import CAPABILITIES
+from tetra.regex import Match, Regex
 
 Body = dict[str, Any]
 Check = Callable[[Body], bool]
@@ -61,16 +61,16 @@ class PidSet:
 
 
 Builder = Callable[[Reader, str, Any], Check | None]
-Search = Callable[[str], "re.Match[str] | None"]
+Search = Callable[[str], Match | None]
 
 
-def _searcher(patterns: tuple[re.Pattern[str], ...]) -> Search:
+def _searcher(patterns: tuple[Regex, ...]) -> Search:
     """One callable returning the first match of any pattern, or None; a single pattern's own
     ``search`` when there is one (the usual case), saving a call per event."""
     if len(patterns) == 1:
         return patterns[0].search
 
-    def search_any(text: str) -> "re.Match[str] | None":
+    def search_any(text: str) -> Match | None:
         for pattern in patterns:
             match = pattern.search(text)
             if match is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from tetra.filters import FilterError
 from tetra.policy.values import suggest
+from tetra.regex import Regex, RegexError, compile_regex
 
 _NON_SPACE = re.compile(r"\S")
 
@@ -139,17 +140,18 @@ class Reader:
         self.error(key, f"expected true or false, got {describe(value)}")
         return None
 
-    def regexes(self, key: str, value: Any) -> tuple[re.Pattern[str], ...] | None:
-        """Compiled patterns, searched (unanchored) as Go's MatchString does; all errors reported."""
+    def regexes(self, key: str, value: Any) -> tuple[Regex, ...] | None:
+        """Compiled with RE2 (tetra.regex: linear-time, Go's syntax) and searched unanchored as
+        Go's MatchString does; every refused pattern is reported."""
         patterns = self.strings(key, value)
         if patterns is None:
             return None
         compiled = []
         for pattern in patterns:
             try:
-                compiled.append(re.compile(pattern))
-            except re.error as err:
-                self.error(key, f"'{pattern}' is not a regular expression: {err}")
+                compiled.append(compile_regex(pattern))
+            except RegexError as err:
+                self.error(key, str(err))
         return tuple(compiled) if len(compiled) == len(patterns) else None
 
     def pids(self, key: str, value: Any) -> frozenset[int] | None:

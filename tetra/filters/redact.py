@@ -24,12 +24,12 @@ now ignores it, redacting every event. (Tetragon also redacts
 ``environment_variables``; tetra does not export them.)
 """
 
-import re
 from typing import Any
 
 from tetra.filters.eventtypes import event_key
 from tetra.filters.events import EventFilter, compile_filter
 from tetra.filters.reader import Issues, Reader, describe, objects
+from tetra.regex import Regex, shown
 
 MASK = "*****"
 
@@ -39,7 +39,7 @@ Process = dict[str, Any]
 class RedactionRule:
     """One redaction filter, compiled."""
 
-    def __init__(self, patterns: tuple[re.Pattern[str], ...], binaries: tuple[re.Pattern[str], ...],
+    def __init__(self, patterns: tuple[Regex, ...], binaries: tuple[Regex, ...],
                  match: tuple[EventFilter, ...]) -> None:
         self.patterns = patterns
         self.binaries = binaries
@@ -50,7 +50,7 @@ class RedactionRule:
         return not self.match or any(f.matches(event) for f in self.match)
 
     def covers(self, binary: str) -> bool:
-        return not self.binaries or any(p.search(binary) for p in self.binaries)
+        return not self.binaries or any(p.search(binary) is not None for p in self.binaries)
 
 
 class Redactor:
@@ -101,23 +101,24 @@ def _redact_process(process: Process, rules: list[RedactionRule]) -> Process:
     return process if redacted == arguments else {**process, "arguments": redacted}
 
 
-def redact_text(pattern: re.Pattern[str], text: str) -> str:
-    """``text`` with the capture groups of every match of ``pattern`` replaced by ``*****``."""
-    return pattern.sub(_mask_groups, text)
+def redact_text(pattern: Regex, text: str) -> str:
+    """``text`` with the capture groups of every match of ``pattern`` replaced by ``*****``.
 
-
-def _mask_groups(match: re.Match[str]) -> str:
-    """One match with its groups masked; a plain function (no closure to build per call)."""
-    text = match.string
-    pieces = []
-    done = match.start()
-    for group in range(1, match.re.groups + 1):
-        start, end = match.span(group)
-        if start < done:  # took no part (-1), or inside a group already redacted
-            continue
-        pieces += (text[done:start], MASK)
-        done = end
-    pieces.append(text[done:match.end()])
+    Matches are Go's ``ReplaceAllStringFunc`` ones (RE2, no empty match abutting the
+    previous one); the groups are read from each match in its place in ``text``.
+    """
+    pieces: list[str] = []
+    done = 0
+    for match in pattern.finditer(text):
+        for group in range(1, pattern.groups + 1):
+            start, end = match.span(group)
+            if start < done:  # took no part (-1), or inside a group already redacted
+                continue
+            pieces += (text[done:start], MASK)
+            done = end
+    if not pieces:
+        return text
+    pieces.append(text[done:])
     return "".join(pieces)
 
 
@@ -134,7 +135,7 @@ def parse_redaction_filters(text: str, source: str, *, enable_pid_set: bool = Fa
             reader.error(None, "a redaction filter needs 'redact' (regular expressions whose groups are redacted)")
         for pattern in patterns or ():
             if pattern.groups == 0:
-                reader.error("redact", f"'{pattern.pattern}' has no capture group, so it would redact nothing")
+                reader.error("redact", f"{shown(pattern.pattern)} has no capture group, so it would redact nothing")
         binaries = reader.regexes("binary_regex", keys["binary_regex"]) if "binary_regex" in keys else ()
         match = _match_filters(reader, keys.get("match", []), enable_pid_set)
         if len(issues.messages) == before and patterns is not None and binaries is not None and match is not None:

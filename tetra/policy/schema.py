@@ -24,10 +24,11 @@ from tetra.policy.model import (Action, ArgSpec, Enforcer, KProbe, ListSpec, Loc
                                 MatchPIDs, Option, Selector, Spec, Tracepoint, TracingPolicy, UProbe, Usdt)
 from tetra.policy.values import (VALUE_CHECKS, check_call, check_capability, check_dns_label, check_dns_subdomain,
                                  check_fqdn, check_go_bool, check_identifier, check_label_value, check_namespace_name,
-                                 check_namespace_value, check_rate_limit, check_regexp, check_url, max_bytes, suggest)
+                                 check_namespace_value, check_rate_limit, check_url, max_bytes, suggest)
 from tetra.policy.walk import (Bool, Enum, Field, Int, ListOf, MapOf, Obj, Opaque, Read, Scalar, Schema, Str, Walk,
                                construct)
 from tetra.policy.yamltree import find
+from tetra.regex import regex_problem
 
 INDEX = Int(0, 2 ** 31 - 1)
 INT32 = Int(-(2 ** 31), 2 ** 31 - 1)
@@ -401,7 +402,7 @@ LIST = Schema("a list", {
     "name": Field("name", Str(check=check_identifier), required=True),
     "type": Field("type", Enum(vocab.LIST_TYPES, "list type"), default=""),
     "values": Field("values", ListOf(Str()), default=()),
-    "pattern": Field("pattern", Str(check=check_regexp)),
+    "pattern": Field("pattern", Str(check=regex_problem)),  # matched by Tetragon with Go's regexp: RE2
     "validated": Field("validated", Bool(), default=False),
 }, _build_list, _check_list)
 

@@ -284,14 +284,6 @@ def go_bool(text: str) -> bool:
     return text in _GO_TRUE
 
 
-def check_regexp(text: str) -> str | None:
-    try:
-        re.compile(text)
-    except re.error as err:
-        return f"'{text}' is not a regular expression: {err}"
-    return None
-
-
 def closest(text: str, choices: Iterable[str]) -> str | None:
     """The choice ``text`` was most likely meant to be (ignoring case), if one is close enough."""
     folded = {name.lower(): name for name in choices}

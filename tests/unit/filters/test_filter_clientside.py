@@ -52,7 +52,7 @@ def test_every_bad_option_is_named() -> None:
         ClientFilter(event_types=["PROCES_EXEC"], processes=["("], pods=["["], include_fields=["a..b"])
     assert caught.value.issues == [
         "--event-types: unknown event type 'PROCES_EXEC' (did you mean 'PROCESS_EXEC'?)",
-        "--process: '(' is not a regular expression: missing ), unterminated subpattern at position 0",
-        "--pod: '[' is not a regular expression: unterminated character set at position 0",
+        "--process: '(' is not a valid regular expression (RE2 syntax): missing )",
+        "--pod: '[' is not a valid regular expression (RE2 syntax): missing ]",
         "--include-fields: invalid field path 'a..b'",
     ]

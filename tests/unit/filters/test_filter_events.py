@@ -254,7 +254,7 @@ def test_blank_lines_and_multiline_objects() -> None:
     ('{"binary_regex": ["a"], "binaryRegex": ["b"]}',
      "allow:1: key 'binary_regex' is given more than once (also as 'binaryRegex')"),
     ('{"binary_regex": ["("]}',
-     "allow:1: binary_regex: '(' is not a regular expression: missing ), unterminated subpattern at position 0"),
+     "allow:1: binary_regex: '(' is not a valid regular expression (RE2 syntax): missing )"),
     ('{"binary_regex": "curl"}', 'allow:1: binary_regex: expected a list of strings, got "curl"'),
     ('{"namespace": [1]}', "allow:1: namespace: expected a list of strings, got [1]"),
     ('{"health_check": "yes"}', 'allow:1: health_check: expected true or false, got "yes"'),
@@ -298,8 +298,7 @@ def test_every_problem_is_reported_in_order() -> None:
         parse_filter_list(text, "--export-denylist")
     assert caught.value.issues == [
         "--export-denylist:2: unknown key 'nope'",
-        "--export-denylist:2: binary_regex: '(' is not a regular expression: missing ), unterminated subpattern "
-        "at position 0",
+        "--export-denylist:2: binary_regex: '(' is not a valid regular expression (RE2 syntax): missing )",
         '--export-denylist:3: expected a JSON object, got "x"',
         "--export-denylist:4: health_check: expected true or false, got 1",
     ]
