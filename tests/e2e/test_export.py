@@ -231,3 +231,42 @@ def test_logrotate_with_the_example_config(tmp_path: Path, root: None) -> None:
     assert sorted(_marker_execs(lines, "rot-")) == sorted(launched)
     assert len(lines) == sum(summary["pipeline"]["events"].values())  # every event exported, once
     assert summary["export_write_errors"] == 0 and summary["export_lines_dropped"] == 0
+
+
+def test_a_full_disk_keeps_status_answering_and_recovers(tmp_path: Path, root: None) -> None:
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)], check=True)
+    try:
+        running = RunningAgent(mnt).start()
+        try:
+            running.wait_for(lambda ev: len(ev) > 0)  # the processes from /proc are written
+            with open(mnt / "filler", "wb", buffering=0) as filler:
+                try:
+                    while True:
+                        filler.write(b"\0" * 65536)
+                except OSError:
+                    pass
+            for i in range(300):
+                subprocess.run(["/usr/bin/true", f"full-{i}"], check=True)
+            time.sleep(2)
+            started = time.monotonic()
+            state = _json_state(running)
+            assert time.monotonic() - started < 5
+            assert 0 < int(state["counters"]["write_errors"]) < 30  # backing off, not retrying per event
+            assert state["state"] == "failing: No space left on device"
+
+            (mnt / "filler").unlink()
+            subprocess.run(["/usr/bin/true", "full-after"], check=True)
+            started = time.monotonic()
+            events = running.wait_for(lambda ev: any(e.get("process_exec", {}).get("process", {})
+                                                     .get("arguments") == "full-after" for e in ev), timeout=6)
+            assert time.monotonic() - started < 5
+            assert _json_state(running)["state"] == "ok"
+        finally:
+            summary = running.stop()
+        assert summary["export_lines_dropped"] == 0  # 16 MiB in memory held them all
+        args = [e["process_exec"]["process"].get("arguments") for e in events if "process_exec" in e]
+        assert all(f"full-{i}" in args for i in range(300))
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
