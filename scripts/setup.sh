@@ -12,7 +12,7 @@ say() { printf 'setup: %s\n' "$*"; }
 [ "$(id -u)" = 0 ] || { echo "setup: run me as root (bcc loads programs into the kernel)" >&2; exit 1; }
 
 # 1. Debian packages. dpkg-query first, so that a prepared machine never touches apt.
-packages=(python3-bpfcc bpftool linux-headers-amd64 python3-venv gcc libc6-dev rsyslog)
+packages=(python3-bpfcc bpftool linux-headers-amd64 python3-venv gcc libc6-dev rsyslog logrotate)
 # The VM test lane (tests/vm) boots Debian's stock kernel under QEMU for kprobes,
 # fentry and BPF LSM; linux-image-amd64 matches linux-headers-amd64 above.
 packages+=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils)

@@ -13,7 +13,8 @@ SNAPSHOT = {
     "losses": {"kernel": [{"opcode": "exec", "sent": "7", "lost": "2"}], "pipeline": {"decode_errors": "1"},
                "subscriber_dropped": "4", "convert_errors": "0"},
     "process_cache": {"size": "5", "capacity": "100", "evictions": "1"},
-    "exporters": [{"name": "json", "counters": {"bytes_written": "99", "write_errors": "0", "lines_dropped": "0"}},
+    "exporters": [{"name": "json", "counters": {"bytes_written": "99", "write_errors": "3", "lines_dropped": "5",
+                                                 "bytes_dropped": "250", "reopens": "2"}},
                   {"name": "export-filters", "counters": {"filtered_out": "6", "rate_limited": "2"}}],
 }
 
@@ -43,6 +44,10 @@ def test_every_loss_and_count_is_a_metric() -> None:
         'tetra_events_dropped_total{stage="export_rate_limit"} 2.0',
         "tetra_process_cache_evictions_total 1.0",
         'tetra_export_bytes_total{exporter="json"} 99.0',
+        'tetra_events_dropped_total{stage="export_file"} 5.0',
+        'tetra_export_errors_total{exporter="json"} 3.0',
+        'tetra_export_dropped_bytes_total{exporter="json"} 250.0',
+        'tetra_export_reopens_total{exporter="json"} 2.0',
         'tetra_policy_actions_total{action="KPROBE_ACTION_SIGKILL"} 2.0',
         'tetra_event_handling_latency_seconds_bucket{le="0.0005"} 1.0',
         'tetra_event_handling_latency_seconds_bucket{le="+Inf"} 2.0',

@@ -52,6 +52,7 @@ class Summary:
     cache_size: int = 0
     cache_evictions: int = 0
     export_write_errors: int = 0
+    export_lines_dropped: int = 0
     policies: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,11 +109,13 @@ def _cgroup2_root() -> Path | None:
 
 
 class Agent:
-    """One agent run; ``stop`` (a threading.Event) ends it from a signal handler."""
+    """One agent run; ``stop`` (a threading.Event) ends it from a signal handler, and
+    ``reopen`` has the export file reopened (SIGHUP, after logrotate moved it)."""
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.stop = threading.Event()
+        self.reopen = threading.Event()
         self.clock = BootClock()
         node = config.node_name or node_name()
         self.cache = ProcessCache(node, self.clock, max_size=config.process_cache_size)
@@ -216,6 +219,9 @@ class Agent:
         next_tick = time.monotonic() + TICK_S
         while not self.stop.is_set():
             observer.poll(POLL_MS)
+            if self.reopen.is_set():
+                self.reopen.clear()
+                self._reopen_exports("SIGHUP")
             if self.api is not None:
                 self.api.iteration()
             if self.k8s_policies is not None:
@@ -238,6 +244,12 @@ class Agent:
             self.api.tick(self.pipeline.stats.events)
         if self.metrics is not None:
             self._update_metrics()
+
+    def _reopen_exports(self, reason: str) -> None:
+        """Here on the agent thread, which writes the files, not in the signal handler."""
+        for sink in self.exporters:
+            if isinstance(sink, JsonSink):
+                sink.reopen(reason)
 
     def _release_compiler_memory(self) -> None:
         """After policies were compiled (at start, or added since): see tetra/agent/memory.py."""
@@ -262,7 +274,9 @@ class Agent:
     def summary(self) -> Summary:
         """What the run did so far; on the agent thread (it reads BPF maps)."""
         counts = self.sensor.kernel_counts()
-        errors = sum(getattr(getattr(s, "writer", None), "write_errors", 0) for s in self.exporters)
+        writers = [getattr(s, "writer", None) for s in self.exporters]
+        errors = sum(getattr(w, "write_errors", 0) for w in writers)
+        dropped = sum(getattr(w, "lines_dropped", 0) for w in writers)
         return Summary(
             pipeline=self.pipeline.stats.as_dict(),
             kernel_sent=counts.total_sent,
@@ -272,5 +286,6 @@ class Agent:
             cache_size=len(self.cache),
             cache_evictions=self.cache.stats.evictions,
             export_write_errors=errors,
+            export_lines_dropped=dropped,
             policies=self.policies.summary(),
         )

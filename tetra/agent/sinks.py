@@ -28,6 +28,7 @@ class LineWriter(Protocol):
 
     def write(self, line: bytes) -> None: ...
     def flush(self) -> None: ...
+    def reopen(self, reason: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -42,6 +43,9 @@ class StreamWriter:
 
     def flush(self) -> None:
         self._stream.flush()
+
+    def reopen(self, reason: str) -> None:
+        """Nothing to reopen: the stream was opened by someone else."""
 
     def close(self) -> None:
         self._stream.flush()
@@ -59,17 +63,27 @@ class JsonSink:
     def flush(self) -> None:
         self.writer.flush()
 
+    def reopen(self, reason: str) -> None:
+        """Start writing to the file at the path again (SIGHUP after an outside rotation)."""
+        self.writer.reopen(reason)
+
     def close(self) -> None:
         self.writer.close()
 
     def state(self) -> dict[str, Any]:
-        """For `tetra status`: where it writes, whether writes fail, and its counters."""
+        """For `tetra status`: where it writes, whether writes fail (and why), the last reopen,
+        and its counters."""
         writer = self.writer
         if not isinstance(writer, RotatingFile):
             return {"name": "json", "target": "stdout", "state": "ok"}
-        return {"name": "json", "target": writer.path, "state": "failing" if writer.failing else "ok",
+        state = f"failing: {writer.last_error}" if writer.failing else "ok"
+        if writer.last_reopen:
+            state += f" (reopened: {writer.last_reopen})"
+        return {"name": "json", "target": writer.path, "state": state,
                 "counters": {"bytes_written": str(writer.bytes_written), "rotations": str(writer.rotations),
-                             "write_errors": str(writer.write_errors), "lines_dropped": str(writer.lines_dropped)}}
+                             "reopens": str(writer.reopens), "write_errors": str(writer.write_errors),
+                             "lines_dropped": str(writer.lines_dropped),
+                             "bytes_dropped": str(writer.bytes_dropped)}}
 
 
 class CompactSink:

@@ -1,15 +1,17 @@
-"""``tetra agent``: run the agent in the foreground until SIGINT or SIGTERM."""
+"""``tetra agent``: run the agent in the foreground until SIGINT or SIGTERM; SIGHUP reopens the export file."""
 
 import logging
 import os
 import signal
 import sys
+from contextlib import nullcontext
 from types import FrameType
 
 import click
 import orjson
 
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
+from tetra.agent.pidfile import PidFile
 from tetra.agent.runner import Agent
 from tetra.cli.options import parse_duration
 from tetra.export.jsonfile import parse_perm
@@ -25,6 +27,8 @@ from tetra.export.jsonfile import parse_perm
               help="Also rotate after this long, e.g. 30s, 15m, 1h (default: size only).")
 @click.option("--export-file-compress", is_flag=True, help="gzip rotated files.")
 @click.option("--export-file-perm", default="600", show_default=True, help="Mode of the export file (octal).")
+@click.option("--pid-file", metavar="PATH",
+              help="Write the agent's pid here, locked while it runs (for logrotate: pkill -HUP -L -F PATH).")
 @click.option("--process-cache-size", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Most processes kept in the process cache.")
 @click.option("--ringbuf-pages", type=click.IntRange(min=1), default=2048, show_default=True,
@@ -68,7 +72,7 @@ from tetra.export.jsonfile import parse_perm
               show_default=True)
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
           export_file_rotation_interval: str | None, export_file_compress: bool, export_file_perm: str,
-          process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
+          pid_file: str | None, process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
           tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, server_addresses: tuple[str, ...],
           server_tls_cert_file: str | None, server_tls_key_file: str | None, server_tls_client_ca_file: str | None,
           export_allowlist: str, export_denylist: str, field_filters: str, redaction_filters: str,
@@ -81,7 +85,9 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
     Prints one line per event (compact by default) and, with --export-filename,
     writes Tetragon-compatible JSON lines. A policy that fails to load is
     reported with its reason; the others run. On SIGINT/SIGTERM it detaches every
-    probe and prints a JSON summary of what it saw and lost to stderr.
+    probe and prints a JSON summary of what it saw and lost to stderr. SIGHUP
+    reopens the export file (after logrotate moved it; a move or delete is also
+    noticed within a second without it).
     """
     logging.basicConfig(level=log_level.upper(), format="tetra: %(levelname)s: %(message)s", stream=sys.stderr)
     if os.geteuid() != 0:
@@ -123,7 +129,12 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
     def stop(_signum: int, _frame: FrameType | None) -> None:
         runner.stop.set()
 
+    def reopen(_signum: int, _frame: FrameType | None) -> None:
+        runner.reopen.set()  # the agent thread reopens: it is the one writing the file
+
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    summary = runner.run()
+    signal.signal(signal.SIGHUP, reopen)
+    with PidFile(pid_file) if pid_file else nullcontext():  # after the handlers: a HUP must not kill
+        summary = runner.run()
     sys.stderr.write(orjson.dumps({"summary": summary.as_dict()}).decode() + "\n")

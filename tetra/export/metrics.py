@@ -23,6 +23,8 @@ tetra_process_cache_size / _capacity            process cache entries
 tetra_process_cache_evictions_total             entries evicted because the cache was full
 tetra_export_bytes_total{exporter}              bytes written by an exporter
 tetra_export_errors_total{exporter}             write errors of an exporter
+tetra_export_dropped_bytes_total{exporter}      bytes of the lines an exporter dropped (full disk)
+tetra_export_reopens_total{exporter}            export file reopened (SIGHUP, moved or deleted)
 tetra_policies{state}                           policies loaded, disabled, failed
 tetra_policy_actions_total{action}              policy events by action (POST, SIGKILL, OVERRIDE...)
 tetra_event_handling_latency_seconds            kernel timestamp -> hand-off to the exporters
@@ -155,6 +157,10 @@ class SnapshotCollector(Collector):
     def _exporters(self, snap: Json) -> Iterator[Metric]:
         written = CounterMetricFamily("tetra_export_bytes", "Bytes written by an exporter.", labels=["exporter"])
         errors = CounterMetricFamily("tetra_export_errors", "Write errors of an exporter.", labels=["exporter"])
+        dropped = CounterMetricFamily("tetra_export_dropped_bytes", "Bytes of the lines an exporter dropped.",
+                                      labels=["exporter"])
+        reopens = CounterMetricFamily("tetra_export_reopens", "Export file reopened (SIGHUP, moved or deleted).",
+                                      labels=["exporter"])
         for exporter in snap.get("exporters", ()):
             counters = exporter.get("counters", {})
             name = str(exporter.get("name", "exporter"))
@@ -162,7 +168,11 @@ class SnapshotCollector(Collector):
                 written.add_metric([name], _int(counters["bytes_written"]))
             if "write_errors" in counters or "send_errors" in counters:
                 errors.add_metric([name], _int(counters.get("write_errors")) + _int(counters.get("send_errors")))
-        yield from (written, errors)
+            if "bytes_dropped" in counters:
+                dropped.add_metric([name], _int(counters["bytes_dropped"]))
+            if "reopens" in counters:
+                reopens.add_metric([name], _int(counters["reopens"]))
+        yield from (written, errors, dropped, reopens)
 
 
 def parse_address(address: str) -> tuple[str, int]:
