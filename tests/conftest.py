@@ -1,5 +1,11 @@
 """Shared pytest setup: tests that load BPF programs need root and say so when skipped;
-tests that need a kernel feature this kernel lacks skip naming it and the VM lane."""
+tests that need a kernel feature this kernel lacks skip naming it and the VM lane.
+
+Every test that needs root carries the ``root`` marker without saying so: those
+under tests/bpf, tests/e2e and tests/vm, and any that uses the ``root`` fixture,
+directly or through another fixture. So ``-m "not root"`` is the fast lane:
+what runs there runs as any user, in seconds.
+"""
 
 import functools
 import json
@@ -21,6 +27,15 @@ def root() -> None:
 
 
 NOBODY = 65534
+TESTS = Path(__file__).parent
+ROOT_DIRS = {"bpf", "e2e", "vm"}  # real BPF, a real agent, a VM booted by QEMU
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark the tests that need root ``root``; runs before -m selects (pytest_collection_modifyitems)."""
+    in_root_dir = item.path.is_relative_to(TESTS) and item.path.relative_to(TESTS).parts[0] in ROOT_DIRS
+    if in_root_dir or "root" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.root)
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,8 @@ import pytest
 from tetra.errors import BtfError
 from tetra.kernel.btf import VMLINUX, Btf
 
-if os.geteuid() != 0:
-    pytest.skip("needs root to read the kernel's BTF", allow_module_level=True)
+pytestmark = pytest.mark.usefixtures("root")  # the kernel's BTF is root's: skipped per test, not at import
+
 if not os.path.exists(VMLINUX):
     pytest.skip(f"{VMLINUX} is absent (kernel without CONFIG_DEBUG_INFO_BTF)", allow_module_level=True)
 if shutil.which("bpftool") is None:

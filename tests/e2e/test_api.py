@@ -559,12 +559,14 @@ def test_socket_is_for_root_only(agent: RunningAgent, nobody: int) -> None:
                                     "root (try sudo)\n")
 
 
-def _refused(tmp_path: Path, address: str) -> str:
-    done = subprocess.run([*TETRA, "agent", "-o", "none", "--server-address", address],
+def _refused(tmp_path: Path, address: str, *args: str) -> str:
+    """The agent's whole stderr when it refuses ``address``: one line, before any BPF loads."""
+    done = subprocess.run([*TETRA, "agent", "-o", "none", "--server-address", address, *args],
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     assert done.returncode == 1, done.stderr.decode()
-    assert b"Traceback" not in done.stderr
-    return done.stderr.decode().strip().splitlines()[-1]
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
 
 
 def test_agent_refuses_sockets_it_cannot_trust(agent: RunningAgent, tmp_path: Path) -> None:
@@ -592,6 +594,21 @@ def test_agent_refuses_sockets_it_cannot_trust(agent: RunningAgent, tmp_path: Pa
     assert _refused(tmp_path, agent.address) == f"tetra: cannot serve at {agent.socket}: another agent is serving there"
     assert _refused(tmp_path, "localhost:99999") == \
         "tetra: 'localhost:99999': expected unix:///path/to/socket or host:port (e.g. localhost:54321)"
+
+
+def test_agent_refuses_addresses_it_cannot_serve_at(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert _refused(tmp_path, f"unix://{a_file}/sub/tetra.sock") == \
+        f"tetra: cannot serve at {a_file}/sub/tetra.sock: cannot create {a_file}/sub: Not a directory"
+    assert _refused(tmp_path, "unix:///proc/tetra-test.sock") == \
+        "tetra: cannot serve at /proc/tetra-test.sock: No such file or directory"  # not writable, even by root
+    assert _refused(tmp_path, "::1:54321") == \
+        "tetra: '::1:54321': expected unix:///path/to/socket or host:port (e.g. localhost:54321)"
+    assert _refused(tmp_path, "192.0.2.1:54321", "--server-insecure-tcp") == \
+        "tetra: cannot serve at 192.0.2.1:54321: Cannot assign requested address"  # not this machine's
+    assert _refused(tmp_path, "nohost.invalid:54321", "--server-insecure-tcp").startswith(
+        "tetra: cannot serve at nohost.invalid:54321: nohost.invalid: ")  # the resolver's reason follows
 
 
 def test_stale_world_writable_socket_is_replaced(tmp_path: Path) -> None:
@@ -707,7 +724,32 @@ def test_slow_subscriber_never_blocks_the_agent(agent: RunningAgent, storm_binar
           f"{mine[reader_id]['dropped']}; the stuck subscriber dropped {mine[stuck_id]['dropped']}")
 
 
-# -- TCP with mutual TLS ------------------------------------------------------------------------
+# -- TCP: TLS, or a warning at every start ----------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_plain_tcp_only_when_asked_and_warned_at_every_start(tmp_path: Path) -> None:
+    v4, v6 = f"127.0.0.1:{_free_port()}", f"[::1]:{_free_port()}"
+    assert _refused(tmp_path, v4) == (
+        f"tetra: refusing to serve at {v4} without TLS: any local user could control the agent; give "
+        "--server-tls-cert-file and --server-tls-key-file (and --server-tls-client-ca-file for mutual TLS), or "
+        "--server-insecure-tcp to accept that")
+    running = RunningAgent(tmp_path, "--server-address", v4, "--server-address", v6, "--server-insecure-tcp").start()
+    try:
+        for address in (v4, v6):
+            assert (f"tetra: WARNING: API at {address}: plain TCP (--server-insecure-tcp): any local user can "
+                    "control the agent and read every event") in running.stderr_lines
+            done = subprocess.run([*TETRA, "version", "--server-address", address], stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.decode().splitlines()[1] == f"agent  0.1.0 ({address})"
+    finally:
+        running.stop()
 
 
 def _certificates(directory: Path) -> dict[str, Path]:
@@ -728,10 +770,7 @@ def _certificates(directory: Path) -> dict[str, Path]:
 
 def test_tcp_with_mutual_tls(tmp_path: Path) -> None:
     certs = _certificates(tmp_path)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    address = f"localhost:{port}"
+    address = f"localhost:{_free_port()}"
     running = RunningAgent(tmp_path, "--server-address", address, "--server-tls-cert-file", str(certs["server.pem"]),
                            "--server-tls-key-file", str(certs["server.key"]),
                            "--server-tls-client-ca-file", str(certs["ca.pem"])).start()
@@ -754,6 +793,23 @@ def test_tcp_with_mutual_tls(tmp_path: Path) -> None:
                                stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
         grpc_exporter = [e for e in orjson.loads(state.stdout)["exporters"] if e["name"] == "grpc"][0]
         assert grpc_exporter["target"] == address  # only what was asked for is bound
+        assert not [line for line in running.stderr_lines if "WARNING" in line]
+    finally:
+        running.stop()
+
+
+def test_tls_without_client_certificates_is_warned(tmp_path: Path) -> None:
+    certs = _certificates(tmp_path)
+    address = f"localhost:{_free_port()}"
+    running = RunningAgent(tmp_path, "--server-address", address, "--server-tls-cert-file", str(certs["server.pem"]),
+                           "--server-tls-key-file", str(certs["server.key"])).start()
+    try:
+        assert (f"tetra: WARNING: API at {address}: TLS without client certificates (no "
+                "--server-tls-client-ca-file): any local user can control the agent and read every event"
+                ) in running.stderr_lines
+        done = subprocess.run([*TETRA, "version", "--server-address", address, "--tls-ca-file", str(certs["ca.pem"])],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
     finally:
         running.stop()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tetra.api import convert
-from tetra.api.address import AddressError, parse_address, prepare_socket_path
+from tetra.api.address import AddressError, check_bindable, parse_address, prepare_socket_path
 from tetra.api.broadcast import Broadcaster
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
 from tetra.api.status import RateMeter
@@ -21,15 +21,16 @@ from tetra.filters.fields import cli_field_filters
     ("unix:///var/run/tetra/tetra.sock", "unix:/var/run/tetra/tetra.sock"),
     ("unix:/tmp/t.sock", "unix:/tmp/t.sock"),
     ("localhost:54321", "localhost:54321"),
-    ("[::1]:54321", "::1:54321"),
+    ("[::1]:54321", "[::1]:54321"),  # gRPC reads "::1:54321" as host "::1:54321", port 443
     ("0.0.0.0:1", "0.0.0.0:1"),
 ])
 def test_addresses(text: str, target: str) -> None:
     assert parse_address(text).target == target
 
 
-@pytest.mark.parametrize("text", ["unix://relative.sock", "unix:///dir/", "localhost", ":54321", "host:0",
-                                  "host:65536", "host:port", "unix:///" + "x" * 120])
+@pytest.mark.parametrize("text", ["unix://relative.sock", "unix:///dir/", "unix:///a\0b", "localhost", ":54321",
+                                  "host:0", "host:65536", "host:port", "host:\u0663", "unix:///" + "x" * 120,
+                                  "::1:54321", "[::1:54321", "[localhost]:54321", "local host:54321"])
 def test_bad_addresses(text: str) -> None:
     with pytest.raises(AddressError):
         parse_address(text)
@@ -61,6 +62,35 @@ def test_not_a_socket_is_refused(tmp_path: Path) -> None:
     os.chmod(tmp_path, 0o777)
     with pytest.raises(AddressError, match="writable by others"):
         prepare_socket_path(tmp_path / "other.sock")
+
+
+def test_a_path_under_a_file_is_refused_in_a_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(AddressError) as refused:
+        prepare_socket_path(tmp_path / "file" / "sub" / "tetra.sock")
+    assert str(refused.value) == (f"cannot serve at {tmp_path}/file/sub/tetra.sock: cannot create "
+                                  f"{tmp_path}/file/sub: Not a directory")
+
+
+def test_addresses_are_bound_once_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "tetra.sock"
+    check_bindable(parse_address(f"unix://{path}"))
+    assert not path.exists()  # the probe leaves nothing behind
+    (tmp_path / "ro").mkdir(mode=0o500)
+    if os.geteuid() != 0:  # root writes anyway
+        with pytest.raises(AddressError, match=f"^cannot serve at {tmp_path}/ro/x.sock: Permission denied$"):
+            check_bindable(parse_address(f"unix://{tmp_path}/ro/x.sock"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(AddressError, match=f"^cannot serve at {address}: Address already in use$"):
+            check_bindable(parse_address(address))
+    check_bindable(parse_address(address))  # free again
+    with pytest.raises(AddressError, match="^cannot serve at 192.0.2.1:54321: Cannot assign requested address$"):
+        check_bindable(parse_address("192.0.2.1:54321"))  # TEST-NET-1: not this machine's
+    with pytest.raises(AddressError, match="^cannot serve at nohost.invalid:54321: nohost.invalid: "):
+        check_bindable(parse_address("nohost.invalid:54321"))
 
 
 def test_commands_run_on_the_draining_thread() -> None:

@@ -1,6 +1,7 @@
 """scripts/policy_compat.py: every stage's verdict is recorded, none crashes the run.
 
-No root and no bcc: the load stage is exercised with a stand-in loader.
+No bcc: the load stage is exercised with a stand-in loader. A tracepoint compiles with its
+format read from tracefs, which only root may read: those tests need root.
 """
 
 import importlib.util
@@ -78,6 +79,7 @@ def test_a_rejected_file_is_a_result_and_later_stages_do_not_run(compat: ModuleT
     assert result.compile_here.ok is None and result.compile_all.ok is None and result.load_here.ok is None
 
 
+@pytest.mark.usefixtures("root")  # TRACEPOINT compiles with its format from tracefs, root's
 def test_a_tracepoint_compiles_here_and_loads_with_the_given_loader(compat: ModuleType, tmp_path: Path) -> None:
     loaded: list[str] = []
     path = _write(tmp_path, "sub/tp.yaml", TRACEPOINT)
@@ -97,6 +99,7 @@ def test_a_kernel_function_fails_here_with_the_reason_but_compiles_with_all(comp
     assert result.load_here.ok is None and result.load_here.reasons == ["not run: does not compile here"]
 
 
+@pytest.mark.usefixtures("root")  # TRACEPOINT compiles with its format from tracefs, root's
 def test_load_refusals_and_crashes_of_ours_are_recorded_not_raised(compat: ModuleType, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(_: object) -> None:
@@ -116,6 +119,7 @@ def test_load_refusals_and_crashes_of_ours_are_recorded_not_raised(compat: Modul
     assert crashed.load_here.reasons == ["not run: needs root and bcc"]
 
 
+@pytest.mark.usefixtures("root")  # TRACEPOINT compiles with its format from tracefs, root's
 def test_summary_counts_stages_and_groups_reasons_once_per_file(compat: ModuleType, tmp_path: Path) -> None:
     for name in ("a.yaml", "b.yml"):
         _write(tmp_path, name, KPROBE)

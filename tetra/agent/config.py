@@ -26,6 +26,7 @@ class AgentConfig:
     server_tls_cert_file: str | None = None
     server_tls_key_file: str | None = None
     server_tls_client_ca_file: str | None = None
+    server_insecure_tcp: bool = False  # host:port without TLS: any local user controls the agent
     # Export filters (Tetragon's syntax), in front of the JSON file, stdout and OTLP exporters.
     export_allowlist: str = ""
     export_denylist: str = ""

@@ -98,7 +98,7 @@ def _api_server(config: AgentConfig) -> "ApiServer | None":
     from tetra.api.server import ApiServer, TlsFiles
 
     return ApiServer(addresses, TlsFiles(config.server_tls_cert_file, config.server_tls_key_file,
-                                         config.server_tls_client_ca_file))
+                                         config.server_tls_client_ca_file), config.server_insecure_tcp)
 
 
 def _cgroup2_root() -> Path | None:

@@ -2,7 +2,8 @@
 
 The agent calls, all from its own thread:
 
-    ApiServer(config)     parse addresses, check socket paths and TLS files (fail before any BPF loads)
+    ApiServer(config)     parse addresses, check socket paths, TLS files and that every address binds
+                          (fail before any BPF loads)
     .broadcaster          a sink, added to the pipeline's sinks
     .start(agent)         bind (unix sockets 0600) and serve, just before the agent says it is ready
     .iteration()          every loop turn: run the commands gRPC calls queued for the agent thread
@@ -14,6 +15,12 @@ the generated servicer, for two reasons: GetEvents yields bytes serialized
 once per event (the generated code would serialize per subscriber), and a
 request that does not parse is answered INVALID_ARGUMENT (gRPC's own answer
 would be INTERNAL).
+
+The API controls the agent (policies that kill processes) and streams every
+process's command line, so it is root's alone: the unix socket by its mode,
+a host:port address by TLS, which the constructor insists on. Plain TCP needs
+--server-insecure-tcp, and then every start logs a warning, as does TLS that
+asks clients for no certificate: whoever reaches the port is in control.
 """
 
 import logging
@@ -30,7 +37,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from tetra.api import pb
-from tetra.api.address import Address, AddressError, parse_address, prepare_socket_path
+from tetra.api.address import Address, AddressError, check_bindable, parse_address, prepare_socket_path
 from tetra.api.broadcast import MAX_SUBSCRIBERS, Broadcaster
 from tetra.agent.commands import CommandQueue
 from tetra.api.service import TetraService
@@ -85,12 +92,19 @@ class Malformed:
 class ApiServer:
     """The gRPC endpoints of one agent run."""
 
-    def __init__(self, addresses: tuple[str, ...], tls: TlsFiles = TlsFiles()) -> None:
+    def __init__(self, addresses: tuple[str, ...], tls: TlsFiles = TlsFiles(), insecure_tcp: bool = False) -> None:
         self.addresses: list[Address] = [parse_address(a) for a in addresses]
+        self._credentials = tls.credentials()
+        self._client_auth = tls.client_ca_file is not None
+        tcp = [a for a in self.addresses if a.unix_path is None]
+        if tcp and self._credentials is None and not insecure_tcp:
+            raise AddressError(f"refusing to serve at {tcp[0]} without TLS: any local user could control the agent; "
+                               "give --server-tls-cert-file and --server-tls-key-file (and "
+                               "--server-tls-client-ca-file for mutual TLS), or --server-insecure-tcp to accept that")
         for address in self.addresses:
             if address.unix_path is not None:
                 prepare_socket_path(address.unix_path)
-        self._credentials = tls.credentials()
+            check_bindable(address)
         self.broadcaster = Broadcaster(target=", ".join(map(str, self.addresses)))
         self.commands = CommandQueue()
         self.rates = RateMeter()
@@ -110,6 +124,11 @@ class ApiServer:
         server.start()
         self._server = server
         log.info("API serving at %s", ", ".join(map(str, self.addresses)))
+        for address in self.addresses:
+            if address.unix_path is None and not self._client_auth:
+                log.warning("API at %s: %s: any local user can control the agent and read every event", address,
+                            "plain TCP (--server-insecure-tcp)" if self._credentials is None
+                            else "TLS without client certificates (no --server-tls-client-ca-file)")
 
     def _bind(self, server: grpc.Server, address: Address) -> None:
         if address.unix_path is None:

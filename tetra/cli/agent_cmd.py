@@ -48,6 +48,9 @@ from tetra.export.jsonfile import parse_perm
 @click.option("--server-tls-key-file", metavar="PATH", help="TLS private key for host:port addresses.")
 @click.option("--server-tls-client-ca-file", metavar="PATH",
               help="Require client certificates signed by this CA (mutual TLS).")
+@click.option("--server-insecure-tcp", is_flag=True,
+              help="Serve host:port addresses without TLS (refused otherwise): any local user can then control "
+                   "the agent, as every start warns.")
 @click.option("--export-allowlist", default="", metavar="JSON",
               help="Export only events matching one of these filters (newline-separated JSON objects).")
 @click.option("--export-denylist", default="", metavar="JSON", help="Never export events matching these filters.")
@@ -75,7 +78,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           pid_file: str | None, process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
           tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, server_addresses: tuple[str, ...],
           server_tls_cert_file: str | None, server_tls_key_file: str | None, server_tls_client_ca_file: str | None,
-          export_allowlist: str, export_denylist: str, field_filters: str, redaction_filters: str,
+          server_insecure_tcp: bool, export_allowlist: str, export_denylist: str, field_filters: str, redaction_filters: str,
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
           export_otlp_ca_file: str | None, metrics_server: str | None, enable_k8s_api: bool,
           k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
@@ -110,6 +113,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         server_tls_cert_file=server_tls_cert_file,
         server_tls_key_file=server_tls_key_file,
         server_tls_client_ca_file=server_tls_client_ca_file,
+        server_insecure_tcp=server_insecure_tcp,
         export_allowlist=export_allowlist,
         export_denylist=export_denylist,
         field_filters=field_filters,

@@ -42,8 +42,11 @@ class Field:
 
 def tracefs_root() -> Path:
     for root in TRACEFS_ROOTS:
-        if (root / "events").is_dir():
-            return root
+        try:
+            if (root / "events").is_dir():
+                return root
+        except PermissionError:  # mode 0700: is_dir raises instead of answering
+            raise KernelError(f"cannot read {root}: tracepoint formats are root's (run as root)") from None
     raise KernelError("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing")
 
 

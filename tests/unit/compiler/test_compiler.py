@@ -1,8 +1,14 @@
 """The policy compiler without a kernel: placement, selectors, C text, errors.
 
-Plans for a kernel with kprobes (no tracefs needed), so these run anywhere;
-tests/bpf/test_compiler.py puts the same output in front of the verifier.
+Plans for a kernel with kprobes (no tracefs needed), so these run anywhere but
+the two that compile the tracepoint template: its format is in tracefs, which
+is root's. tests/bpf/test_compiler_kernel.py puts the same output in front of
+the verifier.
 """
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -251,6 +257,7 @@ def test_all_problems_are_reported_together() -> None:
     assert "security_file_open" in text and "file_open needs BPF LSM" in text
 
 
+@pytest.mark.usefixtures("root")  # the tracepoint template: its format is read from tracefs, root's
 def test_cli_generate_templates_validate_and_compile(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from click.testing import CliRunner
 
@@ -269,6 +276,18 @@ def test_cli_generate_templates_validate_and_compile(tmp_path) -> None:  # type:
         built = runner.invoke(cli, ["tracingpolicy", "compile", "--kernel", "all", "--emit-c", str(path)])
         assert built.exit_code == 0, built.output
         assert '#include "generic/generic.h"' in built.output
+
+
+def test_compile_as_a_user_says_tracefs_is_roots(nobody: int) -> None:
+    import tetra.cli
+
+    template = Path(tetra.cli.__file__).parent / "templates" / "tracepoint.yaml"
+    done = subprocess.run([sys.executable, "-m", "tetra", "tracingpolicy", "compile", "--kernel", "all",
+                           str(template)], capture_output=True, user=nobody, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.decode().splitlines() == [
+        f"tetra: {template}:10:5: spec.tracepoints[0]: cannot read /sys/kernel/tracing: tracepoint formats are "
+        "root's (run as root)"]
 
 
 def test_return_copy_adds_the_return_probe_as_tetragon_does() -> None:

@@ -1,136 +1,51 @@
-"""CgroupResolver on the real cgroup2 hierarchy: directories named as kubelet, containerd,
-CRI-O, Docker and Podman name them, a real process moved into one, its cgroup id resolved.
+"""CgroupResolver's walks and cache, on plain directories under tmp_path: no root needed.
 
-Needs root (creating cgroups, moving a process); everything is made under a
-test-owned ``tetra-test-<random>`` directory and removed afterwards, the
-process moved back out first, also when an assertion fails.
+The resolver reads only directory names and inode numbers, so any file system
+serves as its cgroup2 mount. One thing differs: kernfs gives a new cgroup an id
+larger than any before it, and the resolver walks soon for such an id, while a
+plain file system promises no order of inodes. So directories are made first,
+sorted by inode and then renamed into place (a rename keeps the inode): the
+tree "created later" holds the larger numbers, as on kernfs. The real
+hierarchy, with a real process moved into it, is tests/e2e/test_cgroup_hierarchy.py.
 """
 
-import os
-import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tetra.enrich.cgroups import CgroupResolver, ContainerRef
-from tetra.errors import KernelError
-from tetra.kernel.mounts import cgroup2_mount
 
-pytestmark = pytest.mark.usefixtures("root")
-
-HEX = uuid.uuid4().hex * 2  # a fresh 64-character id per run
+HEX = uuid.uuid4().hex * 2
 UID = str(uuid.uuid4())
-UID_ = UID.replace("-", "_")
 
 
-@pytest.fixture(scope="module")
-def mount() -> Path:
-    try:
-        return Path(cgroup2_mount())
-    except KernelError as err:
-        pytest.skip(f"no cgroup v2 hierarchy: {err}")
+def _dirs_by_inode(staging: Path, count: int) -> list[Path]:
+    """``count`` empty directories, smallest inode first."""
+    staging.mkdir()
+    made = [staging / str(n) for n in range(count)]
+    for directory in made:
+        directory.mkdir()
+    return sorted(made, key=lambda directory: directory.stat().st_ino)
 
 
-def _own_cgroup() -> str:
-    """This process's cgroup v2 path, where children start and return."""
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        if line.startswith("0::"):
-            return line[3:]
-    pytest.skip("this process has no cgroup v2 membership")
-
-
-@pytest.fixture
-def parent(mount: Path) -> Iterator[Path]:
-    """``<cgroup2>/tetra-test-<random>``; on teardown every process in it goes home and it is removed."""
-    top = mount / f"tetra-test-{uuid.uuid4().hex[:12]}"
-    top.mkdir()
-    home = mount / _own_cgroup().lstrip("/") / "cgroup.procs"
-    try:
-        yield top
-    finally:
-        for dirpath, _dirs, _files in os.walk(top, topdown=False):
-            for pid in (Path(dirpath) / "cgroup.procs").read_text().split():
-                try:
-                    home.write_text(pid)
-                except OSError:  # it exited meanwhile
-                    pass
-            os.rmdir(dirpath)
-
-
-@pytest.fixture
-def child() -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(["sleep", "120"])
-    try:
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def _cgroup_of(pid: int) -> str:
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        if line.startswith("0::"):
-            return line[3:]
-    raise AssertionError(f"pid {pid} has no cgroup v2 membership")
-
-
-CASES = {
-    "containerd-systemd": (f"kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID_}.slice/"
-                           f"cri-containerd-{HEX}.scope", ContainerRef(HEX, UID, "containerd")),
-    "containerd-guaranteed": (f"kubepods.slice/kubepods-pod{UID_}.slice/cri-containerd-{HEX}.scope",
-                              ContainerRef(HEX, UID, "containerd")),
-    "crio": (f"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/crio-{HEX}.scope",
-             ContainerRef(HEX, UID, "cri-o")),
-    "crio-conmon": (f"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/"
-                    f"crio-conmon-{HEX}.scope", None),
-    "kubelet-cgroupfs": (f"kubepods/besteffort/pod{UID}/{HEX}", ContainerRef(HEX, UID, "")),
-    "docker-systemd": (f"system.slice/docker-{HEX}.scope", ContainerRef(HEX, "", "docker")),
-    "docker-cgroupfs": (f"docker/{HEX}", ContainerRef(HEX, "", "docker")),
-    "podman": (f"machine.slice/libpod-{HEX}.scope", ContainerRef(HEX, "", "podman")),
-    "podman-conmon": (f"machine.slice/libpod-conmon-{HEX}.scope", None),
-    "host-service": ("system.slice/cron.service", None),
-}
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_process_cgroup_resolves(case: str, mount: Path, parent: Path, child: subprocess.Popen[bytes]) -> None:
-    rel, expected = CASES[case]
-    leaf = parent / rel
-    leaf.mkdir(parents=True)
-    (leaf / "cgroup.procs").write_text(str(child.pid))
-    path = _cgroup_of(child.pid)
-    assert path == f"/{parent.name}/{rel}"
-    cgroup_id = os.stat(mount / path.lstrip("/")).st_ino
-    assert cgroup_id == os.stat(leaf).st_ino
-
-    resolver = CgroupResolver(mount)
-    assert resolver.container(cgroup_id) == expected
-    assert resolver.path(cgroup_id) == path
-    assert resolver.stats.walks == 1  # the second question was answered from the cache
-
-
-def test_new_cgroups_are_found_soon_and_gone_ones_do_not_cause_walks(mount: Path, parent: Path) -> None:
+def test_new_cgroups_are_found_soon_and_gone_ones_do_not_cause_walks(tmp_path: Path) -> None:
+    root, kubepods, pod, first, second, gone = _dirs_by_inode(tmp_path / "staging", 6)
+    root = root.rename(tmp_path / "cgroup")
+    kubepods = kubepods.rename(root / "kubepods")
+    pod = pod.rename(kubepods / f"pod{UID}")
+    first = first.rename(pod / HEX)
     now = [100.0]
-    resolver = CgroupResolver(mount, fresh_interval=0.05, stale_interval=5.0, clock=lambda: now[0])
-    first = parent / "kubepods" / f"pod{UID}" / HEX
-    first.mkdir(parents=True)
+    resolver = CgroupResolver(root, fresh_interval=0.05, stale_interval=5.0, clock=lambda: now[0])
     assert resolver.container(first.stat().st_ino) == ContainerRef(HEX, UID, "")
     assert resolver.stats.walks == 1
 
     other = uuid.uuid4().hex * 2
-    second = parent / "kubepods" / f"pod{UID}" / other
-    second.mkdir()
-    new_id = second.stat().st_ino
+    new_id = second.rename(pod / other).stat().st_ino
     now[0] += 0.01
     assert resolver.container(new_id) is None  # a walk just happened: not yet
     now[0] += 0.05
     assert resolver.container(new_id) == ContainerRef(other, UID, "")  # newer than any seen: walked at once
     assert resolver.stats.walks == 2
 
-    gone = parent / "gone"
-    gone.mkdir()
     gone_id = gone.stat().st_ino
     gone.rmdir()
     now[0] += 0.1
@@ -145,12 +60,14 @@ def test_new_cgroups_are_found_soon_and_gone_ones_do_not_cause_walks(mount: Path
     assert resolver.stats.walks == 4
 
 
-def test_cache_is_bounded_and_keeps_what_was_asked(mount: Path, parent: Path) -> None:
-    leaves = [parent / f"docker-{uuid.uuid4().hex * 2}.scope" for _ in range(20)]
+def test_cache_is_bounded_and_keeps_what_was_asked(tmp_path: Path) -> None:
+    leaves = [tmp_path / f"docker-{uuid.uuid4().hex * 2}.scope" for _ in range(20)]
     for leaf in leaves:
         leaf.mkdir()
-    resolver = CgroupResolver(mount, capacity=8)
+    resolver = CgroupResolver(tmp_path, capacity=8)
     wanted = leaves[3]
-    assert resolver.path(wanted.stat().st_ino) == f"/{parent.name}/{wanted.name}"
+    assert resolver.path(wanted.stat().st_ino) == f"/{wanted.name}"
+    assert resolver.container(wanted.stat().st_ino) == ContainerRef(wanted.name[7:-6], "", "docker")
     assert len(resolver) == 8
-    assert resolver.stats.dirs >= 21  # it walked everything, and kept only 8
+    assert resolver.stats.dirs == 21  # it walked everything (the root too), and kept only 8
+    assert resolver.stats.walks == 1  # the second question was answered from the cache
