@@ -233,7 +233,7 @@ def subscribed(agent: RunningAgent, *streams: Stream, before: list[int]) -> None
 
 
 def echo(token: str) -> int:
-    proc = subprocess.run(["/bin/echo", token], capture_output=True, check=True)
+    proc = subprocess.run(["/usr/bin/echo", token], capture_output=True, check=True)
     return proc.returncode
 
 
@@ -256,7 +256,7 @@ def test_json_stream_equals_the_export(agent: RunningAgent) -> None:
         for kind in ("process_exec", "process_exit"):
             assert of_token(stream.events(), kind, token) == of_token(exported, kind, token)
         event = of_token(stream.events(), "process_exec", token)[0]
-        assert event["process_exec"]["process"]["binary"] == "/bin/echo"
+        assert event["process_exec"]["process"]["binary"] == "/usr/bin/echo"
         assert event["process_exec"]["parent"]["pid"] == os.getpid()
     finally:
         stream.stop()
@@ -265,12 +265,12 @@ def test_json_stream_equals_the_export(agent: RunningAgent) -> None:
 def test_compact_stream_and_timestamps(agent: RunningAgent) -> None:
     before = subscriber_ids(agent)
     compact = Stream(agent, "-o", "compact", "--color", "never")
-    stamped = Stream(agent, "-o", "compact", "--timestamps", "--process", "^/bin/echo$")
+    stamped = Stream(agent, "-o", "compact", "--timestamps", "--process", "^/usr/bin/echo$")
     try:
         subscribed(agent, compact, stamped, before=before)
         token = f"compact-{uuid.uuid4()}"
         echo(token)
-        expected = [f"🚀 process /bin/echo {token}", f"💥 exit    /bin/echo {token} 0"]
+        expected = [f"🚀 process /usr/bin/echo {token}", f"💥 exit    /usr/bin/echo {token} 0"]
         lines = compact.wait_for(lambda lines: expected[1] in lines)
         assert [line for line in lines if token in line] == expected
         lines = stamped.wait_for(lambda lines: len(lines) >= 2)
@@ -284,13 +284,13 @@ def test_compact_stream_and_timestamps(agent: RunningAgent) -> None:
 def test_every_client_filter(agent: RunningAgent, root_dir: Path) -> None:
     options = {
         "exits": ("-e", "PROCESS_EXIT"),
-        "echo": ("--process", "^/bin/echo$"),
+        "echo": ("--process", "^/usr/bin/echo$"),
         "policy": ("--policy-names", "api-open"),
         "host": ("-n", "default", "--host", "-e", "process_exec"),
         "pod": ("--pod", "."),
         "namespace": ("-n", "kube-system"),
-        "include": ("-e", "PROCESS_EXEC", "--process", "^/bin/echo$", "-f", "process.binary,process.arguments"),
-        "exclude": ("-e", "PROCESS_EXEC", "--process", "^/bin/echo$", "-F", "parent", "-F", "process.exec_id"),
+        "include": ("-e", "PROCESS_EXEC", "--process", "^/usr/bin/echo$", "-f", "process.binary,process.arguments"),
+        "exclude": ("-e", "PROCESS_EXEC", "--process", "^/usr/bin/echo$", "-F", "parent", "-F", "process.exec_id"),
     }
     before = subscriber_ids(agent)
     streams = {name: Stream(agent, *args) for name, args in options.items()}
@@ -314,18 +314,18 @@ def test_every_client_filter(agent: RunningAgent, root_dir: Path) -> None:
     assert all("process_exit" in e for e in events["exits"])
     assert of_token(events["exits"], "process_exit", token)
     assert all(next(iter(body for key, body in e.items() if key.startswith("process_")))["process"]["binary"]
-               == "/bin/echo" for e in events["echo"])
+               == "/usr/bin/echo" for e in events["echo"])
     assert {kind for e in events["echo"] for kind in e if kind.startswith("process_")} == {"process_exec",
                                                                                         "process_exit"}
     assert all(e["process_kprobe"]["policy_name"] == "api-open" for e in events["policy"])
     assert all("process_exec" in e for e in events["host"]) and of_token(events["host"], "process_exec", token)
     assert events["pod"] == [] and events["namespace"] == []
     included = of_token(events["include"], "process_exec", token)[0]
-    assert included["process_exec"] == {"process": {"binary": "/bin/echo", "arguments": token}}
+    assert included["process_exec"] == {"process": {"binary": "/usr/bin/echo", "arguments": token}}
     assert set(included) == {"process_exec", "node_name", "time"}
     excluded = of_token(events["exclude"], "process_exec", token)[0]["process_exec"]
     assert "parent" not in excluded and "exec_id" not in excluded["process"]
-    assert excluded["process"]["binary"] == "/bin/echo" and excluded["process"]["pid"] > 0
+    assert excluded["process"]["binary"] == "/usr/bin/echo" and excluded["process"]["pid"] > 0
 
 
 TETRAGON_LINES = [
@@ -370,8 +370,8 @@ def test_stdin_mode_reads_export_files(agent: RunningAgent, tmp_path: Path) -> N
     compact = getevents("-o", "compact")
     assert compact.returncode == 0, compact.stderr
     assert compact.stdout.decode().splitlines() == [
-        f"🚀 process /bin/echo {token}",
-        f"💥 exit    /bin/echo {token} 0",
+        f"🚀 process /usr/bin/echo {token}",
+        f"💥 exit    /usr/bin/echo {token} 0",
         "🚀 process default/xwing /usr/bin/curl https://ebpf.io/applications/#tetragon",
         "💥 exit    default/xwing /usr/bin/curl https://ebpf.io/applications/#tetragon 60",
     ]
@@ -681,7 +681,7 @@ def test_slow_subscriber_never_blocks_the_agent(agent: RunningAgent, storm_binar
     stuck = pb_grpc.TetraStub(channel).GetEvents(pb.GetEventsRequest())  # started, never read
     wait_until(lambda: len(set(subscriber_ids(agent)) - set(before)) == 1, "the stuck subscriber")
     stuck_id = max(set(subscriber_ids(agent)) - set(before))
-    reader = Stream(agent, "-o", "json", "--process", "^/bin/true$")
+    reader = Stream(agent, "-o", "json", "--process", "^/usr/bin/true$")
     subscribed(agent, reader, before=[*before, stuck_id])
     reader_id = max(set(subscriber_ids(agent)) - set(before) - {stuck_id})
     exported_before = len(agent.events())
@@ -710,13 +710,13 @@ def test_slow_subscriber_never_blocks_the_agent(agent: RunningAgent, storm_binar
     assert int(mine[stuck_id]["queued"]) <= 10_000
     assert int(state["losses"]["subscriber_dropped"]) >= int(mine[stuck_id]["dropped"])
     storm_events = [e for e in reader.events() if e.get("process_exec", e.get("process_exit", {}))
-                    .get("process", {}).get("binary") == "/bin/true"]
+                    .get("process", {}).get("binary") == "/usr/bin/true"]
     assert len(storm_events) + int(mine[reader_id]["dropped"]) >= 2 * STORM
     # the agent kept exporting everything while a subscriber was stuck
     assert state["losses"]["kernel_lost"] == "0"
     exported = agent.wait_for(lambda ev: len(ev) - exported_before >= 2 * STORM, timeout=120)
     true_execs = [e for e in exported[exported_before:] if "process_exec" in e
-                  and e["process_exec"]["process"]["binary"] == "/bin/true"]
+                  and e["process_exec"]["process"]["binary"] == "/usr/bin/true"]
     assert len(true_execs) >= STORM
     rate = len(storm_events) / received_s
     print(f"\nexec storm of {STORM} processes in {storm_s:.1f}s; `tetra getevents -o json` received "
@@ -820,7 +820,7 @@ def test_tls_without_client_certificates_is_warned(tmp_path: Path) -> None:
 def test_agent_restart_with_and_without_reconnect(tmp_path: Path) -> None:
     first = RunningAgent(tmp_path / "one").start()
     before = subscriber_ids(first)
-    loyal = Stream(first, "-o", "compact", "--reconnect", "--process", "^/bin/echo$")
+    loyal = Stream(first, "-o", "compact", "--reconnect", "--process", "^/usr/bin/echo$")
     quitter = Stream(first, "-o", "compact")
     subscribed(first, loyal, quitter, before=before)
     first.stop()
@@ -833,7 +833,7 @@ def test_agent_restart_with_and_without_reconnect(tmp_path: Path) -> None:
         token = f"reconnect-{uuid.uuid4()}"
         wait_until(lambda: bool(subscriber_ids(second)), "the client to come back")
         echo(token)
-        loyal.wait_for(lambda lines: f"💥 exit    /bin/echo {token} 0" in lines)
+        loyal.wait_for(lambda lines: f"💥 exit    /usr/bin/echo {token} 0" in lines)
     finally:
         loyal.stop()
         second.stop()
