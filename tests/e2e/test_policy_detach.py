@@ -29,6 +29,17 @@ pytestmark = pytest.mark.usefixtures("root")
 # programs run on every switch, post nothing), and two syscall hooks on one syscall
 # (the second with a return probe) that post every call: nine programs sharing
 # three events (four with the syscall's exit).
+SWITCH_HOOK = """\
+  - subsystem: sched
+    event: sched_switch{raw}
+    args:
+    - index: {index}
+      type: int
+    selectors:
+    - matchPIDs:
+      - operator: In
+        values: [{pid}]
+"""
 POLICY = """\
 apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
@@ -36,62 +47,8 @@ metadata:
   name: shared-hooks
 spec:
   tracepoints:
-  - subsystem: sched
-    event: sched_switch
-    args:
-    - index: 7
-      type: int
-    selectors:
-    - matchPIDs:
-      - operator: In
-        values: [999991]
-  - subsystem: sched
-    event: sched_switch
-    args:
-    - index: 7
-      type: int
-    selectors:
-    - matchPIDs:
-      - operator: In
-        values: [999992]
-  - subsystem: sched
-    event: sched_switch
-    args:
-    - index: 7
-      type: int
-    selectors:
-    - matchPIDs:
-      - operator: In
-        values: [999993]
-  - subsystem: sched
-    event: sched_switch
-    args:
-    - index: 7
-      type: int
-    selectors:
-    - matchPIDs:
-      - operator: In
-        values: [999994]
-  - subsystem: sched
-    event: sched_switch
-    raw: true
-    args:
-    - index: 0
-      type: int
-    selectors:
-    - matchPIDs:
-      - operator: In
-        values: [999995]
-  - subsystem: sched
-    event: sched_switch
-    raw: true
-    args:
-    - index: 0
-      type: int
-    selectors:
-    - matchPIDs:
-      - operator: In
-        values: [999996]
+""" + "".join(SWITCH_HOOK.format(raw="\n    raw: true" if raw else "", index=0 if raw else 7, pid=999_990 + i)
+              for i, raw in enumerate([False] * 4 + [True] * 2)) + """\
   kprobes:
   - call: sys_getppid
     syscall: true
