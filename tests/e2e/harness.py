@@ -120,3 +120,19 @@ def tetra(agent: RunningAgent, *args: str, **kwargs: Any) -> subprocess.Complete
 
 def run(argv: list[str | bytes], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(argv, capture_output=True, env={**os.environ, "LC_ALL": "C"}, **kwargs)
+
+
+def attachments(pid: int) -> dict[int, str]:
+    """prog id -> what it is attached to, for each perf event / raw tracepoint ``pid`` holds
+    (``bpftool perf list``): the programs of one agent, whatever else runs on the machine."""
+    listed = orjson.loads(subprocess.run(["bpftool", "perf", "list", "-j"], check=True,
+                                         capture_output=True).stdout or b"[]")
+    return {entry["prog_id"]: entry.get("tracepoint", entry.get("func", entry.get("filename", "?")))
+            for entry in listed if entry["pid"] == pid}
+
+
+def loaded_programs() -> set[int]:
+    """Ids of every BPF program in the kernel (ids are never reused)."""
+    listed = orjson.loads(subprocess.run(["bpftool", "prog", "list", "-j"], check=True,
+                                         capture_output=True).stdout or b"[]")
+    return {entry["id"] for entry in listed}

@@ -1,30 +1,22 @@
 """The agent's command line: clean stop, detached programs, clear errors."""
 
-import json
 import signal
 import subprocess
 from pathlib import Path
 
-from tests.e2e.harness import TETRA, RunningAgent
-
-
-def loaded_programs() -> dict[int, str]:
-    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, check=True).stdout
-    return {p["id"]: p.get("name", "") for p in json.loads(out or b"[]")}
+from tests.e2e.harness import TETRA, RunningAgent, attachments, loaded_programs
 
 
 def test_sigint_detaches_every_program(tmp_path: Path, root: None) -> None:
-    before = loaded_programs()
     agent = RunningAgent(tmp_path).start()
     assert agent.proc is not None
     try:
-        ours = {pid: name for pid, name in loaded_programs().items() if pid not in before}
-        assert {"tracepoint__sched__sched_process_exec", "raw_tracepoint__sched_process_fork",
-                "tracepoint__sched__sched_process_exit"} <= set(ours.values()), ours
+        ours = attachments(agent.proc.pid)
+        assert {"sched_process_exec", "sched_process_fork", "sched_process_exit"} <= set(ours.values()), ours
     finally:
         agent.proc.send_signal(signal.SIGINT)
     assert agent.proc.wait(60) == 0
-    assert not set(ours) & set(loaded_programs())
+    assert not set(ours) & loaded_programs()
 
 
 def test_agent_refuses_without_root(nobody: int) -> None:

@@ -13,7 +13,6 @@ with other BPF users on the machine.
 
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.e2e.harness import RunningAgent, tetra
+from tests.e2e.harness import RunningAgent, attachments, loaded_programs, tetra
 
 pytestmark = pytest.mark.usefixtures("root")
 
@@ -60,20 +59,6 @@ spec:
       type: int
 """
 PROGRAMS = 4 + 2 + 1 + 2
-
-
-def attachments(pid: int) -> dict[int, str]:
-    """prog id -> what it is attached to, for every perf event / raw tracepoint ``pid`` holds."""
-    listed = orjson.loads(subprocess.run(["bpftool", "perf", "list", "-j"], check=True,
-                                         capture_output=True).stdout)
-    return {entry["prog_id"]: entry.get("tracepoint", entry.get("func", entry.get("filename", "?")))
-            for entry in listed if entry["pid"] == pid}
-
-
-def loaded_programs() -> set[int]:
-    listed = orjson.loads(subprocess.run(["bpftool", "prog", "list", "-j"], check=True,
-                                         capture_output=True).stdout)
-    return {entry["id"] for entry in listed}
 
 
 @pytest.fixture(scope="module")
