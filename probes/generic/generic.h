@@ -848,7 +848,8 @@ static __always_inline int tetra_override(struct tetra_gen_scratch *g)
     return tetra_may_enforce(ev);
 }
 
-/* cgroup sock_addr programs: deny the call with error (a negative errno) unless the policy only monitors. */
+/* cgroup sock_addr programs: deny the call with error (a negative errno) unless the policy only monitors
+ * or the process is protected. */
 static __always_inline int tetra_deny(struct tetra_gen_scratch *g, int error)
 {
     if (!tetra_override(g))
