@@ -154,8 +154,29 @@ static __always_inline __u64 tetra_syscall_arg(struct pt_regs *ctx, int n)
 BPF_F_TABLE("hash", __u64, __u8, scope_cgroups, 16384, BPF_F_NO_PREALLOC);
 #endif
 
+/* The agent's own process id (a define from the agent; 0 when compiled alone). */
+#ifndef TETRA_AGENT_TGID
+#define TETRA_AGENT_TGID 0
+#endif
+
+/* 1 when the caller is the agent and the policy did not ask to see it
+ * (option observe-agent): each event the agent reads makes it do system
+ * calls, so a hook on one of them with no selector would feed itself. Its
+ * calls are not counted as seen, as calls outside a policy's scope are not. */
+static __always_inline int tetra_agent_call(__u64 pid_tgid)
+{
+#ifdef TETRA_OBSERVE_AGENT
+    return 0;
+#else
+    return TETRA_AGENT_TGID && (pid_tgid >> 32) == TETRA_AGENT_TGID;
+#endif
+}
+
 static __always_inline struct tetra_gen_scratch *tetra_gen_begin(__u32 hook_id)
 {
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (tetra_agent_call(pid_tgid))
+        return 0;
 #ifdef TETRA_SCOPED
     __u64 cgroup = bpf_get_current_cgroup_id();
     if (!scope_cgroups.lookup(&cgroup))
@@ -168,7 +189,7 @@ static __always_inline struct tetra_gen_scratch *tetra_gen_begin(__u32 hook_id)
     struct tetra_generic *ev = (struct tetra_generic *)g->buf;
     /* no time yet: reading the clock costs as much as the rest of this, and
      * most calls match no selector; tetra_gen_emit stamps what it posts */
-    tetra_fill_header_at(&ev->h, TETRA_OP_GENERIC, bpf_get_current_pid_tgid(), 0);
+    tetra_fill_header_at(&ev->h, TETRA_OP_GENERIC, pid_tgid, 0);
     ev->policy_id = TETRA_POLICY_ID;
     ev->hook_id = hook_id;
     ev->action = TETRA_ACTION_POST;
@@ -777,14 +798,10 @@ static __always_inline int tetra_monitoring(void)
     return mode && *mode;
 }
 
-/* The agent's own process id (a define from the agent; 0 when compiled alone). */
-#ifndef TETRA_AGENT_TGID
-#define TETRA_AGENT_TGID 0
-#endif
-
-/* PID 1 and the agent are never signalled, unless the policy says so
- * (option enforce-protected-processes): a selector that matches more than
- * meant must not take the machine or its own enforcer down. */
+/* PID 1 and the agent are never signalled, nor have a call overridden or
+ * failed by an enforcer, unless the policy says so (option
+ * enforce-protected-processes): a selector that matches more than meant must
+ * not take the machine or its own enforcer down. */
 static __always_inline int tetra_protected(void)
 {
 #ifdef TETRA_ENFORCE_PROTECTED
@@ -795,33 +812,41 @@ static __always_inline int tetra_protected(void)
 #endif
 }
 
-/* Send a signal unless the policy only monitors or the process is protected; the event says which. */
-static __always_inline void tetra_signal(struct tetra_gen_scratch *g, __u32 action, __u32 sig)
+/* 1 when an enforcing action may be taken: not when the policy only
+ * monitors, nor on a protected process; the event says which. */
+static __always_inline int tetra_may_enforce(struct tetra_generic *ev)
 {
-    struct tetra_generic *ev = (struct tetra_generic *)g->buf;
-    ev->action = action;
-    if (tetra_monitoring())
-        ev->gen_flags |= TETRA_GEN_MONITOR;
-    else if (tetra_protected())
-        ev->gen_flags |= TETRA_GEN_PROTECTED;
-    else
-        bpf_send_signal(sig);
-}
-
-/* Override: 1 when the hooked function's result is to be replaced; in
- * monitoring mode 0, with the event saying what would have been done. */
-static __always_inline int tetra_override(struct tetra_gen_scratch *g)
-{
-    struct tetra_generic *ev = (struct tetra_generic *)g->buf;
-    ev->action = TETRA_ACTION_OVERRIDE;
     if (tetra_monitoring()) {
         ev->gen_flags |= TETRA_GEN_MONITOR;
+        return 0;
+    }
+    if (tetra_protected()) {
+        ev->gen_flags |= TETRA_GEN_PROTECTED;
         return 0;
     }
     return 1;
 }
 
-/* cgroup sock_addr programs: deny the call with error (a negative errno) unless the policy only monitors. */
+/* Send a signal unless the policy only monitors or the process is protected. */
+static __always_inline void tetra_signal(struct tetra_gen_scratch *g, __u32 action, __u32 sig)
+{
+    struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+    ev->action = action;
+    if (tetra_may_enforce(ev))
+        bpf_send_signal(sig);
+}
+
+/* Override: 1 when the hooked function's result is to be replaced; 0 in
+ * monitoring mode or for a protected process, the event saying why. */
+static __always_inline int tetra_override(struct tetra_gen_scratch *g)
+{
+    struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+    ev->action = TETRA_ACTION_OVERRIDE;
+    return tetra_may_enforce(ev);
+}
+
+/* cgroup sock_addr programs: deny the call with error (a negative errno) unless the policy only monitors
+ * or the process is protected. */
 static __always_inline int tetra_deny(struct tetra_gen_scratch *g, int error)
 {
     if (!tetra_override(g))
@@ -844,14 +869,8 @@ static __always_inline void tetra_notify_enforcer(struct tetra_gen_scratch *g, _
 {
     struct tetra_generic *ev = (struct tetra_generic *)g->buf;
     ev->action = TETRA_ACTION_NOTIFY_ENFORCER;
-    if (tetra_monitoring()) {
-        ev->gen_flags |= TETRA_GEN_MONITOR;
+    if (!tetra_may_enforce(ev))
         return;
-    }
-    if (sig && tetra_protected()) {
-        ev->gen_flags |= TETRA_GEN_PROTECTED;
-        sig = 0;
-    }
     struct tetra_enforcement mark = { .error = error, .sig = sig };
     __u64 id = bpf_get_current_pid_tgid();
     enforcer_data.update(&id, &mark);

@@ -88,7 +88,7 @@ struct tetra_exit {
 /* flags of struct tetra_generic */
 #define TETRA_GEN_RETURN    0x01  /* ret holds the hook's return value */
 #define TETRA_GEN_MONITOR   0x02  /* policy in monitoring mode: the action was not taken */
-#define TETRA_GEN_PROTECTED 0x04  /* no signal: the process is PID 1 or the agent */
+#define TETRA_GEN_PROTECTED 0x04  /* action withheld: the process is PID 1 or the agent */
 
 /* Each argument in the blob after struct tetra_generic, in the hook's arg order:
  * integers are 8 bytes; strings, buffers and paths are a u32 (length in the low

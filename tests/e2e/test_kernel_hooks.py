@@ -6,6 +6,7 @@ module per mechanism keeps the compiles (slow under emulation) few.
 """
 
 import ctypes
+import os
 import socket
 import subprocess
 import textwrap
@@ -25,6 +26,7 @@ from tetra.decode.registry import decode
 from tetra.kernel.btf import Btf
 from tetra.kernel.offsets import resolve_offsets
 from tetra.policy.loader import load_policies_text
+from tetra.wire.layouts import GEN_PROTECTED
 
 pytestmark = pytest.mark.usefixtures("root")
 
@@ -77,11 +79,13 @@ def _policy(name: str, spec: str) -> str:
             + textwrap.indent(textwrap.dedent(spec), "  "))
 
 
-def _load(session: Session, text: str, support: KernelSupport, policy_id: int) -> Iterator[Loaded]:
+def _load(session: Session, text: str, support: KernelSupport, policy_id: int,
+          agent_tgid: int = 0) -> Iterator[Loaded]:
+    """``agent_tgid``: the process the policy is to treat as the agent (none by default)."""
     from tetra.sensors.policy import PolicySensor
 
     compiled = compile_policy(load_policies_text(text, "hooks.yaml")[0], policy_id, support, session.btf)
-    policy = PolicySensor(compiled, {**session.offsets, "TETRA_RINGBUF_PAGES": 2048})
+    policy = PolicySensor(compiled, {**session.offsets, "TETRA_RINGBUF_PAGES": 2048, "TETRA_AGENT_TGID": agent_tgid})
     policy.load()
     try:
         yield Loaded(session, compiled, policy)
@@ -380,3 +384,42 @@ def test_override_on_a_security_kprobe_denies_through_its_lsm_hook(security_deny
     events = security_deny.collect(attempt)
     assert [(h.event, r.action, a) for h, r, a in events] == [
         ("process_kprobe", 4, [{"file_arg": {"path": f"{workdir}/guarded"}}])]
+
+
+@pytest.fixture(scope="module")
+def agent_deny(workdir: Path, session: Session) -> Iterator[Loaded]:
+    """A deny that this test process, standing in for the agent, must be spared."""
+    (workdir / "spared").write_text("agent's")
+    text = _policy("agent-deny", f"""\
+        options:
+        - name: observe-agent
+          value: "true"
+        lsmhooks:
+        - hook: "file_open"
+          args:
+          - index: 0
+            type: "file"
+          selectors:
+          - matchArgs:
+            - index: 0
+              operator: "Equal"
+              values: ["{workdir}/spared"]
+            matchActions:
+            - action: Override
+              argError: -1
+        """)
+    yield from _load(session, text, KernelSupport.detect(), 8, agent_tgid=os.getpid())
+
+
+@pytest.mark.lsm
+def test_lsm_override_spares_the_agent(agent_deny: Loaded, workdir: Path) -> None:
+    child: list[subprocess.CompletedProcess[bytes]] = []
+
+    def attempt() -> None:
+        assert (workdir / "spared").read_text() == "agent's"
+        child.append(subprocess.run(["/usr/bin/cat", str(workdir / "spared")], capture_output=True))
+
+    events = agent_deny.collect(attempt)
+    assert child[0].returncode != 0 and b"Operation not permitted" in child[0].stderr  # an ordinary process
+    assert [(r.pid == os.getpid(), r.action, bool(r.flags & GEN_PROTECTED)) for _, r, _ in events] == [
+        (True, 4, True), (False, 4, False)]  # TETRA_ACTION_OVERRIDE, withheld from the agent only

@@ -84,7 +84,7 @@ class PolicyEvents:
         body["action"] = ACTION_NAMES.get(rec.action, "KPROBE_ACTION_UNKNOWN")  # IntEnum keys: an int finds them
         if rec.flags & GEN_MONITOR:  # the action is what enforcement would have done
             body["policy_mode"] = "monitor"
-        if rec.flags & GEN_PROTECTED:  # PID 1 or the agent: no signal sent
+        if rec.flags & GEN_PROTECTED:  # PID 1 or the agent: the action was withheld
             body["protected_process"] = True
         body["policy_name"] = loaded.compiled.policy.name
         if hook.message:

@@ -19,8 +19,10 @@ _SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,252}")
 
 def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
              selectors: dict[int, tuple[SelectorCode, ...]], btf: Btf | None, *,
-             enforcers: list[str] | None = None, enforce_protected: bool = False, scoped: bool = False) -> str:
-    """``enforce_protected``: signals may reach PID 1 and the agent (the policy's explicit option);
+             enforcers: list[str] | None = None, enforce_protected: bool = False, observe_agent: bool = False,
+             scoped: bool = False) -> str:
+    """``enforce_protected``: actions may reach PID 1 and the agent (the policy's explicit option);
+    ``observe_agent``: the agent's own calls are seen too (by default they end before any work);
     ``scoped``: only processes in the cgroups of map scope_cgroups are seen (pod-scoped policies)."""
     name = policy_name if _SAFE_NAME.fullmatch(policy_name) else "(unnamed)"
     codes = [code for hook in hooks for code in selectors[hook.hook_id]]
@@ -36,6 +38,8 @@ def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
         lines.append("#define TETRA_NEED_RETURN")
     if enforce_protected:
         lines.append("#define TETRA_ENFORCE_PROTECTED")
+    if observe_agent:
+        lines.append("#define TETRA_OBSERVE_AGENT")
     if enforcers:
         lines.append("#define TETRA_NEED_ENFORCER")
     if scoped:

@@ -12,6 +12,7 @@ from tetra.policy.model import TracingPolicy
 from tetra.policy.values import go_bool
 
 PROTECTED_OPTION = "enforce-protected-processes"
+OBSERVE_AGENT_OPTION = "observe-agent"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,12 @@ def compile_policy(policy: TracingPolicy, policy_id: int, support: KernelSupport
     if selectors.issues:
         raise PolicyErrors(selectors.issues)
     text = generate(policy_id, policy.name, hooks, codes, btf, enforcers=planner.enforcers, scoped=policy.scoped,
-                    enforce_protected=go_bool(policy.spec.option(PROTECTED_OPTION) or "false"))
+                    enforce_protected=_option(policy, PROTECTED_OPTION),
+                    observe_agent=_option(policy, OBSERVE_AGENT_OPTION))
     return CompiledPolicy(policy, policy_id, tuple(hooks), codes, text, tuple(selectors.entries),
                           tuple(planner.enforcers))
+
+
+def _option(policy: TracingPolicy, name: str) -> bool:
+    """A boolean option of the policy (validated by the loader); absent is false."""
+    return go_bool(policy.spec.option(name) or "false")

@@ -426,6 +426,7 @@ OPTION_VALUES = {
     "policy-mode": _check_policy_mode,
     "cgroup-path": _check_cgroup_path,
     "enforce-protected-processes": check_go_bool,
+    "observe-agent": check_go_bool,
 }
 
 

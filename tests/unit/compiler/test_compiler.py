@@ -355,3 +355,11 @@ def test_pid_1_and_the_agent_are_spared_unless_the_policy_says_otherwise() -> No
     assert "TETRA_ENFORCE_PROTECTED" not in compiled(kill).c_text
     explicit = "  options:\n  - name: enforce-protected-processes\n    value: \"true\"\n" + kill
     assert "#define TETRA_ENFORCE_PROTECTED" in compiled(explicit).c_text
+
+
+def test_the_agents_own_calls_are_seen_only_when_the_policy_asks() -> None:
+    assert "TETRA_OBSERVE_AGENT" not in compiled(OPEN).c_text
+    asked = "  options:\n  - name: observe-agent\n    value: \"true\"\n" + OPEN
+    assert "#define TETRA_OBSERVE_AGENT" in compiled(asked).c_text
+    declined = asked.replace('"true"', '"false"')
+    assert "TETRA_OBSERVE_AGENT" not in compiled(declined).c_text

@@ -164,7 +164,8 @@ def test_warnings_are_returned_not_raised(tmp_path: Path) -> None:
     assert policy.spec.kprobes[0].selectors[0].match_args[0].operator == "GT"
     assert [str(warning) for warning in warnings] == [
         f"{source}:5:20: spec.options[0].name: warning: unknown option 'frobnicate': it is ignored; known: "
-        "disable-kprobe-multi, disable-uprobe-multi, policy-mode, cgroup-path, enforce-protected-processes",
+        "disable-kprobe-multi, disable-uprobe-multi, policy-mode, cgroup-path, enforce-protected-processes, "
+        "observe-agent",
         f"{source}:9:51: spec.kprobes[0].selectors[0].matchArgs[0].operator: warning: 'gt' is read as 'GT' "
         "(Kubernetes only accepts 'GT')",
     ]
