@@ -46,6 +46,9 @@ MAX_BINARY_PATH             255      bytes of a matchBinaries In/NotIn path
 MAX_MESSAGE                 256      characters of a hook's ``message``
 MAX_TAGS                    16       ``tags`` of one hook
 MAX_ENFORCERS               1        ``spec.enforcers`` entries
+MAX_POLICIES                128      policies registered in the agent when one is added
+                                     over the API or from Kubernetes (each loaded one
+                                     holds BPF programs and maps)
 ==========================  =======  ===================================================
 """
 
@@ -75,3 +78,4 @@ MAX_BINARY_PATH = 255
 MAX_MESSAGE = 256
 MAX_TAGS = 16
 MAX_ENFORCERS = 1
+MAX_POLICIES = 128

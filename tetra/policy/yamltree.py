@@ -129,7 +129,8 @@ def compose(text: str) -> list[Node]:
         mark = err.problem_mark or err.context_mark
         message = shortened(err.problem or err.context or "invalid YAML")  # it may quote an anchor name
         if err.context and err.problem and err.context_mark:
-            message += f" ({shortened(err.context)} at line {err.context_mark.line + 1}, column {err.context_mark.column + 1})"
+            context = err.context_mark
+            message += f" ({shortened(err.context)} at line {context.line + 1}, column {context.column + 1})"
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise SourceProblem(line, column, message) from None
     except yaml.YAMLError as err:

@@ -1,7 +1,8 @@
 """Inputs built to cost time or crash the loader: each is refused quickly, at its line and column.
 
 The expansions (aliases, merge keys, selector macros) are counted while the
-tree is read, so they stop at a budget instead of running for minutes; values
+tree is read, so they stop at a budget instead of running for minutes (timed
+in CPU seconds of this process: other work on the machine does not count); values
 that Python cannot convert or that would recurse too deep are reported as such,
 never as an "internal error at 1:1"; values echoed in messages are shortened.
 """
@@ -37,9 +38,9 @@ def errors_of(text: str, filename: str = "x.yaml") -> list[str]:
 def test_a_merge_key_bomb_runs_out_of_budget_in_well_under_a_second() -> None:
     text = merge_bomb(levels=7, width=10)
     assert len(text) < 700
-    started = time.monotonic()
+    started = time.process_time()
     assert errors_of(text) == [f"x.yaml:1:1: {BUDGET}"]
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_tracingpolicy_validate_refuses_the_merge_bomb_quickly(tmp_path: Path) -> None:
@@ -48,10 +49,11 @@ def test_tracingpolicy_validate_refuses_the_merge_bomb_quickly(tmp_path: Path) -
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(merge_bomb())
     _register()
-    started = time.monotonic()
+    started = time.process_time()
     result = CliRunner().invoke(cli, ["tracingpolicy", "validate", str(bomb)], catch_exceptions=False)
-    assert time.monotonic() - started < 1.0
-    assert (result.exit_code, result.output.splitlines()) == (1, [f"{bomb}:1:1: {BUDGET}", f"{bomb}: invalid (1 error)"])
+    assert time.process_time() - started < 1.0
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"{bomb}:1:1: {BUDGET}", f"{bomb}: invalid (1 error)"]
 
 
 def test_a_merge_chain_deeper_than_the_nesting_limit_is_reported_where_it_goes_too_deep() -> None:
@@ -89,11 +91,11 @@ def test_repeated_selector_macros_expand_in_linear_time() -> None:
     spec = (f"{{selectorsMacros: {{m: {{matchActions: [{{action: Post}}]}}}}, kprobes: [{{call: sys_read, "
             f"selectors: [{{macros: [{uses}]}}]}}]}}")
     text = policy("macros", spec)
-    started = time.monotonic()
+    started = time.process_time()
     assert errors_of(text) == [
-        f"x.yaml:5:{column(text, '{macros')}: spec.kprobes[0].selectors[0]: 100000 matchActions, at most 3 are supported in one selector "
-        "(counting those from macros)"]
-    assert time.monotonic() - started < 3.0
+        f"x.yaml:5:{column(text, '{macros')}: spec.kprobes[0].selectors[0]: 100000 matchActions, at most 3 are "
+        "supported in one selector (counting those from macros)"]
+    assert time.process_time() - started < 3.0
 
 
 def test_the_documents_of_a_file_share_a_node_budget(monkeypatch: pytest.MonkeyPatch) -> None:
