@@ -264,21 +264,21 @@ def status_message(err: Exception | str) -> str:
     kept: list[str] = []
     size = 0
     for line in lines:
-        size += _wire_size(line) + 3  # and its newline, %0A
+        size += grpc_message_size(line) + 3  # and its newline, %0A
         if size > STATUS_MESSAGE_BYTES - 200:  # room for the last line
             break
         kept.append(line)
     if len(kept) == len(lines):
         return str(err)
     if not kept:  # a single line that is too long: its beginning
-        data = lines[0].encode()[:STATUS_MESSAGE_BYTES // 3]
+        data = lines[0].encode()[:(STATUS_MESSAGE_BYTES - 200) // 3]
         return data.decode(errors="ignore") + "…"
     more = len(lines) - len(kept)
     hint = ": `tetra tracingpolicy validate` lists them all" if isinstance(err, PolicyErrors) else ""
     return "\n".join([*kept, f"… and {more} more line{'s' if more > 1 else ''}{hint}"])
 
 
-def _wire_size(text: str) -> int:
+def grpc_message_size(text: str) -> int:
     """Bytes of ``text`` in grpc-message: printable ASCII as is, other bytes (and %) as %XX."""
     return sum(1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3 for byte in text.encode())
 
