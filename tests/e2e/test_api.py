@@ -29,6 +29,7 @@ import pytest
 from google.protobuf import json_format
 
 from tests.e2e.harness import TETRA, Event, RunningAgent, tetra
+from tests.unit.policy.hostile import merge_bomb
 from tetra.api import pb, pb_grpc
 from tetra.api.convert import to_dict, to_message
 
@@ -670,6 +671,141 @@ def test_oversized_and_garbage_requests(agent: RunningAgent) -> None:
     token = f"after-garbage-{uuid.uuid4()}"
     echo(token)
     agent.wait_for(lambda ev: bool(of_token(ev, "process_exit", token)))
+
+
+# -- hostile policy input ---------------------------------------------------------------------
+
+SLOW_POLICY = """\
+apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: api-slow
+spec:
+  kprobes:
+""" + "".join(f"""\
+  - call: "{call}"
+    syscall: true
+    args: [{{index: 0, type: int}}]
+    selectors: [{{matchArgs: [{{index: 0, operator: Equal, values: ["-7"]}}]}}]
+""" for call in ("sys_close", "sys_dup", "sys_fsync", "sys_fdatasync", "sys_syncfs", "sys_fchdir"))
+
+
+def _stub(agent: RunningAgent) -> tuple[grpc.Channel, Any]:
+    channel = grpc.insecure_channel(f"unix:{agent.socket}")
+    return channel, pb_grpc.TetraStub(channel)
+
+
+def _failure(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return caught.value.code(), caught.value.details()  # type: ignore[attr-defined]
+
+
+def _listed(stub: Any) -> list[str]:
+    return [p.name for p in stub.ListTracingPolicies(pb.ListTracingPoliciesRequest(), timeout=30).policies]
+
+
+def test_a_merge_bomb_is_refused_fast_and_the_agent_stays_healthy(agent: RunningAgent) -> None:
+    channel, stub = _stub(agent)
+    health: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            health.append(stub.GetHealth(pb.GetHealthStatusRequest(), timeout=10).status)
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        code, details = _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=merge_bomb()),
+                                                               timeout=30))
+        took = time.monotonic() - started
+        time.sleep(0.5)
+    finally:
+        done.set()
+        watcher.join(15)
+    assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, "api:1:1: this document expands to more than "
+                               "200000 YAML nodes (aliases are counted at each use): refusing to read it")
+    assert took < 1.0
+    assert health and set(health) == {pb.HEALTH_STATUS_RUNNING}
+    assert "merge-bomb" not in _listed(stub)
+    channel.close()
+
+
+def test_policy_names_are_checked_and_never_echoed_in_full(agent: RunningAgent) -> None:
+    channel, stub = _stub(agent)
+    long_name = "a" * 100_000
+    for call in (lambda: stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name=long_name), timeout=10),
+                 lambda: stub.EnableTracingPolicy(pb.EnableTracingPolicyRequest(name=long_name), timeout=10),
+                 lambda: stub.DisableTracingPolicy(pb.DisableTracingPolicyRequest(name=long_name), timeout=10),
+                 lambda: stub.SetTracingPolicyMode(pb.SetTracingPolicyModeRequest(
+                     name=long_name, mode=pb.TP_MODE_MONITOR), timeout=10)):
+        assert _failure(call) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"'{'a' * 80}…' is 100000 characters, a name may have at most 253")
+    code, details = _failure(lambda: stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name="Not_A_Name"),
+                                                              timeout=10))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("'Not_A_Name' is not a valid Kubernetes name")
+    code, details = _failure(lambda: stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(
+        name="api-open", namespace="n" * 64), timeout=10))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "is not a valid namespace" in details
+    code, details = _failure(lambda: stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name="b" * 253),
+                                                              timeout=10))
+    assert (code, details) == (grpc.StatusCode.NOT_FOUND, f"no policy {'b' * 80}…")
+    # thousands of problems: as many lines as a client accepts, then how many more there are
+    keys = "".join(f"  unknown{i}: 1\n" for i in range(3000))
+    text = f"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: noisy\nspec:\n{keys}"
+    code, details = _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=text), timeout=30))
+    lines = details.splitlines()
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and lines[0].startswith("api:6:3: spec: unknown key 'unknown0'")
+    assert re.fullmatch(r"… and \d+ more lines: `tetra tracingpolicy validate` lists them all", lines[-1])
+    assert len(details.encode()) <= 6000
+    channel.close()
+
+
+def test_an_add_whose_client_gave_up_does_not_take_effect_later(agent: RunningAgent) -> None:
+    channel, stub = _stub(agent)
+    started = time.monotonic()
+    stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=SLOW_POLICY), timeout=60)
+    loading = time.monotonic() - started
+    stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name="api-slow"), timeout=30)
+    assert loading > 0.6, f"the policy loads in {loading:.2f}s: too fast to time out in the middle"
+    logged = len(agent.stderr_lines)
+    # the agent takes the call within a loop turn (0.1 s), then compiles for longer than the client waits
+    code, _ = _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=SLOW_POLICY),
+                                                     timeout=loading / 2))
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    wait_until(lambda: any("policies api-slow not added: their client stopped waiting" in line
+                           for line in agent.stderr_lines[logged:]), "the agent to take the add back", 60)
+    assert "api-slow" not in _listed(stub)
+    channel.close()
+
+
+def test_policies_beyond_the_limit_are_refused(tmp_path: Path) -> None:
+    # 128 registered policies, quickly: they are valid, and fail to load at once (no such function)
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for part in range(2):
+        (policies / f"part{part}.yaml").write_text("---\n".join(
+            f"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: nope-{part}-{i}\n"
+            "spec:\n  kprobes: [{call: tetra_no_such_function}]\n" for i in range(64)))
+    limited = RunningAgent(tmp_path / "agent", "--tracing-policy-dir", str(policies)).start()
+    channel, stub = _stub(limited)
+    try:
+        assert len(_listed(stub)) == 128
+        one = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: more\nspec: {}\n"
+        assert _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=one), timeout=30)) == (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "128 policies are registered and at most 128 may be at once: delete some before adding one more")
+        stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name="nope-0-0"), timeout=30)
+        [added] = stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=one), timeout=60).policies
+        assert added.name == "more"
+    finally:
+        channel.close()
+        limited.stop()
 
 
 # -- a subscriber that never reads, and one that does, under an exec storm ---------------------

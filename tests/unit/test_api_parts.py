@@ -1,4 +1,4 @@
-"""The API's pieces without an agent: addresses, the command queue, the broadcaster, rates."""
+"""The API's pieces without an agent: addresses, the command queue, the broadcaster, rates, status messages."""
 
 import os
 import socket
@@ -12,6 +12,7 @@ from tetra.api import convert
 from tetra.api.address import AddressError, check_bindable, parse_address, prepare_socket_path
 from tetra.api.broadcast import Broadcaster
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
+from tetra.api.service import STATUS_MESSAGE_BYTES, grpc_message_size, status_message
 from tetra.api.status import RateMeter
 from tetra.filters.events import ExportFilter, parse_filter_list
 from tetra.filters.fields import cli_field_filters
@@ -196,3 +197,20 @@ def test_rates_over_the_window() -> None:
     for t in range(2, 30):
         meter.sample(float(t), {"process_exec": 100})
     assert meter.rates(30.0, {"process_exec": 100}) == {"process_exec": 0.0}
+
+
+def test_status_messages_stay_within_what_a_client_accepts() -> None:
+    from tetra.policy.errors import PolicyErrors, PolicyIssue
+    from tetra.policy.model import Location
+
+    errors = PolicyErrors([PolicyIssue(Location("api", line, 1, "spec"), f"unknown key 'é{line}'")
+                           for line in range(1, 3001)])
+    message = status_message(errors)
+    lines = message.split("\n")
+    assert grpc_message_size(message) <= STATUS_MESSAGE_BYTES
+    assert lines[0] == "api:1:1: spec: unknown key 'é1'" and lines[-2] == f"api:{len(lines) - 1}:1: spec: " \
+        f"unknown key 'é{len(lines) - 1}'"
+    assert lines[-1] == (f"… and {3001 - len(lines)} more lines: `tetra tracingpolicy validate` lists them all")
+    assert status_message("one short line") == "one short line"
+    single = status_message("é" * 100_000)
+    assert grpc_message_size(single) <= STATUS_MESSAGE_BYTES and single.endswith("é…")

@@ -32,7 +32,8 @@ from tetra.compiler.program import compile_policy
 from tetra.enrich.scope import PolicyScope
 from tetra.errors import TetraError
 from tetra.kernel.btf import Btf
-from tetra.policy.errors import PolicyErrors, PolicyIssue
+from tetra.policy.errors import PolicyErrors, PolicyIssue, shortened
+from tetra.policy.limits import MAX_POLICIES
 from tetra.policy.loader import load_policies_report, load_policies_text_report
 from tetra.policy.model import TracingPolicy
 from tetra.sensors.policy import HookCounts, PolicySensor
@@ -56,6 +57,10 @@ class PolicyExists(PolicyConflict):
 
 class PolicyLoadFailed(TetraError):
     """A valid policy that the kernel would not take (compile, verifier, attach)."""
+
+
+class TooManyPolicies(TetraError):
+    """Adding would register more than ``MAX_POLICIES`` policies."""
 
 
 @dataclass
@@ -120,24 +125,39 @@ class PolicyManager:
         return state
 
     def add_text(self, text: str, source: str = "api") -> list[PolicyState]:
-        """The API's add: every policy of ``text`` loads, or none stays.
-
-        Raises PolicyErrors (invalid YAML or policy), PolicyExists (a name
-        already registered) or PolicyLoadFailed (the kernel refused one).
-        """
+        """``add_policies`` of the policies of ``text``, validated on this thread (raises PolicyErrors)."""
         policies, warnings = load_policies_text_report(text, source)
+        return self.add_policies(policies, warnings, source)
+
+    def add_policies(self, policies: list[TracingPolicy], warnings: list[PolicyIssue],
+                     source: str) -> list[PolicyState]:
+        """The API's add, of policies validated already: every one loads, or none stays.
+
+        The API validates a request on its own thread, so that a costly document never holds up
+        the agent loop; only compiling and loading happen here. Raises PolicyExists (a name
+        already registered), TooManyPolicies (``MAX_POLICIES``) or PolicyLoadFailed (the kernel
+        refused one).
+        """
         _log_warnings(warnings)
         for policy in policies:
             if self._find(policy.name, policy.namespace or "") is not None:
                 raise PolicyExists(f"policy {_label(policy.name, policy.namespace or '')} already exists: "
                                    "delete it first")
+        if len(self.states) + len(policies) > MAX_POLICIES:
+            adding = "one more" if len(policies) == 1 else f"{len(policies)} more"
+            raise TooManyPolicies(f"{len(self.states)} policies are registered and at most {MAX_POLICIES} may be "
+                                  f"at once: delete some before adding {adding}")
         states = [self.add(policy, source) for policy in policies]
         failed = [s for s in states if s.state == "error"]
         if failed:
-            for state in states:
-                self._remove(state)
+            self.withdraw(states)
             raise PolicyLoadFailed("; ".join(f"policy {s.name} not loaded: {s.error}" for s in failed))
         return states
+
+    def withdraw(self, states: list[PolicyState]) -> None:
+        """Unload and forget ``states`` (an add that cannot stand as a whole)."""
+        for state in states:
+            self._remove(state)
 
     def delete(self, name: str, namespace: str = "") -> None:
         state = self.get(name, namespace)
@@ -300,4 +320,5 @@ def _log_warnings(warnings: list[PolicyIssue]) -> None:
 
 
 def _label(name: str, namespace: str) -> str:
-    return f"{namespace}/{name}" if namespace else name
+    """A policy's name for a message: names come from API requests too, so they are shortened."""
+    return shortened(f"{namespace}/{name}" if namespace else name)

@@ -10,7 +10,8 @@
                                      ▼
                              GetEvents streams ──> tetra getevents
 
-    tetra tracingpolicy / status ──RPC──> CommandQueue ──> agent thread (bcc objects live there)
+    tetra tracingpolicy / status ──RPC──> gRPC thread: policy YAML validated (node budget, deadline)
+                                            └──> CommandQueue ──> agent thread (bcc objects live there)
 
     tetra.proto     messages (Tetragon's field names) and the Tetra service
     convert         event dicts <-> messages, fast and exact (protojson's mapping)

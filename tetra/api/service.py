@@ -2,15 +2,26 @@
 
 Errors become gRPC statuses a client can act on, never a crash of the agent:
 
-    invalid policy YAML, filter, mode     INVALID_ARGUMENT
+    invalid policy YAML, filter, mode,    INVALID_ARGUMENT
+      policy name
     no such policy                        NOT_FOUND
     policy name taken                     ALREADY_EXISTS
     already enabled/disabled              FAILED_PRECONDITION
     the kernel refused a policy           FAILED_PRECONDITION (with its reason)
-    too many event streams                RESOURCE_EXHAUSTED (oversized requests too, by gRPC itself)
+    too many event streams or policies    RESOURCE_EXHAUSTED (oversized requests too, by gRPC itself)
     agent stopping                        UNAVAILABLE
     agent did not take the call in time   DEADLINE_EXCEEDED
     a bug of ours                         INTERNAL (logged with its traceback)
+
+A status message is kept under what a client accepts (``STATUS_MESSAGE_BYTES``):
+past it the client would get an unrelated error instead of ours.
+
+A policy to add is validated here, on the gRPC worker thread, within the call's
+deadline; the agent thread only compiles and loads the validated model. A call
+whose client stopped waiting (deadline passed, or cancelled) before the agent
+thread took it never runs; an add that finishes after that is taken back, and
+any other change that does is logged as done, so nothing changes unannounced
+behind the back of a client that was told DEADLINE_EXCEEDED.
 """
 
 import logging
@@ -26,7 +37,7 @@ from google.protobuf import json_format
 
 from tetra import __version__
 from tetra.agent.policies import (PolicyConflict, PolicyExists, PolicyLoadFailed, PolicyManager, PolicyNotFound,
-                                  PolicyState)
+                                  PolicyState, TooManyPolicies)
 from tetra.api import pb
 from tetra.api.broadcast import Broadcaster, TooManySubscribers
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
@@ -37,6 +48,8 @@ from tetra.filters import FilterError
 from tetra.filters.events import ExportFilter, parse_filter_list
 from tetra.filters.fields import FieldFilters, parse_field_filters
 from tetra.policy.errors import PolicyErrors
+from tetra.policy.loader import load_policies_text_report
+from tetra.policy.values import check_dns_label, check_dns_subdomain
 
 if TYPE_CHECKING:
     from tetra.agent.runner import Agent
@@ -49,6 +62,7 @@ Context: TypeAlias = grpc.ServicerContext
 CALL_TIMEOUT = 60.0  # longest wait for the agent thread (a policy compiles and loads in seconds)
 STALLED_AFTER = 5.0  # seconds without a loop iteration before health says so
 POLL_S = 0.25  # how often an idle stream checks that its client and the server are still there
+STATUS_MESSAGE_BYTES = 6000  # of the 8 KiB of metadata a gRPC client accepts, as sent (percent-encoded)
 
 _CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (PolicyErrors, grpc.StatusCode.INVALID_ARGUMENT),
@@ -58,6 +72,7 @@ _CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (PolicyConflict, grpc.StatusCode.FAILED_PRECONDITION),
     (PolicyLoadFailed, grpc.StatusCode.FAILED_PRECONDITION),
     (TooManySubscribers, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (TooManyPolicies, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (CommandTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
     (AgentUnavailable, grpc.StatusCode.UNAVAILABLE),
 )
@@ -139,22 +154,37 @@ class TetraService:
         return pb.ListTracingPoliciesResponse(policies=self._policies(context, lambda p: p.summary()))
 
     def AddTracingPolicy(self, request: Any, context: Context) -> Any:
-        def add(policies: PolicyManager) -> list[dict[str, Any]]:
-            added = {state.id for state in policies.add_text(request.yaml, "api")}
-            return [entry for entry in policies.summary() if entry["id"] in added]
+        deadline = time.monotonic() + _time_left(context)
+        try:
+            policies, warnings = load_policies_text_report(request.yaml, "api", deadline)
+        except PolicyErrors as err:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, status_message(err))
+
+        def add(manager: PolicyManager) -> list[dict[str, Any]]:
+            states = manager.add_policies(policies, warnings, "api")
+            if _abandoned(context):  # an add nobody hears about must not stay
+                manager.withdraw(states)
+                log.warning("policies %s not added: their client stopped waiting (deadline passed or cancelled) "
+                            "while they loaded", ", ".join(state.name for state in states))
+                raise CommandTimeout("the call's deadline passed while its policies loaded: none was added")
+            added = {state.id for state in states}
+            return [entry for entry in manager.summary() if entry["id"] in added]
 
         return pb.AddTracingPolicyResponse(policies=self._policies(context, add))
 
     def DeleteTracingPolicy(self, request: Any, context: Context) -> Any:
-        self._on_agent(context, lambda: self.agent.policies.delete(request.name, request.namespace))
+        name, namespace = _policy_name(request, context)
+        self._on_agent(context, lambda: self.agent.policies.delete(name, namespace), f"delete of {name}")
         return pb.DeleteTracingPolicyResponse()
 
     def EnableTracingPolicy(self, request: Any, context: Context) -> Any:
-        policy = self._policy(context, lambda p: p.enable(request.name, request.namespace))
+        name, namespace = _policy_name(request, context)
+        policy = self._policy(context, lambda p: p.enable(name, namespace), f"enable of {name}")
         return pb.EnableTracingPolicyResponse(policy=policy)
 
     def DisableTracingPolicy(self, request: Any, context: Context) -> Any:
-        policy = self._policy(context, lambda p: p.disable(request.name, request.namespace))
+        name, namespace = _policy_name(request, context)
+        policy = self._policy(context, lambda p: p.disable(name, namespace), f"disable of {name}")
         return pb.DisableTracingPolicyResponse(policy=policy)
 
     def SetTracingPolicyMode(self, request: Any, context: Context) -> Any:
@@ -162,39 +192,95 @@ class TetraService:
         if request.mode not in modes:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "mode must be TP_MODE_ENFORCE or TP_MODE_MONITOR")
         mode = modes[request.mode]
-        policy = self._policy(context, lambda p: p.set_mode(request.name, mode, request.namespace))
+        name, namespace = _policy_name(request, context)
+        policy = self._policy(context, lambda p: p.set_mode(name, mode, namespace), f"{mode} mode of {name}")
         return pb.SetTracingPolicyModeResponse(policy=policy)
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _policies(self, context: Context, fn: Callable[[PolicyManager], list[dict[str, Any]]]) -> list[Any]:
+    def _policies(self, context: Context, fn: Callable[[PolicyManager], list[dict[str, Any]]],
+                  change: str | None = None) -> list[Any]:
         """``fn(policies)`` on the agent thread; its summary entries as TracingPolicyStatus messages."""
-        entries = self._on_agent(context, lambda: fn(self.agent.policies))
+        entries = self._on_agent(context, lambda: fn(self.agent.policies), change)
         return [json_format.ParseDict(policy_status(e), pb.TracingPolicyStatus()) for e in entries]
 
-    def _policy(self, context: Context, fn: Callable[[PolicyManager], PolicyState]) -> Any:
+    def _policy(self, context: Context, fn: Callable[[PolicyManager], PolicyState], change: str) -> Any:
         """``fn(policies)`` changes one policy on the agent thread; its status afterwards."""
-        def change(policies: PolicyManager) -> list[dict[str, Any]]:
+        def changed(policies: PolicyManager) -> list[dict[str, Any]]:
             state = fn(policies)
             return [entry for entry in policies.summary() if entry["id"] == state.id]
 
-        return self._policies(context, change)[0]
+        return self._policies(context, changed, change)[0]
 
-    def _on_agent(self, context: Context, fn: Callable[[], T]) -> T:
-        """``fn()`` on the agent thread, within the call's deadline; errors end the call with a status."""
-        remaining = context.time_remaining()
-        timeout = CALL_TIMEOUT if remaining is None else max(0.0, min(remaining, CALL_TIMEOUT))
+    def _on_agent(self, context: Context, fn: Callable[[], T], change: str | None = None) -> T:
+        """``fn()`` on the agent thread, within the call's deadline; errors end the call with a status.
+
+        ``change`` names what ``fn`` changes: when it is done after the client stopped waiting,
+        the log says that it took effect all the same.
+        """
         try:
-            return self.commands.call(fn, timeout)
+            result = self.commands.call(fn, _time_left(context))
         except TetraError as err:
             code = status_code(err)
             if code == grpc.StatusCode.INTERNAL:
                 log.error("API call failed: %s", err)
-            context.abort(code, str(err))
+            context.abort(code, status_message(err))
         except Exception as err:  # a bug of ours: the client gets INTERNAL, the log the traceback
             log.exception("API call failed")
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {err!r}")
-        raise AssertionError("context.abort returns only by raising")
+            context.abort(grpc.StatusCode.INTERNAL, status_message(f"internal error: {err!r}"))
+        if change is not None and _abandoned(context):
+            log.warning("%s done after its client stopped waiting (deadline passed or cancelled): it took effect",
+                        change)
+        return result
+
+
+def _time_left(context: Context) -> float:
+    """Seconds until the call's deadline, at most CALL_TIMEOUT."""
+    remaining = context.time_remaining()
+    return CALL_TIMEOUT if remaining is None else max(0.0, min(remaining, CALL_TIMEOUT))
+
+
+def _abandoned(context: Context) -> bool:
+    """The client no longer waits for the answer: its deadline passed, or it cancelled the call."""
+    remaining = context.time_remaining()
+    return not context.is_active() or (remaining is not None and remaining <= 0)
+
+
+def _policy_name(request: Any, context: Context) -> tuple[str, str]:
+    """The request's policy name and namespace, as Kubernetes names them (an RFC 1123 subdomain of at
+    most 253 characters, and a label), or INVALID_ARGUMENT: nothing else can name a loaded policy."""
+    problem = check_dns_subdomain(request.name) if request.name else "a policy name is needed"
+    if problem is None and request.namespace:
+        problem = check_dns_label(request.namespace)
+    if problem is not None:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+    return request.name, request.namespace
+
+
+def status_message(err: Exception | str) -> str:
+    """``err`` as a status message of at most STATUS_MESSAGE_BYTES once percent-encoded: its lines
+    (policy problems) while they fit, then how many were left out."""
+    lines = str(err).split("\n")
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        size += grpc_message_size(line) + 3  # and its newline, %0A
+        if size > STATUS_MESSAGE_BYTES - 200:  # room for the last line
+            break
+        kept.append(line)
+    if len(kept) == len(lines):
+        return str(err)
+    if not kept:  # a single line that is too long: its beginning
+        data = lines[0].encode()[:(STATUS_MESSAGE_BYTES - 200) // 3]
+        return data.decode(errors="ignore") + "…"
+    more = len(lines) - len(kept)
+    hint = ": `tetra tracingpolicy validate` lists them all" if isinstance(err, PolicyErrors) else ""
+    return "\n".join([*kept, f"… and {more} more line{'s' if more > 1 else ''}{hint}"])
+
+
+def grpc_message_size(text: str) -> int:
+    """Bytes of ``text`` in grpc-message: printable ASCII as is, other bytes (and %) as %XX."""
+    return sum(1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3 for byte in text.encode())
 
 
 def _json_lines(messages: Any) -> str:

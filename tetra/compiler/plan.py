@@ -35,7 +35,7 @@ from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.network import KERNEL_FUNCTIONS, LSM_HOOKS, SYSCALLS, NetHook, cgroup_dir, CGROUP_OPTION
 from tetra.errors import KernelError
 from tetra.kernel.tracefs import Field, tracepoint_fields
-from tetra.policy.errors import PolicyErrors, PolicyIssue
+from tetra.policy.errors import PolicyErrors, PolicyIssue, quoted
 from tetra.policy.model import ArgSpec, KProbe, Location, LsmHook, Selector, Tracepoint, TracingPolicy, UProbe
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -194,7 +194,7 @@ class Planner:
     def _syscall(self, kprobe: KProbe, call: str) -> None:
         name = syscall_name(call)
         if name is None:
-            self.issues.add(kprobe.loc, f"call {call!r} is not a syscall name")
+            self.issues.add(kprobe.loc, f"call {quoted(call)} is not a syscall name")
             return
         function_name = _SYSCALL_PREFIX + name
         net = SYSCALLS.get(name)
@@ -235,7 +235,7 @@ class Planner:
 
     def _kernel_function(self, kprobe: KProbe, call: str) -> None:
         if not _IDENT.fullmatch(call):
-            self.issues.add(kprobe.loc, f"call {call!r} is not a kernel function name")
+            self.issues.add(kprobe.loc, f"call {quoted(call)} is not a kernel function name")
             return
         net = KERNEL_FUNCTIONS.get(call)
         if _overrides(kprobe) and not self.support.kprobe_overrides(call):
@@ -313,10 +313,11 @@ class Planner:
 
     def _uprobe(self, uprobe: UProbe, symbol: str) -> None:
         if not uprobe.path.startswith("/") or not Path(uprobe.path).exists():
-            self.issues.add(uprobe.loc, f"uprobe path {uprobe.path!r} does not exist (an absolute path is needed)")
+            self.issues.add(uprobe.loc, f"uprobe path {quoted(uprobe.path)} does not exist "
+                                        "(an absolute path is needed)")
             return
         if not _IDENT.fullmatch(symbol):
-            self.issues.add(uprobe.loc, f"uprobe symbol {symbol!r} is not a symbol name")
+            self.issues.add(uprobe.loc, f"uprobe symbol {quoted(symbol)} is not a symbol name")
             return
         args = self._args(uprobe.args, uprobe, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=True)
         self._add(uprobe, "process_uprobe", symbol, Mechanism.UPROBE, symbol, args, uprobe_path=uprobe.path,
@@ -324,7 +325,7 @@ class Planner:
 
     def _lsm(self, hook: LsmHook) -> None:
         if not _IDENT.fullmatch(hook.hook):
-            self.issues.add(hook.loc, f"{hook.hook!r} is not an LSM hook name")
+            self.issues.add(hook.loc, f"{quoted(hook.hook)} is not an LSM hook name")
             return
         net = LSM_HOOKS.get(hook.hook)
         if net is not None and not self.support.lsm:
@@ -354,7 +355,7 @@ class Planner:
         """An enforcer call: a syscall whose result NotifyEnforcer replaces, through fmod_ret."""
         name = syscall_name(call)
         if name is None:
-            self.issues.add(loc, f"enforcer call {call!r} is not a syscall name")
+            self.issues.add(loc, f"enforcer call {quoted(call)} is not a syscall name")
             return
         if not self.support.fmod_ret:
             self.issues.add(loc, f"enforcer call {call}: NotifyEnforcer makes the call fail through a BPF fmod_ret "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tetra.policy import vocab
-from tetra.policy.errors import PolicyIssue, Severity
+from tetra.policy.errors import PolicyIssue, Severity, listed, quoted
 from tetra.policy.limits import (MAX_ACTIONS, MAX_HOOKS, MAX_MATCH_ARGS, MAX_MATCH_BINARIES, MAX_MATCH_NAMESPACES,
                                  MAX_NAMESPACE_CHANGES)
 from tetra.policy.model import (LIST_PREFIX, Action, ArgSpec, Location, MatchArg, MatchBinaries, MatchPIDs,
@@ -89,7 +89,7 @@ def _check_spec(spec: Spec, issues: _Issues) -> None:
         first: dict[str, Location] = {}
         for item in objects:
             if item.name in first:
-                issues.add(item.loc, f"{what} '{item.name}' is defined twice (first at line {first[item.name].line})")
+                issues.add(item.loc, f"{what} {quoted(item.name)} is defined twice (first at line {first[item.name].line})")
             first.setdefault(item.name, item.loc)
     for enforcer in spec.enforcers:
         for call in enforcer.calls:
@@ -101,8 +101,8 @@ def _check_list_ref(spec: Spec, value: str, loc: Location, key: str, issues: _Is
         return
     name = value[len(LIST_PREFIX):]
     if all(spec_list.name != name for spec_list in spec.lists):
-        defined = ", ".join(dict.fromkeys(spec_list.name for spec_list in spec.lists)) or "none"
-        issues.add(loc, f"'{value}' names a list that spec.lists does not define (defined: {defined})", key)
+        defined = listed(dict.fromkeys(spec_list.name for spec_list in spec.lists)) or "none"
+        issues.add(loc, f"{quoted(value)} names a list that spec.lists does not define (defined: {defined})", key)
 
 
 def _check_hook(spec: Spec, kind: HookKind, hook: Any, issues: _Issues) -> None:
@@ -233,7 +233,7 @@ def _arg_passes_all(args: Sequence[ArgSpec], index_mode: str, match: MatchArg) -
             return match.loc, f"values[{i}]", (f"Prefix '/' matches every path ({arg_type} arguments are resolved "
                                                "to absolute paths)")
     if operator in ("NotEqual", "NotPrefix") and path and not any(value.startswith("/") for value in match.values):
-        values = ", ".join(f"'{value}'" for value in match.values)
+        values = listed(match.values, quoted)
         return match.loc, "values", (f"{operator} {values} excludes nothing ({arg_type} arguments are resolved to "
                                      "absolute paths, and no value starts with '/')")
     return None

@@ -3,8 +3,14 @@
 A policy file is checked as a whole, so a user sees every problem in one run
 instead of fixing them one at a time; ``PolicyErrors`` is raised once, at the
 end, holding all the errors (and the warnings found on the way).
+
+A value echoed in a message is ``quoted``: cut to ``ECHO_CHARS`` characters.
+Values come from whoever wrote the policy (or sent the API request), a key or
+a name can be megabytes long, and the message goes to a terminal, a log line,
+a Kubernetes status or a gRPC status (whose metadata is limited to 8 KiB).
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,6 +18,24 @@ from tetra.errors import TetraError
 from tetra.policy.model import Location
 
 Severity = Literal["error", "warning"]
+ECHO_CHARS = 80
+
+
+def shortened(text: str) -> str:
+    """``text`` itself, or its first ``ECHO_CHARS`` characters and an ellipsis."""
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+
+
+def quoted(text: str) -> str:
+    """``'text'`` for a message, shortened."""
+    return f"'{shortened(text)}'"
+
+
+def listed(texts: Iterable[str], show: Callable[[str], str] = shortened, most: int = 5) -> str:
+    """``a, b, c``: the first ``most`` of ``texts``, each ``show``n, and how many more there are."""
+    items = list(texts)
+    shown = ", ".join(show(text) for text in items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
 @dataclass(frozen=True, slots=True)

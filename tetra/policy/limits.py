@@ -14,7 +14,12 @@ MAX_DOCUMENTS               64       YAML documents (``---``) in one file
 MAX_DEPTH                   64       nesting of YAML mappings and lists (a policy needs
                                      about 10; the C parser recurses per level)
 MAX_NODES                   200000   YAML nodes walked in one document, every alias
-                                     use counted again (stops "billion laughs")
+                                     use and every merged (``<<``) entry counted again
+                                     (stops "billion laughs")
+MAX_FILE_NODES              1000000  YAML nodes walked in one file, all documents
+                                     together (64 alias bombs would cost a minute)
+MAX_NUMBER_DIGITS           100      characters of an integer (a policy's numbers fit
+                                     in 64 bits; Python refuses to read 4300 digits)
 MAX_HOOKS                   64       kprobes + fentries + tracepoints + uprobes +
                                      lsmhooks + usdts of one policy
 MAX_SELECTORS               5        selectors of one hook
@@ -41,6 +46,9 @@ MAX_BINARY_PATH             255      bytes of a matchBinaries In/NotIn path
 MAX_MESSAGE                 256      characters of a hook's ``message``
 MAX_TAGS                    16       ``tags`` of one hook
 MAX_ENFORCERS               1        ``spec.enforcers`` entries
+MAX_POLICIES                128      policies registered in the agent when one is added
+                                     over the API or from Kubernetes (each loaded one
+                                     holds BPF programs and maps)
 ==========================  =======  ===================================================
 """
 
@@ -48,6 +56,8 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DOCUMENTS = 64
 MAX_DEPTH = 64
 MAX_NODES = 200_000
+MAX_FILE_NODES = 1_000_000
+MAX_NUMBER_DIGITS = 100
 MAX_HOOKS = 64
 MAX_SELECTORS = 5
 MAX_ARGS = 6
@@ -68,3 +78,4 @@ MAX_BINARY_PATH = 255
 MAX_MESSAGE = 256
 MAX_TAGS = 16
 MAX_ENFORCERS = 1
+MAX_POLICIES = 128

@@ -5,7 +5,9 @@
     file bytes ──yamltree.decode──> text            size cap, UTF-8, NUL and other forbidden characters
         ──yamltree.compose──> node trees            one per document; every node keeps its line:column
         ──walk over schema.DOCUMENT──> model        shape: keys, YAML types, enums, limits, value syntax
-          + issues                                    (per document; an alias bomb runs out of budget)
+          + issues                                    (per document; an alias or merge-key bomb runs
+                                                      out of its node budget, per document and per
+                                                      file; an API call's walk stops at its deadline)
         ──checks.check_policy──> more issues        across objects: argument references, operator vs
                                                       type, actions vs hook kind, list references
         ──> errors ? raise PolicyErrors(errors, warnings) : return (policies, warnings)
@@ -21,11 +23,11 @@ from pathlib import Path
 from yaml.nodes import MappingNode, Node
 
 from tetra.policy.checks import check_policy
-from tetra.policy.errors import PolicyErrors, PolicyIssue
-from tetra.policy.limits import MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_NODES
+from tetra.policy.errors import PolicyErrors, PolicyIssue, quoted, shortened
+from tetra.policy.limits import MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_FILE_NODES, MAX_NODES
 from tetra.policy.model import Location, TracingPolicy
 from tetra.policy.schema import DOCUMENT
-from tetra.policy.walk import INVALID, BudgetExceeded, Obj, Walk
+from tetra.policy.walk import INVALID, BudgetExceeded, Obj, OutOfTime, Walk
 from tetra.policy.yamltree import SourceProblem, compose, decode, describe
 
 
@@ -39,9 +41,14 @@ def load_policies_text(text: str, filename: str = "<string>") -> list[TracingPol
     return load_policies_text_report(text, filename)[0]
 
 
-def load_policies_text_report(text: str, filename: str = "<string>") -> tuple[list[TracingPolicy], list[PolicyIssue]]:
-    """Like ``load_policies_report``, for YAML already in memory."""
-    return _load(text.encode("utf-8", "surrogateescape"), filename)
+def load_policies_text_report(text: str, filename: str = "<string>", deadline: float | None = None
+                              ) -> tuple[list[TracingPolicy], list[PolicyIssue]]:
+    """Like ``load_policies_report``, for YAML already in memory.
+
+    ``deadline`` (``time.monotonic``): an API call's, past which validating is refused rather than
+    finished for a client that is no longer waiting.
+    """
+    return _load(text.encode("utf-8", "surrogateescape"), filename, deadline)
 
 
 def load_policies_report(path: str | Path) -> tuple[list[TracingPolicy], list[PolicyIssue]]:
@@ -55,7 +62,7 @@ def load_policies_report(path: str | Path) -> tuple[list[TracingPolicy], list[Po
     return _load(data, filename)
 
 
-def _load(data: bytes, filename: str) -> tuple[list[TracingPolicy], list[PolicyIssue]]:
+def _load(data: bytes, filename: str, deadline: float | None = None) -> tuple[list[TracingPolicy], list[PolicyIssue]]:
     try:
         documents = compose(decode(data))
     except SourceProblem as problem:
@@ -69,15 +76,20 @@ def _load(data: bytes, filename: str) -> tuple[list[TracingPolicy], list[PolicyI
         documents = documents[:MAX_DOCUMENTS]
     policies: list[TracingPolicy] = []
     first: dict[tuple[str | None, str], TracingPolicy] = {}
+    left = MAX_FILE_NODES
     for document in documents:
-        policy, found = _load_document(document, filename)
+        walk = Walk(filename, min(MAX_NODES, left), deadline)
+        policy, found = _load_document(document, walk)
         issues.extend(found)
+        left -= walk.spent
+        if left <= 0 or walk.out_of_time:
+            break  # reported on this document; the ones after it are not read
         if policy is None:
             continue
         key = (policy.namespace, policy.name)
         if key in first:
             issues.append(PolicyIssue(Location(filename, policy.loc.line, policy.loc.column, "metadata.name"),
-                                      f"policy '{policy.name}' is defined twice in this file "
+                                      f"policy {quoted(policy.name)} is defined twice in this file "
                                       f"(first at line {first[key].loc.line})"))
         first.setdefault(key, policy)
         policies.append(policy)
@@ -89,9 +101,8 @@ def _load(data: bytes, filename: str) -> tuple[list[TracingPolicy], list[PolicyI
     return policies, warnings
 
 
-def _load_document(node: Node, filename: str) -> tuple[TracingPolicy | None, list[PolicyIssue]]:
+def _load_document(node: Node, walk: Walk) -> tuple[TracingPolicy | None, list[PolicyIssue]]:
     """One document: its policy (None when it has errors) and its issues."""
-    walk = Walk(filename)
     try:
         if not isinstance(node, MappingNode):
             walk.report(node, "", f"a policy document must be a mapping, got {describe(node)}")
@@ -101,12 +112,21 @@ def _load_document(node: Node, filename: str) -> tuple[TracingPolicy | None, lis
             return None, walk.issues
         issues = walk.issues + check_policy(policy)
     except BudgetExceeded:
-        walk.report(node, "", f"this document expands to more than {MAX_NODES} YAML nodes (aliases are "
-                              "counted at each use): refusing to read it")
+        if walk.budget == MAX_NODES:
+            walk.report(node, "", f"this document expands to more than {MAX_NODES} YAML nodes (aliases are "
+                                  "counted at each use): refusing to read it")
+        else:
+            walk.report(node, "", f"the documents of this file expand to more than {MAX_FILE_NODES} YAML nodes "
+                                  "together (aliases are counted at each use): refusing to read this one and "
+                                  "the ones after it")
+        return None, walk.issues
+    except OutOfTime:
+        walk.report(node, "", "validating took longer than the call allows (its deadline passed): refusing "
+                              "this document and the ones after it")
         return None, walk.issues
     except Exception as err:  # a bug in tetra, still reported where it happened, never as a traceback
-        walk.report(node, "", f"internal error while validating this document ({type(err).__name__}: {err}); "
-                              "please report it")
+        walk.report(node, "", f"internal error while validating this document ({type(err).__name__}: "
+                              f"{shortened(str(err))}); please report it")
         return None, walk.issues
     has_errors = any(issue.severity == "error" for issue in issues)
     return (None if has_errors else policy), issues

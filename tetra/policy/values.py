@@ -11,7 +11,8 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 
-from tetra.policy.limits import MAX_POSTFIX_VALUE, MAX_STRING_VALUE, MAX_SUBSTRING_VALUE
+from tetra.policy.errors import quoted
+from tetra.policy.limits import MAX_NUMBER_DIGITS, MAX_POSTFIX_VALUE, MAX_STRING_VALUE, MAX_SUBSTRING_VALUE
 from tetra.policy.vocab import (ADDRESS_FAMILIES, CAPABILITIES, FILE_TYPES, HOST_NS, IP_PROTOCOLS, NAMESPACES,
                                 TCP_STATES)
 
@@ -22,8 +23,11 @@ _GO_OCTAL = re.compile(r"[+-]?0[0-7]+")
 
 
 def go_int(text: str) -> int | None:
-    """``strconv.ParseInt(text, 0, 64)`` without the bit size: 0x.., 0o.., 0b.., 0.. (octal), 1_000."""
-    if not text.isascii() or text != text.strip():
+    """``strconv.ParseInt(text, 0, 64)`` without the bit size: 0x.., 0o.., 0b.., 0.. (octal), 1_000.
+
+    Text longer than any 64-bit number is not one (and is never handed to ``int``: see ``decimal``).
+    """
+    if len(text) > MAX_NUMBER_DIGITS or not text.isascii() or text != text.strip():
         return None
     if _GO_OCTAL.fullmatch(text):
         return int(text, 8)
@@ -34,8 +38,12 @@ def go_int(text: str) -> int | None:
 
 
 def decimal(text: str) -> int | None:
-    """``strconv.ParseInt(text, 10, 64)``: optional sign and digits only."""
-    return int(text) if _DECIMAL.fullmatch(text) else None
+    """``strconv.ParseInt(text, 10, 64)``: optional sign and digits only.
+
+    Never more than ``MAX_NUMBER_DIGITS`` characters: Python raises on decimal conversions of
+    4300 digits (a limit against their quadratic cost), which would surface as an internal error.
+    """
+    return int(text) if len(text) <= MAX_NUMBER_DIGITS and _DECIMAL.fullmatch(text) else None
 
 
 def in_range(value: int, low: int, high: int, what: str) -> str | None:
@@ -54,12 +62,12 @@ def _number_or_name(names: dict[str, int], what: str, high: int) -> Check:
             return None
         bounds = _split_range(text) if ":" in text else (text, text)
         if bounds is None:
-            return f"'{text}' is not a {what}: use a name such as {next(iter(names))}, a number or min:max"
+            return f"{quoted(text)} is not a {what}: use a name such as {next(iter(names))}, a number or min:max"
         for bound in bounds:
             number = decimal(bound)
             if number is None:
                 hint = suggest(bound, names)
-                return f"'{text}' is not a {what}{hint}: use a name such as {next(iter(names))}, a number or min:max"
+                return f"{quoted(text)} is not a {what}{hint}: use a name such as {next(iter(names))}, a number or min:max"
             problem = in_range(number, 0, high, what)
             if problem:
                 return problem
@@ -76,10 +84,10 @@ def check_port(text: str) -> str | None:
     """A port or a ``min:max`` port range, 0..65535 (base 10, as Tetragon parses them)."""
     bounds = _split_range(text) if ":" in text else (text, text)
     if bounds is None:
-        return f"'{text}' is not a port or a min:max port range"
+        return f"{quoted(text)} is not a port or a min:max port range"
     numbers = [decimal(bound) for bound in bounds]
     if None in numbers or any(bound.startswith(("+", "-")) for bound in bounds):
-        return f"'{text}' is not a port or a min:max port range"
+        return f"{quoted(text)} is not a port or a min:max port range"
     for number in numbers:
         problem = in_range(number, 0, 65535, "port")  # type: ignore[arg-type]
         if problem:
@@ -95,22 +103,22 @@ def check_address(text: str) -> str | None:
         else:
             ipaddress.ip_address(text)
     except ValueError:
-        return f"'{text}' is not an IPv4/IPv6 address or CIDR (such as 10.0.0.0/8 or fd00::/8)"
+        return f"{quoted(text)} is not an IPv4/IPv6 address or CIDR (such as 10.0.0.0/8 or fd00::/8)"
     return None
 
 
 def check_number(text: str) -> str | None:
-    return None if go_int(text) is not None else f"'{text}' is not a number (decimal, 0x.. hex or 0.. octal)"
+    return None if go_int(text) is not None else f"{quoted(text)} is not a number (decimal, 0x.. hex or 0.. octal)"
 
 
 def check_int_range(text: str) -> str | None:
     """``min:max`` with both ends numbers, for InRange/NotInRange."""
     bounds = _split_range(text)
     if bounds is None:
-        return f"'{text}' is not a range: write min:max, such as 1:5"
+        return f"{quoted(text)} is not a range: write min:max, such as 1:5"
     for bound in bounds:
         if go_int(bound) is None:
-            return f"'{text}' is not a range: '{bound}' is not a number"
+            return f"{quoted(text)} is not a range: {quoted(bound)} is not a number"
     return None
 
 
@@ -120,14 +128,14 @@ def check_map_value(text: str) -> str | None:
         return None if len(text) > len("list:") else "'list:' needs a list name"
     bounds = _split_range(text) if ":" in text else (text, text)
     if bounds is None or any(decimal(bound) is None for bound in bounds):
-        return f"'{text}' is not a number, a min:max range or list:NAME"
+        return f"{quoted(text)} is not a number, a min:max range or list:NAME"
     return None
 
 
 def check_file_type(text: str) -> str | None:
     if text in FILE_TYPES:
         return None
-    return f"unknown file type '{text}'{suggest(text, FILE_TYPES)}; known: {', '.join(FILE_TYPES)}"
+    return f"unknown file type {quoted(text)}{suggest(text, FILE_TYPES)}; known: {', '.join(FILE_TYPES)}"
 
 
 def max_bytes(limit: int, what: str) -> Check:
@@ -161,7 +169,7 @@ def check_typed_value(text: str, low: int, high: int, arg_type: str) -> str | No
     """A value compared with an integer argument of ``arg_type`` (range ``low..high``)."""
     number = go_int(text)
     if number is None:
-        return f"'{text}' is not a number, and the argument is {arg_type}"
+        return f"{quoted(text)} is not a number, and the argument is {arg_type}"
     return in_range(number, low, high, f"{arg_type} value")
 
 
@@ -180,22 +188,23 @@ def check_capability(text: str) -> str | None:
     """A capability name; Tetragon trims it and ignores case."""
     if text.strip().upper() in CAPABILITIES:
         return None
-    return f"unknown capability '{text}'{suggest(text.strip().upper(), CAPABILITIES)}"
+    return f"unknown capability {quoted(text)}{suggest(text.strip().upper(), CAPABILITIES)}"
 
 
 def check_namespace_value(text: str) -> str | None:
     """A namespace inode number (uint32) or ``host_ns``."""
     if text == HOST_NS:
         return None
-    if _DECIMAL.fullmatch(text) and not text.startswith(("+", "-")):
-        return in_range(int(text), 0, 2 ** 32 - 1, "namespace inode")
-    return f"'{text}' is not a namespace inode number or {HOST_NS}"
+    number = decimal(text)
+    if number is not None and not text.startswith(("+", "-")):
+        return in_range(number, 0, 2 ** 32 - 1, "namespace inode")
+    return f"{quoted(text)} is not a namespace inode number or {HOST_NS}"
 
 
 def check_namespace_name(text: str) -> str | None:
     if text.lower() in (name.lower() for name in NAMESPACES):
         return None
-    return f"unknown namespace '{text}'{suggest(text, NAMESPACES)}; allowed: {', '.join(NAMESPACES)}"
+    return f"unknown namespace {quoted(text)}{suggest(text, NAMESPACES)}; allowed: {', '.join(NAMESPACES)}"
 
 
 _RATE_LIMIT = re.compile(r"([0-9]+)([smhSMH]?)")
@@ -205,9 +214,10 @@ def check_rate_limit(text: str) -> str | None:
     """Tetragon's rateLimit: a whole number of seconds, optionally suffixed s, m or h."""
     match = _RATE_LIMIT.fullmatch(text)
     if not match:
-        return f"rateLimit '{text}' is not a duration such as 5, 30s, 1m or 2h"
-    if int(match.group(1)) >= 2 ** 32:
-        return f"rateLimit '{text}' is too large"
+        return f"rateLimit {quoted(text)} is not a duration such as 5, 30s, 1m or 2h"
+    seconds = decimal(match.group(1))  # None: more digits than any number
+    if seconds is None or seconds >= 2 ** 32:
+        return f"rateLimit {quoted(text)} is too large"
     return None
 
 
@@ -218,10 +228,10 @@ _DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 def check_dns_subdomain(text: str) -> str | None:
     """A Kubernetes object name (RFC 1123 subdomain)."""
     if len(text) > 253:
-        return f"'{text[:40]}...' is {len(text)} characters, a name may have at most 253"
+        return f"{quoted(text)} is {len(text)} characters, a name may have at most 253"
     if _DNS_SUBDOMAIN.fullmatch(text):
         return None
-    return (f"'{text}' is not a valid Kubernetes name: use lower-case letters, digits, '-' and '.', "
+    return (f"{quoted(text)} is not a valid Kubernetes name: use lower-case letters, digits, '-' and '.', "
             "starting and ending with a letter or digit")
 
 
@@ -229,7 +239,7 @@ def check_dns_label(text: str) -> str | None:
     """A Kubernetes namespace name (RFC 1123 label)."""
     if len(text) <= 63 and re.fullmatch(_DNS_LABEL, text):
         return None
-    return (f"'{text}' is not a valid namespace: at most 63 lower-case letters, digits and '-', "
+    return (f"{quoted(text)} is not a valid namespace: at most 63 lower-case letters, digits and '-', "
             "starting and ending with a letter or digit")
 
 
@@ -239,7 +249,7 @@ _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 def check_label_value(text: str) -> str | None:
     if len(text) <= 63 and _LABEL_VALUE.fullmatch(text):
         return None
-    return f"'{text}' is not a valid label value (at most 63 letters, digits, '-', '_', '.')"
+    return f"{quoted(text)} is not a valid label value (at most 63 letters, digits, '-', '_', '.')"
 
 
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
@@ -251,23 +261,23 @@ def check_call(text: str) -> str | None:
         return None if len(text) > len("list:") else "'list:' needs a list name"
     if _SYMBOL.fullmatch(text):
         return None
-    return f"'{text}' is not a kernel function name"
+    return f"{quoted(text)} is not a kernel function name"
 
 
 def check_identifier(text: str) -> str | None:
     """Tracepoint subsystems and events, LSM hooks, USDT providers and names."""
-    return None if re.fullmatch(r"[A-Za-z0-9_.-]+", text) else f"'{text}' is not a valid name"
+    return None if re.fullmatch(r"[A-Za-z0-9_.-]+", text) else f"{quoted(text)} is not a valid name"
 
 
 def check_url(text: str) -> str | None:
-    return None if re.fullmatch(r"https?://[^\s/$.?#][^\s]*", text) else f"'{text}' is not an http(s) URL"
+    return None if re.fullmatch(r"https?://[^\s/$.?#][^\s]*", text) else f"{quoted(text)} is not an http(s) URL"
 
 
 def check_fqdn(text: str) -> str | None:
     label = r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
     if len(text) <= 253 and re.fullmatch(rf"{label}(\.{label})*\.?", text):
         return None
-    return f"'{text}' is not a domain name"
+    return f"{quoted(text)} is not a domain name"
 
 
 _GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
@@ -276,7 +286,7 @@ _GO_BOOLS = _GO_TRUE | {"0", "f", "F", "FALSE", "false", "False"}
 
 def check_go_bool(text: str) -> str | None:
     """What Go's ``strconv.ParseBool`` accepts (how Tetragon reads boolean options)."""
-    return None if text in _GO_BOOLS else f"'{text}' is not a boolean (true, false, 1 or 0)"
+    return None if text in _GO_BOOLS else f"{quoted(text)} is not a boolean (true, false, 1 or 0)"
 
 
 def go_bool(text: str) -> bool:

@@ -16,6 +16,7 @@ so a small document can stand for an enormous tree ("billion laughs"); the
 budget stops such a walk with ``BudgetExceeded`` long before memory runs out.
 """
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -23,8 +24,8 @@ from typing import Any, Protocol
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from tetra.policy.errors import PolicyIssue, Severity
-from tetra.policy.limits import MAX_NODES
+from tetra.policy.errors import PolicyIssue, Severity, quoted, shortened
+from tetra.policy.limits import MAX_NODES, MAX_NUMBER_DIGITS
 from tetra.policy.model import Location
 from tetra.policy.values import closest, suggest
 from tetra.policy.yamltree import (TAG_BOOL, TAG_INT, TAG_STR, describe, is_null, mapping_entries, scalar_bool,
@@ -41,17 +42,30 @@ INVALID: Any = _Invalid()
 
 
 class BudgetExceeded(Exception):
-    """A document expands (through aliases) to more nodes than ``MAX_NODES``."""
+    """A document expands (through aliases and merge keys) to more nodes than its walk may read."""
+
+
+class OutOfTime(Exception):
+    """The walk went past its deadline (an API call's: its client would not see the answer)."""
+
+
+DEADLINE_EVERY = 4096  # nodes between two looks at the clock
 
 
 class Walk:
-    """The state of reading one document: its file, the issues found, values shared across objects."""
+    """The state of reading one document: its file, the issues found, values shared across objects.
 
-    def __init__(self, filename: str, budget: int = MAX_NODES) -> None:
+    ``budget`` is how many nodes it may read; ``deadline`` (``time.monotonic``) when it must stop.
+    """
+
+    def __init__(self, filename: str, budget: int = MAX_NODES, deadline: float | None = None) -> None:
         self.filename = filename
         self.issues: list[PolicyIssue] = []
         self.state: dict[str, Any] = {}
-        self._budget = budget
+        self.budget = budget
+        self.spent = 0
+        self.out_of_time = False
+        self._deadline = deadline
 
     def loc(self, node: Node, path: str) -> Location:
         mark = node.start_mark
@@ -64,9 +78,12 @@ class Walk:
         self.report(node, path, message, "warning")
 
     def visit(self) -> None:
-        self._budget -= 1
-        if self._budget < 0:
+        self.spent += 1
+        if self.spent > self.budget:
             raise BudgetExceeded
+        if self._deadline is not None and self.spent % DEADLINE_EVERY == 0 and time.monotonic() > self._deadline:
+            self.out_of_time = True
+            raise OutOfTime
 
     def read(self, kind: "Kind", node: Node, path: str) -> Any:
         self.visit()
@@ -95,6 +112,16 @@ def _checked(walk: Walk, node: Node, path: str, value: Any, check: Check | None)
     return value
 
 
+def _integer(walk: Walk, node: ScalarNode, path: str) -> Any:
+    """The value of an integer scalar; one longer than any policy number is reported instead of
+    converted (Python refuses decimal conversions past 4300 digits, and they cost quadratic time)."""
+    digits = len(node.value.replace("_", "").lstrip("+-"))
+    if digits > MAX_NUMBER_DIGITS:
+        walk.report(node, path, f"number too large ({digits} digits): a policy's numbers fit in 64 bits")
+        return INVALID
+    return scalar_int(node)
+
+
 @dataclass(frozen=True)
 class Str:
     """A YAML string, at most ``max_len`` characters, passing ``check``."""
@@ -121,7 +148,10 @@ class Scalar:
         if isinstance(node, ScalarNode) and node.tag == TAG_STR:
             value = node.value
         elif isinstance(node, ScalarNode) and node.tag == TAG_INT:
-            value = str(scalar_int(node))
+            number = _integer(walk, node, path)
+            if number is INVALID:
+                return INVALID
+            value = str(number)
         else:
             return _expected(walk, node, path, "a string or an integer")
         return _checked(walk, node, path, value, self.check)
@@ -135,7 +165,9 @@ class Int:
     def read(self, walk: Walk, node: Node, path: str) -> Any:
         if not (isinstance(node, ScalarNode) and node.tag == TAG_INT):
             return _expected(walk, node, path, "an integer")
-        value = scalar_int(node)
+        value = _integer(walk, node, path)
+        if value is INVALID:
+            return INVALID
         if not self.low <= value <= self.high:
             walk.report(node, path, f"{value} is out of range ({self.low}..{self.high})")
             return INVALID
@@ -173,9 +205,9 @@ class Enum:
         if canonical is None and self.fold_case:
             canonical = next((choice for choice in self.choices if choice.lower() == value.lower()), None)
         if canonical is not None:
-            walk.warn(node, path, f"'{value}' is read as '{canonical}' (Kubernetes only accepts '{canonical}')")
+            walk.warn(node, path, f"{quoted(value)} is read as '{canonical}' (Kubernetes only accepts '{canonical}')")
             return canonical
-        walk.report(node, path, f"unknown {self.noun} '{value}'{suggest(value, self.choices)}; "
+        walk.report(node, path, f"unknown {self.noun} {quoted(value)}{suggest(value, self.choices)}; "
                                 f"{self.listing}: {', '.join(self.choices)}")
         return INVALID
 
@@ -212,7 +244,7 @@ class MapOf:
         result: dict[str, Any] = {}
         for key_node, value_node in _entries(walk, node, path):
             key = key_node.value
-            item_path = f"{path}.{key}"
+            item_path = f"{path}.{shortened(key)}"
             if _checked(walk, key_node, item_path, key, self.key_check) is INVALID:
                 result[key] = INVALID
                 continue
@@ -302,7 +334,7 @@ class Obj:
             if meant:
                 misspelled.add(meant)
             hint = f" (did you mean '{meant}'?)" if meant else ""
-            walk.report(key_node, path, f"unknown key '{key}'{hint}; allowed: {', '.join(sorted(schema.fields))}")
+            walk.report(key_node, path, f"unknown key {quoted(key)}{hint}; allowed: {', '.join(sorted(schema.fields))}")
         read = Read({}, {}, {}, node, path)
         valid = True
         for key, spec in schema.fields.items():
@@ -341,14 +373,14 @@ def _entries(walk: Walk, node: MappingNode, path: str) -> list[tuple[ScalarNode,
     """A mapping's entries with string keys, reporting other keys and duplicates."""
     first: dict[str, Node] = {}
     entries: list[tuple[ScalarNode, Node]] = []
-    for key_node, value_node in mapping_entries(node, lambda bad, message: walk.report(bad, path, message)):
+    for key_node, value_node in mapping_entries(node, lambda bad, message: walk.report(bad, path, message), walk.visit):
         walk.visit()
         if not isinstance(key_node, ScalarNode) or is_null(key_node):
             walk.report(key_node, path, f"keys must be strings, got {describe(key_node)}")
             continue
         key = key_node.value
         if key in first:
-            walk.report(key_node, path, f"duplicate key '{key}' (first at line {first[key].start_mark.line + 1})")
+            walk.report(key_node, path, f"duplicate key {quoted(key)} (first at line {first[key].start_mark.line + 1})")
             continue
         first[key] = key_node
         entries.append((key_node, value_node))

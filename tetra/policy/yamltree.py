@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from tetra.policy.errors import shortened
 from tetra.policy.limits import MAX_DEPTH, MAX_FILE_BYTES
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -126,13 +127,14 @@ def compose(text: str) -> list[Node]:
         documents = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        message = err.problem or err.context or "invalid YAML"
+        message = shortened(err.problem or err.context or "invalid YAML")  # it may quote an anchor name
         if err.context and err.problem and err.context_mark:
-            message += f" ({err.context} at line {err.context_mark.line + 1}, column {err.context_mark.column + 1})"
+            context = err.context_mark
+            message += f" ({shortened(err.context)} at line {context.line + 1}, column {context.column + 1})"
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise SourceProblem(line, column, message) from None
     except yaml.YAMLError as err:
-        raise SourceProblem(1, 1, f"invalid YAML: {err}") from None
+        raise SourceProblem(1, 1, f"invalid YAML: {shortened(str(err))}") from None
     return [doc for doc in documents if not (isinstance(doc, ScalarNode) and doc.tag == TAG_NULL)]
 
 
@@ -142,7 +144,7 @@ def describe(node: Node) -> str:
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
-    return _SCALAR_NAMES.get(node.tag, f"a value tagged {node.tag}")
+    return _SCALAR_NAMES.get(node.tag, f"a value tagged {shortened(node.tag)}")
 
 
 _SCALAR_NAMES = {TAG_STR: "a string", TAG_INT: "an integer", TAG_FLOAT: "a number", TAG_BOOL: "a boolean",
@@ -153,15 +155,22 @@ def is_null(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == TAG_NULL
 
 
-def mapping_entries(node: MappingNode, report: Callable[[Node, str], None],
-                    merging: frozenset[int] = frozenset()) -> Iterator[tuple[Node, Node]]:
+def mapping_entries(node: MappingNode, report: Callable[[Node, str], None], visit: Callable[[], None],
+                    merging: tuple[int, ...] = ()) -> Iterator[tuple[Node, Node]]:
     """The (key, value) pairs of a mapping with YAML merge keys (``<<: *base``) applied.
 
     Keys written in the mapping itself come first and win over merged ones, as
     YAML specifies; a merged key that is overridden is not a duplicate. A
     mapping that merges itself (through an alias) is reported, not followed.
+
+    A merge is an alias expansion too: ten merges of a mapping that merges ten
+    others, seven levels down, is ten million entries from a few hundred bytes.
+    So every merged entry costs ``visit`` (which raises when the document's node
+    budget is spent) at every level it is copied through, and a chain of merges
+    deeper than ``MAX_DEPTH`` (each level is a recursion here) is reported at
+    the merge that goes too deep, not followed.
     """
-    merging |= {id(node)}
+    merging = (*merging, id(node))
     merged: list[tuple[Node, Node]] = []
     for key, value in node.value:
         if key.tag != TAG_MERGE:
@@ -173,8 +182,13 @@ def mapping_entries(node: MappingNode, report: Callable[[Node, str], None],
                 report(source, f"a merge key (<<) takes a mapping or a list of mappings, got {describe(source)}")
             elif id(source) in merging:
                 report(source, "this merge key includes the mapping it is in")
+            elif len(merging) > MAX_DEPTH:
+                report(source, f"merge keys (<<) nested more than {MAX_DEPTH} levels deep: a policy is never "
+                               "that deep")
             else:
-                merged.extend(mapping_entries(source, report, merging))
+                for entry in mapping_entries(source, report, visit, merging):
+                    visit()
+                    merged.append(entry)
     own = {key.value for key, _ in node.value if isinstance(key, ScalarNode) and key.tag != TAG_MERGE}
     seen: set[object] = set()
     for key, value in merged:
