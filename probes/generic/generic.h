@@ -592,6 +592,37 @@ static __always_inline int tetra_str_postfix(struct tetra_gen_scratch *g, __u32 
     return str_postfix.lookup(&g->key) != 0;
 }
 
+/* An address (family 2 or 10, 16 bytes) against CIDRs loaded under id4 / id6.
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a dual-stack socket connects
+ * with) is the IPv4 address it carries: IPv4 CIDRs match it too, else a rule on
+ * 127.0.0.1 would not see a connect to ::ffff:127.0.0.1. */
+static __always_inline int tetra_lpm_addr(struct tetra_gen_scratch *g, __u16 family, const __u8 *addr,
+                                          __u32 id4, __u32 id6)
+{
+    if (family == 10) {
+        __u64 head;
+        __u32 mid;
+        __builtin_memcpy(&head, addr, 8);
+        __builtin_memcpy(&mid, addr + 8, 4);
+        if (head == 0 && mid == 0xffff0000 /* bytes 00 00 ff ff */) {
+            g->akey.id = id4;
+            g->akey.prefixlen = 32 + 32;
+            __builtin_memcpy(g->akey.addr, addr + 12, 4);
+            if (addr_lpm.lookup(&g->akey))
+                return 1;
+        }
+        g->akey.id = id6;
+        g->akey.prefixlen = 32 + 128;
+    } else if (family == 2) {
+        g->akey.id = id4;
+        g->akey.prefixlen = 32 + 32;
+    } else {
+        return 0;
+    }
+    __builtin_memcpy(g->akey.addr, addr, 16);
+    return addr_lpm.lookup(&g->akey) != 0;
+}
+
 /* Address of a sockaddr slot against CIDRs loaded under id (v4 and v6 ids differ). */
 static __always_inline int tetra_addr_match(struct tetra_gen_scratch *g, __u32 slot, __u32 id4, __u32 id6)
 {
@@ -599,17 +630,7 @@ static __always_inline int tetra_addr_match(struct tetra_gen_scratch *g, __u32 s
     const struct tetra_sockaddr *sa = (const void *)tetra_slot_str(g, slot, &len);
     struct tetra_sockaddr copy = {};
     bpf_probe_read_kernel(&copy, sizeof(copy), sa);
-    if (copy.family == 2) {
-        g->akey.id = id4;
-        g->akey.prefixlen = 32 + 32;
-    } else if (copy.family == 10) {
-        g->akey.id = id6;
-        g->akey.prefixlen = 32 + 128;
-    } else {
-        return 0;
-    }
-    __builtin_memcpy(g->akey.addr, copy.addr, 16);
-    return addr_lpm.lookup(&g->akey) != 0;
+    return tetra_lpm_addr(g, copy.family, copy.addr, id4, id6);
 }
 
 /* The tuple (struct tetra_tuple, first in tetra_sock and tetra_skb) of a slot. */
@@ -625,17 +646,7 @@ static __always_inline int tetra_tuple_addr_match(struct tetra_gen_scratch *g, _
 {
     struct tetra_tuple t = {};
     tetra_slot_tuple(g, slot, &t);
-    if (t.family == 2) {
-        g->akey.id = id4;
-        g->akey.prefixlen = 32 + 32;
-    } else if (t.family == 10) {
-        g->akey.id = id6;
-        g->akey.prefixlen = 32 + 128;
-    } else {
-        return 0;
-    }
-    __builtin_memcpy(g->akey.addr, dst ? t.daddr : t.saddr, 16);
-    return addr_lpm.lookup(&g->akey) != 0;
+    return tetra_lpm_addr(g, t.family, dst ? t.daddr : t.saddr, id4, id6);
 }
 
 /* A field of a sock/skb slot's tuple: 0 family, 1 sport, 2 dport, 3 protocol, 4 state. */

@@ -7,6 +7,7 @@ the receiver nothing to read, and the caller got the policy's error.
 """
 
 import errno
+import ipaddress
 import json
 import os
 import secrets
@@ -112,7 +113,8 @@ MONITOR_CONNECT = DENY_CONNECT.replace("name: deny-connect", "name: watch-connec
 CHILD = r"""
 import json, socket, sys
 op, family, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-fam, host = (socket.AF_INET6, "::1") if family == "6" else (socket.AF_INET, "127.0.0.1")
+fam, host = {"6": (socket.AF_INET6, "::1"), "mapped": (socket.AF_INET6, "::ffff:127.0.0.1")}.get(
+    family, (socket.AF_INET, "127.0.0.1"))
 try:
     if op == "connect":
         s = socket.socket(fam, socket.SOCK_STREAM)
@@ -230,6 +232,18 @@ def test_ipv6_is_denied_by_the_same_policy(agent: RunningAgent, cgroup: Path, po
         assert accepted(server) == 0
     [event] = kprobe_events(agent, "deny-connect", pid)
     assert event["args"][1] == {"sockaddr_arg": {"family": "AF_INET6", "addr": "::1", "port": ports["connect"]}}
+
+
+def test_ipv4_rules_cover_ipv4_mapped_ipv6(agent: RunningAgent, cgroup: Path, ports: dict[str, int]) -> None:
+    """A dual-stack socket reaches 127.0.0.1 as ::ffff:127.0.0.1: the IPv4 rule must see it."""
+    with listening(ports["connect"]) as server:
+        pid, outcome = attempt("connect", ports["connect"], cgroup, family="mapped")
+        assert outcome == {"errno": errno.ECONNREFUSED}
+        assert accepted(server) == 0
+    [event] = kprobe_events(agent, "deny-connect", pid)
+    sockaddr = event["args"][1]["sockaddr_arg"]
+    assert (sockaddr["family"], sockaddr["port"]) == ("AF_INET6", ports["connect"])
+    assert ipaddress.IPv6Address(sockaddr["addr"]).ipv4_mapped == ipaddress.IPv4Address("127.0.0.1")
 
 
 def test_what_the_policy_does_not_select_connects(agent: RunningAgent, cgroup: Path, ports: dict[str, int]) -> None:
