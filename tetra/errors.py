@@ -8,6 +8,7 @@
     ├── SensorError            a BPF program failed to compile, load or attach
     ├── DecodeError            a ring buffer record does not match its layout
     ├── ExportError            an exporter could not be opened or written
+    ├── RecordingError         a ring recording (tetra replay) cannot be read or written
     └── PolicyErrors           a TracingPolicy file is invalid; carries every located issue
                                (tetra.policy.errors, with PolicyIssue: file:line:col: path: message)
 
@@ -38,3 +39,7 @@ class DecodeError(TetraError):
 
 class ExportError(TetraError):
     """An exporter could not open or write its destination."""
+
+
+class RecordingError(TetraError):
+    """A ring recording (``tetra agent --record-ring``, ``tetra replay``) cannot be read or written."""

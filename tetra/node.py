@@ -34,8 +34,9 @@ def rfc3339_fraction(nanos: int) -> str:
 class BootClock:
     """Turns boot-time nanoseconds into RFC 3339 UTC timestamps (protojson's digits)."""
 
-    def __init__(self) -> None:
-        self.epoch_ns = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    def __init__(self, epoch_ns: int | None = None) -> None:
+        """``epoch_ns``: the wall-clock time of boot; measured now unless given (a replay gives the recorded one)."""
+        self.epoch_ns = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME) if epoch_ns is None else epoch_ns
         self._second = -1
         self._prefix = ""
 

@@ -41,3 +41,4 @@ class AgentConfig:
     k8s_kubeconfig_path: str | None = None
     enable_tracing_policy_crd: bool = True  # with enable_k8s_api: load TracingPolicy(Namespaced) objects
     enable_pod_annotations: bool = False
+    record_ring: str | None = None  # hidden --record-ring: the pipeline's inputs written for `tetra replay`

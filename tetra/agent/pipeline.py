@@ -12,6 +12,7 @@ child's.
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from tetra.agent.sinks import Event, Sink
@@ -29,19 +30,23 @@ from tetra.process.events import exec_event, exit_event
 from tetra.process.model import Process
 
 log = logging.getLogger(__name__)
+# pid -> the process as /proc shows it now, None when gone
+Lookup = Callable[[int], ExecRecord | None]
 
 
 class Pipeline:
     """Turns records into Tetragon events and hands them to every sink."""
 
     def __init__(self, cache: ProcessCache, sinks: Sequence[Sink], clock: BootClock,
-                 cgroup2_root: Path | None = None) -> None:
+                 cgroup2_root: Path | None = None, lookup: Lookup | None = None) -> None:
+        """``lookup``: where processes the cache lacks are read (default /proc; a replay answers
+        what /proc answered when the recording was made)."""
         self.cache = cache
         self.sinks = list(sinks)
         self.clock = clock
         self.stats = PipelineStats()
         self.policies = PolicyEvents()
-        self._cgroup2_root = cgroup2_root
+        self.lookup: Lookup = lookup or partial(procfs.read_process, cgroup2_root=cgroup2_root)
         self._handlers: dict[type, Callable[[object], None]] = {
             ExecRecord: self._on_exec,  # type: ignore[dict-item]
             CloneRecord: self._on_clone,  # type: ignore[dict-item]
@@ -86,7 +91,7 @@ class Pipeline:
     def _ensure_known(self, pid: int) -> None:
         """Seed pid from /proc when the cache lacks it (it predates the agent)."""
         if pid and self.cache.by_pid(pid) is None:
-            rec = procfs.read_process(pid, cgroup2_root=self._cgroup2_root)
+            rec = self.lookup(pid)
             if rec is not None:
                 self._on_exec(rec)
 

@@ -3,15 +3,18 @@
 The kernel says which policy and hook an event came from; the registry of
 loaded policies turns that into Tetragon's event: function or tracepoint name,
 typed arguments, return value, action, policy name, message, tags, stacks.
+The registry owns each hook's argument decoder: built when its policy is added,
+gone when it is removed, so a long-running agent that loads and unloads
+policies keeps only what is loaded.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from tetra.compiler.plan import HookPlan
 from tetra.compiler.program import CompiledPolicy
-from tetra.decode.generic import GenericRecord, decode_args, int_arg
+from tetra.decode.generic import ArgsDecoder, GenericRecord, int_arg
 from tetra.wire.layouts import GEN_MONITOR, GEN_PROTECTED, GEN_RETURN, Action
 
 Json = dict[str, Any]
@@ -31,6 +34,27 @@ Symbolizer = Callable[[int, int, bool], list[str]]
 class LoadedPolicy:
     compiled: CompiledPolicy
     symbolize: Symbolizer
+
+
+@dataclass
+class PolicyHooks:
+    """What the registry keeps of one loaded policy: its name, its hooks by id and their decoders."""
+
+    name: str
+    hooks: tuple[HookPlan, ...]
+    symbolize: Symbolizer
+    decoders: tuple[ArgsDecoder, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.decoders = tuple(ArgsDecoder(hook) for hook in self.hooks)
+
+
+class PolicyListener(Protocol):
+    """Told of every policy added to or removed from the registry (the ring recorder,
+    tetra/observer/recording.py, writes them down for a replay)."""
+
+    def policy_added(self, policy_id: int, name: str, hooks: Sequence[HookPlan]) -> None: ...
+    def policy_removed(self, policy_id: int) -> None: ...
 
 
 def _frames(symbols: list[str]) -> list[Json]:
@@ -58,25 +82,35 @@ class PolicyEvents:
     """Loaded policies by id, and the events built from their records."""
 
     def __init__(self) -> None:
-        self.policies: dict[int, LoadedPolicy] = {}
+        self.policies: dict[int, PolicyHooks] = {}
+        self.listeners: list[PolicyListener] = []
 
     def add(self, policy_id: int, loaded: LoadedPolicy) -> None:
-        self.policies[policy_id] = loaded
+        self.add_hooks(policy_id, loaded.compiled.policy.name, loaded.compiled.hooks, loaded.symbolize)
+
+    def add_hooks(self, policy_id: int, name: str, hooks: Sequence[HookPlan], symbolize: Symbolizer) -> None:
+        """Register a policy by what its events need (a replay has no CompiledPolicy: only this)."""
+        self.policies[policy_id] = PolicyHooks(name, tuple(hooks), symbolize)
+        for listener in self.listeners:
+            listener.policy_added(policy_id, name, hooks)
 
     def remove(self, policy_id: int) -> None:
-        self.policies.pop(policy_id, None)
+        """Its decoders go with it; its events still in the ring are then policy_unknown."""
+        if self.policies.pop(policy_id, None) is not None:
+            for listener in self.listeners:
+                listener.policy_removed(policy_id)
 
     def build(self, rec: GenericRecord, process: Json, parent: Json | None) -> tuple[str, Json] | None:
         """(event type, body) or None when the policy or hook is no longer loaded."""
         loaded = self.policies.get(rec.policy_id)
-        if loaded is None or rec.hook_id >= len(loaded.compiled.hooks):
+        if loaded is None or rec.hook_id >= len(loaded.hooks):
             return None
-        hook = loaded.compiled.hooks[rec.hook_id]
+        hook = loaded.hooks[rec.hook_id]
         body: Json = {"process": process}
         if parent is not None:
             body["parent"] = parent
         body.update(_hook_fields(hook))
-        args = decode_args(rec.blob, hook)
+        args = loaded.decoders[rec.hook_id].decode(rec.blob)
         if args:  # protojson leaves out empty lists; so does Tetragon
             body["args"] = args
         if rec.flags & GEN_RETURN and hook.return_arg is not None:
@@ -86,7 +120,7 @@ class PolicyEvents:
             body["policy_mode"] = "monitor"
         if rec.flags & GEN_PROTECTED:  # PID 1 or the agent: the action was withheld
             body["protected_process"] = True
-        body["policy_name"] = loaded.compiled.policy.name
+        body["policy_name"] = loaded.name
         if hook.message:
             body["message"] = hook.message
         if hook.tags:

@@ -24,6 +24,7 @@ from tetra.kernel.btf import Btf
 from tetra.kernel.mounts import cgroup2_mount
 from tetra.kernel.offsets import resolve_offsets
 from tetra.node import BootClock, node_name
+from tetra.observer.recording import RingRecorder
 from tetra.observer.ringbuf import RingBufferObserver
 from tetra.process import procfs
 from tetra.process.cache import ProcessCache
@@ -132,6 +133,9 @@ class Agent:
         self.cgroup2_root = _cgroup2_root()
         self.pods = self._pod_watcher(config, node)
         self.pipeline = Pipeline(self.cache, self.sinks, self.clock, self.cgroup2_root)
+        self.recorder = RingRecorder.for_node(config.record_ring, node, self.clock) if config.record_ring else None
+        if self.recorder is not None:
+            self.recorder.attach(self.pipeline)
         self.btf = Btf.load()
         self.offsets = resolve_offsets(self.btf)
         self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages)
@@ -174,11 +178,14 @@ class Agent:
             self.pods.start()  # returns at once; lists and watches in its own thread
         bpf = self.sensor.load()
         try:
-            observer = self.observer = RingBufferObserver(bpf, "tetra_events", self.pipeline.handle_raw)
+            handle_raw, handle = self.pipeline.handle_raw, self.pipeline.handle
+            if self.recorder is not None:
+                handle_raw, handle = self.recorder.tee_ring(handle_raw), self.recorder.tee_seed(handle)
+            observer = self.observer = RingBufferObserver(bpf, "tetra_events", handle_raw)
             records = list(procfs.scan(cgroup2_root=self.cgroup2_root))
             self.sensor.remember_binaries(records)
             for record in records:
-                self.pipeline.handle(record)
+                handle(record)
             seeded = len(records)
             self.policies.load_paths(self.config.tracing_policies, self.config.tracing_policy_dir)
             if self.k8s_policies is not None:
@@ -214,6 +221,8 @@ class Agent:
                 self.observer.close()  # its mappings of the ring, before the map goes
             self.sensor.close()
             self.pipeline.close()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def _loop(self, observer: RingBufferObserver) -> None:
         next_tick = time.monotonic() + TICK_S

@@ -13,7 +13,7 @@ import orjson
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
 from tetra.agent.pidfile import PidFile
 from tetra.agent.runner import Agent
-from tetra.cli.options import parse_duration
+from tetra.cli.options import export_filter_options, parse_duration
 from tetra.export.jsonfile import parse_perm
 
 
@@ -51,15 +51,7 @@ from tetra.export.jsonfile import parse_perm
 @click.option("--server-insecure-tcp", is_flag=True,
               help="Serve host:port addresses without TLS (refused otherwise): any local user can then control "
                    "the agent, as every start warns.")
-@click.option("--export-allowlist", default="", metavar="JSON",
-              help="Export only events matching one of these filters (newline-separated JSON objects).")
-@click.option("--export-denylist", default="", metavar="JSON", help="Never export events matching these filters.")
-@click.option("--field-filters", default="", metavar="JSON", help="Include/exclude fields per event type.")
-@click.option("--redaction-filters", default="", metavar="JSON",
-              help="Replace regex capture groups in arguments with *****.")
-@click.option("--export-rate-limit", type=int, default=-1, show_default=True,
-              help="Most events exported per minute (-1: no limit); drops are reported as rate_limit_info.")
-@click.option("--enable-pid-set-filter", is_flag=True, help="Allow the pid_set key in export filters.")
+@export_filter_options
 @click.option("--export-otlp-endpoint", metavar="HOST:PORT", help="Also send events as OTLP log records over gRPC.")
 @click.option("--export-otlp-ca-file", metavar="PATH", help="TLS to the OTLP endpoint, trusting this CA.")
 @click.option("--metrics-server", metavar="[HOST]:PORT", help="Serve Prometheus metrics here (e.g. :2112).")
@@ -71,6 +63,9 @@ from tetra.export.jsonfile import parse_perm
               help="With --enable-k8s-api: load TracingPolicy and TracingPolicyNamespaced objects live, "
                    "their load state in their status (=false: pod metadata only).")
 @click.option("--enable-pod-annotations", is_flag=True, help="Also add pod annotations to events.")
+@click.option("--record-ring", metavar="FILE", hidden=True,
+              help="Debugging: write every ring record the pipeline reads, and what it needs to decode them, "
+                   "to FILE, for `tetra replay`.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
@@ -82,7 +77,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
           export_otlp_ca_file: str | None, metrics_server: str | None, enable_k8s_api: bool,
           k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
-          log_level: str) -> None:
+          record_ring: str | None, log_level: str) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default) and, with --export-filename,
@@ -127,6 +122,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         k8s_kubeconfig_path=k8s_kubeconfig_path,
         enable_tracing_policy_crd=enable_tracing_policy_crd,
         enable_pod_annotations=enable_pod_annotations,
+        record_ring=record_ring,
     )
     runner = Agent(config)
 

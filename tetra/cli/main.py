@@ -28,11 +28,12 @@ def cli() -> None:
 def _register() -> None:
     """Attach the subcommands (imported here so `tetra --help` stays fast)."""
     from tetra.cli import (agent_cmd, compile_cmd, getevents_cmd, policy_api_cmd, probe_cmd,  # noqa: F401
-                           status_cmd, tracingpolicy_cmd)  # compile_cmd and policy_api_cmd add to tracingpolicy
+                           replay_cmd, status_cmd, tracingpolicy_cmd)  # compile_cmd and policy_api_cmd add to tracingpolicy
 
     cli.add_command(agent_cmd.agent)
     cli.add_command(getevents_cmd.getevents)
     cli.add_command(probe_cmd.probe)
+    cli.add_command(replay_cmd.replay)
     cli.add_command(status_cmd.status)
     cli.add_command(status_cmd.version)
     cli.add_command(tracingpolicy_cmd.tracingpolicy)

@@ -65,3 +65,21 @@ def client_options(command: F | None = None, *, timeout: float = 10.0) -> Any:
     )):
         run = option(run)
     return run
+
+
+def export_filter_options(command: F) -> F:
+    """Tetragon's export filter flags, shared by ``tetra agent`` and ``tetra replay`` (which runs the
+    agent's export chain on a recording): passed on as keyword arguments of the same names."""
+    for option in reversed((
+        click.option("--export-allowlist", default="", metavar="JSON",
+                     help="Export only events matching one of these filters (newline-separated JSON objects)."),
+        click.option("--export-denylist", default="", metavar="JSON", help="Never export events matching these filters."),
+        click.option("--field-filters", default="", metavar="JSON", help="Include/exclude fields per event type."),
+        click.option("--redaction-filters", default="", metavar="JSON",
+                     help="Replace regex capture groups in arguments with *****."),
+        click.option("--export-rate-limit", type=int, default=-1, show_default=True,
+                     help="Most events exported per minute (-1: no limit); drops are reported as rate_limit_info."),
+        click.option("--enable-pid-set-filter", is_flag=True, help="Allow the pid_set key in export filters."),
+    )):
+        command = option(command)
+    return command

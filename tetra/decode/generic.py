@@ -243,16 +243,10 @@ class ArgsDecoder:
         return [obj for obj in out if obj is not None]
 
 
-# hook id -> (the hook, its decoder); the hook is kept so that its id is never reused
-_DECODERS: dict[int, tuple[HookPlan, ArgsDecoder]] = {}
-
-
 def decode_args(blob: bytes, hook: HookPlan) -> list[Json]:
-    """The hook's arguments as Tetragon argument objects, in the policy's order."""
-    cached = _DECODERS.get(id(hook))
-    if cached is None or cached[0] is not hook:
-        cached = _DECODERS[id(hook)] = (hook, ArgsDecoder(hook))
-    return cached[1].decode(blob)
+    """The hook's arguments as Tetragon argument objects, in the policy's order (a one-off:
+    the agent keeps an ``ArgsDecoder`` per loaded hook, tetra/agent/policy_events.py)."""
+    return ArgsDecoder(hook).decode(blob)
 
 
 def _one(blob: bytes, at: int, arg: ArgPlan) -> tuple[Json, int]:
