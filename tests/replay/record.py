@@ -279,9 +279,8 @@ def record(name: str) -> None:
         sys.stderr.write(agent.stderr.read())
         agent.wait(60)
     CORPUS.mkdir(exist_ok=True)
-    shutil.copy(recording, CORPUS / f"{name}.rec")
-    shutil.copy(export, CORPUS / f"{name}.json")
-    shutil.copy(compact, CORPUS / f"{name}.compact")
+    for source, suffix in ((recording, "rec"), (export, "json"), (compact, "compact")):
+        shutil.copyfile(source, CORPUS / f"{name}.{suffix}")  # not their 0600 mode: any user runs the tests
     (CORPUS / f"{name}.flags").write_text(json.dumps(flags) + "\n")
     sizes = ", ".join(f"{p.name} {p.stat().st_size} bytes" for p in sorted(CORPUS.glob(f"{name}.*")))
     print(f"recorded {sizes}")

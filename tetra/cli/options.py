@@ -73,7 +73,8 @@ def export_filter_options(command: F) -> F:
     for option in reversed((
         click.option("--export-allowlist", default="", metavar="JSON",
                      help="Export only events matching one of these filters (newline-separated JSON objects)."),
-        click.option("--export-denylist", default="", metavar="JSON", help="Never export events matching these filters."),
+        click.option("--export-denylist", default="", metavar="JSON",
+                     help="Never export events matching these filters."),
         click.option("--field-filters", default="", metavar="JSON", help="Include/exclude fields per event type."),
         click.option("--redaction-filters", default="", metavar="JSON",
                      help="Replace regex capture groups in arguments with *****."),

@@ -22,6 +22,7 @@ not recorded (a replay symbolizes none).
 """
 
 import json
+import os
 import platform
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -121,7 +122,8 @@ class RingRecorder:
 
     def __init__(self, path: str, header: Header) -> None:
         try:
-            self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115  (closed by close())
+            # 0600 as the export file by default: the records hold every argument it does
+            self._file: IO[bytes] = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         except OSError as err:
             raise RecordingError(f"cannot write the recording {path}: {err.strerror}") from err
         meta = {"format": FORMAT, "version": VERSION, **asdict(header)}
