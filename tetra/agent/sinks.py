@@ -135,11 +135,13 @@ class LineSink:
         self._out = _LinesOut(writer)
         self.handoff: Handoff[bytes] = Handoff(name, self._out, capacity=queue_size, batch=LINE_BATCH)
         self._put = self.handoff.put
+        self._has_room = self.handoff.has_room
 
     def emit(self, event: Event) -> None:
-        line = self._render(event)
-        if line is not None:
-            self._put(line)
+        if self._has_room():  # a full queue drops the event before it costs an encoding
+            line = self._render(event)
+            if line is not None:
+                self._put(line)
 
     def flush(self) -> None:
         """Ask the writer thread to write what is queued and flush (the agent's tick)."""

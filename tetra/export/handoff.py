@@ -123,6 +123,14 @@ class Handoff(Generic[T]):
         s = self.stats
         return s.dropped_queue_full + s.dropped_at_close + s.dropped_writer_error
 
+    def has_room(self) -> bool:
+        """Whether put() would queue an item now; if not, the drop is counted here, so a
+        caller can skip making an item that would be dropped (encoding it, say)."""
+        if len(self._queue) < self._capacity:
+            return True
+        self.stats.dropped_queue_full += 1
+        return False
+
     def put(self, item: T) -> None:
         """Queue one item, or count it in ``dropped_queue_full``; never waits."""
         if self._closing:
