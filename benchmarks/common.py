@@ -5,6 +5,7 @@
     Daemon(cmd, log, ready)     ──> started, "ready" awaited on its stderr (a file, polled),
                                     SIGTERM ──> {"summary": {...}} read back from that file
     ProcWatch(pid)              ──> CPU seconds, VmHWM, peak reset, from fds opened once
+    loop_ext4(dir), frozen(mnt) ──> a real file system whose writes block (fsfreeze)
     write_results(doc, path)    ──> JSON (latest, and optionally a timestamped copy)
 
 Used by exec_storm.py (tetra against an exec storm) and peers.py (tetra against
@@ -21,7 +22,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -214,6 +216,38 @@ class Daemon:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def loop_ext4(workdir: Path, size_mb: int = 1024) -> Iterator[Path]:
+    """A fresh ext4 file system (a sparse image on a loop device) mounted at ``workdir/mnt``.
+
+    Its own file system, so that :func:`frozen` stalls the writes of one test and
+    nothing else on the machine.
+    """
+    image, mnt = workdir / "fs.img", workdir / "mnt"
+    mnt.mkdir()
+    with image.open("wb") as f:
+        f.truncate(size_mb * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["fsfreeze", "--unfreeze", str(mnt)], capture_output=True)  # if a failure left it frozen
+        subprocess.run(["umount", str(mnt)], check=True)
+        image.unlink()
+
+
+@contextmanager
+def frozen(mnt: Path) -> Iterator[None]:
+    """A disk that stalls for real: fsfreeze blocks every write(2) to ``mnt`` (in the
+    kernel, uninterruptibly) until the context ends, when they all complete."""
+    subprocess.run(["fsfreeze", "--freeze", str(mnt)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["fsfreeze", "--unfreeze", str(mnt)], check=True)
 
 
 def wait_for_drain(progress: Callable[[], int], target: int | None, quiet_s: float = DRAIN_QUIET_S) -> bool:

@@ -206,6 +206,7 @@ class Agent:
                 on_ready()
             self._loop(observer)
             observer.drain()
+            self.pipeline.close()  # the exporters write what they queued: the summary counts what they dropped
             return self.summary()
         finally:
             if self.k8s_policies is not None:
@@ -255,7 +256,7 @@ class Agent:
             self._update_metrics()
 
     def _reopen_exports(self, reason: str) -> None:
-        """Here on the agent thread, which writes the files, not in the signal handler."""
+        """Asks each export file's writer thread to reopen (not in the signal handler)."""
         for sink in self.exporters:
             if isinstance(sink, JsonSink):
                 sink.reopen(reason)
@@ -283,9 +284,8 @@ class Agent:
     def summary(self) -> Summary:
         """What the run did so far; on the agent thread (it reads BPF maps)."""
         counts = self.sensor.kernel_counts()
-        writers = [getattr(s, "writer", None) for s in self.exporters]
-        errors = sum(getattr(w, "write_errors", 0) for w in writers)
-        dropped = sum(getattr(w, "lines_dropped", 0) for w in writers)
+        errors = sum(getattr(getattr(s, "writer", None), "write_errors", 0) for s in self.exporters)
+        dropped = sum(getattr(s, "lines_dropped", 0) for s in self.exporters)  # the line sinks'
         return Summary(
             pipeline=self.pipeline.stats.as_dict(),
             kernel_sent=counts.total_sent,

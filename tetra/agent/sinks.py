@@ -1,21 +1,32 @@
 """Where the agent's events go: JSON lines (file or stdout) and compact lines."""
 
+import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from tetra.export.compact import render_compact
-from tetra.filters.chain import ExportChain
 from tetra.export.encode import encode
+from tetra.export.handoff import Handoff
 from tetra.export.jsonfile import RotatingFile
+from tetra.filters.chain import ExportChain
+
+log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 
+# Lines a line sink may be behind its writer before it drops (about 15 MB of JSON
+# lines): a few hundred milliseconds of a firehose, seconds of a busy node.
+LINE_QUEUE_SIZE = 16_384
+LINE_BATCH = 512  # lines that wake the writer thread
+
 
 class Sink(Protocol):
-    """Where events go. ``emit`` runs on the agent thread and must not block; the event is
-    shared with the other sinks and must not be modified. A sink may also offer
+    """Where events go. ``emit`` runs on the agent thread and must not block (a sink that
+    writes or sends does it on a thread of its own, behind tetra/export/handoff.py); the
+    event is shared with the other sinks and must not be modified. A sink may also offer
     ``state() -> dict`` (name, target, state, counters) for `tetra status`."""
 
     def emit(self, event: Event) -> None: ...
@@ -24,85 +35,173 @@ class Sink(Protocol):
 
 
 class LineWriter(Protocol):
-    """RotatingFile, or a plain binary stream wrapped by StreamWriter."""
+    """RotatingFile, or a plain binary stream wrapped by StreamWriter; used by one thread."""
 
-    def write(self, line: bytes) -> None: ...
+    @property
+    def unwritten(self) -> int: ...
+    @property
+    def lines_dropped(self) -> int: ...
+    @property
+    def write_errors(self) -> int: ...
+    def write_lines(self, lines: list[bytes]) -> None: ...
     def flush(self) -> None: ...
     def reopen(self, reason: str) -> None: ...
     def close(self) -> None: ...
 
 
 class StreamWriter:
-    """A LineWriter over an already open binary stream (stdout): never closes it."""
+    """A LineWriter over an already open binary stream (stdout): never closes it.
+
+    A write that fails (stdout closed, a broken pipe) drops its lines and counts
+    them; the next write tries again.
+    """
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
+        self._unflushed = 0  # lines given to the stream since it last flushed
+        self.write_errors = 0
+        self.lines_dropped = 0
 
-    def write(self, line: bytes) -> None:
-        self._stream.write(line)
+    @property
+    def unwritten(self) -> int:
+        return self._unflushed
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        self._unflushed += len(lines)
+        try:
+            self._stream.write(b"".join(lines))
+        except (OSError, ValueError) as err:
+            self._failed(err)
 
     def flush(self) -> None:
-        self._stream.flush()
+        try:
+            self._stream.flush()
+        except (OSError, ValueError) as err:
+            self._failed(err)
+        self._unflushed = 0
 
     def reopen(self, reason: str) -> None:
         """Nothing to reopen: the stream was opened by someone else."""
 
     def close(self) -> None:
-        self._stream.flush()
+        self.flush()
+
+    def _failed(self, err: Exception) -> None:
+        if not self.write_errors:
+            log.error("cannot write events to standard output: %s", err)
+        self.write_errors += 1
+        self.lines_dropped += self._unflushed
+        self._unflushed = 0
 
 
-class JsonSink:
-    """Tetragon-compatible JSON lines, one event per line."""
+class _LinesOut:
+    """A LineSink's side on its writer thread: lines into the LineWriter, reopens done here."""
 
     def __init__(self, writer: LineWriter) -> None:
         self.writer = writer
+        self.reopens: deque[str] = deque()  # reasons, appended by the agent thread
 
-    def emit(self, event: Event) -> None:
-        self.writer.write(encode(event))
+    def write(self, lines: list[bytes]) -> None:
+        if self.reopens:
+            self._reopen()
+        self.writer.write_lines(lines)
 
     def flush(self) -> None:
+        if self.reopens:
+            self._reopen()
         self.writer.flush()
-
-    def reopen(self, reason: str) -> None:
-        """Start writing to the file at the path again (SIGHUP after an outside rotation)."""
-        self.writer.reopen(reason)
 
     def close(self) -> None:
         self.writer.close()
 
+    def abandon(self) -> int:
+        return self.writer.unwritten
+
+    def _reopen(self) -> None:
+        while self.reopens:
+            self.writer.reopen(self.reopens.popleft())
+
+
+class LineSink:
+    """Events rendered as lines on the agent thread (which freezes them as they were),
+    written to a LineWriter by a thread of its own behind a bounded hand-off: a stalled
+    disk or stdout costs counted drops (``dropped_queue_full``), never the agent thread."""
+
+    def __init__(self, name: str, render: Callable[[Event], bytes | None], writer: LineWriter, *,
+                 queue_size: int = LINE_QUEUE_SIZE) -> None:
+        self.name = name
+        self.writer = writer
+        self._render = render
+        self._out = _LinesOut(writer)
+        self.handoff: Handoff[bytes] = Handoff(name, self._out, capacity=queue_size, batch=LINE_BATCH)
+        self._put = self.handoff.put
+        self._has_room = self.handoff.has_room
+
+    def emit(self, event: Event) -> None:
+        if self._has_room():  # a full queue drops the event before it costs an encoding
+            line = self._render(event)
+            if line is not None:
+                self._put(line)
+
+    def flush(self) -> None:
+        """Ask the writer thread to write what is queued and flush (the agent's tick)."""
+        self.handoff.flush()
+
+    def reopen(self, reason: str) -> None:
+        """Have the writer thread start writing to the file at the path again (SIGHUP after an
+        outside rotation), before its next write."""
+        self._out.reopens.append(reason)
+        self.handoff.flush()
+
+    def close(self) -> None:
+        """Write what is queued (within the hand-off's timeout, the rest counted), then close."""
+        self.handoff.close()
+
+    @property
+    def lines_dropped(self) -> int:
+        """Lines given to emit that will never be written, wherever they were dropped."""
+        return self.writer.lines_dropped + self.handoff.dropped
+
     def state(self) -> dict[str, Any]:
         """For `tetra status`: where it writes, whether writes fail (and why), the last reopen,
-        and its counters."""
+        and its counters (the hand-off's among them)."""
         writer = self.writer
         if not isinstance(writer, RotatingFile):
-            return {"name": "json", "target": "stdout", "state": "ok"}
+            counters = {"write_errors": str(writer.write_errors),
+                        "lines_dropped": str(writer.lines_dropped)}
+            return {"name": self.name, "target": "stdout", "state": "ok",
+                    "counters": counters | self.handoff.counters()}
         state = f"failing: {writer.last_error}" if writer.failing else "ok"
         if writer.last_reopen:
             state += f" (reopened: {writer.last_reopen})"
-        return {"name": "json", "target": writer.path, "state": state,
+        return {"name": self.name, "target": writer.path, "state": state,
                 "counters": {"bytes_written": str(writer.bytes_written), "rotations": str(writer.rotations),
                              "reopens": str(writer.reopens), "write_errors": str(writer.write_errors),
                              "lines_dropped": str(writer.lines_dropped),
-                             "bytes_dropped": str(writer.bytes_dropped)}}
+                             "bytes_dropped": str(writer.bytes_dropped)} | self.handoff.counters()}
 
 
-class CompactSink:
+class JsonSink(LineSink):
+    """Tetragon-compatible JSON lines, one event per line: to the export file ("json"),
+    or to stdout ("stdout")."""
+
+    def __init__(self, writer: LineWriter, *, queue_size: int = LINE_QUEUE_SIZE) -> None:
+        super().__init__("json" if isinstance(writer, RotatingFile) else "stdout", encode, writer,
+                         queue_size=queue_size)
+
+
+class CompactSink(LineSink):
     """One human line per event in Tetragon's compact style (🚀 process ...)."""
 
     def __init__(self, stream: IO[str] | None = None, color: bool = False) -> None:
-        self._stream = stream or sys.stdout
-        self._color = color
+        text = stream or sys.stdout
+        encoding, errors = text.encoding, text.errors or "strict"  # as the text stream would
 
-    def emit(self, event: Event) -> None:
-        line = render_compact(event, color=self._color)
-        if line is not None:
-            self._stream.write(line + "\n")
+        def render(event: Event) -> bytes | None:
+            line = render_compact(event, color=color)
+            return None if line is None else (line + "\n").encode(encoding, errors)
 
-    def flush(self) -> None:
-        self._stream.flush()
-
-    def close(self) -> None:
-        self._stream.flush()
+        super().__init__("compact", render, StreamWriter(text.buffer))  # type: ignore[attr-defined]
 
 
 class ChainSink:

@@ -102,7 +102,8 @@ def snapshot(agent: "Agent", broadcaster: Broadcaster, rates: RateMeter, started
             "subscriber_dropped": str(broadcaster.dropped),
             "convert_errors": str(broadcaster.convert_errors),
             "exporter_errors": str(sum(int(v) for e in exporters for k, v in e.get("counters", {}).items()
-                                       if k in ("write_errors", "lines_dropped"))),
+                                       if k in ("write_errors", "lines_dropped", "dropped_queue_full",
+                                                "dropped_at_close", "dropped_writer_error"))),
         },
         "process_cache": {"size": str(summary.cache_size), "capacity": str(agent.cache.max_size),
                           "evictions": str(summary.cache_evictions)},

@@ -44,7 +44,8 @@ Choices and their reasons:
   ``max_pending`` bytes; older ones beyond that are dropped and counted in
   :attr:`RotatingFile.lines_dropped` and :attr:`RotatingFile.bytes_dropped`.
 * Compression runs synchronously at rotation: the exporter is already behind a
-  bounded queue, and a synchronous step keeps backup renames race-free.
+  bounded queue (tetra/export/handoff.py) and runs this on its own writer
+  thread, and a synchronous step keeps backup renames race-free.
 """
 
 import errno
@@ -212,19 +213,29 @@ class RotatingFile:
         """The error of the current failure streak ("" when healthy)."""
         return self._last_error if self._failures else ""
 
+    @property
+    def unwritten(self) -> int:
+        """Lines taken by :meth:`write` and not in the file yet. Read without the lock: the
+        count a stuck writer (a frozen disk) leaves behind, when the process gives up on it."""
+        return len(self._pending)
+
     def write(self, line: bytes) -> None:
         """Queue one line; write the queue out once it reaches the buffer size.
 
         Never raises on I/O errors (see the module docstring); raises
         ``ValueError`` after :meth:`close`, like a closed file.
         """
-        if not line.endswith(b"\n"):
-            line += b"\n"
+        self.write_lines([line])
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        """:meth:`write` for several lines at once, all queued before any is written
+        (so :attr:`unwritten` covers them all while a write blocks)."""
+        lines = [line if line.endswith(b"\n") else line + b"\n" for line in lines]
         with self._lock:
             if self._closed:
                 raise ValueError(f"write to closed export file {self._path}")
-            self._pending.append(line)
-            self._pending_bytes += len(line)
+            self._pending.extend(lines)
+            self._pending_bytes += sum(map(len, lines))
             if self._failures:
                 if self._clock() >= self._retry_at:
                     self._drain()

@@ -18,7 +18,8 @@ tetra_policy_hook_calls_total{policy,hook}      calls each hook saw in the kerne
 tetra_observer_ringbuf_events_lost_total{op}    records the kernel ring buffer had no room for
 tetra_observer_ringbuf_events_total{op}         records handed to the ring buffer
 tetra_events_dropped_total{stage}               drops after the kernel: decode, subscriber queue,
-                                                export filter, export rate limit, sinks
+                                                export filter, export rate limit, sinks, each
+                                                exporter's queue (json_queue, otlp_queue, ...)
 tetra_process_cache_size / _capacity            process cache entries
 tetra_process_cache_evictions_total             entries evicted because the cache was full
 tetra_export_bytes_total{exporter}              bytes written by an exporter
@@ -49,8 +50,10 @@ _PIPELINE_DROPS = {"decode_errors": "decode", "sink_errors": "sink", "process_un
                    "policy_unknown": "policy_unknown"}
 # exporter counters that are drops, with their stage label
 _EXPORTER_DROPS = {"filtered_out": "export_filter", "rate_limited": "export_rate_limit",
-                   "lines_dropped": "export_file", "dropped_queue_full": "otlp_queue",
-                   "dropped_send_failed": "otlp_send", "dropped_at_close": "otlp_close"}
+                   "lines_dropped": "export_file", "dropped_send_failed": "otlp_send"}
+# the drops of each exporter's hand-off queue (tetra/export/handoff.py): stage "<exporter>_<suffix>",
+# e.g. otlp_queue, json_queue (the export file), stdout_close
+_HANDOFF_DROPS = {"dropped_queue_full": "queue", "dropped_at_close": "close", "dropped_writer_error": "writer"}
 
 
 def _int(value: object) -> int:
@@ -140,10 +143,12 @@ class SnapshotCollector(Collector):
             dropped.add_metric([stage], _int(pipeline.get(key)))
         dropped.add_metric(["subscriber_queue"], _int(losses.get("subscriber_dropped")))
         dropped.add_metric(["grpc_convert"], _int(losses.get("convert_errors")))
+        by_stage: dict[str, int] = {}
         for exporter in snap.get("exporters", ()):
-            for key, stage in _EXPORTER_DROPS.items():
-                if key in exporter.get("counters", {}):
-                    dropped.add_metric([stage], _int(exporter["counters"][key]))
+            for stage, count in _exporter_drops(exporter):
+                by_stage[stage] = by_stage.get(stage, 0) + count
+        for stage, count in by_stage.items():
+            dropped.add_metric([stage], count)
         yield from (lost, sent, dropped)
 
     def _cache(self, snap: Json) -> Iterator[Metric]:
@@ -173,6 +178,19 @@ class SnapshotCollector(Collector):
             if "reopens" in counters:
                 reopens.add_metric([name], _int(counters["reopens"]))
         yield from (written, errors, dropped, reopens)
+
+
+def _exporter_drops(exporter: Json) -> Iterator[tuple[str, int]]:
+    """(stage, count) of each drop counter one exporter reports in the status."""
+    name = str(exporter.get("name", "exporter"))
+    counters = exporter.get("counters", {})
+    for key, value in counters.items():
+        if key in _HANDOFF_DROPS:
+            yield f"{name}_{_HANDOFF_DROPS[key]}", _int(value)
+        elif key == "lines_dropped" and name != "json":
+            yield f"{name}_write", _int(value)  # stdout: its writes failed
+        elif key in _EXPORTER_DROPS:
+            yield _EXPORTER_DROPS[key], _int(value)
 
 
 def parse_address(address: str) -> tuple[str, int]:

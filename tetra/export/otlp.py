@@ -5,7 +5,7 @@
     reader thread: emit(event)
         │ encode to the JSON line
         ▼
-    pending (bounded deque) ── full ──> dropped_queue_full
+    pending (bounded, tetra/export/handoff.py) ── full ──> dropped_queue_full
         │
         │ sender thread: a batch of up to 512 records (and ~3 MiB) once 512 are
         │ pending, on flush() or close(), or after 1 s
@@ -27,7 +27,7 @@ Choices and their reasons:
   so a collector parses one format whichever way events travel. Attributes
   repeat a few fields (OpenTelemetry semantic convention names where they
   exist) so a backend can route and index without parsing the body.
-* ``emit`` only encodes (orjson, a few microseconds) and appends under a lock:
+* ``emit`` only encodes (orjson, a few microseconds) and appends to the queue:
   the reader thread never waits for the network. Encoding there also freezes
   the event as it was when emitted. Attributes and protobuf messages are built
   on the sender thread.
@@ -54,7 +54,6 @@ import random
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -75,6 +74,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import (
 from tetra import __version__
 from tetra.errors import ExportError
 from tetra.export.encode import encode
+from tetra.export.handoff import Handoff, HandoffStats
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,6 @@ Event = dict[str, Any]
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_MAX_BATCH = 512
 DEFAULT_MAX_BATCH_BYTES = 3 * 1024 * 1024
-_CANCEL_GRACE_S = 2.0
 
 # OTLP/gRPC: these statuses may succeed when retried; any other is final.
 _RETRYABLE = frozenset({
@@ -120,19 +119,12 @@ _BODY_FIELDS = (
 
 
 @dataclass
-class OtlpStats:
-    """Where the emitted events went.
-
-    ``dropped_queue_full`` is written under the sink's lock, ``dropped_at_close``
-    by ``close`` once the sender stopped, the others by the sender thread alone:
-    reading them needs no lock.
-    """
+class OtlpStats(HandoffStats):
+    """Where every emitted event ended up; the hand-off's drops (queue full, at close) included."""
 
     sent: int = 0  # accepted by the collector
-    dropped_queue_full: int = 0  # refused by emit: the pending queue was full
     send_errors: int = 0  # failed Export attempts (one batch may fail several times)
     dropped_send_failed: int = 0  # given up after retries, refused for good, or rejected in a partial success
-    dropped_at_close: int = 0  # still pending when close() ran out of time
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,27 +162,14 @@ class OtlpSink:
                         max_backoff=max_backoff, rpc_timeout=rpc_timeout)
         if max_retries < 0:
             raise ExportError(f"OTLP max retries must be >= 0, got {max_retries}")
-        self._queue_size = queue_size
-        self._max_batch = max_batch
-        self._max_batch_bytes = max_batch_bytes
-        self._interval = batch_interval
-        self._max_retries = max_retries
-        self._initial_backoff = initial_backoff
-        self._max_backoff = max_backoff
-        self._rpc_timeout = rpc_timeout
-        self._close_timeout = close_timeout
         self._target = _check_endpoint(endpoint)
-        self._channel = _open_channel(self._target, tls_ca_file, max_backoff)
-        self._stub = LogsServiceStub(self._channel)
-        self._cond = threading.Condition()
-        self._pending: deque[_Pending] = deque()
-        self._flush_requested = False
-        self._closing = False
-        self._abandon = threading.Event()  # close() timed out: stop retrying, stop sending
-        self._failing = False  # in a streak of failed attempts (for logging once)
         self._stats = OtlpStats()
-        self._thread = threading.Thread(target=self._run, name="tetra-otlp", daemon=True)
-        self._thread.start()
+        self._sender = _Sender(_open_channel(self._target, tls_ca_file, max_backoff), self._stats,
+                               max_batch_bytes=max_batch_bytes, max_retries=max_retries,
+                               initial_backoff=initial_backoff, max_backoff=max_backoff, rpc_timeout=rpc_timeout)
+        self._handoff: Handoff[_Pending] = Handoff("otlp", self._sender, capacity=queue_size, batch=max_batch,
+                                                   interval=batch_interval, close_timeout=close_timeout,
+                                                   stats=self._stats)
 
     @property
     def stats(self) -> OtlpStats:
@@ -200,32 +179,20 @@ class OtlpSink:
     @property
     def pending(self) -> int:
         """Events emitted but not yet taken into a batch."""
-        with self._cond:
-            return len(self._pending)
+        return self._handoff.pending
 
     def state(self) -> dict[str, Any]:
         """For ``tetra status``: the endpoint, whether exports fail now, and the counters."""
-        return {"name": "otlp", "target": self._target, "state": "failing" if self._failing else "ok",
+        return {"name": "otlp", "target": self._target, "state": "failing" if self._sender.failing else "ok",
                 "counters": {k: str(v) for k, v in asdict(self._stats).items()} | {"pending": str(self.pending)}}
 
     def emit(self, event: Event) -> None:
         """Queue one event, or count it in ``dropped_queue_full``; never waits."""
-        item = _Pending(encode(event)[:-1], time.time_ns())
-        with self._cond:
-            if self._closing:
-                raise ValueError("emit on a closed OTLP sink")
-            if len(self._pending) >= self._queue_size:
-                self._stats.dropped_queue_full += 1
-                return
-            self._pending.append(item)
-            if len(self._pending) == self._max_batch:
-                self._cond.notify()
+        self._handoff.put(_Pending(encode(event)[:-1], time.time_ns()))
 
     def flush(self) -> None:
         """Ask the sender to ship everything pending now; does not wait for it."""
-        with self._cond:
-            self._flush_requested = True
-            self._cond.notify()
+        self._handoff.flush()
 
     def close(self, timeout: float | None = None) -> None:
         """Send what is pending within ``timeout`` (default ``close_timeout``), then stop.
@@ -234,50 +201,61 @@ class OtlpSink:
         ``dropped_at_close``; an Export in flight is cancelled and its batch
         counted in ``dropped_send_failed``.
         """
-        with self._cond:
-            if self._closing:
-                return
-            self._closing = True
-            self._cond.notify()
-        self._thread.join(self._close_timeout if timeout is None else timeout)
-        if self._thread.is_alive():
-            self._abandon.set()
-            self._channel.close()  # cancels an Export in flight
-            self._thread.join(_CANCEL_GRACE_S)
-        self._channel.close()
-        with self._cond:
-            self._stats.dropped_at_close += len(self._pending)
-            self._pending.clear()
+        if self._handoff.closed:
+            return
+        self._handoff.close(timeout)
+        self._sender.channel.close()
         self._log_losses()
 
-    # -- sender thread ---------------------------------------------------------
+    def _log_losses(self) -> None:
+        s = self._stats
+        if s.dropped_queue_full or s.dropped_send_failed or s.dropped_at_close:
+            log.warning("OTLP export closed: %d sent, %d dropped (queue full %d, send failed %d, at close %d)",
+                        s.sent, s.dropped_queue_full + s.dropped_send_failed + s.dropped_at_close,
+                        s.dropped_queue_full, s.dropped_send_failed, s.dropped_at_close)
 
-    def _run(self) -> None:
-        while not self._abandon.is_set():
-            batch = self._take_batch()
-            if batch:
-                self._ship(batch)
-            elif self._closing:
+
+class _Sender:
+    """The sink's side on its hand-off's thread: batches become Export calls, retried."""
+
+    def __init__(self, channel: grpc.Channel, stats: OtlpStats, *, max_batch_bytes: int, max_retries: int,
+                 initial_backoff: float, max_backoff: float, rpc_timeout: float) -> None:
+        self.channel = channel
+        self._stub = LogsServiceStub(channel)
+        self._stats = stats
+        self._max_batch_bytes = max_batch_bytes
+        self._max_retries = max_retries
+        self._initial_backoff = initial_backoff
+        self._max_backoff = max_backoff
+        self._rpc_timeout = rpc_timeout
+        self._abandon = threading.Event()  # close() timed out: stop retrying, stop sending
+        self.failing = False  # in a streak of failed attempts (for logging once)
+
+    def write(self, items: list[_Pending]) -> None:
+        """Ship up to one hand-off batch, in requests of at most ``max_batch_bytes``."""
+        start = 0
+        while start < len(items):
+            end, size = start + 1, len(items[start].line)
+            while end < len(items) and size + len(items[end].line) <= self._max_batch_bytes:
+                size += len(items[end].line)
+                end += 1
+            if self._abandon.is_set():
+                self._stats.dropped_at_close += len(items) - start
                 return
+            self._ship(items[start:end])
+            start = end
 
-    def _take_batch(self) -> list[_Pending]:
-        """Wait for a full batch, a flush, close or the interval; take up to one batch."""
-        with self._cond:
-            self._cond.wait_for(self._batch_ready, timeout=self._interval)
-            batch: list[_Pending] = []
-            size = 0
-            while self._pending and len(batch) < self._max_batch:
-                line_len = len(self._pending[0].line)
-                if batch and size + line_len > self._max_batch_bytes:
-                    break
-                batch.append(self._pending.popleft())
-                size += line_len
-            if not self._pending:
-                self._flush_requested = False
-            return batch
+    def flush(self) -> None:
+        """Nothing buffered here: every batch was shipped by write."""
 
-    def _batch_ready(self) -> bool:
-        return len(self._pending) >= self._max_batch or self._flush_requested or self._closing
+    def close(self) -> None:
+        """The channel is the sink's to close."""
+
+    def abandon(self) -> int:
+        """close() ran out of time: cancel an Export in flight (its batch is counted as failed)."""
+        self._abandon.set()
+        self.channel.close()
+        return 0
 
     def _ship(self, batch: list[_Pending]) -> None:
         """Export one batch, retrying retryable failures; count the outcome."""
@@ -301,9 +279,9 @@ class OtlpSink:
             return self._failed(err.code(), err.details())  # type: ignore[attr-defined]
         except ValueError as err:  # the channel was closed under us by close()
             return self._failed(grpc.StatusCode.CANCELLED, str(err))
-        if self._failing:
+        if self.failing:
             log.warning("OTLP export: the collector accepts events again")
-            self._failing = False
+            self.failing = False
         rejected = response.partial_success.rejected_log_records
         if rejected:
             log.error("OTLP export: the collector rejected %d events: %s",
@@ -314,22 +292,15 @@ class OtlpSink:
 
     def _failed(self, code: grpc.StatusCode, details: str | None) -> bool:
         self._stats.send_errors += 1
-        if not self._failing:
+        if not self.failing:
             log.warning("OTLP export failed (%s: %s)", code.name, details)
-            self._failing = True
+            self.failing = True
         return code in _RETRYABLE
 
     def _backoff(self, attempt: int) -> float:
         """Doubling delay, jittered so that a fleet of agents does not retry in step."""
         delay = min(self._initial_backoff * 2 ** (attempt - 1), self._max_backoff)
         return delay * random.uniform(0.8, 1.2)
-
-    def _log_losses(self) -> None:
-        s = self._stats
-        if s.dropped_queue_full or s.dropped_send_failed or s.dropped_at_close:
-            log.warning("OTLP export closed: %d sent, %d dropped (queue full %d, send failed %d, at close %d)",
-                        s.sent, s.dropped_queue_full + s.dropped_send_failed + s.dropped_at_close,
-                        s.dropped_queue_full, s.dropped_send_failed, s.dropped_at_close)
 
 
 # -- building the request --------------------------------------------------------
