@@ -30,6 +30,7 @@
 #define TETRA_STR_MAX 4096       /* bytes read for a string, buffer or path argument */
 #define TETRA_KEY_MAX 252        /* bytes of a string compared for Equal and Prefix (LPM keys hold 256 with the id) */
 #define TETRA_POSTFIX_MAX 128    /* bytes of a string compared for Postfix */
+#define TETRA_VALUE_ENTRIES 4096 /* entries of each map of policy values below */
 #define TETRA_ARG_ROOM (4 + TETRA_STR_MAX)
 #define TETRA_GEN_BUF (sizeof(struct tetra_generic) + TETRA_MAX_ARGS * TETRA_ARG_ROOM)
 
@@ -57,17 +58,18 @@ struct tetra_gen_scratch {
 };
 BPF_PERCPU_ARRAY(gen_scratch, struct tetra_gen_scratch, 1);
 
-/* Policy values, filled by user space (tetra/sensors/policy.py). */
-/* 4096 entries each (MAP_ENTRIES_MAX in selectors.py), allocated as filled. */
-BPF_F_TABLE("hash", struct tetra_strkey, __u8, str_eq, 4096, BPF_F_NO_PREALLOC);
-BPF_LPM_TRIE(str_prefix, struct tetra_strkey, __u8, 4096);
-BPF_LPM_TRIE(str_postfix, struct tetra_strkey, __u8, 4096);
-BPF_LPM_TRIE(addr_lpm, struct tetra_addrkey, __u8, 4096);
+/* Policy values, filled by user space (tetra/sensors/policy.py); the compiler
+ * refuses a policy with more than TETRA_VALUE_ENTRIES in one map. Hash maps
+ * are allocated as filled. */
+BPF_F_TABLE("hash", struct tetra_strkey, __u8, str_eq, TETRA_VALUE_ENTRIES, BPF_F_NO_PREALLOC);
+BPF_LPM_TRIE(str_prefix, struct tetra_strkey, __u8, TETRA_VALUE_ENTRIES);
+BPF_LPM_TRIE(str_postfix, struct tetra_strkey, __u8, TETRA_VALUE_ENTRIES);
+BPF_LPM_TRIE(addr_lpm, struct tetra_addrkey, __u8, TETRA_VALUE_ENTRIES);
 struct tetra_pidkey {
     __u32 id;
     __u32 pid;
 };
-BPF_F_TABLE("hash", struct tetra_pidkey, __u8, pid_set, 4096, BPF_F_NO_PREALLOC);
+BPF_F_TABLE("hash", struct tetra_pidkey, __u8, pid_set, TETRA_VALUE_ENTRIES, BPF_F_NO_PREALLOC);
 /* slot 0: 1 when the policy is in monitoring mode (actions reported, not taken) */
 BPF_ARRAY(policy_mode, __u32, 1);
 

@@ -26,7 +26,7 @@ from tetra.decode.registry import decode
 from tetra.kernel.btf import Btf
 from tetra.kernel.offsets import resolve_offsets
 from tetra.policy.loader import load_policies_text
-from tetra.wire.layouts import GEN_PROTECTED
+from tetra.wire.constants import GEN_PROTECTED
 
 pytestmark = pytest.mark.usefixtures("root")
 

@@ -20,7 +20,7 @@ from tetra.enrich.pods import pod_info
 from tetra.process.events import exec_event, exit_event
 from tetra.process.model import Process, make_exec_id
 from tetra.wire import layouts
-from tetra.wire.layouts import ARG_ERROR, ARG_TRUNCATED
+from tetra.wire.constants import ARG_ERROR, ARG_TRUNCATED
 
 Json = dict[str, Any]
 NODE = "node-a"

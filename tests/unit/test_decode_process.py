@@ -7,7 +7,7 @@ from tetra.decode.process import CloneRecord, ExecRecord, ExitRecord
 from tetra.decode.registry import decode
 from tetra.errors import DecodeError
 from tetra.wire import layouts
-from tetra.wire.layouts import ExecFlags, Op
+from tetra.wire.constants import ExecFlags, Op
 
 
 def exec_record(filename: bytes, cwd: bytes, argv: list[bytes], cgroup: bytes = b"",

@@ -21,7 +21,7 @@ from tetra.decode.generic import GenericRecord, decode_args, decode_generic
 from tetra.errors import DecodeError, RecordingError
 from tetra.observer.recording import Frame, Header, Recording, RingRecorder, hook_from_json, hook_to_json
 from tetra.observer.replay import Replay
-from tetra.wire.layouts import Op
+from tetra.wire.constants import Op
 
 CORPUS = Path(__file__).parents[1] / "replay" / "corpus" / "corpus.rec"
 Json = dict[str, Any]

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from tetra.wire.constants import RINGBUF_PAGES
+
 # Where the agent serves its API unless told otherwise, and where clients look for it.
 DEFAULT_SERVER_ADDRESS = "unix:///var/run/tetra/tetra.sock"
 
@@ -15,7 +17,7 @@ class AgentConfig:
     export_file_compress: bool = False
     export_file_perm: int = 0o600
     process_cache_size: int = 65536
-    ringbuf_pages: int = 2048
+    ringbuf_pages: int = RINGBUF_PAGES
     stdout: str = "compact"  # compact | json | none
     color: bool = False
     node_name: str | None = None

@@ -28,6 +28,7 @@ from tetra.process import procfs
 from tetra.process.cache import ProcessCache
 from tetra.process.events import exec_event, exit_event
 from tetra.process.model import Process
+from tetra.wire.events import PROCESS_EXEC, PROCESS_EXIT
 
 log = logging.getLogger(__name__)
 # pid -> the process as /proc shows it now, None when gone
@@ -108,7 +109,7 @@ class Pipeline:
         proc = self.cache.add_exec(rec)
         parent = self._parent(proc) if rec.ppid else None  # pid 1 and kthreadd have none
         live = None if "procFS" in rec.flags else rec.ktime
-        self._emit("process_exec", exec_event(proc, parent, self.cache.node, self.clock.rfc3339(rec.ktime)), live)
+        self._emit(PROCESS_EXEC.key, exec_event(proc, parent, self.cache.node, self.clock.rfc3339(rec.ktime)), live)
 
     def _on_clone(self, rec: CloneRecord) -> None:
         self._ensure_known(rec.ppid)
@@ -142,4 +143,4 @@ class Pipeline:
             return
         time = self.clock.rfc3339(rec.ktime)
         parent = self.cache.parent_of(proc)
-        self._emit("process_exit", exit_event(proc, parent, rec.exit_code, self.cache.node, time), rec.ktime)
+        self._emit(PROCESS_EXIT.key, exit_event(proc, parent, rec.exit_code, self.cache.node, time), rec.ktime)

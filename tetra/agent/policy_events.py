@@ -15,17 +15,10 @@ from typing import Any, Protocol
 from tetra.compiler.plan import HookPlan
 from tetra.compiler.program import CompiledPolicy
 from tetra.decode.generic import ArgsDecoder, GenericRecord, int_arg
-from tetra.wire.layouts import GEN_MONITOR, GEN_PROTECTED, GEN_RETURN, Action
+from tetra.wire.constants import GEN_MONITOR, GEN_PROTECTED, GEN_RETURN, TETRAGON_ACTIONS, TETRAGON_UNKNOWN_ACTION
+from tetra.wire.events import PROCESS_TRACEPOINT, PROCESS_UPROBE
 
 Json = dict[str, Any]
-ACTION_NAMES = {
-    Action.POST: "KPROBE_ACTION_POST",
-    Action.NOPOST: "KPROBE_ACTION_NOPOST",
-    Action.SIGKILL: "KPROBE_ACTION_SIGKILL",
-    Action.SIGNAL: "KPROBE_ACTION_SIGNAL",
-    Action.OVERRIDE: "KPROBE_ACTION_OVERRIDE",
-    Action.NOTIFY_ENFORCER: "KPROBE_ACTION_NOTIFYENFORCER",
-}
 # stack id, pid, user? -> symbolized frames ("name+0x1f")
 Symbolizer = Callable[[int, int, bool], list[str]]
 
@@ -71,9 +64,9 @@ def _frames(symbols: list[str]) -> list[Json]:
 
 
 def _hook_fields(hook: HookPlan) -> Json:
-    if hook.event == "process_tracepoint":
+    if hook.event == PROCESS_TRACEPOINT.key:
         return {"subsys": hook.subsys, "event": hook.tp_event}
-    if hook.event == "process_uprobe":
+    if hook.event == PROCESS_UPROBE.key:
         return {"path": hook.uprobe_path, "symbol": hook.function_name}
     return {"function_name": hook.function_name}
 
@@ -115,7 +108,7 @@ class PolicyEvents:
             body["args"] = args
         if rec.flags & GEN_RETURN and hook.return_arg is not None:
             body["return"] = int_arg(rec.ret, hook.return_arg)
-        body["action"] = ACTION_NAMES.get(rec.action, "KPROBE_ACTION_UNKNOWN")  # IntEnum keys: an int finds them
+        body["action"] = TETRAGON_ACTIONS.get(rec.action, TETRAGON_UNKNOWN_ACTION)
         if rec.flags & GEN_MONITOR:  # the action is what enforcement would have done
             body["policy_mode"] = "monitor"
         if rec.flags & GEN_PROTECTED:  # PID 1 or the agent: the action was withheld

@@ -15,6 +15,7 @@ from tetra.agent.pidfile import PidFile
 from tetra.agent.runner import Agent
 from tetra.cli.options import export_filter_options, parse_duration
 from tetra.export.jsonfile import parse_perm
+from tetra.wire.constants import RINGBUF_PAGES
 
 
 @click.command()
@@ -31,7 +32,7 @@ from tetra.export.jsonfile import parse_perm
               help="Write the agent's pid here, locked while it runs (for logrotate: pkill -HUP -L -F PATH).")
 @click.option("--process-cache-size", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Most processes kept in the process cache.")
-@click.option("--ringbuf-pages", type=click.IntRange(min=1), default=2048, show_default=True,
+@click.option("--ringbuf-pages", type=click.IntRange(min=1), default=RINGBUF_PAGES, show_default=True,
               help="Kernel ring buffer size in pages (a power of two).")
 @click.option("-o", "--output", "stdout", type=click.Choice(["compact", "json", "none"]), default="compact",
               show_default=True, help="What to print on standard output.")

@@ -166,7 +166,7 @@ def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
     if code.user_stack:
         yield "((struct tetra_generic *)g->buf)->user_stack_id = stacks.get_stackid(ctx, BPF_F_USER_STACK);"
     if code.signal is not None:
-        yield f"tetra_signal(g, {code.action}, {int(code.signal)});"
+        yield f"tetra_signal(g, {code.action.c_name}, {int(code.signal)});"
     if code.notify is not None:
         yield f"tetra_notify_enforcer(g, {int(code.notify[0])}, {int(code.notify[1])});"
     if not code.post:

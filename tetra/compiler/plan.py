@@ -37,6 +37,8 @@ from tetra.errors import KernelError
 from tetra.kernel.tracefs import Field, tracepoint_fields
 from tetra.policy.errors import PolicyErrors, PolicyIssue, quoted
 from tetra.policy.model import ArgSpec, KProbe, Location, LsmHook, Selector, Tracepoint, TracingPolicy, UProbe
+from tetra.wire.constants import Action
+from tetra.wire.events import PROCESS_KPROBE, PROCESS_LSM, PROCESS_TRACEPOINT, PROCESS_UPROBE
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ARCH_PREFIXES = ("__x64_", "__ia32_", "__arm64_", "__riscv_", "__s390x_")
@@ -74,7 +76,7 @@ class HookPlan:
     """One BPF program (two with a return probe) and what its events mean."""
 
     hook_id: int
-    event: str  # process_kprobe | process_tracepoint | process_uprobe | process_lsm
+    event: str  # the key of its events: PROCESS_KPROBE.key, ... (tetra/wire/events.py)
     function_name: str  # as Tetragon reports it
     mechanism: Mechanism
     attach: str  # kprobe symbol, "subsys:event", raw tracepoint, LSM hook, uprobe symbol
@@ -199,7 +201,7 @@ class Planner:
         function_name = _SYSCALL_PREFIX + name
         net = SYSCALLS.get(name)
         if net is not None and _overrides(kprobe) and not self.support.kprobe_overrides(function_name):
-            self._network(kprobe, net, "process_kprobe", function_name)
+            self._network(kprobe, net, PROCESS_KPROBE.key, function_name)
             return
         if self.support.kprobe:
             self._kprobe_at(kprobe, function_name, lambda i: f"tetra_syscall_arg(ctx, {i})", user=True,
@@ -219,7 +221,7 @@ class Planner:
 
         args = self._args(kprobe.args, kprobe, value, user=True)
         ret = next((f for f in exit_fields if f.name == "ret"), None)
-        self._add(kprobe, "process_kprobe", function_name, Mechanism.TRACEPOINT, f"syscalls:sys_enter_{name}", args,
+        self._add(kprobe, PROCESS_KPROBE.key, function_name, Mechanism.TRACEPOINT, f"syscalls:sys_enter_{name}", args,
                   return_attach=f"syscalls:sys_exit_{name}" if self._returns(kprobe) else None,
                   return_value=f"tetra_ctx_int(ctx, {ret.offset}, 8, 1)" if ret else None)
 
@@ -230,7 +232,7 @@ class Planner:
             self._missing(kprobe, missing)
             return
         args = self._args(kprobe.args, kprobe, value, user=user)
-        self._add(kprobe, "process_kprobe", symbol, Mechanism.KPROBE, symbol, args,
+        self._add(kprobe, PROCESS_KPROBE.key, symbol, Mechanism.KPROBE, symbol, args,
                   return_attach=symbol if self._returns(kprobe) else None, return_value="PT_REGS_RC(ctx)")
 
     def _kernel_function(self, kprobe: KProbe, call: str) -> None:
@@ -244,10 +246,10 @@ class Planner:
                 self._lsm_of(kprobe, call)
                 return
             if net is not None:
-                self._network(kprobe, net, "process_kprobe", call)
+                self._network(kprobe, net, PROCESS_KPROBE.key, call)
                 return
         elif net is not None and not self.support.kprobe and not self.support.fentry:
-            self._network(kprobe, net, "process_kprobe", call)
+            self._network(kprobe, net, PROCESS_KPROBE.key, call)
             return
         if self.support.kprobe:
             self._kprobe_at(kprobe, call, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=False,
@@ -258,7 +260,7 @@ class Planner:
                                             f"fentry ({self.support.reasons.get('kprobe', '')})")
                 return
             args = self._args(kprobe.args, kprobe, lambda i: f"a{i}", user=False)
-            self._add(kprobe, "process_kprobe", call, Mechanism.FENTRY, call, args)
+            self._add(kprobe, PROCESS_KPROBE.key, call, Mechanism.FENTRY, call, args)
         else:
             self.issues.add(kprobe.loc, f"kernel function {call} needs kprobes or fentry, and this kernel has "
                                         f"neither: {self.support.reasons.get('kprobe')}; "
@@ -271,7 +273,7 @@ class Planner:
         if tp.raw:
             args = self._args(tp.args, tp, lambda i: f"((struct bpf_raw_tracepoint_args *)ctx)->args[{i}]",
                               user=False)
-            self._add(tp, "process_tracepoint", f"{tp.subsystem}/{tp.event}", Mechanism.RAW_TRACEPOINT,
+            self._add(tp, PROCESS_TRACEPOINT.key, f"{tp.subsystem}/{tp.event}", Mechanism.RAW_TRACEPOINT,
                       tp.event, args, subsys=tp.subsystem, tp_event=tp.event)
             return
         try:
@@ -289,7 +291,7 @@ class Planner:
             arg = self._tracepoint_arg(spec, fields[spec.index], user)
             if arg is not None:
                 planned.append(arg)
-        self._add(tp, "process_tracepoint", f"{tp.subsystem}/{tp.event}", Mechanism.TRACEPOINT,
+        self._add(tp, PROCESS_TRACEPOINT.key, f"{tp.subsystem}/{tp.event}", Mechanism.TRACEPOINT,
                   f"{tp.subsystem}:{tp.event}", tuple(planned), subsys=tp.subsystem, tp_event=tp.event)
 
     def _tracepoint_arg(self, spec: ArgSpec, f: Field, user: bool) -> ArgPlan | None:
@@ -320,7 +322,7 @@ class Planner:
             self.issues.add(uprobe.loc, f"uprobe symbol {quoted(symbol)} is not a symbol name")
             return
         args = self._args(uprobe.args, uprobe, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=True)
-        self._add(uprobe, "process_uprobe", symbol, Mechanism.UPROBE, symbol, args, uprobe_path=uprobe.path,
+        self._add(uprobe, PROCESS_UPROBE.key, symbol, Mechanism.UPROBE, symbol, args, uprobe_path=uprobe.path,
                   return_attach=symbol if self._returns(uprobe) else None, return_value="PT_REGS_RC(ctx)")
 
     def _lsm(self, hook: LsmHook) -> None:
@@ -329,13 +331,13 @@ class Planner:
             return
         net = LSM_HOOKS.get(hook.hook)
         if net is not None and not self.support.lsm:
-            self._network(hook, net, "process_lsm", hook.hook)
+            self._network(hook, net, PROCESS_LSM.key, hook.hook)
             return
         if not self.support.lsm:
             self.issues.add(hook.loc, f"LSM hook {hook.hook} needs BPF LSM: {self.support.reasons.get('lsm')}")
             return
         args = self._args(hook.args, hook, lambda i: f"a{i}", user=False)
-        self._add(hook, "process_lsm", hook.hook, Mechanism.LSM, hook.hook, args)
+        self._add(hook, PROCESS_LSM.key, hook.hook, Mechanism.LSM, hook.hook, args)
 
     def _lsm_of(self, kprobe: KProbe, call: str) -> None:
         """``security_X`` with Override, as the BPF LSM hook ``X`` it runs (same arguments): the event
@@ -349,7 +351,7 @@ class Planner:
             self.issues.add(kprobe.loc, f"Override on {call}: this kernel has no LSM hook {hook} (bpf_lsm_{hook})")
             return
         args = self._args(kprobe.args, kprobe, lambda i: f"a{i}", user=False)
-        self._add(kprobe, "process_kprobe", call, Mechanism.LSM, hook, args)
+        self._add(kprobe, PROCESS_KPROBE.key, call, Mechanism.LSM, hook, args)
 
     def _enforcer(self, loc: Location, call: str) -> None:
         """An enforcer call: a syscall whose result NotifyEnforcer replaces, through fmod_ret."""
@@ -459,7 +461,7 @@ class Planner:
 
 def _overrides(hook: KProbe) -> bool:
     """Whether a selector of the hook denies the call (Override)."""
-    return any(action.action == "Override" for sel in hook.selectors for action in sel.match_actions)
+    return any(action.action == Action.OVERRIDE.word for sel in hook.selectors for action in sel.match_actions)
 
 
 class _BadArg(Exception):

@@ -23,18 +23,18 @@ from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
 from tetra.kernel.btf import Btf
 from tetra.policy.errors import PolicyIssue
+from tetra.policy.limits import MAX_POSTFIX_VALUE
 from tetra.policy.model import Action, Location, MatchArg, Selector
 from tetra.policy.values import go_int
+from tetra.wire import constants as wire
+from tetra.wire.events import PROCESS_TRACEPOINT
 
 STR_OPS = {"Equal": (0, False), "NotEqual": (0, True), "Prefix": (1, False), "NotPrefix": (1, True),
            "Postfix": (2, False), "NotPostfix": (2, True)}
 BINARY_OPS = {"In": (0, False), "NotIn": (0, True), "Prefix": (1, False), "NotPrefix": (1, True),
               "Postfix": (2, False), "NotPostfix": (2, True)}
 STR_MAPS = ("str_eq", "str_prefix", "str_postfix")
-POSTFIX_MAX = 127
 INT_VALUES_MAX = 16
-MAP_ENTRIES_MAX = 4096  # max_entries of each value map in generic.h
-KEY_MAX = 252  # TETRA_KEY_MAX in generic.h: an LPM key holds 256 bytes, 4 of them the id
 _DURATION = re.compile(r"(\d+)([smh]?)")
 
 
@@ -54,7 +54,7 @@ class ActionCode:
 
     post: bool = True
     signal: int | None = None  # Sigkill: 9, Signal: argSig
-    action: str = "TETRA_ACTION_POST"
+    action: wire.Action = wire.Action.POST
     rate_limit_ns: int = 0
     rate_limit_scope: int = 0  # 0 thread, 1 process, 2 global
     kernel_stack: bool = False
@@ -86,8 +86,8 @@ class SelectorCompiler:
         codes = tuple(self._selector(hook, sel) for sel in hook.selectors)
         for name in {entry.map for entry in self.entries}:
             count = sum(1 for entry in self.entries if entry.map == name)
-            if count > MAP_ENTRIES_MAX:
-                self._error(hook.loc, f"the policy has {count} values for {name}, at most {MAP_ENTRIES_MAX}")
+            if count > wire.VALUE_ENTRIES:
+                self._error(hook.loc, f"the policy has {count} values for {name}, at most {wire.VALUE_ENTRIES}")
         return codes
 
     def _id(self) -> int:
@@ -131,7 +131,7 @@ class SelectorCompiler:
             if arg.spec.index == m.index:
                 return slot, arg
         index = m.index or 0
-        if hook.event == "process_tracepoint" and index < len(hook.args):
+        if hook.event == PROCESS_TRACEPOINT.key and index < len(hook.args):
             arg = hook.args[index]
             return order.index(arg), arg
         return None
@@ -200,11 +200,11 @@ class SelectorCompiler:
         for value in values if values is not None else m.values:
             data = value.encode()
             if op == 2:
-                if len(data) > POSTFIX_MAX:
-                    return self._error(m.loc, f"postfix {value!r} is longer than {POSTFIX_MAX} bytes")
+                if len(data) > MAX_POSTFIX_VALUE:  # the policy's limit, within the kernel's wire.POSTFIX_MAX
+                    return self._error(m.loc, f"postfix {value!r} is longer than {MAX_POSTFIX_VALUE} bytes")
                 data = data[::-1]
-            elif len(data) >= KEY_MAX:
-                return self._error(m.loc, f"value {value[:40]!r}... is longer than {KEY_MAX - 1} bytes")
+            elif len(data) >= wire.KEY_MAX:
+                return self._error(m.loc, f"value {value[:40]!r}... is longer than {wire.KEY_MAX - 1} bytes")
             prefixlen = 32 + 8 * len(data) if op else 0
             self.entries.append(MapEntry(STR_MAPS[op], ident, data, prefixlen))
         expr = call(ident, op)
@@ -367,24 +367,25 @@ class SelectorCompiler:
         code = ActionCode()
         for action in actions:
             name = action.action
+            kind = wire.ACTIONS_BY_WORD.get(name)
             if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR and _tracing_only(action):
                 self._error(action.loc, f"{hook.function_name} runs here as a cgroup {hook.attach} program, which "
                                         "cannot send signals or record stacks: deny the call with Override")
                 continue
-            if name == "Override":
-                code = replace(code, action="TETRA_ACTION_OVERRIDE", override=self._override(hook, action))
-            elif name == "Post":
+            if kind is wire.Action.OVERRIDE:
+                code = replace(code, action=kind, override=self._override(hook, action))
+            elif kind is wire.Action.POST:
                 code = replace(code, post=True, rate_limit_ns=self._rate(action),
                                rate_limit_scope=_scope(action.rate_limit_scope),
                                kernel_stack=action.kernel_stack_trace, user_stack=action.user_stack_trace)
-            elif name == "NoPost":
-                code = replace(code, post=False, action="TETRA_ACTION_NOPOST")
-            elif name == "Sigkill":
-                code = replace(code, signal=9, action="TETRA_ACTION_SIGKILL")
-            elif name == "Signal":
-                code = replace(code, signal=int(action.arg_sig or 0), action="TETRA_ACTION_SIGNAL")
-            elif name == "NotifyEnforcer":
-                code = replace(code, notify=self._notify(action), action="TETRA_ACTION_NOTIFY_ENFORCER")
+            elif kind is wire.Action.NOPOST:
+                code = replace(code, post=False, action=kind)
+            elif kind is wire.Action.SIGKILL:
+                code = replace(code, signal=9, action=kind)
+            elif kind is wire.Action.SIGNAL:
+                code = replace(code, signal=int(action.arg_sig or 0), action=kind)
+            elif kind is wire.Action.NOTIFY_ENFORCER:
+                code = replace(code, notify=self._notify(action), action=kind)
             else:
                 self._error(action.loc, f"action {name} is not supported by tetra yet")
         return code
@@ -413,7 +414,8 @@ class SelectorCompiler:
 
 def _tracing_only(action: Action) -> bool:
     """Signals and stack traces: helpers of tracing programs, not of cgroup programs."""
-    return action.action in ("Sigkill", "Signal") or action.kernel_stack_trace or action.user_stack_trace
+    kind = wire.ACTIONS_BY_WORD.get(action.action)
+    return kind in (wire.Action.SIGKILL, wire.Action.SIGNAL) or action.kernel_stack_trace or action.user_stack_trace
 
 
 def host_namespace(name: str) -> int | None:

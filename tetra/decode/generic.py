@@ -21,7 +21,7 @@ from tetra.decode.process import text
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
 from tetra.wire import layouts
-from tetra.wire.layouts import ARG_ERROR, ARG_LEN_MASK, ARG_TRUNCATED, Op
+from tetra.wire.constants import ARG_ERROR, ARG_LEN_MASK, ARG_TRUNCATED, Op
 
 _GENERIC = layouts.GENERIC.codec
 _SOCKADDR = layouts.SOCKADDR.codec

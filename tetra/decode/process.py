@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
 from tetra.wire import layouts
-from tetra.wire.layouts import BINARY_MAX, ExecFlags, Op
+from tetra.wire.constants import BINARY_MAX, ExecFlags, Op
 
 _EXEC = layouts.EXEC.codec
 _CLONE = layouts.CLONE.codec

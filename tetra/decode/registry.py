@@ -4,7 +4,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from tetra.errors import DecodeError
-from tetra.wire.layouts import Op
+from tetra.wire.constants import Op
 
 Decoder = Callable[[bytes], object]
 DECODERS: dict[int, Decoder] = {}

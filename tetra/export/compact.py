@@ -32,6 +32,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tetra.wire.events import (PROCESS_EXEC, PROCESS_EXIT, PROCESS_KPROBE, PROCESS_LOADER, PROCESS_LSM,
+                               PROCESS_THROTTLE, PROCESS_TRACEPOINT, PROCESS_UPROBE, PROCESS_USDT, RATE_LIMIT_INFO)
+
 Json = dict[str, Any]
 
 RED, GREEN, YELLOW, BLUE, MAGENTA, CYAN = "31", "32", "33", "34", "35", "36"
@@ -221,16 +224,16 @@ def _rate_limit(body: Json, paint: _Paint) -> str | None:
 
 
 _EVENTS: dict[str, Callable[[Json, _Paint], str | None]] = {
-    "process_exec": _exec,
-    "process_exit": _exit,
-    "process_kprobe": _kprobe,
-    "process_tracepoint": _tracepoint,
-    "process_lsm": _lsm,
-    "process_uprobe": _uprobe,
-    "process_usdt": _usdt,
-    "process_loader": _loader,
-    "process_throttle": _throttle,
-    "rate_limit_info": _rate_limit,
+    PROCESS_EXEC.key: _exec,
+    PROCESS_EXIT.key: _exit,
+    PROCESS_KPROBE.key: _kprobe,
+    PROCESS_TRACEPOINT.key: _tracepoint,
+    PROCESS_LSM.key: _lsm,
+    PROCESS_UPROBE.key: _uprobe,
+    PROCESS_USDT.key: _usdt,
+    PROCESS_LOADER.key: _loader,
+    PROCESS_THROTTLE.key: _throttle,
+    RATE_LIMIT_INFO.key: _rate_limit,
 }
 
 

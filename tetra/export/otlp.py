@@ -75,6 +75,7 @@ from tetra import __version__
 from tetra.errors import ExportError
 from tetra.export.encode import encode
 from tetra.export.handoff import Handoff, HandoffStats
+from tetra.wire.constants import Action
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ _RETRYABLE = frozenset({
     grpc.StatusCode.DATA_LOSS,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 })
-_WARN_ACTIONS = frozenset({"SIGKILL", "OVERRIDE", "SIGNAL"})  # last word of "KPROBE_ACTION_SIGKILL"
+_WARN_ACTIONS = frozenset(action.tetragon for action in (Action.SIGKILL, Action.OVERRIDE, Action.SIGNAL))
 _METADATA_KEYS = frozenset({"node_name", "time", "cluster_name", "node_labels", "aggregation_info"})
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
 
@@ -339,7 +340,7 @@ def fill_record(record: LogRecord, event: Event, line: bytes, observed_ns: int) 
     kind = event_type(event)
     body = event.get(kind)
     body = body if isinstance(body, dict) else {}
-    warn = str(body.get("action", "")).rpartition("_")[2] in _WARN_ACTIONS
+    warn = str(body.get("action", "")) in _WARN_ACTIONS
     record.time_unix_nano = unix_nanos(event.get("time"))
     record.observed_time_unix_nano = observed_ns
     record.severity_number = SEVERITY_NUMBER_WARN if warn else SEVERITY_NUMBER_INFO

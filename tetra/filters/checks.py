@@ -15,6 +15,7 @@ from tetra.filters.reader import Reader, describe
 from tetra.policy.values import suggest
 from tetra.policy.vocab import CAPABILITIES
 from tetra.regex import Match, Regex
+from tetra.wire.events import PROCESS_EXIT
 
 Body = dict[str, Any]
 Check = Callable[[Body], bool]
@@ -49,7 +50,7 @@ class PidSet:
             ppid = parent.get("pid") if parent is not None else None
             if ppid in self.roots or ppid in self.descendants:
                 self.descendants.add(pid)
-        if key == "process_exit" and pid in self.descendants:
+        if key == PROCESS_EXIT.key and pid in self.descendants:
             self._exited = pid  # forgotten at the next event, once this one has been matched
 
     def __call__(self, body: Body) -> bool:

@@ -1,23 +1,19 @@
-"""Event types: Tetragon's EventType names, and which key of an event dict holds the body.
+"""Event types in filters: Tetragon's EventType names, and which key of an event dict holds the body.
 
 An event dict has exactly one key naming its type (``process_exec``, ...) next to
-``node_name`` and ``time``; the EventType name is that key upper-cased, and the
-enum number (which protojson also accepts) is the field number of the oneof in
-``GetEventsResponse`` (api/v1/tetragon/events.proto).
+``node_name`` and ``time``; the types, their EventType names and numbers (which
+protojson also accepts) are the table in tetra/wire/events.py.
 """
 
 from typing import Any
 
 from tetra.filters.reader import Reader, describe
 from tetra.policy.values import suggest
+from tetra.wire.events import EVENT_TYPES as _TABLE
 
-EVENT_TYPES: dict[str, int] = {
-    "PROCESS_EXEC": 1, "PROCESS_EXIT": 5, "PROCESS_KPROBE": 9, "PROCESS_TRACEPOINT": 10, "PROCESS_LOADER": 11,
-    "PROCESS_UPROBE": 12, "PROCESS_THROTTLE": 27, "PROCESS_LSM": 28, "PROCESS_USDT": 29, "TEST": 40000,
-    "RATE_LIMIT_INFO": 40001,
-}
+EVENT_TYPES: dict[str, int] = {event.name: event.number for event in _TABLE}
 
-BODY_KEYS: frozenset[str] = frozenset(name.lower() for name in EVENT_TYPES)
+BODY_KEYS: frozenset[str] = frozenset(event.key for event in _TABLE)
 _BY_NUMBER = {number: name for name, number in EVENT_TYPES.items()}
 
 

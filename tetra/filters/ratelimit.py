@@ -19,6 +19,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from tetra.wire.events import RATE_LIMIT_INFO
+
 INTERVAL = 60.0
 
 
@@ -68,5 +70,5 @@ class RateLimiter:
         dropped, self.pending = self.pending, 0
         if not dropped:
             return None
-        return {"rate_limit_info": {"number_of_dropped_process_events": dropped},
+        return {RATE_LIMIT_INFO.key: {"number_of_dropped_process_events": dropped},
                 "node_name": self.node_name, "time": self.stamp()}

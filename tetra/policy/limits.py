@@ -50,7 +50,12 @@ MAX_POLICIES                128      policies registered in the agent when one i
                                      over the API or from Kubernetes (each loaded one
                                      holds BPF programs and maps)
 ==========================  =======  ===================================================
+
+Where the bound is the kernel's, the value comes from tetra/wire/constants.py,
+the twin of the probes' headers, never a copy.
 """
+
+from tetra.wire import constants as wire
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DOCUMENTS = 64
@@ -58,9 +63,9 @@ MAX_DEPTH = 64
 MAX_NODES = 200_000
 MAX_FILE_NODES = 1_000_000
 MAX_NUMBER_DIGITS = 100
-MAX_HOOKS = 64
+MAX_HOOKS = wire.MAX_HOOKS
 MAX_SELECTORS = 5
-MAX_ARGS = 6
+MAX_ARGS = wire.MAX_ARGS
 MAX_DATA = 6
 MAX_MATCH_ARGS = 5
 MAX_MATCH_VALUES = 1024
@@ -74,7 +79,7 @@ MAX_ACTIONS = 3
 MAX_STRING_VALUE = 256
 MAX_POSTFIX_VALUE = 127
 MAX_SUBSTRING_VALUE = 99
-MAX_BINARY_PATH = 255
+MAX_BINARY_PATH = wire.BINARY_MAX - 1  # the binary map keeps the NUL too
 MAX_MESSAGE = 256
 MAX_TAGS = 16
 MAX_ENFORCERS = 1

@@ -4,6 +4,7 @@ import signal
 from typing import Any
 
 from tetra.process.model import Process
+from tetra.wire.events import PROCESS_EXEC, PROCESS_EXIT
 
 Event = dict[str, Any]
 
@@ -16,7 +17,7 @@ def _with_parent(body: Event, parent: Process | None) -> Event:
 
 def exec_event(proc: Process, parent: Process | None, node: str, time: str) -> Event:
     body = _with_parent({"process": proc.to_json()}, parent)
-    return {"process_exec": body, "node_name": node, "time": time}
+    return {PROCESS_EXEC.key: body, "node_name": node, "time": time}
 
 
 def signal_name(number: int) -> str:
@@ -41,4 +42,4 @@ def exit_event(proc: Process, parent: Process | None, exit_code: int, node: str,
     if status:
         body["status"] = status
     body["time"] = time
-    return {"process_exit": body, "node_name": node, "time": time}
+    return {PROCESS_EXIT.key: body, "node_name": node, "time": time}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tetra.errors import SensorError
-from tetra.wire.layouts import STAT_LOST, STAT_SENT, Op
+from tetra.wire.constants import STAT_LOST, STAT_SENT, Op
 
 PROBES_DIR = Path(os.environ.get("TETRA_PROBES_DIR", Path(__file__).resolve().parents[2] / "probes"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from tetra.decode.process import ExecRecord
 from tetra.errors import SensorError
 from tetra.sensors.base import KernelCounts, cflags, probe_source, read_kernel_counts
-from tetra.wire.layouts import BIN_TAIL_LOST, BINARY_MAX
+from tetra.wire.constants import BIN_TAIL_LOST, BINARY_MAX, RINGBUF_PAGES
 
 TRACEFS = Path("/sys/kernel/tracing")
 SOURCE = "process/process.c"
@@ -30,7 +30,7 @@ class ProcessSensor:
 
     name = "process"
 
-    def __init__(self, offsets: Mapping[str, int], ringbuf_pages: int = 2048) -> None:
+    def __init__(self, offsets: Mapping[str, int], ringbuf_pages: int = RINGBUF_PAGES) -> None:
         if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
             raise SensorError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
         defines: dict[str, int | str | None] = dict(offsets)

@@ -3,10 +3,10 @@
 Each layout is a list of (field, struct format code) with explicit padding, so
 ``struct.Struct("<...")`` decodes it without guessing alignment;
 tests/unit/test_wire_layouts.py compiles wire.h with gcc and checks every
-offset and size here against the C compiler's.
+offset and size here against the C compiler's. The constants of the same
+headers (opcodes, flags, limits) are in tetra/wire/constants.py.
 """
 
-import enum
 import struct
 from dataclasses import dataclass, field
 
@@ -19,38 +19,6 @@ HEADER_FIELDS: tuple[tuple[str, str], ...] = (
     ("pid", "I"),
     ("tid", "I"),
 )
-
-
-class Op(enum.IntEnum):
-    """Opcodes, the first byte of every record (TETRA_OP_* in wire.h)."""
-
-    EXEC = 1
-    CLONE = 2
-    EXIT = 3
-    GENERIC = 4
-
-
-OP_MAX = 5
-STAT_SENT = 0
-STAT_LOST = 1
-
-
-class ExecFlags(enum.IntFlag):
-    """exec_flags of an exec record (TETRA_EXEC_* in wire.h)."""
-
-    TRUNC_ARGS = 0x01
-    ARGS_ERROR = 0x02
-    TRUNC_CWD = 0x04
-    CWD_ERROR = 0x08
-    TRUNC_FILENAME = 0x10
-    FILENAME_UNRESOLVED = 0x20
-
-
-# The binary map (probes/lib/execve.h): bytes of a binary path it keeps, and what
-# its trunc bits say is missing.
-BINARY_MAX = 256  # TETRA_BINARY_MAX, with the NUL
-BIN_TAIL_LOST = 0x1
-BIN_HEAD_LOST = 0x2
 
 
 @dataclass(frozen=True)
@@ -128,24 +96,5 @@ CRED = Layout("tetra_cred", (
     ("fsuid", "I"), ("fsgid", "I"), ("securebits", "I"), ("user_ns", "I"),
     ("cap_permitted", "Q"), ("cap_effective", "Q"), ("cap_inheritable", "Q"),
 ))
-
-
-class Action(enum.IntEnum):
-    """What a policy hook did (TETRA_ACTION_* in wire.h)."""
-
-    POST = 0
-    NOPOST = 1
-    SIGKILL = 2
-    SIGNAL = 3
-    OVERRIDE = 4
-    NOTIFY_ENFORCER = 5
-
-
-GEN_RETURN = 0x01
-GEN_MONITOR = 0x02
-GEN_PROTECTED = 0x04
-ARG_TRUNCATED = 0x80000000
-ARG_ERROR = 0x40000000
-ARG_LEN_MASK = 0x00FFFFFF
 
 LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED)
