@@ -26,7 +26,7 @@ from tetra.decode.registry import decode
 from tetra.kernel.btf import Btf
 from tetra.kernel.offsets import resolve_offsets
 from tetra.policy.loader import load_policies_text
-from tetra.wire.constants import GEN_PROTECTED
+from tetra.wire.constants import GEN_PROTECTED, Action
 
 pytestmark = pytest.mark.usefixtures("root")
 
@@ -264,7 +264,7 @@ def test_lsm_override_denies_the_open(lsm_deny: Loaded, workdir: Path) -> None:
         assert (workdir / "data").read_text() == "kernel hooks"  # other files open as before
 
     events = lsm_deny.collect(attempt)
-    assert [r.action for _, r, _ in events] == [4]  # TETRA_ACTION_OVERRIDE
+    assert [r.action for _, r, _ in events] == [Action.OVERRIDE]
     assert events[0][2] == [{"file_arg": {"path": f"{workdir}/denied"}}]
 
 
@@ -346,7 +346,7 @@ def test_notify_enforcer_makes_the_write_fail(enforcer: Loaded, workdir: Path) -
 
     events = enforcer.collect(attempt)
     assert enforcer.compiled.enforcers == ("__x64_sys_write",)
-    assert [(r.action, a) for _, r, a in events] == [(5, [{"int_arg": 77}])]  # TETRA_ACTION_NOTIFY_ENFORCER
+    assert [(r.action, a) for _, r, a in events] == [(Action.NOTIFY_ENFORCER, [{"int_arg": 77}])]
     assert target.read_bytes() == b"" and other.read_bytes() == b"lands"
 
 
@@ -422,4 +422,4 @@ def test_lsm_override_spares_the_agent(agent_deny: Loaded, workdir: Path) -> Non
     events = agent_deny.collect(attempt)
     assert child[0].returncode != 0 and b"Operation not permitted" in child[0].stderr  # an ordinary process
     assert [(r.pid == os.getpid(), r.action, bool(r.flags & GEN_PROTECTED)) for _, r, _ in events] == [
-        (True, 4, True), (False, 4, False)]  # TETRA_ACTION_OVERRIDE, withheld from the agent only
+        (True, Action.OVERRIDE, True), (False, Action.OVERRIDE, False)]  # withheld from the agent only
