@@ -18,10 +18,8 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import pytest
-
 from tetra.api import pb
-from tetra.policy import limits, vocab
+from tetra.policy import vocab
 from tetra.wire import constants, events
 from tetra.wire.constants import Action, ExecFlags, Op
 
@@ -193,13 +191,3 @@ def test_event_types_are_tetragons() -> None:
         assert fields[event.key] == event.number
     assert {event.opcode for event in events.EVENT_TYPES} - {None} == set(Op) - {Op.CLONE}  # a clone only feeds the cache
 
-
-@pytest.mark.parametrize(("policy_limit", "kernel_limit"), [
-    (limits.MAX_POSTFIX_VALUE, constants.POSTFIX_MAX),
-    (limits.MAX_HOOKS, constants.MAX_HOOKS),
-    (limits.MAX_ARGS, constants.MAX_ARGS),
-    (limits.MAX_BINARY_PATH, constants.BINARY_MAX - 1),
-])
-def test_policy_limits_fit_the_kernel(policy_limit: int, kernel_limit: int) -> None:
-    """A policy the loader accepts must fit what the probes hold."""
-    assert policy_limit <= kernel_limit

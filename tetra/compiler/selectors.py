@@ -200,7 +200,7 @@ class SelectorCompiler:
         for value in values if values is not None else m.values:
             data = value.encode()
             if op == 2:
-                if len(data) > MAX_POSTFIX_VALUE:  # the policy's limit, within the kernel's wire.POSTFIX_MAX
+                if len(data) > MAX_POSTFIX_VALUE:  # binaries: the loader checks only their path length
                     return self._error(m.loc, f"postfix {value!r} is longer than {MAX_POSTFIX_VALUE} bytes")
                 data = data[::-1]
             elif len(data) >= wire.KEY_MAX:
