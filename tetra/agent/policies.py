@@ -8,8 +8,13 @@ disable and set-mode.
 
 A policy's states::
 
-    add ──> loaded ──disable──> disabled ──enable──> loaded
-        └─> error (kept with its reason; enable retries)      delete: from any state
+    add ──> [loading] ──> loaded ──disable──> disabled ──enable──> loaded
+                      └─> error (kept with its reason; enable retries)      delete: from any state
+
+Policies of the start-up flags are ``loading`` until the agent loop has them
+in: from the object cache in milliseconds each, or once their object is built
+beside the agent (tetra/agent/policy_objects.py); the loop keeps draining
+events meanwhile. Policies of the API and Kubernetes load at once.
 
 Disabling closes the sensor (its programs leave the kernel) but keeps the
 policy, its id and its mode; enabling compiles and loads it again. The mode
@@ -20,12 +25,14 @@ API and the Kubernetes watchers hand their calls over through tetra.agent.comman
 """
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tetra.agent.policy_events import LoadedPolicy, PolicyEvents
+from tetra.agent.policy_objects import PolicyObjects
 from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.plan import kernel_symbols
 from tetra.compiler.program import compile_policy
@@ -35,7 +42,10 @@ from tetra.kernel.btf import Btf
 from tetra.policy.errors import PolicyErrors, PolicyIssue
 from tetra.policy.loader import load_policies_report, load_policies_text_report
 from tetra.policy.model import TracingPolicy
+from tetra.sensors.bpfobj import ObjectSpec
+from tetra.sensors.build import Build, BuildRequest
 from tetra.sensors.policy import HookCounts, PolicySensor
+from tetra.sensors.process import SHARED_TABLES
 
 log = logging.getLogger(__name__)
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
@@ -64,7 +74,7 @@ class PolicyState:
 
     name: str
     source: str
-    state: str  # loaded | disabled | error
+    state: str  # loading | loaded | disabled | error
     mode: str = "enforce"
     error: str = ""
     hooks: list[dict[str, Any]] = field(default_factory=list)
@@ -73,13 +83,34 @@ class PolicyState:
     namespace: str = ""
     policy: TracingPolicy | None = None  # None when the file itself did not load
     scope_cgroups: int | None = None  # pod-scoped policies: how many cgroups they apply to now
+    load_seconds: float | None = None  # from the request to attached (building included)
+    origin: str = ""  # cache | built | compiled (by bcc in the agent)
+
+
+@dataclass
+class _Job:
+    """A policy on its way in: compiled to C, its object looked up, built, or to build."""
+
+    state: PolicyState
+    sensor: PolicySensor
+    started: float
+    request: BuildRequest
+    key: str
+    spec: ObjectSpec | None = None
+    origin: str = "cache"
+    build: Build | None = None
+    build_error: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.spec is not None or bool(self.build_error)
 
 
 class PolicyManager:
     def __init__(self, events: PolicyEvents, btf: Btf, defines: Mapping[str, int | str | None],
-                 scope: PolicyScope | None = None) -> None:
+                 scope: PolicyScope | None = None, objects: PolicyObjects | None = None) -> None:
         """``scope``: the pods' cgroups for namespaced and pod-selected policies (None: no Kubernetes API,
-        so such policies apply to nothing)."""
+        so such policies apply to nothing); ``objects``: compiled objects (None: bcc compiles each load)."""
         self.events = events
         self.scope = scope
         self.btf = btf
@@ -89,7 +120,8 @@ class PolicyManager:
         self.states: dict[int, PolicyState] = {}
         self._next_id = 1
         self.compiles = 0  # policies compiled so far: the agent gives the compiler's memory back after
-
+        self.objects = objects or PolicyObjects(None)
+        self._jobs: dict[int, _Job] = {}  # policies loading, by id, in the order they came
 
     def load_paths(self, files: tuple[str, ...], directory: str | None) -> None:
         paths = [Path(f) for f in files]
@@ -100,24 +132,59 @@ class PolicyManager:
             else:
                 paths += sorted(p for p in root.iterdir() if p.suffix in POLICY_SUFFIXES)
         for path in paths:
-            self.load_file(path)
+            self.load_file(path, background=True)
 
-    def load_file(self, path: Path) -> list[PolicyState]:
+    def load_file(self, path: Path, background: bool = False) -> list[PolicyState]:
+        """``background``: the policies stay ``loading`` until ``progress`` has them in."""
         try:
             policies, warnings = load_policies_report(path)
         except PolicyErrors as err:
             log.error("policy file %s rejected:\n%s", path, err)
             return [self._failed(str(path), str(path), str(err))]
         _log_warnings(warnings)
-        return [self.add(policy, str(path)) for policy in policies]
+        return [self.add(policy, str(path), background) for policy in policies]
 
-    def add(self, policy: TracingPolicy, source: str) -> PolicyState:
+    def add(self, policy: TracingPolicy, source: str, background: bool = False) -> PolicyState:
         """Register and load ``policy``; a failure is kept as an ``error`` state with its reason."""
         state = PolicyState(policy.name, source, "error", policy.policy_mode, id=self._new_id(),
                             namespace=policy.namespace or "", policy=policy)
         self.states[state.id] = state
-        self._load(state)
+        self._load(state, background)
         return state
+
+    @property
+    def loading(self) -> int:
+        """Policies not in yet (``progress`` brings them)."""
+        return len(self._jobs)
+
+    def progress(self) -> bool:
+        """One step of the background loading, for the agent loop: builds started as cores are
+        free and checked without waiting, then at most one policy loaded. True when another
+        one could be loaded at once (the loop should not wait for events before calling again)."""
+        running = sum(1 for job in self._jobs.values() if job.build is not None)
+        for job in self._jobs.values():
+            if running >= self.objects.workers:
+                break
+            if not job.ready and job.build is None:
+                job.build, job.origin = self.objects.build(job.request), "built"
+                running += 1
+        for job in self._jobs.values():
+            if job.build is not None:
+                self._poll_build(job)
+        job = next((j for j in self._jobs.values() if j.ready), None)
+        if job is None:
+            return False
+        del self._jobs[job.state.id]
+        self._finish(job)
+        return any(j.ready for j in self._jobs.values())
+
+    def counts(self) -> dict[str, int]:
+        """How many policies are in each state, and how many of those loaded came from the cache."""
+        out: dict[str, int] = {"loaded": 0, "loading": 0, "error": 0, "disabled": 0, "cache": 0}
+        for state in self.states.values():
+            out[state.state] = out.get(state.state, 0) + 1
+            out["cache"] += state.state == "loaded" and state.origin == "cache"
+        return out
 
     def add_text(self, text: str, source: str = "api") -> list[PolicyState]:
         """The API's add: every policy of ``text`` loads, or none stays.
@@ -156,8 +223,9 @@ class PolicyManager:
     def enable(self, name: str, namespace: str = "") -> PolicyState:
         """Load a disabled policy (or retry one in error) again, in its current mode."""
         state = self.get(name, namespace)
-        if state.state == "loaded":
-            raise PolicyConflict(f"policy {_label(name, namespace)} is enabled already")
+        if state.state in ("loaded", "loading"):
+            already = "enabled already" if state.state == "loaded" else "loading"
+            raise PolicyConflict(f"policy {_label(name, namespace)} is {already}")
         if state.policy is None:
             raise PolicyConflict(f"policy {_label(name, namespace)} never loaded: {state.error}")
         self._load(state)
@@ -210,6 +278,8 @@ class PolicyManager:
                 entry["error"] = state.error
             if state.scope_cgroups is not None:
                 entry["scope_cgroups"] = state.scope_cgroups
+            if state.load_seconds is not None:
+                entry["load_seconds"], entry["origin"] = round(state.load_seconds, 3), state.origin
             counts = self._hook_counts(state)
             if counts is not None:
                 entry["hooks"] = [dict(h, seen=counts[i].seen, posted=counts[i].posted)
@@ -245,24 +315,80 @@ class PolicyManager:
     def _find(self, name: str, namespace: str) -> PolicyState | None:
         return next((s for s in self.states.values() if s.name == name and s.namespace == namespace), None)
 
-    def _load(self, state: PolicyState) -> None:
-        """Compile, load and attach ``state.policy`` under its id and mode; errors are kept in the state."""
+    def _load(self, state: PolicyState, background: bool = False) -> None:
+        """Compile, load and attach ``state.policy`` under its id and mode; errors are kept in the state.
+        ``background``: what is not in the cache is built by ``progress``, the state ``loading`` until then."""
         policy = state.policy
         assert policy is not None
+        started = time.monotonic()
         try:
             compiled = compile_policy(policy, state.id, self.support, self.btf, self.symbols)
             sensor = PolicySensor(compiled, self.defines)
-            self.compiles += 1
-            sensor.load(monitoring=state.mode == "monitor")
+            request = sensor.build_request(SHARED_TABLES) if self.objects.usable else None
+            if request is None:
+                self._load_sensor(state, sensor, started, None, "compiled")
+                return
+            key = self.objects.key(request)
+            job = _Job(state, sensor, started, request, key, self.objects.get(key))
+        except TetraError as err:
+            self._error(state, err)
+            return
+        except Exception as err:
+            self._internal_error(state, err)
+            return
+        if background:
+            state.state, state.error = "loading", ""
+            self._jobs[state.id] = job
+            return
+        if not job.ready:
+            job.build, job.origin = self.objects.build(request), "built"
+            try:
+                job.spec = job.build.wait()
+            except TetraError as err:
+                job.build_error = str(err)
+            self._stored(job)
+        self._finish(job)
+
+    def _poll_build(self, job: _Job) -> None:
+        assert job.build is not None
+        try:
+            job.spec = job.build.poll()
+        except TetraError as err:
+            job.build_error = str(err)
+        if job.ready:
+            self._stored(job)
+
+    def _stored(self, job: _Job) -> None:
+        """A build is over: its object into the cache, or the reason it failed into the log."""
+        job.build = None
+        if job.spec is not None:
+            self.objects.put(job.key, job.spec)
+        else:
+            log.warning("policy %s: its object could not be built (%s); compiling it in the agent",
+                        job.state.name, job.build_error.splitlines()[-1] if job.build_error else "")
+            job.origin = "compiled"
+
+    def _finish(self, job: _Job) -> None:
+        """Load a job's policy from its object (or with bcc, when its build failed)."""
+        self._load_sensor(job.state, job.sensor, job.started, job.spec, job.origin)
+
+    def _load_sensor(self, state: PolicyState, sensor: PolicySensor, started: float, spec: ObjectSpec | None,
+                     origin: str) -> None:
+        policy = state.policy
+        assert policy is not None
+        try:
+            if spec is None:
+                self.compiles += 1
+            sensor.load(monitoring=state.mode == "monitor", obj=spec, shared=self.objects.shared)
         except TetraError as err:  # PolicyErrors, SensorError, BtfError: all reported the same way
-            log.error("policy %s (%s) not loaded:\n%s", policy.name, state.source, err)
-            state.state, state.error = "error", str(err)
+            self._error(state, err)
             return
-        except Exception as err:  # a bug of ours must not take the other policies down
-            log.exception("policy %s (%s) not loaded: internal error", policy.name, state.source)
-            state.state, state.error = "error", f"internal error: {err!r}"
+        except Exception as err:
+            self._internal_error(state, err)
             return
+        compiled = sensor.compiled
         state.sensor, state.state, state.error = sensor, "loaded", ""
+        state.load_seconds, state.origin = time.monotonic() - started, origin
         if policy.scoped:  # attached with an empty scope: nothing is seen until the cgroups are in
             state.scope_cgroups = 0
             if self.scope is None:
@@ -272,11 +398,25 @@ class PolicyManager:
         self.events.add(state.id, LoadedPolicy(compiled, sensor.stack_symbols))
         state.hooks = [{"hook": h.function_name, "mechanism": h.mechanism.value, "attach": h.attach,
                         "return": h.return_attach is not None} for h in compiled.hooks]
-        log.info("policy %s loaded: %s", policy.name,
-                 ", ".join(f"{h['hook']} ({h['mechanism']})" for h in state.hooks) or "no hooks")
+        log.info("policy %s loaded in %.2fs (%s): %s", policy.name, state.load_seconds,
+                 _ORIGINS[origin], ", ".join(f"{h['hook']} ({h['mechanism']})" for h in state.hooks) or "no hooks")
+
+    def _error(self, state: PolicyState, err: TetraError) -> None:
+        """PolicyErrors, SensorError, BtfError: all reported the same way."""
+        log.error("policy %s (%s) not loaded:\n%s", state.name, state.source, err)
+        state.state, state.error = "error", str(err)
+
+    def _internal_error(self, state: PolicyState, err: Exception) -> None:
+        """A bug of ours must not take the other policies down."""
+        log.exception("policy %s (%s) not loaded: internal error", state.name, state.source)
+        state.state, state.error = "error", f"internal error: {err!r}"
 
     def _unload(self, state: PolicyState) -> None:
-        """Detach the sensor; events of the policy still in the ring buffer are counted as policy_unknown."""
+        """Detach the sensor (or stop its loading); events of the policy still in the ring buffer are
+        counted as policy_unknown."""
+        job = self._jobs.pop(state.id, None)
+        if job is not None and job.build is not None:
+            job.build.cancel()
         if state.sensor is not None:
             state.sensor.close()
             state.sensor = None
@@ -291,6 +431,9 @@ class PolicyManager:
         state = PolicyState(name, source, "error", error=error, id=self._new_id())
         self.states[state.id] = state
         return state
+
+
+_ORIGINS = {"cache": "from the cache", "built": "built, now cached", "compiled": "compiled in the agent"}
 
 
 def _log_warnings(warnings: list[PolicyIssue]) -> None:
