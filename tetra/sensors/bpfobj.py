@@ -300,7 +300,10 @@ class MapTable:
         """Per-CPU maps: the value of each possible CPU."""
         raw = self._lookup(key)
         step = _round8(self.spec.value_size)
-        return [self.Leaf.from_buffer_copy(raw, cpu * step) for cpu in range(_possible_cpus())]
+        values = [self.Leaf.from_buffer_copy(raw, cpu * step) for cpu in range(_possible_cpus())]
+        if issubclass(self.Leaf, ctypes._SimpleCData):  # numbers as numbers, as bcc gives them
+            return [v.value for v in values]
+        return values
 
     def __setitem__(self, key: Any, leaf: Any) -> None:
         if self._lib.bpf_update_elem(self.fd, ctypes.byref(key), ctypes.byref(leaf), 0) < 0:
