@@ -100,16 +100,17 @@ def test_second_start_loads_from_the_cache_and_enforces(tmp_path: Path) -> None:
         assert re.search(r"policies settled in [\d.]+s: 2 loaded \(2 from the cache\), 0 loading, 0 failed",
                          line(second, "policies settled in"))
         (root / "cached-b-watched").write_text("x")
-        (root / "cached-a-forbidden").write_text("x")
+        (root / "staged").write_text("x")
+        (root / "staged").rename(root / "cached-a-forbidden")  # opening it ourselves would be fatal
         subprocess.run(["/usr/bin/cat", str(root / "cached-b-watched")], check=True, capture_output=True)
         killed = subprocess.run(["/usr/bin/cat", str(root / "cached-a-forbidden")], capture_output=True)
         assert killed.returncode == -signal.SIGKILL
-        events = second.wait_for(lambda ev: {e["process_kprobe"]["policy_name"] for e in ev
-                                             if "process_kprobe" in e} >= {"cached-a", "cached-b"})
+        events = second.wait_for(lambda ev: {e["process_kprobe"]["policy_name"] for e in ev if "process_kprobe" in e
+                                             and e["process_kprobe"]["process"]["binary"] == "/usr/bin/cat"}
+                                 >= {"cached-a", "cached-b"})
         kprobes = [e["process_kprobe"] for e in events if "process_kprobe" in e]
-        watched = [e for e in kprobes if e["policy_name"] == "cached-b"]
+        watched = [e for e in kprobes if e["policy_name"] == "cached-b" and e["process"]["binary"] == "/usr/bin/cat"]
         assert watched[0]["args"][0]["string_arg"] == str(root / "cached-b-watched")
-        assert watched[0]["process"]["binary"] == "/usr/bin/cat"
         assert any(e["action"] == "KPROBE_ACTION_SIGKILL" for e in kprobes if e["policy_name"] == "cached-a")
     finally:
         summary = second.stop()
