@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.e2e.harness import RunningAgent
+from tests.e2e.harness import TETRA, RunningAgent, tetra
 
 pytestmark = pytest.mark.usefixtures("root")
 
@@ -173,3 +173,31 @@ def test_a_failing_policy_does_not_stop_the_others(tmp_path: Path) -> None:
         states = {p["name"]: p["state"] for p in summary["policies"]}
         assert states == {"fine-one": "loaded", "broken": "error"}
     assert origins(summary)["fine-one"] == "cache"
+
+
+def test_an_api_add_loads_in_the_loop_and_again_from_the_cache(tmp_path: Path) -> None:
+    """While the first add's object is built, the agent answers (the policy is listed as loading);
+    the second add of the same policy comes from the cache."""
+    root = tmp_path / "files"
+    root.mkdir()
+    policy = write_policies(tmp_path / "policies", root, ["api-added"]) / "api-added.yaml"
+    (tmp_path / "agent").mkdir()
+    agent = RunningAgent(tmp_path / "agent", "--policy-cache-dir", str(tmp_path / "cache")).start()
+    try:
+        adding = subprocess.Popen([*TETRA, "tracingpolicy", "add", str(policy), "--server-address", agent.address],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seen: list[str] = []
+        while adding.poll() is None and "TP_STATE_LOADING" not in seen:
+            listed = tetra(agent, "tracingpolicy", "list", "-o", "json")
+            assert listed.returncode == 0, listed.stderr.decode()
+            seen += [p["state"] for p in orjson.loads(listed.stdout)["policies"]]
+        out, err = adding.communicate(timeout=120)
+        assert "TP_STATE_LOADING" in seen, f"the agent answered while the policy loaded: {seen}"
+        assert adding.returncode == 0, err.decode()
+        assert re.search(r"added api-added: enabled, enforce, loaded in [\d.]+s \(built, now cached\)", out.decode())
+        assert tetra(agent, "tracingpolicy", "delete", "api-added").returncode == 0
+        again = tetra(agent, "tracingpolicy", "add", str(policy))
+        assert again.returncode == 0, again.stderr.decode()
+        assert re.search(r"loaded in [\d.]+s \(from the cache\)", again.stdout.decode())
+    finally:
+        agent.stop()

@@ -27,6 +27,7 @@ API and the Kubernetes watchers hand their calls over through tetra.agent.comman
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ class PolicyManager:
         self.compiles = 0  # policies compiled so far: the agent gives the compiler's memory back after
         self.objects = objects or PolicyObjects(None)
         self._jobs: dict[int, _Job] = {}  # policies loading, by id, in the order they came
+        self._batches: list[tuple[list[PolicyState], Future[list[PolicyState]]]] = []  # add_text_later's
 
     def load_paths(self, files: tuple[str, ...], directory: str | None) -> None:
         paths = [Path(f) for f in files]
@@ -176,6 +178,7 @@ class PolicyManager:
             return False
         del self._jobs[job.state.id]
         self._finish(job)
+        self._settle_batches()
         return any(j.ready for j in self._jobs.values())
 
     def counts(self) -> dict[str, int]:
@@ -192,19 +195,65 @@ class PolicyManager:
         Raises PolicyErrors (invalid YAML or policy), PolicyExists (a name
         already registered) or PolicyLoadFailed (the kernel refused one).
         """
+        states = [self.add(policy, source) for policy in self._new_policies(text, source)]
+        self._all_or_none(states)
+        return states
+
+    def add_text_later(self, text: str, source: str = "api") -> "Future[list[PolicyState]]":
+        """``add_text`` without waiting for the policies to load: what is wrong with the text is raised
+        at once; the loading goes on in the agent loop (``progress``), which keeps serving events and
+        calls meanwhile, and completes the future with the states (or PolicyLoadFailed)."""
+        states = [self.add(policy, source, background=True) for policy in self._new_policies(text, source)]
+        batch: Future[list[PolicyState]] = Future()
+        batch.set_running_or_notify_cancel()
+        self._batches.append((states, batch))
+        self._settle_batches()
+        return batch
+
+    def withdraw(self, batch: "Future[list[PolicyState]]") -> None:
+        """An ``add_text_later`` whose caller stopped waiting: its policies go, loaded or not."""
+        for states, future in list(self._batches):
+            if future is batch:
+                self._batches.remove((states, future))
+                for state in states:
+                    self._remove(state)
+                future.set_exception(PolicyLoadFailed("withdrawn: not loaded in time"))
+        if batch.done() and not batch.exception():
+            for state in batch.result():
+                if state.id in self.states:
+                    self._remove(state)
+
+    def _new_policies(self, text: str, source: str) -> list[TracingPolicy]:
+        """The policies of ``text``, none of whose names is taken (PolicyErrors, PolicyExists)."""
         policies, warnings = load_policies_text_report(text, source)
         _log_warnings(warnings)
         for policy in policies:
             if self._find(policy.name, policy.namespace or "") is not None:
                 raise PolicyExists(f"policy {_label(policy.name, policy.namespace or '')} already exists: "
                                    "delete it first")
-        states = [self.add(policy, source) for policy in policies]
+        return policies
+
+    def _all_or_none(self, states: list[PolicyState]) -> None:
+        """One failed: all of them are removed, and PolicyLoadFailed says why."""
         failed = [s for s in states if s.state == "error"]
         if failed:
             for state in states:
                 self._remove(state)
             raise PolicyLoadFailed("; ".join(f"policy {s.name} not loaded: {s.error}" for s in failed))
-        return states
+
+    def _settle_batches(self) -> None:
+        """Complete the futures of ``add_text_later`` whose policies are all in (or failed, or gone)."""
+        for batch in list(self._batches):
+            states, future = batch
+            if any(s.state == "loading" and s.id in self.states for s in states):
+                continue
+            self._batches.remove(batch)
+            try:
+                self._all_or_none([s for s in states if s.id in self.states])
+            except PolicyLoadFailed as err:
+                future.set_exception(err)
+            else:
+                future.set_result(states)
 
     def delete(self, name: str, namespace: str = "") -> None:
         state = self.get(name, namespace)
@@ -304,6 +353,9 @@ class PolicyManager:
     def close(self) -> None:
         for state in self.states.values():
             self._unload(state)
+        for _, future in self._batches:
+            future.set_exception(PolicyLoadFailed("the agent stopped before the policy was loaded"))
+        self._batches.clear()
 
     # -- internals --------------------------------------------------------------------
 
@@ -426,6 +478,7 @@ class PolicyManager:
     def _remove(self, state: PolicyState) -> None:
         self._unload(state)
         self.states.pop(state.id, None)
+        self._settle_batches()  # an add waiting for this one (deleted while loading) is answered
 
     def _failed(self, name: str, source: str, error: str) -> PolicyState:
         state = PolicyState(name, source, "error", error=error, id=self._new_id())

@@ -230,10 +230,6 @@ class Agent:
         more = False
         while not self.stop.is_set():
             observer.poll(0 if more else POLL_MS)
-            more = self.policies.progress()
-            if not self._settled and not self.policies.loading:
-                self._settled = True
-                log.info("policies settled in %.1fs: %s", time.monotonic() - started, self._policy_counts())
             if self.reopen.is_set():
                 self.reopen.clear()
                 self._reopen_exports("SIGHUP")
@@ -241,6 +237,10 @@ class Agent:
                 self.api.iteration()
             if self.k8s_policies is not None:
                 self.k8s_policies.run_pending()
+            more = self.policies.progress()  # after the API's calls: a policy it added from the cache is in at once
+            if not self._settled and not self.policies.loading:
+                self._settled = True
+                log.info("policies settled in %.1fs: %s", time.monotonic() - started, self._policy_counts())
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + TICK_S

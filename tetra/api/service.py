@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import grpc
@@ -139,11 +140,16 @@ class TetraService:
         return pb.ListTracingPoliciesResponse(policies=self._policies(context, lambda p: p.summary()))
 
     def AddTracingPolicy(self, request: Any, context: Context) -> Any:
-        def add(policies: PolicyManager) -> list[dict[str, Any]]:
-            added = {state.id for state in policies.add_text(request.yaml, "api")}
-            return [entry for entry in policies.summary() if entry["id"] in added]
-
-        return pb.AddTracingPolicyResponse(policies=self._policies(context, add))
+        """The agent loop loads the policies between its polls (serving events and calls meanwhile);
+        this call waits for them, within its deadline (past it, they are withdrawn)."""
+        loading = self._on_agent(context, lambda: self.agent.policies.add_text_later(request.yaml, "api"))
+        try:
+            added = {state.id for state in self._answer(context, lambda: loading.result(self._timeout(context)))}
+        except FutureTimeout:
+            self._on_agent(context, lambda: self.agent.policies.withdraw(loading))
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the policies did not load in time: withdrawn")
+        return pb.AddTracingPolicyResponse(policies=self._policies(
+            context, lambda p: [entry for entry in p.summary() if entry["id"] in added]))
 
     def DeleteTracingPolicy(self, request: Any, context: Context) -> Any:
         self._on_agent(context, lambda: self.agent.policies.delete(request.name, request.namespace))
@@ -182,10 +188,20 @@ class TetraService:
 
     def _on_agent(self, context: Context, fn: Callable[[], T]) -> T:
         """``fn()`` on the agent thread, within the call's deadline; errors end the call with a status."""
+        return self._answer(context, lambda: self.commands.call(fn, self._timeout(context)))
+
+    @staticmethod
+    def _timeout(context: Context) -> float:
         remaining = context.time_remaining()
-        timeout = CALL_TIMEOUT if remaining is None else max(0.0, min(remaining, CALL_TIMEOUT))
+        return CALL_TIMEOUT if remaining is None else max(0.0, min(remaining, CALL_TIMEOUT))
+
+    def _answer(self, context: Context, fn: Callable[[], T]) -> T:
+        """``fn()``'s result; its TetraError ends the call with the matching status, anything else
+        (a bug of ours) with INTERNAL. A future's TimeoutError is the caller's to handle."""
         try:
-            return self.commands.call(fn, timeout)
+            return fn()
+        except FutureTimeout:
+            raise
         except TetraError as err:
             code = status_code(err)
             if code == grpc.StatusCode.INTERNAL:
