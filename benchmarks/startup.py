@@ -113,28 +113,39 @@ def start_once(workdir: Path, cache: Path, policies: Path | None) -> dict[str, A
 
 
 def api_add(workdir: Path, cache: Path, policy: Path, repetitions: int) -> dict[str, Any]:
-    """Add ``policy`` over the API (first: built), then delete and add it again ``repetitions`` times."""
+    """Add ``policy`` over the API (first: built), then delete and add it again ``repetitions`` times,
+    alternating the CLI (``tetra tracingpolicy add``: its own start included) and the RPC alone."""
+    from tetra.api import pb
+    from tetra.api.client import Client, ClientOptions
+
     agent = Agent(workdir, cache, None)
     samples: list[dict[str, Any]] = []
     try:
         agent.wait(SETTLED)
+        client = Client(ClientOptions(agent.address, timeout=TIMEOUT_S))
         name = re.search(r"name: (\S+)", policy.read_text())[1]  # type: ignore[index]
-        for i in range(repetitions + 1):
+        for i in range(2 * repetitions + 1):
+            via = "cli" if i % 2 == 0 else "rpc"
             began = time.monotonic()
-            done = subprocess.run([*TETRA, "tracingpolicy", "add", str(policy), "--server-address", agent.address],
-                                  capture_output=True, timeout=TIMEOUT_S)
-            client_s = time.monotonic() - began
-            if done.returncode != 0:
-                raise BenchmarkError(f"tracingpolicy add failed: {done.stderr.decode()}")
+            if via == "cli":
+                done = subprocess.run([*TETRA, "tracingpolicy", "add", str(policy), "--server-address",
+                                       agent.address], capture_output=True, timeout=TIMEOUT_S)
+                if done.returncode != 0:
+                    raise BenchmarkError(f"tracingpolicy add failed: {done.stderr.decode()}")
+            else:
+                client.call("AddTracingPolicy", pb.AddTracingPolicyRequest(yaml=policy.read_text()))
+            took = time.monotonic() - began
             loads = [m for m in LOADED.finditer(agent.text()) if m[1] == name]
-            samples.append({"client_s": round(client_s, 3), "agent_s": float(loads[-1][2]), "origin": loads[-1][3]})
-            subprocess.run([*TETRA, "tracingpolicy", "delete", name, "--server-address", agent.address],
-                           capture_output=True, timeout=60, check=True)
+            samples.append({"via": via, "wall_s": round(took, 3), "agent_s": float(loads[-1][2]),
+                            "origin": loads[-1][3]})
+            client.call("DeleteTracingPolicy", pb.DeleteTracingPolicyRequest(name=name))
+        client.close()
     finally:
         agent.stop()
     again = samples[1:]
     return {"first": samples[0], "again": again,
-            "again_client_median_s": statistics.median(s["client_s"] for s in again),
+            "again_cli_median_s": statistics.median(s["wall_s"] for s in again if s["via"] == "cli"),
+            "again_rpc_median_s": statistics.median(s["wall_s"] for s in again if s["via"] == "rpc"),
             "again_agent_median_s": statistics.median(s["agent_s"] for s in again)}
 
 
@@ -150,12 +161,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--skip-50", action="store_true", help="only the library (and no policy)")
+    parser.add_argument("--api-only", action="store_true", help="only the add over the API")
     parser.add_argument("--json", type=Path, default=RESULTS / "startup-latest.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tetra-startup-"))
     try:
-        configs: dict[str, Path | None] = {"none": None, "library-17": LIBRARY}
-        if not args.skip_50:
+        configs: dict[str, Path | None] = {} if args.api_only else {"none": None, "library-17": LIBRARY}
+        if not (args.skip_50 or args.api_only):
             configs["generated-50"] = generate(work / "generated", 50)
         results: dict[str, Any] = {}
         for name, policies in configs.items():
@@ -170,8 +182,9 @@ def main() -> int:
                           f"  RSS {sample['rss_mib']} MiB", flush=True)
             results[name] = {start: {"samples": s, **median_of(s)} for start, s in runs.items()}
         add = api_add(work / "api", work / "cache-api", LIBRARY / "etc-write.yaml", max(3, args.repetitions))
-        print(f"API add etc-write: first {add['first']['client_s']:.2f}s ({add['first']['origin']}); again "
-              f"{add['again_client_median_s']:.2f}s by the client, {add['again_agent_median_s']:.2f}s in the agent")
+        print(f"API add etc-write: first {add['first']['wall_s']:.2f}s ({add['first']['origin']}); again "
+              f"{add['again_cli_median_s']:.2f}s by the CLI, {add['again_rpc_median_s']:.2f}s by the RPC, "
+              f"{add['again_agent_median_s']:.2f}s in the agent")
         doc = {"benchmark": "startup", "time": utc_now().isoformat(), "host": host_info(),
                "repetitions": args.repetitions, "configs": results, "api_add": add}
         if "library-17" in results and "generated-50" in results:
@@ -194,4 +207,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parent))  # tetra itself, for the RPC-level add
     sys.exit(main())

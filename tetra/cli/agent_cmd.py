@@ -12,7 +12,6 @@ import orjson
 
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
 from tetra.agent.pidfile import PidFile
-from tetra.agent.runner import Agent
 from tetra.cli.options import parse_duration
 from tetra.export.jsonfile import parse_perm
 
@@ -129,6 +128,8 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         enable_tracing_policy_crd=enable_tracing_policy_crd,
         enable_pod_annotations=enable_pod_annotations,
     )
+    from tetra.agent.runner import Agent  # here: every other command starts without the agent's modules
+
     runner = Agent(config)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
