@@ -14,6 +14,7 @@ import pytest
 
 from tetra.errors import SensorError
 from tetra.sensors.bpfobj import LD_IMM64, MapSpec, ObjectSpec, ProgramSpec, Sentinels
+from tetra.sensors.build import BuildRequest, batch_text, split_object
 from tetra.sensors.objcache import CacheUnusable, ObjectCache, cache_key
 
 SENTINEL = 0x7E7A1D05
@@ -117,3 +118,31 @@ def test_sentinels_are_found_and_a_merged_one_refused() -> None:
     merged = insn(LD_IMM64, 3) + insn(0, SENTINEL) + insn(0x95, 0)  # (SENTINEL << 32) | 3: two fields at once
     with pytest.raises(SensorError, match="merged"):
         sentinels.sites(merged)
+
+
+def request(body: str, head: str = "#define TETRA_POLICY_ID 1\n") -> BuildRequest:
+    return BuildRequest(head, body, ("-DX=1",), ("tetra_events",), {"policy_id": SENTINEL})
+
+
+def test_a_batch_compiles_each_policy_under_names_of_its_own() -> None:
+    first = request("int tetra_hook_0(void *ctx) { return tetra_net_0(ctx, 0); }\nint tetra_hook_0_v6(void *c);\n")
+    second = request("int tetra_hook_0(void *ctx) { tetra_hook_count(0, 1); return 0; }\nint tetra_ret_1(void *c);\n")
+    assert first.batch_key == second.batch_key != request("", head="#define TETRA_NEED_RETURN\n").batch_key
+    text = batch_text([first, second])
+    assert text.count("#define TETRA_POLICY_ID 1") == 1
+    assert "tetra_hook_0__b0(void *ctx) { return tetra_net_0__b0(ctx, 0)" in text
+    assert "tetra_hook_0_v6__b0" in text and "tetra_ret_1__b1" in text
+    assert "tetra_hook_0__b1(void *ctx) { tetra_hook_count(0, 1)" in text  # generic.h's names untouched
+    assert batch_text([first]) == first.text
+
+
+def test_a_batch_object_is_split_back_by_policy() -> None:
+    program = spec().programs["tetra_hook_0"]
+    module = ObjectSpec("GPL", 0, spec().maps, {"tetra_hook_0__b0": program, "tetra_ret_0__b1": program,
+                                                 "tetra_hook_0__b1": program})
+    first, second = split_object(module, 2)
+    assert set(first.programs) == {"tetra_hook_0"} and set(second.programs) == {"tetra_hook_0", "tetra_ret_0"}
+    assert first.maps == second.maps == module.maps
+    stray = ObjectSpec("GPL", 0, spec().maps, {"tetra_hook_0__b0": program, "helper": program})
+    with pytest.raises(SensorError, match="helper of a batch belongs to no policy"):
+        split_object(stray, 2)

@@ -88,7 +88,7 @@ class PolicyState:
     origin: str = ""  # cache | built | compiled (by bcc in the agent)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     """A policy on its way in: compiled to C, its object looked up, built, or to build."""
 
@@ -99,7 +99,8 @@ class _Job:
     key: str
     spec: ObjectSpec | None = None
     origin: str = "cache"
-    build: Build | None = None
+    building: bool = False
+    solo: bool = False  # its batch failed: built alone, so that another policy's error is not its own
     build_error: str = ""
 
     @property
@@ -124,6 +125,7 @@ class PolicyManager:
         self.objects = objects or PolicyObjects(None)
         self._jobs: dict[int, _Job] = {}  # policies loading, by id, in the order they came
         self._batches: list[tuple[list[PolicyState], Future[list[PolicyState]]]] = []  # add_text_later's
+        self._running: list[tuple[Build, list[_Job]]] = []  # builds under way, each of a batch of jobs
 
     def load_paths(self, files: tuple[str, ...], directory: str | None) -> None:
         paths = [Path(f) for f in files]
@@ -163,16 +165,9 @@ class PolicyManager:
         """One step of the background loading, for the agent loop: builds started as cores are
         free and checked without waiting, then at most one policy loaded. True when another
         one could be loaded at once (the loop should not wait for events before calling again)."""
-        running = sum(1 for job in self._jobs.values() if job.build is not None)
-        for job in self._jobs.values():
-            if running >= self.objects.workers:
-                break
-            if not job.ready and job.build is None:
-                job.build, job.origin = self.objects.build(job.request), "built"
-                running += 1
-        for job in self._jobs.values():
-            if job.build is not None:
-                self._poll_build(job)
+        self._start_builds()
+        for running in list(self._running):
+            self._poll_build(*running)
         job = next((j for j in self._jobs.values() if j.ready), None)
         if job is None:
             return False
@@ -393,26 +388,56 @@ class PolicyManager:
             self._jobs[state.id] = job
             return
         if not job.ready:
-            job.build, job.origin = self.objects.build(request), "built"
+            job.origin = "built"
             try:
-                job.spec = job.build.wait()
+                (job.spec,) = self.objects.build([request]).wait()
             except TetraError as err:
                 job.build_error = str(err)
             self._stored(job)
         self._finish(job)
 
-    def _poll_build(self, job: _Job) -> None:
-        assert job.build is not None
+    def _start_builds(self) -> None:
+        """Builds for the jobs that wait for one, while cores are free: jobs that can share a module
+        (same head and flags) in batches, spread over the free cores."""
+        free = self.objects.workers - len(self._running)
+        waiting = [job for job in self._jobs.values() if not job.ready and not job.building]
+        if free <= 0 or not waiting:
+            return
+        size = -(-len(waiting) // free)
+        groups: dict[object, list[_Job]] = {}
+        for job in waiting:
+            groups.setdefault(id(job) if job.solo else job.request.batch_key, []).append(job)
+        batches = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+        for batch in batches[:free]:
+            for job in batch:
+                job.building, job.origin = True, "built"
+            self._running.append((self.objects.build([job.request for job in batch]), batch))
+
+    def _poll_build(self, build: Build, batch: list[_Job]) -> None:
         try:
-            job.spec = job.build.poll()
+            specs = build.poll()
         except TetraError as err:
-            job.build_error = str(err)
-        if job.ready:
+            self._running = [r for r in self._running if r[0] is not build]
+            for job in batch:
+                job.building = False
+                if len(batch) > 1:
+                    job.solo = True
+                else:
+                    job.build_error = str(err)
+                    self._stored(job)
+            if len(batch) > 1:
+                log.info("%d policies compiled together failed (%s); building them one by one", len(batch),
+                         str(err).splitlines()[-1] if str(err) else "")
+            return
+        if specs is None:
+            return
+        self._running = [r for r in self._running if r[0] is not build]
+        for job, spec in zip(batch, specs):
+            job.building, job.spec = False, spec
             self._stored(job)
 
     def _stored(self, job: _Job) -> None:
         """A build is over: its object into the cache, or the reason it failed into the log."""
-        job.build = None
         if job.spec is not None:
             self.objects.put(job.key, job.spec)
         else:
@@ -466,9 +491,11 @@ class PolicyManager:
     def _unload(self, state: PolicyState) -> None:
         """Detach the sensor (or stop its loading); events of the policy still in the ring buffer are
         counted as policy_unknown."""
-        job = self._jobs.pop(state.id, None)
-        if job is not None and job.build is not None:
-            job.build.cancel()
+        if self._jobs.pop(state.id, None) is not None:
+            for build, batch in list(self._running):
+                if not any(job.state.id in self._jobs for job in batch):  # nobody waits for it any more
+                    build.cancel()
+                    self._running = [r for r in self._running if r[0] is not build]
         if state.sensor is not None:
             state.sensor.close()
             state.sensor = None

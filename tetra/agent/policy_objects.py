@@ -56,5 +56,5 @@ class PolicyObjects:
         self.cache.put(key, spec)
 
     @staticmethod
-    def build(request: BuildRequest) -> Build:
-        return Build(request)
+    def build(requests: list[BuildRequest]) -> Build:
+        return Build(requests)

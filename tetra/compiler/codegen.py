@@ -14,6 +14,8 @@ from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
 from tetra.compiler.selectors import ActionCode, SelectorCode
 from tetra.kernel.btf import Btf
 
+# Everything before it is the policy's defines, after it its hook functions (split by tetra/sensors/build.py).
+GENERIC_INCLUDE = '#include "generic/generic.h"\n'
 _SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,252}")
 
 
@@ -40,7 +42,7 @@ def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
         lines.append("#define TETRA_NEED_ENFORCER")
     if scoped:
         lines.append("#define TETRA_SCOPED")
-    lines.append('#include "generic/generic.h"')
+    lines.append(GENERIC_INCLUDE.rstrip("\n"))
     for hook in hooks:
         lines.append("")
         lines.extend(_hook(hook, selectors[hook.hook_id], btf))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tetra.compiler.codegen import policy_id_define
+from tetra.compiler.codegen import GENERIC_INCLUDE, policy_id_define
 from tetra.compiler.network import ATTACH_TYPES
 from tetra.compiler.plan import HookPlan, Mechanism
 from tetra.compiler.program import CompiledPolicy
@@ -101,7 +101,16 @@ class PolicySensor:
         if AGENT_TGID in defines:
             defines[AGENT_TGID] = AGENT_TGID_SENTINEL
             sentinels[AGENT_TGID] = AGENT_TGID_SENTINEL
-        return BuildRequest(expand_includes(text), tuple(cflags(defines)), shared, sentinels)
+        head, include, body = text.partition(GENERIC_INCLUDE)
+        if not include:  # not the codegen's layout: compiled as a whole, never batched
+            head, body = text, ""
+        # The policy's name (a comment) goes with its hooks: the head is then the same for every
+        # policy with the same defines, and such policies can be compiled together.
+        comments = [ln for ln in head.splitlines(keepends=True) if ln.startswith("/*")]
+        head = "".join(ln for ln in head.splitlines(keepends=True) if not ln.startswith("/*"))
+        body = "".join(comments) + body
+        return BuildRequest(expand_includes(head + include), expand_includes(body), tuple(cflags(defines)), shared,
+                            sentinels)
 
     def load(self, monitoring: bool = False, obj: ObjectSpec | None = None,
              shared: Mapping[str, int] | None = None) -> None:
