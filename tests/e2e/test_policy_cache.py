@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from tests.e2e.harness import TETRA, RunningAgent, tetra
+from tests.e2e.test_policy_detach import attachments
 
 pytestmark = pytest.mark.usefixtures("root")
 
@@ -112,11 +113,20 @@ def test_second_start_loads_from_the_cache_and_enforces(tmp_path: Path) -> None:
         watched = [e for e in kprobes if e["policy_name"] == "cached-b" and e["process"]["binary"] == "/usr/bin/cat"]
         assert watched[0]["args"][0]["string_arg"] == str(root / "cached-b-watched")
         assert any(e["action"] == "KPROBE_ACTION_SIGKILL" for e in kprobes if e["policy_name"] == "cached-a")
+
+        # Deleting one cached policy detaches its program only: the other still kills.
+        assert second.proc is not None
+        before = attachments(second.proc.pid)
+        assert tetra(second, "tracingpolicy", "delete", "cached-b").returncode == 0
+        after = attachments(second.proc.pid)
+        assert set(after) < set(before) and len(before) - len(after) == 1, (before, after)
+        killed = subprocess.run(["/usr/bin/cat", str(root / "cached-a-forbidden")], capture_output=True)
+        assert killed.returncode == -signal.SIGKILL
     finally:
         summary = second.stop()
-    assert origins(summary) == {"cached-a": "cache", "cached-b": "cache"}
+    assert origins(summary) == {"cached-a": "cache"}
     posted = {p["name"]: sum(h["posted"] for h in p["hooks"]) for p in summary["policies"]}
-    assert posted["cached-a"] >= 1 and posted["cached-b"] >= 1  # the cached programs' own counters
+    assert posted["cached-a"] >= 2  # the cached program's own counters: two kills
 
 
 def test_tampered_entries_are_rejected_and_rebuilt(tmp_path: Path) -> None:
@@ -194,7 +204,8 @@ def test_an_api_add_loads_in_the_loop_and_again_from_the_cache(tmp_path: Path) -
         out, err = adding.communicate(timeout=120)
         assert "TP_STATE_LOADING" in seen, f"the agent answered while the policy loaded: {seen}"
         assert adding.returncode == 0, err.decode()
-        assert re.search(r"added api-added: enabled, enforce, loaded in [\d.]+s \(built, now cached\)", out.decode())
+        assert re.search(r"added api-added: enabled, enforce; hooks: .*; loaded in [\d.]+s \(built, now cached\)",
+                         out.decode())
         assert tetra(agent, "tracingpolicy", "delete", "api-added").returncode == 0
         again = tetra(agent, "tracingpolicy", "add", str(policy))
         assert again.returncode == 0, again.stderr.decode()
