@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DRIVERS, TETRA, TETRA_READY_MARK, Daemon, compile_driver, cpu_seconds, host_info, run_driver,  # noqa: E402
-                    utc_now, write_results)
+from common import (DRIVERS, TETRA, TETRA_READY_MARK, Daemon, compile_driver, cpu_seconds, host_info,  # noqa: E402
+                    run_driver, utc_now, write_results)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "sustained-latest.json"

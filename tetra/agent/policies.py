@@ -11,10 +11,11 @@ A policy's states::
     add ──> [loading] ──> loaded ──disable──> disabled ──enable──> loaded
                       └─> error (kept with its reason; enable retries)      delete: from any state
 
-Policies of the start-up flags are ``loading`` until the agent loop has them
-in: from the object cache in milliseconds each, or once their object is built
-beside the agent (tetra/agent/policy_objects.py); the loop keeps draining
-events meanwhile. Policies of the API and Kubernetes load at once.
+Policies of the start-up flags and the API's add are ``loading`` until the
+agent loop has them in (``progress``): from the object cache in milliseconds
+each, or once their object is built beside the agent
+(tetra/agent/policy_objects.py); the loop keeps draining events and answering
+calls meanwhile. Kubernetes objects and ``enable`` load at once.
 
 Disabling closes the sensor (its programs leave the kernel) but keeps the
 policy, its id and its mode; enabling compiles and loads it again. The mode
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from tetra.agent.policy_events import LoadedPolicy, PolicyEvents
-from tetra.agent.policy_objects import PolicyObjects
+from tetra.agent.policy_objects import ObjectJob, PolicyObjects
 from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.plan import kernel_symbols
 from tetra.compiler.program import compile_policy
@@ -44,7 +45,6 @@ from tetra.policy.errors import PolicyErrors, PolicyIssue
 from tetra.policy.loader import load_policies_report, load_policies_text_report
 from tetra.policy.model import TracingPolicy
 from tetra.sensors.bpfobj import ObjectSpec
-from tetra.sensors.build import Build, BuildRequest
 from tetra.sensors.policy import HookCounts, PolicySensor
 from tetra.sensors.process import SHARED_TABLES
 
@@ -89,23 +89,13 @@ class PolicyState:
 
 
 @dataclass(eq=False)
-class _Job:
-    """A policy on its way in: compiled to C, its object looked up, built, or to build."""
+class _Loading:
+    """A policy on its way in: compiled to C, its object (``job``) found, built or to build."""
 
     state: PolicyState
     sensor: PolicySensor
     started: float
-    request: BuildRequest
-    key: str
-    spec: ObjectSpec | None = None
-    origin: str = "cache"
-    building: bool = False
-    solo: bool = False  # its batch failed: built alone, so that another policy's error is not its own
-    build_error: str = ""
-
-    @property
-    def ready(self) -> bool:
-        return self.spec is not None or bool(self.build_error)
+    job: ObjectJob
 
 
 class PolicyManager:
@@ -123,9 +113,8 @@ class PolicyManager:
         self._next_id = 1
         self.compiles = 0  # policies compiled so far: the agent gives the compiler's memory back after
         self.objects = objects or PolicyObjects(None)
-        self._jobs: dict[int, _Job] = {}  # policies loading, by id, in the order they came
+        self._loading: dict[int, _Loading] = {}  # by policy id, in the order they came
         self._batches: list[tuple[list[PolicyState], Future[list[PolicyState]]]] = []  # add_text_later's
-        self._running: list[tuple[Build, list[_Job]]] = []  # builds under way, each of a batch of jobs
 
     def load_paths(self, files: tuple[str, ...], directory: str | None) -> None:
         paths = [Path(f) for f in files]
@@ -159,22 +148,21 @@ class PolicyManager:
     @property
     def loading(self) -> int:
         """Policies not in yet (``progress`` brings them)."""
-        return len(self._jobs)
+        return len(self._loading)
 
     def progress(self) -> bool:
         """One step of the background loading, for the agent loop: builds started as cores are
         free and checked without waiting, then at most one policy loaded. True when another
         one could be loaded at once (the loop should not wait for events before calling again)."""
-        self._start_builds()
-        for running in list(self._running):
-            self._poll_build(*running)
-        job = next((j for j in self._jobs.values() if j.ready), None)
-        if job is None:
+        self.objects.start([loading.job for loading in self._loading.values()])
+        self.objects.poll()
+        loading = next((one for one in self._loading.values() if one.job.done), None)
+        if loading is None:
             return False
-        del self._jobs[job.state.id]
-        self._finish(job)
+        del self._loading[loading.state.id]
+        self._load_sensor(loading.state, loading.sensor, loading.started, loading.job.spec, loading.job.origin)
         self._settle_batches()
-        return any(j.ready for j in self._jobs.values())
+        return any(one.job.done for one in self._loading.values())
 
     def counts(self) -> dict[str, int]:
         """How many policies are in each state, and how many of those loaded came from the cache."""
@@ -375,8 +363,7 @@ class PolicyManager:
             if request is None:
                 self._load_sensor(state, sensor, started, None, "compiled")
                 return
-            key = self.objects.key(request)
-            job = _Job(state, sensor, started, request, key, self.objects.get(key))
+            job = self.objects.job(policy.name, request)
         except TetraError as err:
             self._error(state, err)
             return
@@ -385,69 +372,11 @@ class PolicyManager:
             return
         if background:
             state.state, state.error = "loading", ""
-            self._jobs[state.id] = job
+            self._loading[state.id] = _Loading(state, sensor, started, job)
             return
-        if not job.ready:
-            job.origin = "built"
-            try:
-                (job.spec,) = self.objects.build([request]).wait()
-            except TetraError as err:
-                job.build_error = str(err)
-            self._stored(job)
-        self._finish(job)
-
-    def _start_builds(self) -> None:
-        """Builds for the jobs that wait for one, while cores are free: jobs that can share a module
-        (same head and flags) in batches, spread over the free cores."""
-        free = self.objects.workers - len(self._running)
-        waiting = [job for job in self._jobs.values() if not job.ready and not job.building]
-        if free <= 0 or not waiting:
-            return
-        size = -(-len(waiting) // free)
-        groups: dict[object, list[_Job]] = {}
-        for job in waiting:
-            groups.setdefault(id(job) if job.solo else job.request.batch_key, []).append(job)
-        batches = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
-        for batch in batches[:free]:
-            for job in batch:
-                job.building, job.origin = True, "built"
-            self._running.append((self.objects.build([job.request for job in batch]), batch))
-
-    def _poll_build(self, build: Build, batch: list[_Job]) -> None:
-        try:
-            specs = build.poll()
-        except TetraError as err:
-            self._running = [r for r in self._running if r[0] is not build]
-            for job in batch:
-                job.building = False
-                if len(batch) > 1:
-                    job.solo = True
-                else:
-                    job.build_error = str(err)
-                    self._stored(job)
-            if len(batch) > 1:
-                log.info("%d policies compiled together failed (%s); building them one by one", len(batch),
-                         str(err).splitlines()[-1] if str(err) else "")
-            return
-        if specs is None:
-            return
-        self._running = [r for r in self._running if r[0] is not build]
-        for job, spec in zip(batch, specs):
-            job.building, job.spec = False, spec
-            self._stored(job)
-
-    def _stored(self, job: _Job) -> None:
-        """A build is over: its object into the cache, or the reason it failed into the log."""
-        if job.spec is not None:
-            self.objects.put(job.key, job.spec)
-        else:
-            log.warning("policy %s: its object could not be built (%s); compiling it in the agent",
-                        job.state.name, job.build_error.splitlines()[-1] if job.build_error else "")
-            job.origin = "compiled"
-
-    def _finish(self, job: _Job) -> None:
-        """Load a job's policy from its object (or with bcc, when its build failed)."""
-        self._load_sensor(job.state, job.sensor, job.started, job.spec, job.origin)
+        if not job.done:
+            self.objects.build_now(job)
+        self._load_sensor(state, sensor, started, job.spec, job.origin)
 
     def _load_sensor(self, state: PolicyState, sensor: PolicySensor, started: float, spec: ObjectSpec | None,
                      origin: str) -> None:
@@ -491,11 +420,8 @@ class PolicyManager:
     def _unload(self, state: PolicyState) -> None:
         """Detach the sensor (or stop its loading); events of the policy still in the ring buffer are
         counted as policy_unknown."""
-        if self._jobs.pop(state.id, None) is not None:
-            for build, batch in list(self._running):
-                if not any(job.state.id in self._jobs for job in batch):  # nobody waits for it any more
-                    build.cancel()
-                    self._running = [r for r in self._running if r[0] is not build]
+        if self._loading.pop(state.id, None) is not None:  # its build goes on only if another policy waits for it
+            self.objects.cancel({id(loading.job) for loading in self._loading.values()})
         if state.sensor is not None:
             state.sensor.close()
             state.sensor = None

@@ -71,7 +71,8 @@ class ProcessSensor:
         """Descriptors of the SHARED_TABLES, for policies loaded from compiled objects."""
         from bcc.libbcc import lib
 
-        fds = {name: lib.bpf_table_fd(self.bpf.module, name.encode()) for name in SHARED_TABLES}  # type: ignore[attr-defined]
+        module = self.bpf.module  # type: ignore[attr-defined]
+        fds = {name: lib.bpf_table_fd(module, name.encode()) for name in SHARED_TABLES}
         return {name: fd for name, fd in fds.items() if fd >= 0}
 
     def remember_binaries(self, records: Iterable[ExecRecord]) -> None:
