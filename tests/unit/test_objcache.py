@@ -7,6 +7,7 @@ one by one, with files made as an attacker would leave them.
 
 import os
 import struct
+import time
 from pathlib import Path
 
 import orjson
@@ -15,7 +16,7 @@ import pytest
 from tetra.errors import SensorError
 from tetra.sensors.bpfobj import LD_IMM64, MapSpec, ObjectSpec, ProgramSpec, Sentinels
 from tetra.sensors.build import BuildRequest, batch_text, split_object
-from tetra.sensors.objcache import CacheUnusable, ObjectCache, cache_key
+from tetra.sensors.objcache import MAX_AGE_S, CacheUnusable, ObjectCache, cache_key
 
 SENTINEL = 0x7E7A1D05
 
@@ -146,3 +147,16 @@ def test_a_batch_object_is_split_back_by_policy() -> None:
     stray = ObjectSpec("GPL", 0, spec().maps, {"tetra_hook_0__b0": program, "helper": program})
     with pytest.raises(SensorError, match="helper of a batch belongs to no policy"):
         split_object(stray, 2)
+
+
+def test_entries_unused_for_long_are_pruned_and_used_ones_renewed(tmp_path: Path) -> None:
+    cache = ObjectCache(str(tmp_path))
+    cache.put("old", spec())
+    cache.put("used", spec())
+    (tmp_path / ".tmp-crashed").write_text("")
+    month_ago = time.time() - MAX_AGE_S - 60
+    for name in ("old.json", "used.json", ".tmp-crashed"):
+        os.utime(tmp_path / name, (month_ago, month_ago))
+    assert cache.get("used") == spec()  # renewed by the use
+    ObjectCache(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["used.json"]

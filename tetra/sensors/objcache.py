@@ -8,7 +8,9 @@ these files, so nobody but root may be able to change them: the directory is
 root's and 0700, each file root's and writable by no one else, both checked
 before every read; an entry that fails a check (owner, mode, a damaged or
 altered content: the file carries a digest of what it holds) is rejected with
-a log line, removed, and rebuilt.
+a log line, removed, and rebuilt. Entries unused for ``MAX_AGE_S`` (a kernel
+or tetra upgrade leaves the old ones behind) are removed when the agent starts;
+every use renews an entry's time.
 """
 
 import hashlib
@@ -16,6 +18,7 @@ import logging
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import orjson
@@ -25,6 +28,7 @@ from tetra.sensors.bpfobj import ObjectSpec
 log = logging.getLogger(__name__)
 DEFAULT_DIR = "/var/cache/tetra"
 FORMAT = 1
+MAX_AGE_S = 30 * 86400
 BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 
 
@@ -75,6 +79,17 @@ class ObjectCache:
             raise CacheUnusable(f"{self.directory} is writable by others (mode {stat.S_IMODE(st.st_mode):o})")
         if st.st_mode & 0o077:
             os.chmod(self.directory, 0o700)
+        self._prune()
+
+    def _prune(self) -> None:
+        """Remove entries unused for MAX_AGE_S, and temporary files a crashed write left."""
+        now = time.time()
+        for path in self.directory.iterdir():
+            try:
+                if now - path.lstat().st_mtime > (MAX_AGE_S if path.suffix == ".json" else 3600):
+                    path.unlink()
+            except OSError:
+                continue
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.json"
@@ -99,6 +114,7 @@ class ObjectCache:
             with os.fdopen(fd, "rb") as f:
                 fd = -1
                 data = f.read()
+                os.utime(f.fileno())  # used: kept another MAX_AGE_S
         finally:
             if fd >= 0:
                 os.close(fd)
