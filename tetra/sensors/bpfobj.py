@@ -19,6 +19,7 @@ are compiled as sentinels and written into the instructions at load
 import base64
 import ctypes
 import ctypes.util
+import functools
 import json
 import os
 import struct
@@ -31,9 +32,8 @@ from tetra.errors import SensorError
 INSN_SIZE = 8
 LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW: two instructions, a 64-bit immediate
 PSEUDO_MAP_FD = 1
-MAP_TYPE_PERCPU_HASH, MAP_TYPE_PERCPU_ARRAY, MAP_TYPE_STACK_TRACE = 5, 6, 7
-MAP_TYPE_LRU_PERCPU_HASH, MAP_TYPE_RINGBUF = 10, 27
-PERCPU_TYPES = frozenset({MAP_TYPE_PERCPU_HASH, MAP_TYPE_PERCPU_ARRAY, MAP_TYPE_LRU_PERCPU_HASH})
+# Per-CPU hash, array and LRU hash: a value per possible CPU, each 8-byte aligned.
+PERCPU_TYPES = frozenset({5, 6, 10})
 BPF_MAP_CREATE, BPF_PROG_LOAD = 0, 5
 SYS_BPF = 321  # x86_64
 LOG_SIZE = 4 * 1024 * 1024
@@ -241,11 +241,11 @@ def create_map(spec: MapSpec) -> int:
         raise SensorError(f"cannot create map {spec.name}: {err.strerror}") from err
 
 
-def load_program(name: str, insns: bytes, prog_type: int, license: str, kern_version: int,
+def load_program(name: str, insns: bytes, prog_type: int, prog_license: str, kern_version: int,
                  attach_type: int = 0) -> int:
     """The program's descriptor; a refusal carries the verifier's log, as bcc's would."""
     buf = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(license.encode())
+    lic = ctypes.create_string_buffer(prog_license.encode())
     attr = _ProgLoad(prog_type=prog_type, insn_cnt=len(insns) // INSN_SIZE, insns=ctypes.addressof(buf),
                      license=ctypes.addressof(lic), kern_version=kern_version, prog_name=_obj_name(name),
                      expected_attach_type=max(attach_type, 0))
@@ -335,15 +335,11 @@ def _round8(size: int) -> int:
     return (size + 7) // 8 * 8
 
 
-_cpus: list[int] = []
-
-
+@functools.cache
 def _possible_cpus() -> int:
-    if not _cpus:
-        from bcc.utils import get_possible_cpus
+    from bcc.utils import get_possible_cpus
 
-        _cpus.append(len(get_possible_cpus()))
-    return _cpus[0]
+    return len(get_possible_cpus())
 
 
 @dataclass
@@ -394,9 +390,6 @@ class LoadedObject:
                 raise KeyError(name)
             self._tables[name] = MapTable(spec, self._maps[name])
         return self._tables[name]
-
-    def cleanup(self) -> None:
-        self.close()
 
     def close(self) -> None:
         for fd in [*self._progs, *self._maps.values()]:
