@@ -37,7 +37,8 @@ DRIVERS = HERE / "drivers"
 RESULTS = HERE / "results"
 TETRA = Path(sys.executable).with_name("tetra")
 
-TETRA_READY_MARK = "tetra: INFO: ready in"
+# Printed once the start-up policies are in (after "ready in", which is process events only).
+TETRA_READY_MARK = "tetra: INFO: policies settled in"
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 120.0

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DRIVERS, TETRA, Daemon, compile_driver, host_info, run_driver,  # noqa: E402
+from common import (DRIVERS, TETRA, TETRA_READY_MARK, Daemon, compile_driver, host_info, run_driver,  # noqa: E402
                     status_kib, utc_now, write_results)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "soak-latest.json"
@@ -44,7 +44,7 @@ def soak(duration: float, every: float, workdir: Path) -> dict[str, Any]:
     address = f"unix://{workdir}/api/tetra.sock"
     agent = Daemon([str(TETRA), "agent", "-o", "none", "--export-filename", str(workdir / "events.log"),
                     "--export-file-max-size-mb", "64", "--export-file-max-backups", "1",
-                    "--server-address", address], workdir / "agent.log", "ready in")
+                    "--server-address", address], workdir / "agent.log", TETRA_READY_MARK)
     ready_s = agent.start()
     samples: list[dict[str, Any]] = []
     try:

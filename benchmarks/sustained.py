@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DRIVERS, TETRA, Daemon, compile_driver, cpu_seconds, host_info, run_driver,  # noqa: E402
-                    utc_now, write_results)
+from common import (DRIVERS, TETRA, TETRA_READY_MARK, Daemon, compile_driver, cpu_seconds, host_info,  # noqa: E402
+                    run_driver, utc_now, write_results)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "sustained-latest.json"
@@ -36,7 +36,7 @@ def one_rate(rate: int, seconds: int, driver: Path, workdir: Path) -> dict[str, 
     agent = Daemon([str(TETRA), "agent", "-o", "none", "--tracing-policy", str(FIREHOSE),
                     "--export-filename", str(workdir / f"events-{rate}.log"), "--export-file-max-size-mb", "256",
                     "--export-file-max-backups", "1", "--server-address", f"unix://{workdir}/api-{rate}/tetra.sock"],
-                   workdir / f"agent-{rate}.log", "ready in")
+                   workdir / f"agent-{rate}.log", TETRA_READY_MARK)
     agent.start()
     try:
         cpu_before = cpu_seconds(agent.pid)

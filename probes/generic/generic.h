@@ -192,7 +192,11 @@ static __always_inline struct tetra_gen_scratch *tetra_gen_begin(__u32 hook_id)
     /* no time yet: reading the clock costs as much as the rest of this, and
      * most calls match no selector; tetra_gen_emit stamps what it posts */
     tetra_fill_header_at(&ev->h, TETRA_OP_GENERIC, pid_tgid, 0);
-    ev->policy_id = TETRA_POLICY_ID;
+    __u32 policy_id = TETRA_POLICY_ID;
+    /* an immediate of its own, never merged with hook_id's into one 64-bit store: compiled
+     * objects get the id written into that immediate at load (tetra/sensors/bpfobj.py) */
+    asm volatile("" : "+r"(policy_id));
+    ev->policy_id = policy_id;
     ev->hook_id = hook_id;
     ev->action = TETRA_ACTION_POST;
     ev->kernel_stack_id = -1;

@@ -51,7 +51,7 @@ class RunningAgent:
         for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip("\n")
             self.stderr_lines.append(line)
-            if "ready in" in line:
+            if "policies settled in" in line:  # after "ready in": the start-up policies are in too
                 self._ready.set()
         self._ready.set()
 

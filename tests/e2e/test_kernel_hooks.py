@@ -80,13 +80,23 @@ def _policy(name: str, spec: str) -> str:
 
 
 def _load(session: Session, text: str, support: KernelSupport, policy_id: int,
-          agent_tgid: int = 0) -> Iterator[Loaded]:
-    """``agent_tgid``: the process the policy is to treat as the agent (none by default)."""
+          agent_tgid: int = 0, from_object: bool = False) -> Iterator[Loaded]:
+    """``agent_tgid``: the process the policy is to treat as the agent (none by default).
+    ``from_object``: built beside this process and loaded without clang, as the agent does with its
+    object cache (kprobe and kretprobe programs through bpf() directly); else compiled by bcc here."""
+    from tetra.sensors.build import Build
     from tetra.sensors.policy import PolicySensor
+    from tetra.sensors.process import SHARED_TABLES
 
     compiled = compile_policy(load_policies_text(text, "hooks.yaml")[0], policy_id, support, session.btf)
     policy = PolicySensor(compiled, {**session.offsets, "TETRA_RINGBUF_PAGES": 2048, "TETRA_AGENT_TGID": agent_tgid})
-    policy.load()
+    request = policy.build_request(SHARED_TABLES) if from_object else None
+    if request is not None:
+        (spec,) = Build([request]).wait()
+        policy.load(obj=spec, shared=session.process.shared_maps())
+        assert policy.from_object
+    else:
+        policy.load()
     try:
         yield Loaded(session, compiled, policy)
     finally:
@@ -149,7 +159,7 @@ def kprobes(workdir: Path, listener: socket.socket, session: Session) -> Iterato
               operator: "Equal"
               values: ["{workdir}/data"]
         """)
-    yield from _load(session, text, KernelSupport.detect(), 1)
+    yield from _load(session, text, KernelSupport.detect(), 1, from_object=True)
 
 
 @pytest.mark.kprobe

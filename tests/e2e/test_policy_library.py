@@ -145,7 +145,7 @@ def test_library_is_complete_and_documented() -> None:
 def test_every_policy_loaded_on_tracepoints(agent: RunningAgent) -> None:
     loaded = {}
     for line in agent.stderr_lines:
-        found = re.search(r"policy (\S+) loaded: (.*)$", line)
+        found = re.search(r"policy (\S+) loaded in [\d.]+s \([^)]*\): (.*)$", line)
         if found:
             loaded[found[1]] = found[2]
     assert set(loaded) == {p.stem for p in POLICY_FILES}, "\n".join(agent.stderr_lines[-40:])

@@ -8,8 +8,14 @@ disable and set-mode.
 
 A policy's states::
 
-    add ──> loaded ──disable──> disabled ──enable──> loaded
-        └─> error (kept with its reason; enable retries)      delete: from any state
+    add ──> [loading] ──> loaded ──disable──> disabled ──enable──> loaded
+                      └─> error (kept with its reason; enable retries)      delete: from any state
+
+Policies of the start-up flags and the API's add are ``loading`` until the
+agent loop has them in (``progress``): from the object cache in milliseconds
+each, or once their object is built beside the agent
+(tetra/agent/policy_objects.py); the loop keeps draining events and answering
+calls meanwhile. Kubernetes objects and ``enable`` load at once.
 
 Disabling closes the sensor (its programs leave the kernel) but keeps the
 policy, its id and its mode; enabling compiles and loads it again. The mode
@@ -20,12 +26,15 @@ API and the Kubernetes watchers hand their calls over through tetra.agent.comman
 """
 
 import logging
+import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tetra.agent.policy_events import LoadedPolicy, PolicyEvents
+from tetra.agent.policy_objects import ObjectJob, PolicyObjects
 from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.plan import kernel_symbols
 from tetra.compiler.program import compile_policy
@@ -36,7 +45,9 @@ from tetra.policy.errors import PolicyErrors, PolicyIssue, shortened
 from tetra.policy.limits import MAX_POLICIES
 from tetra.policy.loader import load_policies_report, load_policies_text_report
 from tetra.policy.model import TracingPolicy
+from tetra.sensors.bpfobj import ObjectSpec
 from tetra.sensors.policy import HookCounts, PolicySensor
+from tetra.sensors.process import SHARED_TABLES
 
 log = logging.getLogger(__name__)
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
@@ -69,7 +80,7 @@ class PolicyState:
 
     name: str
     source: str
-    state: str  # loaded | disabled | error
+    state: str  # loading | loaded | disabled | error
     mode: str = "enforce"
     error: str = ""
     hooks: list[dict[str, Any]] = field(default_factory=list)
@@ -78,13 +89,25 @@ class PolicyState:
     namespace: str = ""
     policy: TracingPolicy | None = None  # None when the file itself did not load
     scope_cgroups: int | None = None  # pod-scoped policies: how many cgroups they apply to now
+    load_seconds: float | None = None  # from the request to attached (building included)
+    origin: str = ""  # cache | built | compiled (by bcc in the agent)
+
+
+@dataclass(eq=False)
+class _Loading:
+    """A policy on its way in: compiled to C, its object (``job``) found, built or to build."""
+
+    state: PolicyState
+    sensor: PolicySensor
+    started: float
+    job: ObjectJob
 
 
 class PolicyManager:
     def __init__(self, events: PolicyEvents, btf: Btf, defines: Mapping[str, int | str | None],
-                 scope: PolicyScope | None = None) -> None:
+                 scope: PolicyScope | None = None, objects: PolicyObjects | None = None) -> None:
         """``scope``: the pods' cgroups for namespaced and pod-selected policies (None: no Kubernetes API,
-        so such policies apply to nothing)."""
+        so such policies apply to nothing); ``objects``: compiled objects (None: bcc compiles each load)."""
         self.events = events
         self.scope = scope
         self.btf = btf
@@ -94,7 +117,9 @@ class PolicyManager:
         self.states: dict[int, PolicyState] = {}
         self._next_id = 1
         self.compiles = 0  # policies compiled so far: the agent gives the compiler's memory back after
-
+        self.objects = objects or PolicyObjects(None)
+        self._loading: dict[int, _Loading] = {}  # by policy id, in the order they came
+        self._batches: list[tuple[list[PolicyState], Future[list[PolicyState]]]] = []  # add_text_later's
 
     def load_paths(self, files: tuple[str, ...], directory: str | None) -> None:
         paths = [Path(f) for f in files]
@@ -105,24 +130,52 @@ class PolicyManager:
             else:
                 paths += sorted(p for p in root.iterdir() if p.suffix in POLICY_SUFFIXES)
         for path in paths:
-            self.load_file(path)
+            self.load_file(path, background=True)
 
-    def load_file(self, path: Path) -> list[PolicyState]:
+    def load_file(self, path: Path, background: bool = False) -> list[PolicyState]:
+        """``background``: the policies stay ``loading`` until ``progress`` has them in."""
         try:
             policies, warnings = load_policies_report(path)
         except PolicyErrors as err:
             log.error("policy file %s rejected:\n%s", path, err)
             return [self._failed(str(path), str(path), str(err))]
         _log_warnings(warnings)
-        return [self.add(policy, str(path)) for policy in policies]
+        return [self.add(policy, str(path), background) for policy in policies]
 
-    def add(self, policy: TracingPolicy, source: str) -> PolicyState:
+    def add(self, policy: TracingPolicy, source: str, background: bool = False) -> PolicyState:
         """Register and load ``policy``; a failure is kept as an ``error`` state with its reason."""
         state = PolicyState(policy.name, source, "error", policy.policy_mode, id=self._new_id(),
                             namespace=policy.namespace or "", policy=policy)
         self.states[state.id] = state
-        self._load(state)
+        self._load(state, background)
         return state
+
+    @property
+    def loading(self) -> int:
+        """Policies not in yet (``progress`` brings them)."""
+        return len(self._loading)
+
+    def progress(self) -> bool:
+        """One step of the background loading, for the agent loop: builds started as cores are
+        free and checked without waiting, then at most one policy loaded. True when another
+        one could be loaded at once (the loop should not wait for events before calling again)."""
+        self.objects.start([loading.job for loading in self._loading.values()])
+        self.objects.poll()
+        loading = next((one for one in self._loading.values() if one.job.done), None)
+        if loading is None:
+            return False
+        del self._loading[loading.state.id]
+        self._load_sensor(loading.state, loading.sensor, loading.started, loading.job.spec, loading.job.origin)
+        self._settle_batches()
+        return any(one.job.done for one in self._loading.values())
+
+    def counts(self) -> dict[str, int]:
+        """How many policies are in each state, and how many of those loaded came from the cache."""
+        out: dict[str, int] = {"loaded": 0, "loading": 0, "error": 0, "disabled": 0, "cache": 0}
+        for state in self.states.values():
+            out[state.state] = out.get(state.state, 0) + 1
+            out["cache"] += state.state == "loaded" and state.origin == "cache"
+        return out
 
     def add_text(self, text: str, source: str = "api") -> list[PolicyState]:
         """``add_policies`` of the policies of ``text``, validated on this thread (raises PolicyErrors)."""
@@ -131,13 +184,42 @@ class PolicyManager:
 
     def add_policies(self, policies: list[TracingPolicy], warnings: list[PolicyIssue],
                      source: str) -> list[PolicyState]:
-        """The API's add, of policies validated already: every one loads, or none stays.
+        """An add of policies validated already: every one loads, or none stays.
 
-        The API validates a request on its own thread, so that a costly document never holds up
-        the agent loop; only compiling and loading happen here. Raises PolicyExists (a name
-        already registered), TooManyPolicies (``MAX_POLICIES``) or PolicyLoadFailed (the kernel
-        refused one).
+        Raises PolicyExists (a name already registered), TooManyPolicies (``MAX_POLICIES``)
+        or PolicyLoadFailed (the kernel refused one).
         """
+        states = [self.add(policy, source) for policy in self._admit(policies, warnings)]
+        self._all_or_none(states)
+        return states
+
+    def add_policies_later(self, policies: list[TracingPolicy], warnings: list[PolicyIssue],
+                           source: str) -> "Future[list[PolicyState]]":
+        """The API's add: ``add_policies`` without waiting for them to load. The API validates a
+        request on its own thread, so that a costly document never holds up the agent loop; what
+        stops the add at once (a name taken, too many policies) is raised here; the loading goes on
+        in the agent loop (``progress``), which keeps serving events and calls meanwhile, and
+        completes the future with the states (or PolicyLoadFailed)."""
+        states = [self.add(policy, source, background=True) for policy in self._admit(policies, warnings)]
+        batch: Future[list[PolicyState]] = Future()
+        batch.set_running_or_notify_cancel()
+        self._batches.append((states, batch))
+        self._settle_batches()
+        return batch
+
+    def withdraw(self, batch: "Future[list[PolicyState]]") -> None:
+        """An ``add_policies_later`` whose caller stopped waiting: its policies go, loaded or not."""
+        for states, future in list(self._batches):
+            if future is batch:
+                self._batches.remove((states, future))
+                self._remove_all(states)
+                future.set_exception(PolicyLoadFailed("withdrawn: not loaded in time"))
+        if batch.done() and not batch.exception():
+            self._remove_all(batch.result())
+
+    def _admit(self, policies: list[TracingPolicy], warnings: list[PolicyIssue]) -> list[TracingPolicy]:
+        """``policies`` if none of their names is taken and there is room for them all
+        (PolicyExists, TooManyPolicies)."""
         _log_warnings(warnings)
         for policy in policies:
             if self._find(policy.name, policy.namespace or "") is not None:
@@ -147,17 +229,34 @@ class PolicyManager:
             adding = "one more" if len(policies) == 1 else f"{len(policies)} more"
             raise TooManyPolicies(f"{len(self.states)} policies are registered and at most {MAX_POLICIES} may be "
                                   f"at once: delete some before adding {adding}")
-        states = [self.add(policy, source) for policy in policies]
+        return policies
+
+    def _all_or_none(self, states: list[PolicyState]) -> None:
+        """One failed: all of them are removed, and PolicyLoadFailed says why."""
         failed = [s for s in states if s.state == "error"]
         if failed:
-            self.withdraw(states)
+            self._remove_all(states)
             raise PolicyLoadFailed("; ".join(f"policy {s.name} not loaded: {s.error}" for s in failed))
-        return states
 
-    def withdraw(self, states: list[PolicyState]) -> None:
-        """Unload and forget ``states`` (an add that cannot stand as a whole)."""
+    def _settle_batches(self) -> None:
+        """Complete the futures of ``add_policies_later`` whose policies are all in (or failed, or gone)."""
+        for batch in list(self._batches):
+            states, future = batch
+            if any(s.state == "loading" and s.id in self.states for s in states):
+                continue
+            self._batches.remove(batch)
+            try:
+                self._all_or_none([s for s in states if s.id in self.states])
+            except PolicyLoadFailed as err:
+                future.set_exception(err)
+            else:
+                future.set_result(states)
+
+    def _remove_all(self, states: list[PolicyState]) -> None:
+        """Unload and forget ``states`` still registered (an add that cannot stand as a whole)."""
         for state in states:
-            self._remove(state)
+            if state.id in self.states:
+                self._remove(state)
 
     def delete(self, name: str, namespace: str = "") -> None:
         state = self.get(name, namespace)
@@ -176,8 +275,9 @@ class PolicyManager:
     def enable(self, name: str, namespace: str = "") -> PolicyState:
         """Load a disabled policy (or retry one in error) again, in its current mode."""
         state = self.get(name, namespace)
-        if state.state == "loaded":
-            raise PolicyConflict(f"policy {_label(name, namespace)} is enabled already")
+        if state.state in ("loaded", "loading"):
+            already = "enabled already" if state.state == "loaded" else "loading"
+            raise PolicyConflict(f"policy {_label(name, namespace)} is {already}")
         if state.policy is None:
             raise PolicyConflict(f"policy {_label(name, namespace)} never loaded: {state.error}")
         self._load(state)
@@ -230,6 +330,8 @@ class PolicyManager:
                 entry["error"] = state.error
             if state.scope_cgroups is not None:
                 entry["scope_cgroups"] = state.scope_cgroups
+            if state.load_seconds is not None:
+                entry["load_seconds"], entry["origin"] = round(state.load_seconds, 3), state.origin
             counts = self._hook_counts(state)
             if counts is not None:
                 entry["hooks"] = [dict(h, seen=counts[i].seen, posted=counts[i].posted)
@@ -254,6 +356,9 @@ class PolicyManager:
     def close(self) -> None:
         for state in self.states.values():
             self._unload(state)
+        for _, future in self._batches:
+            future.set_exception(PolicyLoadFailed("the agent stopped before the policy was loaded"))
+        self._batches.clear()
 
     # -- internals --------------------------------------------------------------------
 
@@ -265,24 +370,51 @@ class PolicyManager:
     def _find(self, name: str, namespace: str) -> PolicyState | None:
         return next((s for s in self.states.values() if s.name == name and s.namespace == namespace), None)
 
-    def _load(self, state: PolicyState) -> None:
-        """Compile, load and attach ``state.policy`` under its id and mode; errors are kept in the state."""
+    def _load(self, state: PolicyState, background: bool = False) -> None:
+        """Compile, load and attach ``state.policy`` under its id and mode; errors are kept in the state.
+        ``background``: what is not in the cache is built by ``progress``, the state ``loading`` until then."""
         policy = state.policy
         assert policy is not None
+        started = time.monotonic()
         try:
             compiled = compile_policy(policy, state.id, self.support, self.btf, self.symbols)
             sensor = PolicySensor(compiled, self.defines)
-            self.compiles += 1
-            sensor.load(monitoring=state.mode == "monitor")
+            request = sensor.build_request(SHARED_TABLES) if self.objects.usable else None
+            if request is None:
+                self._load_sensor(state, sensor, started, None, "compiled")
+                return
+            job = self.objects.job(policy.name, request)
+        except TetraError as err:
+            self._error(state, err)
+            return
+        except Exception as err:
+            self._internal_error(state, err)
+            return
+        if background:
+            state.state, state.error = "loading", ""
+            self._loading[state.id] = _Loading(state, sensor, started, job)
+            return
+        if not job.done:
+            self.objects.build_now(job)
+        self._load_sensor(state, sensor, started, job.spec, job.origin)
+
+    def _load_sensor(self, state: PolicyState, sensor: PolicySensor, started: float, spec: ObjectSpec | None,
+                     origin: str) -> None:
+        policy = state.policy
+        assert policy is not None
+        try:
+            if spec is None:
+                self.compiles += 1
+            sensor.load(monitoring=state.mode == "monitor", obj=spec, shared=self.objects.shared)
         except TetraError as err:  # PolicyErrors, SensorError, BtfError: all reported the same way
-            log.error("policy %s (%s) not loaded:\n%s", policy.name, state.source, err)
-            state.state, state.error = "error", str(err)
+            self._error(state, err)
             return
-        except Exception as err:  # a bug of ours must not take the other policies down
-            log.exception("policy %s (%s) not loaded: internal error", policy.name, state.source)
-            state.state, state.error = "error", f"internal error: {err!r}"
+        except Exception as err:
+            self._internal_error(state, err)
             return
+        compiled = sensor.compiled
         state.sensor, state.state, state.error = sensor, "loaded", ""
+        state.load_seconds, state.origin = time.monotonic() - started, origin
         if policy.scoped:  # attached with an empty scope: nothing is seen until the cgroups are in
             state.scope_cgroups = 0
             if self.scope is None:
@@ -292,11 +424,24 @@ class PolicyManager:
         self.events.add(state.id, LoadedPolicy(compiled, sensor.stack_symbols))
         state.hooks = [{"hook": h.function_name, "mechanism": h.mechanism.value, "attach": h.attach,
                         "return": h.return_attach is not None} for h in compiled.hooks]
-        log.info("policy %s loaded: %s", policy.name,
-                 ", ".join(f"{h['hook']} ({h['mechanism']})" for h in state.hooks) or "no hooks")
+        log.info("policy %s loaded in %.2fs (%s): %s", policy.name, state.load_seconds,
+                 _ORIGINS[origin], ", ".join(f"{h['hook']} ({h['mechanism']})" for h in state.hooks) or "no hooks")
+
+    def _error(self, state: PolicyState, err: TetraError) -> None:
+        """PolicyErrors, SensorError, BtfError: all reported the same way."""
+        log.error("policy %s (%s) not loaded:\n%s", state.name, state.source, err)
+        state.state, state.error = "error", str(err)
+
+    def _internal_error(self, state: PolicyState, err: Exception) -> None:
+        """A bug of ours must not take the other policies down."""
+        log.exception("policy %s (%s) not loaded: internal error", state.name, state.source)
+        state.state, state.error = "error", f"internal error: {err!r}"
 
     def _unload(self, state: PolicyState) -> None:
-        """Detach the sensor; events of the policy still in the ring buffer are counted as policy_unknown."""
+        """Detach the sensor (or stop its loading); events of the policy still in the ring buffer are
+        counted as policy_unknown."""
+        if self._loading.pop(state.id, None) is not None:  # its build goes on only if another policy waits for it
+            self.objects.cancel({id(loading.job) for loading in self._loading.values()})
         if state.sensor is not None:
             state.sensor.close()
             state.sensor = None
@@ -306,11 +451,15 @@ class PolicyManager:
     def _remove(self, state: PolicyState) -> None:
         self._unload(state)
         self.states.pop(state.id, None)
+        self._settle_batches()  # an add waiting for this one (deleted while loading) is answered
 
     def _failed(self, name: str, source: str, error: str) -> PolicyState:
         state = PolicyState(name, source, "error", error=error, id=self._new_id())
         self.states[state.id] = state
         return state
+
+
+_ORIGINS = {"cache": "from the cache", "built": "built, now cached", "compiled": "compiled in the agent"}
 
 
 def _log_warnings(warnings: list[PolicyIssue]) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tetra.agent.config import AgentConfig
 from tetra.agent.pipeline import Pipeline
 from tetra.agent.policies import PolicyManager
+from tetra.agent.policy_objects import PolicyObjects
 from tetra.agent.memory import release_compiler_memory
 from tetra.agent.sinks import ChainSink, CompactSink, JsonSink, Sink, StreamWriter
 from tetra.export.metrics import SnapshotCollector, serve
@@ -142,11 +143,13 @@ class Agent:
         scope = PolicyScope(self.cgroup2_root, self.pods) if self.pods is not None and self.cgroup2_root else None
         self.policies = PolicyManager(self.pipeline.policies, self.btf,
                                       {**self.offsets, "TETRA_RINGBUF_PAGES": config.ringbuf_pages,
-                                       "TETRA_AGENT_TGID": os.getpid()}, scope)
+                                       "TETRA_AGENT_TGID": os.getpid()}, scope,
+                                      PolicyObjects.open(config.policy_cache_dir))
         self.k8s_policies = self._k8s_policies(config, node)
         self._lost_reported = 0
         self._released_after = -1  # PolicyManager.compiles when the compiler's memory was last given back
         self.observer: RingBufferObserver | None = None
+        self._settled = False  # the start-up policies all loaded (or failed), and said so
 
     def _pod_watcher(self, config: AgentConfig, node: str) -> Any:
         """Kubernetes pod metadata for events (--enable-k8s-api): a watcher thread and the
@@ -177,6 +180,7 @@ class Agent:
         if self.pods is not None:
             self.pods.start()  # returns at once; lists and watches in its own thread
         bpf = self.sensor.load()
+        self.policies.objects.shared = self.sensor.shared_maps()
         try:
             handle_raw, handle = self.pipeline.handle_raw, self.pipeline.handle
             if self.recorder is not None:
@@ -200,11 +204,12 @@ class Agent:
             if self.pods is not None and self.pods.source and not self.pods.wait_synced(POD_SYNC_WAIT_S):
                 log.warning("pod metadata: the pods of this node are not listed yet (is the API reachable?); "
                             "events carry no pod fields until they are")
-            log.info("ready in %.1fs: %d processes from /proc; hooks: %s", time.monotonic() - started,
-                     seeded, ", ".join(f"{h} ({m})" for h, m in self.sensor.mechanisms.items()))
+            log.info("ready in %.1fs: %d processes from /proc; hooks: %s; policies: %s",
+                     time.monotonic() - started, seeded,
+                     ", ".join(f"{h} ({m})" for h, m in self.sensor.mechanisms.items()), self._policy_counts())
             if on_ready:
                 on_ready()
-            self._loop(observer)
+            self._loop(observer, started)
             observer.drain()
             self.pipeline.close()  # the exporters write what they queued: the summary counts what they dropped
             return self.summary()
@@ -225,10 +230,16 @@ class Agent:
             if self.recorder is not None:
                 self.recorder.close()
 
-    def _loop(self, observer: RingBufferObserver) -> None:
+    def _policy_counts(self) -> str:
+        counts = self.policies.counts()
+        return (f"{counts['loaded']} loaded ({counts['cache']} from the cache), {counts['loading']} loading, "
+                f"{counts['error']} failed")
+
+    def _loop(self, observer: RingBufferObserver, started: float) -> None:
         next_tick = time.monotonic() + TICK_S
+        more = False
         while not self.stop.is_set():
-            observer.poll(POLL_MS)
+            observer.poll(0 if more else POLL_MS)
             if self.reopen.is_set():
                 self.reopen.clear()
                 self._reopen_exports("SIGHUP")
@@ -236,6 +247,10 @@ class Agent:
                 self.api.iteration()
             if self.k8s_policies is not None:
                 self.k8s_policies.run_pending()
+            more = self.policies.progress()  # after the API's calls: a policy it added from the cache is in at once
+            if not self._settled and not self.policies.loading:
+                self._settled = True
+                log.info("policies settled in %.1fs: %s", time.monotonic() - started, self._policy_counts())
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + TICK_S

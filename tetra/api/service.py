@@ -29,6 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import grpc
@@ -154,23 +155,27 @@ class TetraService:
         return pb.ListTracingPoliciesResponse(policies=self._policies(context, lambda p: p.summary()))
 
     def AddTracingPolicy(self, request: Any, context: Context) -> Any:
+        """Validated here, within the call's deadline (a costly document never holds up the agent
+        loop); the agent loop loads the policies between its polls (serving events and calls
+        meanwhile) and this call waits for them: past its deadline they are withdrawn, so an add
+        nobody hears about never stays."""
         deadline = time.monotonic() + _time_left(context)
         try:
             policies, warnings = load_policies_text_report(request.yaml, "api", deadline)
         except PolicyErrors as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, status_message(err))
-
-        def add(manager: PolicyManager) -> list[dict[str, Any]]:
-            states = manager.add_policies(policies, warnings, "api")
-            if _abandoned(context):  # an add nobody hears about must not stay
-                manager.withdraw(states)
-                log.warning("policies %s not added: their client stopped waiting (deadline passed or cancelled) "
-                            "while they loaded", ", ".join(state.name for state in states))
-                raise CommandTimeout("the call's deadline passed while its policies loaded: none was added")
-            added = {state.id for state in states}
-            return [entry for entry in manager.summary() if entry["id"] in added]
-
-        return pb.AddTracingPolicyResponse(policies=self._policies(context, add))
+        loading = self._on_agent(context, lambda: self.agent.policies.add_policies_later(policies, warnings, "api"))
+        try:
+            added = {state.id for state in self._answer(context, lambda: loading.result(_time_left(context)))}
+            if _abandoned(context):  # loaded, but nobody hears of it
+                raise FutureTimeout
+        except FutureTimeout:
+            self._on_agent(context, lambda: self.agent.policies.withdraw(loading))
+            log.warning("policies %s not added: their client stopped waiting (deadline passed or cancelled) "
+                        "while they loaded", ", ".join(policy.name for policy in policies))
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the policies did not load in time: withdrawn")
+        return pb.AddTracingPolicyResponse(policies=self._policies(
+            context, lambda p: [entry for entry in p.summary() if entry["id"] in added]))
 
     def DeleteTracingPolicy(self, request: Any, context: Context) -> Any:
         name, namespace = _policy_name(request, context)
@@ -218,8 +223,19 @@ class TetraService:
         ``change`` names what ``fn`` changes: when it is done after the client stopped waiting,
         the log says that it took effect all the same.
         """
+        result = self._answer(context, lambda: self.commands.call(fn, _time_left(context)))
+        if change is not None and _abandoned(context):
+            log.warning("%s done after its client stopped waiting (deadline passed or cancelled): it took effect",
+                        change)
+        return result
+
+    def _answer(self, context: Context, fn: Callable[[], T]) -> T:
+        """``fn()``'s result; its TetraError ends the call with the matching status, anything else
+        (a bug of ours) with INTERNAL. A future's TimeoutError is the caller's to handle."""
         try:
-            result = self.commands.call(fn, _time_left(context))
+            return fn()
+        except FutureTimeout:
+            raise
         except TetraError as err:
             code = status_code(err)
             if code == grpc.StatusCode.INTERNAL:
@@ -228,10 +244,6 @@ class TetraService:
         except Exception as err:  # a bug of ours: the client gets INTERNAL, the log the traceback
             log.exception("API call failed")
             context.abort(grpc.StatusCode.INTERNAL, status_message(f"internal error: {err!r}"))
-        if change is not None and _abandoned(context):
-            log.warning("%s done after its client stopped waiting (deadline passed or cancelled): it took effect",
-                        change)
-        return result
 
 
 def _time_left(context: Context) -> float:

@@ -25,7 +25,8 @@ Json = dict[str, Any]
 
 WINDOW = 10.0  # seconds of history behind a rate
 
-_STATES = {"loaded": "TP_STATE_ENABLED", "disabled": "TP_STATE_DISABLED", "error": "TP_STATE_LOAD_ERROR"}
+_STATES = {"loaded": "TP_STATE_ENABLED", "disabled": "TP_STATE_DISABLED", "error": "TP_STATE_LOAD_ERROR",
+           "loading": "TP_STATE_LOADING"}
 _MODES = {"enforce": "TP_MODE_ENFORCE", "monitor": "TP_MODE_MONITOR"}
 
 
@@ -65,6 +66,8 @@ def policy_status(entry: Json) -> Json:
             out[key] = entry[key]
     if "scope_cgroups" in entry:
         out["scope_cgroups"] = entry["scope_cgroups"]
+    if "load_seconds" in entry:
+        out["load_seconds"], out["origin"] = entry["load_seconds"], entry["origin"]
     return out
 
 

@@ -12,7 +12,6 @@ import orjson
 
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
 from tetra.agent.pidfile import PidFile
-from tetra.agent.runner import Agent
 from tetra.cli.options import export_filter_options, parse_duration
 from tetra.export.jsonfile import parse_perm
 from tetra.wire.constants import RINGBUF_PAGES
@@ -41,6 +40,9 @@ from tetra.wire.constants import RINGBUF_PAGES
 @click.option("--tracing-policy", "tracing_policies", multiple=True, metavar="FILE",
               help="Load a TracingPolicy file (repeatable).")
 @click.option("--tracing-policy-dir", metavar="DIR", help="Load every *.yaml policy in this directory.")
+@click.option("--policy-cache-dir", metavar="DIR", default="/var/cache/tetra", show_default=True,
+              help="Keep compiled policies here (root's, 0700) so later starts load them without compiling; "
+                   "'' to compile at every start.")
 @click.option("--server-address", "server_addresses", multiple=True, metavar="ADDRESS",
               default=(DEFAULT_SERVER_ADDRESS,), show_default=True,
               help="Serve the gRPC API (tetra getevents, status, tracingpolicy) at unix:///path or host:port; "
@@ -72,7 +74,8 @@ from tetra.wire.constants import RINGBUF_PAGES
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
           export_file_rotation_interval: str | None, export_file_compress: bool, export_file_perm: str,
           pid_file: str | None, process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
-          tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, server_addresses: tuple[str, ...],
+          tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, policy_cache_dir: str,
+          server_addresses: tuple[str, ...],
           server_tls_cert_file: str | None, server_tls_key_file: str | None, server_tls_client_ca_file: str | None,
           server_insecure_tcp: bool, export_allowlist: str, export_denylist: str, field_filters: str, redaction_filters: str,
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
@@ -105,6 +108,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         node_name=node_name,
         tracing_policies=tracing_policies,
         tracing_policy_dir=tracing_policy_dir,
+        policy_cache_dir=policy_cache_dir,
         server_addresses=server_addresses,
         server_tls_cert_file=server_tls_cert_file,
         server_tls_key_file=server_tls_key_file,
@@ -125,6 +129,8 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         enable_pod_annotations=enable_pod_annotations,
         record_ring=record_ring,
     )
+    from tetra.agent.runner import Agent  # here: every other command starts without the agent's modules
+
     runner = Agent(config)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:

@@ -20,7 +20,8 @@ from tetra.policy import load_policies_report
 
 LOAD_TIMEOUT = 60.0  # add and enable compile and load BPF programs: seconds per policy
 _STATES = {"TP_STATE_ENABLED": "enabled", "TP_STATE_DISABLED": "disabled", "TP_STATE_LOAD_ERROR": "error",
-           "TP_STATE_UNKNOWN": "unknown"}
+           "TP_STATE_LOADING": "loading", "TP_STATE_UNKNOWN": "unknown"}
+_ORIGINS = {"cache": "from the cache", "built": "built, now cached", "compiled": "compiled in the agent"}
 _MODES = {"TP_MODE_ENFORCE": "enforce", "TP_MODE_MONITOR": "monitor", "TP_MODE_UNKNOWN": "unknown"}
 
 
@@ -42,11 +43,13 @@ def _as_dict(message: Any) -> dict[str, Any]:
 
 
 def _describe(policy: dict[str, Any]) -> str:
-    """"name: enabled, enforce; hooks: __x64_sys_openat (kprobe)"."""
+    """"name: enabled, enforce; hooks: __x64_sys_openat (kprobe); loaded in 0.05s (from the cache)"."""
     hooks = ", ".join(f"{h['hook']} ({h['mechanism']})" for h in policy.get("hooks", ()))
     text = f"{policy['name']}: {_STATES[policy['state']]}, {_MODES[policy['mode']]}"
     if hooks:
         text += f"; hooks: {hooks}"
+    if "load_seconds" in policy:
+        text += f"; loaded in {policy['load_seconds']:.2f}s ({_ORIGINS.get(policy['origin'], policy['origin'])})"
     if policy.get("error"):
         text += f"; error: {policy['error']}"
     return text
@@ -136,7 +139,7 @@ def list_policies(output: str, client: Any) -> None:
 def policy_table(policies: Iterable[dict[str, Any]]) -> Table:
     """Policies as `tracingpolicy list` and `status` show them."""
     table = Table(box=None, pad_edge=False)
-    for column in ("ID", "NAME", "STATE", "MODE", "HOOKS", "SEEN", "POSTED", "SOURCE"):
+    for column in ("ID", "NAME", "STATE", "MODE", "HOOKS", "SEEN", "POSTED", "LOADED IN", "SOURCE"):
         table.add_column(column, justify="right" if column in ("ID", "SEEN", "POSTED") else "left")
     for p in policies:
         hooks = p.get("hooks", [])
@@ -145,5 +148,6 @@ def policy_table(policies: Iterable[dict[str, Any]]) -> Table:
         table.add_row(str(p["id"]), name, state, _MODES[p["mode"]],
                       ", ".join(f"{h['hook']} ({h['mechanism']})" for h in hooks) or "-",
                       str(sum(int(h["seen"]) for h in hooks)), str(sum(int(h["posted"]) for h in hooks)),
+                      f"{p['load_seconds']:.2f}s ({p['origin']})" if "load_seconds" in p else "-",
                       p.get("source", ""))
     return table

@@ -4,19 +4,33 @@ Loaded after the process sensor, whose ring buffer, counters and binary map it
 shares (bcc shared tables), so its events reach the same reader in order.
 Loading is all or nothing: a hook that fails to attach detaches the others and
 the policy is reported as failed with the kernel's reason.
+
+The programs come either from bcc (clang in this process) or from a compiled
+object (tetra/sensors/bpfobj.py: built once, cached, no clang); both give the
+same programs, maps and attachments, and the rest of the sensor cannot tell
+them apart.
 """
 
 import ctypes
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from tetra.compiler.codegen import GENERIC_INCLUDE, policy_id_define
 from tetra.compiler.network import ATTACH_TYPES
 from tetra.compiler.plan import HookPlan, Mechanism
 from tetra.compiler.program import CompiledPolicy
 from tetra.compiler.selectors import MapEntry
 from tetra.errors import SensorError
 from tetra.sensors.base import cflags, expand_includes, percpu_sum
+from tetra.sensors.bpfobj import LoadedObject, ObjectSpec
+from tetra.sensors.build import BuildRequest
 from tetra.sensors.links import Links
+
+# Load-time values, compiled into objects as these placeholders (see bpfobj.Sentinels).
+POLICY_ID_SENTINEL = 0x7E7A1D05
+AGENT_TGID_SENTINEL = 0x7E7A7619
+AGENT_TGID = "TETRA_AGENT_TGID"
 
 
 @dataclass(frozen=True)
@@ -63,34 +77,79 @@ class PolicySensor:
 
     def __init__(self, compiled: CompiledPolicy, defines: Mapping[str, int | str | None]) -> None:
         self.compiled = compiled
+        self._defines = dict(defines)
         self._cflags = cflags(defines)
         self._bpf: object | None = None
+        self._object: LoadedObject | None = None
         self._links = Links()
 
     @property
     def name(self) -> str:
         return self.compiled.policy.name
 
-    def load(self, monitoring: bool = False) -> None:
-        from bcc import BPF  # imported here: tetra's unit tests run without bcc
+    def build_request(self, shared: tuple[str, ...]) -> BuildRequest | None:
+        """What to compile for an object of this policy, the same whatever its id and the agent's pid;
+        None when bcc must load it (fentry, LSM and fmod_ret programs: bcc finds and attaches their
+        kernel functions itself). ``shared``: the tables the process sensor owns."""
+        if self.compiled.enforcers or any(h.mechanism in (Mechanism.FENTRY, Mechanism.LSM)
+                                          for h in self.compiled.hooks):
+            return None
+        text = self.compiled.c_text.replace(policy_id_define(self.compiled.policy_id),
+                                            policy_id_define(POLICY_ID_SENTINEL), 1)
+        sentinels = {"policy_id": POLICY_ID_SENTINEL}
+        defines = dict(self._defines)
+        if AGENT_TGID in defines:
+            defines[AGENT_TGID] = AGENT_TGID_SENTINEL
+            sentinels[AGENT_TGID] = AGENT_TGID_SENTINEL
+        head, include, body = text.partition(GENERIC_INCLUDE)
+        if not include:  # not the codegen's layout: compiled as a whole, never batched
+            head, body = text, ""
+        # The policy's name (a comment) goes with its hooks: the head is then the same for every
+        # policy with the same defines, and such policies can be compiled together.
+        comments = [ln for ln in head.splitlines(keepends=True) if ln.startswith("/*")]
+        head = "".join(ln for ln in head.splitlines(keepends=True) if not ln.startswith("/*"))
+        body = "".join(comments) + body
+        return BuildRequest(expand_includes(head + include), expand_includes(body), tuple(cflags(defines)), shared,
+                            sentinels)
 
+    def load(self, monitoring: bool = False, obj: ObjectSpec | None = None,
+             shared: Mapping[str, int] | None = None) -> None:
+        """From ``obj`` (a compiled object; ``shared``: the process sensor's map descriptors by name),
+        or else with bcc."""
         try:
-            self._bpf = BPF(text=expand_includes(self.compiled.c_text).encode(), cflags=self._cflags)
+            if obj is not None:
+                values = {"policy_id": self.compiled.policy_id,
+                          AGENT_TGID: int(self._defines.get(AGENT_TGID) or 0)}
+                self._object = LoadedObject(obj, shared or {}, values)
+                self._object.create_maps()
+            else:
+                from bcc import BPF  # imported here: tetra's unit tests run without bcc
+
+                self._bpf = BPF(text=expand_includes(self.compiled.c_text).encode(), cflags=self._cflags)
             for hook in self.compiled.hooks:
                 self._attach(hook)
             for symbol in self.compiled.enforcers:
-                fn = self._bpf.load_func(f"kmod_ret__{symbol}".encode(), BPF.TRACING)  # type: ignore[attr-defined]
-                self._links.attach_trampoline(fn.fd, symbol)
+                self._links.attach_trampoline(self._load_func(f"kmod_ret__{symbol}", "TRACING"), symbol)
             self._fill_maps()
             self.set_mode(monitoring)
         except Exception as err:  # bcc raises bare Exception on compile, load and attach errors
             self.close()
             raise SensorError(f"policy {self.name}: {err}") from err
 
-    def _attach(self, hook: HookPlan) -> None:
-        """Each program through a descriptor of its own (see tetra/sensors/links.py)."""
+    def _load_func(self, name: str, prog_type: str, attach_type: int = -1) -> int:
+        """A program's descriptor, loaded by bcc or from the object."""
         from bcc import BPF
 
+        if self._object is not None:
+            return self._object.load_func(name, getattr(BPF, prog_type), attach_type)
+        return int(self._bpf.load_func(name.encode(), getattr(BPF, prog_type),  # type: ignore[attr-defined]
+                                       attach_type=attach_type).fd)
+
+    def _table(self, name: str) -> Any:
+        return self._object[name] if self._object is not None else self._bpf[name]  # type: ignore[index]
+
+    def _attach(self, hook: HookPlan) -> None:
+        """Each program through a descriptor of its own (see tetra/sensors/links.py)."""
         if hook.net is not None:
             self._attach_cgroup(hook)
             return
@@ -98,36 +157,34 @@ class PolicySensor:
         if attach is None:
             return
         prog_type, attach_fn = attach
-        load = self._bpf.load_func  # type: ignore[attr-defined]
-        attach_fn(self._links, load(hook.entry_fn.encode(), getattr(BPF, prog_type)).fd, hook.attach, hook, False)
+        attach_fn(self._links, self._load_func(hook.entry_fn, prog_type), hook.attach, hook, False)
         if hook.return_attach:
-            attach_fn(self._links, load(hook.return_fn.encode(), getattr(BPF, prog_type)).fd,
-                      hook.return_attach, hook, True)
+            attach_fn(self._links, self._load_func(hook.return_fn, prog_type), hook.return_attach, hook, True)
 
     def _attach_cgroup(self, hook: HookPlan) -> None:
         """The hook's IPv4 and IPv6 programs on its cgroup (each loaded for its attach type)."""
-        from bcc import BPF, BPFAttachType
+        from bcc import BPFAttachType
 
         assert hook.net is not None
         for fn_name, type_name in zip((hook.entry_fn, hook.entry_fn_v6), ATTACH_TYPES[hook.net.op]):
             attach_type = getattr(BPFAttachType, type_name)
-            fn = self._bpf.load_func(fn_name, BPF.CGROUP_SOCK_ADDR, attach_type=attach_type)  # type: ignore[attr-defined]
-            self._links.attach_cgroup(fn.fd, hook.cgroup, attach_type)
+            self._links.attach_cgroup(self._load_func(fn_name, "CGROUP_SOCK_ADDR", attach_type),
+                                      hook.cgroup, attach_type)
 
     def _fill_maps(self) -> None:
         for entry in self.compiled.map_entries:
-            table = self._bpf[entry.map]  # type: ignore[index]
+            table = self._table(entry.map)
             table[_key(table, entry)] = table.Leaf(1)
 
     def set_mode(self, monitoring: bool) -> None:
         """Monitoring: Sigkill/Signal are reported, not sent. Switchable at run time."""
-        table = self._bpf["policy_mode"]  # type: ignore[index]
+        table = self._table("policy_mode")
         table[table.Key(0)] = table.Leaf(1 if monitoring else 0)
 
     def set_scope(self, cgroup_ids: set[int]) -> None:
         """A scoped policy's cgroups, replacing the previous set (entries added before removed,
         so a container staying in scope is never out of it for a moment)."""
-        table = self._bpf["scope_cgroups"]  # type: ignore[index]
+        table = self._table("scope_cgroups")
         current = {int(key.value) for key in table.keys()}
         for cgroup in cgroup_ids - current:
             table[table.Key(cgroup)] = table.Leaf(1)
@@ -135,7 +192,7 @@ class PolicySensor:
             del table[table.Key(cgroup)]
 
     def hook_counts(self) -> dict[int, HookCounts]:
-        table = self._bpf["hook_stats"]  # type: ignore[index]
+        table = self._table("hook_stats")
         counts = {}
         for hook in self.compiled.hooks:
             counts[hook.hook_id] = HookCounts(percpu_sum(table, hook.hook_id * 2),
@@ -146,19 +203,26 @@ class PolicySensor:
         """Symbolized frames of a stack the kernel recorded (empty when gone)."""
         if stack_id < 0:
             return []
-        bpf = self._bpf
+        from bcc import BPF  # symbolizing is BPF's (class-level caches), whichever loaded the programs
+
         try:
-            frames = bpf["stacks"].walk(stack_id)  # type: ignore[index]
+            frames = self._table("stacks").walk(stack_id)
             if user:
-                return [bpf.sym(addr, pid, show_offset=True).decode(errors="replace")  # type: ignore[attr-defined]
-                        for addr in frames]
-            return [bpf.ksym(addr, show_offset=True).decode(errors="replace")  # type: ignore[attr-defined]
-                    for addr in frames]
+                return [BPF.sym(addr, pid, show_offset=True).decode(errors="replace") for addr in frames]
+            return [BPF.ksym(addr, show_offset=True).decode(errors="replace") for addr in frames]
         except Exception:  # bcc raises on an evicted stack, or when the policy keeps no stacks
             return []
 
+    @property
+    def from_object(self) -> bool:
+        """Whether the programs came from a compiled object (not from clang in this process)."""
+        return self._object is not None
+
     def close(self) -> None:
         self._links.close()
+        if self._object is not None:
+            self._object.close()
+            self._object = None
         if self._bpf is not None:
             self._bpf.cleanup()  # type: ignore[attr-defined]
             self._bpf = None

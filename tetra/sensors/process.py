@@ -14,6 +14,8 @@ from tetra.wire.constants import BIN_TAIL_LOST, BINARY_MAX, RINGBUF_PAGES
 
 TRACEFS = Path("/sys/kernel/tracing")
 SOURCE = "process/process.c"
+# The tables this sensor owns and every policy module uses (probes/lib/emit.h, execve.h).
+SHARED_TABLES = ("tetra_events", "tetra_stats", "tetra_execve")
 
 
 def has_tracepoint_field(subsystem: str, event: str, field: str) -> bool:
@@ -64,6 +66,14 @@ class ProcessSensor:
         if self._bpf is None:
             raise SensorError("process sensor is not loaded")
         return self._bpf
+
+    def shared_maps(self) -> dict[str, int]:
+        """Descriptors of the SHARED_TABLES, for policies loaded from compiled objects."""
+        from bcc.libbcc import lib
+
+        module = self.bpf.module  # type: ignore[attr-defined]
+        fds = {name: lib.bpf_table_fd(module, name.encode()) for name in SHARED_TABLES}
+        return {name: fd for name, fd in fds.items() if fd >= 0}
 
     def remember_binaries(self, records: Iterable[ExecRecord]) -> None:
         """Seed the in-kernel binary map (matchBinaries) with processes read from /proc."""
