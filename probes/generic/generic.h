@@ -161,6 +161,16 @@ BPF_F_TABLE("hash", __u64, __u8, scope_cgroups, 16384, BPF_F_NO_PREALLOC);
 #define TETRA_AGENT_TGID 0
 #endif
 
+/* The agent's tgid as a 32-bit immediate of its own: compiled objects get it
+ * written there at load (tetra/sensors/bpfobj.py), which a compare clang had
+ * folded into a 64-bit constant (tgid << 32) would not allow. */
+static __always_inline __u32 tetra_agent_tgid(void)
+{
+    __u32 agent = TETRA_AGENT_TGID;
+    asm volatile("" : "+r"(agent));
+    return agent;
+}
+
 /* 1 when the caller is the agent and the policy did not ask to see it
  * (option observe-agent): each event the agent reads makes it do system
  * calls, so a hook on one of them with no selector would feed itself. Its
@@ -170,7 +180,8 @@ static __always_inline int tetra_agent_call(__u64 pid_tgid)
 #ifdef TETRA_OBSERVE_AGENT
     return 0;
 #else
-    return TETRA_AGENT_TGID && (pid_tgid >> 32) == TETRA_AGENT_TGID;
+    __u32 agent = tetra_agent_tgid();
+    return agent && (__u32)(pid_tgid >> 32) == agent;
 #endif
 }
 
@@ -825,7 +836,8 @@ static __always_inline int tetra_protected(void)
     return 0;
 #else
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    return tgid == 1 || (TETRA_AGENT_TGID && tgid == TETRA_AGENT_TGID);
+    __u32 agent = tetra_agent_tgid();
+    return tgid == 1 || (agent && tgid == agent);
 #endif
 }
 

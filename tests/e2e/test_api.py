@@ -160,7 +160,10 @@ def agent(tmp_path_factory: pytest.TempPathFactory, root: None, root_dir: Path,
         body = textwrap.dedent(spec).format(root=root_dir, port=listener.getsockname()[1])
         (policy_dir / f"{name}.yaml").write_text("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\n"
                                                  f"metadata:\n  name: {name}\nspec:\n" + textwrap.indent(body, "  "))
-    running = RunningAgent(tmp_path_factory.mktemp("api-agent"), "--tracing-policy-dir", str(policy_dir)).start(180)
+    cache = tmp_path_factory.mktemp("api-policy-cache")
+    cache.chmod(0o700)
+    running = RunningAgent(tmp_path_factory.mktemp("api-agent"), "--tracing-policy-dir", str(policy_dir),
+                           "--policy-cache-dir", str(cache)).start(180)
     yield running
     if running.proc and running.proc.poll() is None:
         running.stop()
@@ -675,7 +678,12 @@ def test_oversized_and_garbage_requests(agent: RunningAgent) -> None:
 
 # -- hostile policy input ---------------------------------------------------------------------
 
-SLOW_POLICY = """\
+SLOW_CALLS = ("sys_close", "sys_dup", "sys_fsync", "sys_fdatasync", "sys_syncfs", "sys_fchdir")
+
+
+def slow_policy(calls: tuple[str, ...]) -> str:
+    """A policy of several syscall hooks: seconds of clang when its object is not cached yet."""
+    return """\
 apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
@@ -687,7 +695,7 @@ spec:
     syscall: true
     args: [{{index: 0, type: int}}]
     selectors: [{{matchArgs: [{{index: 0, operator: Equal, values: ["-7"]}}]}}]
-""" for call in ("sys_close", "sys_dup", "sys_fsync", "sys_fdatasync", "sys_syncfs", "sys_fchdir"))
+""" for call in calls)
 
 
 def _stub(agent: RunningAgent) -> tuple[grpc.Channel, Any]:
@@ -769,13 +777,14 @@ def test_policy_names_are_checked_and_never_echoed_in_full(agent: RunningAgent) 
 def test_an_add_whose_client_gave_up_does_not_take_effect_later(agent: RunningAgent) -> None:
     channel, stub = _stub(agent)
     started = time.monotonic()
-    stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=SLOW_POLICY), timeout=60)
+    # the agent's policy cache starts empty, and the two adds differ in their hooks: each is built
+    stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=slow_policy(SLOW_CALLS)), timeout=60)
     loading = time.monotonic() - started
     stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name="api-slow"), timeout=30)
     assert loading > 0.6, f"the policy loads in {loading:.2f}s: too fast to time out in the middle"
     logged = len(agent.stderr_lines)
     # the agent takes the call within a loop turn (0.1 s), then compiles for longer than the client waits
-    code, _ = _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=SLOW_POLICY),
+    code, _ = _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=slow_policy(SLOW_CALLS[:-1])),
                                                      timeout=loading / 2))
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
     wait_until(lambda: any("policies api-slow not added: their client stopped waiting" in line

@@ -170,7 +170,9 @@ class TetraService:
             if _abandoned(context):  # loaded, but nobody hears of it
                 raise FutureTimeout
         except FutureTimeout:
-            self._on_agent(context, lambda: self.agent.policies.withdraw(loading))
+            # the client's deadline has passed: the withdrawal gets time of its own, it must happen
+            self._answer(context, lambda: self.commands.call(lambda: self.agent.policies.withdraw(loading),
+                                                             CALL_TIMEOUT))
             log.warning("policies %s not added: their client stopped waiting (deadline passed or cancelled) "
                         "while they loaded", ", ".join(policy.name for policy in policies))
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the policies did not load in time: withdrawn")
