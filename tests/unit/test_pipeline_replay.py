@@ -19,6 +19,7 @@ from tetra.agent.config import AgentConfig
 from tetra.agent.policy_events import PolicyEvents
 from tetra.decode.generic import GenericRecord, decode_args, decode_generic
 from tetra.errors import DecodeError, RecordingError
+from tetra.export.event import Event
 from tetra.observer.recording import Frame, Header, Recording, RingRecorder, hook_from_json, hook_to_json
 from tetra.observer.replay import Replay
 from tetra.wire.layouts import Op
@@ -28,13 +29,13 @@ Json = dict[str, Any]
 
 
 class ListSink:
-    """Every event the pipeline emits, in order."""
+    """Every event the pipeline emits (as dicts), in order."""
 
     def __init__(self) -> None:
         self.events: list[Json] = []
 
-    def emit(self, event: Json) -> None:
-        self.events.append(event)
+    def emit(self, event: Event) -> None:
+        self.events.append(event.data)
 
     def flush(self) -> None:
         pass
@@ -189,7 +190,7 @@ def test_the_registry_forgets_a_removed_policy(frames: list[Frame]) -> None:
     assert [r() for r in refs] == [None] * len(refs)
     assert told == [("added", 7), ("removed", 7)]
     rec = GenericRecord(0, 1, 1, 7, 0, 0, -1, -1, 0, 0, 0, b"")
-    assert events.build(rec, {"pid": 1}, None) is None
+    assert events.build(rec) is None
 
 
 def test_decode_args_keeps_no_hook_alive(frames: list[Frame]) -> None:

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from tetra.agent.sinks import Event, Sink
+from tetra.agent.sinks import Sink
+from tetra.export.event import Event
 from tetra.agent.stats import PipelineStats
 from tetra.agent.policy_events import PolicyEvents
 from tetra.decode import process as _process_decoders  # noqa: F401  (registers decoders)
@@ -26,7 +27,7 @@ from tetra.errors import DecodeError
 from tetra.node import BootClock
 from tetra.process import procfs
 from tetra.process.cache import ProcessCache
-from tetra.process.events import exec_event, exit_event
+from tetra.process.events import ProcessEvent, exec_event, exit_event
 from tetra.process.model import Process
 
 log = logging.getLogger(__name__)
@@ -118,22 +119,19 @@ class Pipeline:
     def _on_generic(self, rec: GenericRecord) -> None:
         self._ensure_known(rec.pid)
         proc = self.cache.by_pid(rec.pid)
+        parent = None
         if proc is None:
             self.stats.process_unknown += 1
-            process, parent = {"pid": rec.pid, "tid": rec.tid}, None
         else:
-            process = proc.to_json()
-            process["tid"] = rec.tid
-            found = self.cache.parent_of(proc)
-            parent = found.to_json() if found is not None else None
-        built = self.policies.build(rec, process, parent)
+            parent = self.cache.parent_of(proc)
+        built = self.policies.build(rec)
         if built is None:
             self.stats.policy_unknown += 1
             return
-        kind, body = built
-        self.stats.actions[body["action"]] += 1
-        self._emit(kind, {kind: body, "node_name": self.cache.node, "time": self.clock.rfc3339(rec.ktime)},
-                   rec.ktime)
+        kind, tail = built
+        self.stats.actions[tail["action"]] += 1
+        self._emit(kind, ProcessEvent(kind, proc, rec.pid, rec.tid, parent, tail, self.cache.node,
+                                      self.clock.rfc3339(rec.ktime)), rec.ktime)
 
     def _on_exit(self, rec: ExitRecord) -> None:
         proc = self.cache.mark_exited(rec.pid)

@@ -100,16 +100,14 @@ class PolicyEvents:
             for listener in self.listeners:
                 listener.policy_removed(policy_id)
 
-    def build(self, rec: GenericRecord, process: Json, parent: Json | None) -> tuple[str, Json] | None:
-        """(event type, body) or None when the policy or hook is no longer loaded."""
+    def build(self, rec: GenericRecord) -> tuple[str, Json] | None:
+        """(event type, the body's fields after process and parent), or None when the policy
+        or hook is no longer loaded."""
         loaded = self.policies.get(rec.policy_id)
         if loaded is None or rec.hook_id >= len(loaded.hooks):
             return None
         hook = loaded.hooks[rec.hook_id]
-        body: Json = {"process": process}
-        if parent is not None:
-            body["parent"] = parent
-        body.update(_hook_fields(hook))
+        body = _hook_fields(hook)
         args = loaded.decoders[rec.hook_id].decode(rec.blob)
         if args:  # protojson leaves out empty lists; so does Tetragon
             body["args"] = args

@@ -4,6 +4,8 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from tetra.export.encode import fragment
+
 
 def make_exec_id(node: str, ktime: int, pid: int) -> str:
     """Tetragon's exec_id: base64 of "<node>:<start time ns>:<pid>"."""
@@ -37,10 +39,12 @@ class Process:
     exited: bool = False
     released_at: float | None = None  # monotonic time refcnt reached 0
     pod: dict[str, Any] | None = None  # Tetragon's pod object, when Kubernetes enrichment knows it
-    _json: dict[str, Any] | None = field(default=None, repr=False)
+    _json: dict[str, Any] | None = field(default=None, repr=False)  # what never changes, tid left out
+    _head: bytes | None = field(default=None, repr=False)  # _json encoded, without its closing brace
 
-    def to_json(self) -> dict[str, Any]:
-        """Tetragon's Process message in its JSON mapping: empty strings omitted."""
+    def _fields(self) -> dict[str, Any]:
+        """Tetragon's Process message in its JSON mapping up to tid: empty strings omitted.
+        Made once: nothing in it changes once the process is exported."""
         if self._json is None:
             out: dict[str, Any] = {"exec_id": self.exec_id, "pid": self.pid, "uid": self.uid}
             for key in ("cwd", "binary", "arguments", "flags", "start_time"):
@@ -54,9 +58,23 @@ class Process:
                 out["docker"] = self.docker
             if self.parent_exec_id:
                 out["parent_exec_id"] = self.parent_exec_id
-            out["tid"] = self.tid
             self._json = out
-        result = dict(self._json)
+        return self._json
+
+    def to_json(self, tid: int | None = None) -> dict[str, Any]:
+        """Tetragon's Process message in its JSON mapping; ``tid``: the thread an event came
+        from (default: the process's main thread). A new dict each time: refcnt changes."""
+        result = dict(self._fields())
+        result["tid"] = self.tid if tid is None else tid
         if self.refcnt:
             result["refcnt"] = self.refcnt
         return result
+
+    def json_bytes(self, tid: int | None = None) -> bytes:
+        """``fragment(self.to_json(tid))``, byte for byte, from the part encoded once."""
+        head = self._head
+        if head is None:
+            head = self._head = fragment(self._fields())[:-1] + b","
+        if self.refcnt:
+            return b'%s"tid":%d,"refcnt":%d}' % (head, self.tid if tid is None else tid, self.refcnt)
+        return b'%s"tid":%d}' % (head, self.tid if tid is None else tid)
