@@ -44,9 +44,11 @@ class PolicyHooks:
     hooks: tuple[HookPlan, ...]
     symbolize: Symbolizer
     decoders: tuple[ArgsDecoder, ...] = field(init=False)
+    fields: tuple[Json, ...] = field(init=False)  # each hook's name fields, what its events start with
 
     def __post_init__(self) -> None:
         self.decoders = tuple(ArgsDecoder(hook) for hook in self.hooks)
+        self.fields = tuple(_hook_fields(hook) for hook in self.hooks)
 
 
 class PolicyListener(Protocol):
@@ -107,7 +109,7 @@ class PolicyEvents:
         if loaded is None or rec.hook_id >= len(loaded.hooks):
             return None
         hook = loaded.hooks[rec.hook_id]
-        body = _hook_fields(hook)
+        body = loaded.fields[rec.hook_id].copy()
         args = loaded.decoders[rec.hook_id].decode(rec.blob)
         if args:  # protojson leaves out empty lists; so does Tetragon
             body["args"] = args
@@ -123,9 +125,10 @@ class PolicyEvents:
             body["message"] = hook.message
         if hook.tags:
             body["tags"] = list(hook.tags)
-        for key, stack_id, user in (("kernel_stack_trace", rec.kernel_stack_id, False),
-                                    ("user_stack_trace", rec.user_stack_id, True)):
-            frames = _frames(loaded.symbolize(stack_id, rec.pid, user)) if stack_id >= 0 else []
-            if frames:
-                body[key] = frames
+        if rec.kernel_stack_id >= 0 or rec.user_stack_id >= 0:
+            for key, stack_id, user in (("kernel_stack_trace", rec.kernel_stack_id, False),
+                                        ("user_stack_trace", rec.user_stack_id, True)):
+                frames = _frames(loaded.symbolize(stack_id, rec.pid, user)) if stack_id >= 0 else []
+                if frames:
+                    body[key] = frames
         return hook.event, body

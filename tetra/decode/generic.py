@@ -213,17 +213,61 @@ def _int_reader(atype: ArgType, label: str | None) -> Reader:
     return read
 
 
-def _reader(arg: ArgPlan) -> Reader:
-    if arg.atype.encoding is Encoding.INT and arg.atype.json_key != "capability_arg":
-        return _int_reader(arg.atype, arg.label)
+def _sized_reader(arg: ArgPlan) -> Reader:
+    """A length-prefixed argument (u32 length and flags, then the bytes): a string, bytes or a
+    path, its JSON form picked once per hook."""
+    atype, label, index = arg.atype, arg.label, arg.spec.index
+    key = atype.json_key
+    unpack = _U32.unpack_from
+    as_text = atype.encoding is Encoding.BYTES and key != "bytes_arg"  # the hot one: strings
 
     def read(blob: bytes, at: int) -> tuple[Json, int]:
-        obj, after = _one(blob, at, arg)
-        if arg.label:
-            obj["label"] = arg.label
-        return obj, after
+        try:
+            head = unpack(blob, at)[0]
+        except struct.error as err:
+            raise DecodeError(f"argument {index} of {atype.name}: blob too short ({err})") from None
+        length = head & ARG_LEN_MASK
+        end = at + 4 + length
+        data = blob[at + 4:end]
+        if len(data) != length:
+            raise DecodeError(f"argument {index}: {length} bytes announced, {len(data)} present")
+        if as_text:
+            obj: Json = {key: data.decode("utf-8", "backslashreplace")}
+        elif atype.encoding is Encoding.PATH:
+            obj = _path_arg(data, head, atype)
+        else:
+            obj = _bytes_arg(data, head, atype)
+        if label:
+            obj["label"] = label
+        return obj, end
 
     return read
+
+
+def _fixed_reader(arg: ArgPlan) -> Reader:
+    """A fixed-size argument: a capability (an integer with a name) or a struct."""
+    atype, label, index = arg.atype, arg.label, arg.spec.index
+    size, decoder = _FIXED.get(atype.encoding, (8, None))
+
+    def read(blob: bytes, at: int) -> tuple[Json, int]:
+        if len(blob) < at + size:
+            raise DecodeError(f"argument {index} of {atype.name}: blob too short ({len(blob) - at} of "
+                              f"{size} bytes)")
+        obj = int_arg(_I64.unpack_from(blob, at)[0], atype) if decoder is None else decoder(blob[at:at + size])
+        if label:
+            obj["label"] = label
+        return obj, at + size
+
+    return read
+
+
+def _reader(arg: ArgPlan) -> Reader:
+    encoding = arg.atype.encoding
+    if encoding is Encoding.INT:
+        return _fixed_reader(arg) if arg.atype.json_key == "capability_arg" else _int_reader(arg.atype, arg.label)
+    if encoding in _FIXED:
+        return _fixed_reader(arg)
+    return _sized_reader(arg)
 
 
 class ArgsDecoder:
@@ -234,10 +278,19 @@ class ArgsDecoder:
         position = {id(arg): i for i, arg in enumerate(hook.args)}
         self.count = len(hook.args)
         self.steps = tuple((position[id(arg)], _reader(arg)) for arg in hook.blob_order)
+        # The usual case: every argument in the blob, in the policy's order (no returnCopy)
+        self.in_order = [index for index, _ in self.steps] == list(range(self.count))
+        self.readers = tuple(read for _, read in self.steps)
 
     def decode(self, blob: bytes) -> list[Json]:
-        out: list[Json | None] = [None] * self.count
         at = 0
+        if self.in_order:
+            objs = []
+            for read in self.readers:
+                obj, at = read(blob, at)
+                objs.append(obj)
+            return objs
+        out: list[Json | None] = [None] * self.count
         for index, read in self.steps:
             out[index], at = read(blob, at)
         return [obj for obj in out if obj is not None]
@@ -247,23 +300,3 @@ def decode_args(blob: bytes, hook: HookPlan) -> list[Json]:
     """The hook's arguments as Tetragon argument objects, in the policy's order (a one-off:
     the agent keeps an ``ArgsDecoder`` per loaded hook, tetra/agent/policy_events.py)."""
     return ArgsDecoder(hook).decode(blob)
-
-
-def _one(blob: bytes, at: int, arg: ArgPlan) -> tuple[Json, int]:
-    encoding = arg.atype.encoding
-    try:
-        if encoding is Encoding.INT:
-            return int_arg(_I64.unpack_from(blob, at)[0], arg.atype), at + 8
-        if encoding in _FIXED:
-            size, decoder = _FIXED[encoding]
-            return decoder(blob[at:at + size]), at + size
-        head = _U32.unpack_from(blob, at)[0]
-        length = head & ARG_LEN_MASK
-        data = blob[at + 4:at + 4 + length]
-    except struct.error as err:
-        raise DecodeError(f"argument {arg.spec.index} of {arg.atype.name}: blob too short ({err})") from None
-    if len(data) != length:
-        raise DecodeError(f"argument {arg.spec.index}: {length} bytes announced, {len(data)} present")
-    if encoding is Encoding.PATH:
-        return _path_arg(data, head, arg.atype), at + 4 + length
-    return _bytes_arg(data, head, arg.atype), at + 4 + length
