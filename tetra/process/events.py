@@ -64,16 +64,14 @@ class ProcessEvent(Event):
 
     def _encode(self) -> bytes:
         process, parent, tail = self.process, self.parent, self.tail
-        parts = [_opening(self.kind),
-                 process.json_bytes(self.tid) if process is not None
-                 else b'{"pid":%d,"tid":%d}' % (self.pid, self.tid)]
-        if parent is not None:
-            parts += (b',"parent":', parent.json_bytes())
-        if tail:
-            parts += (b",", fragment(tail)[1:-1])
         # The time is BootClock's digits, "-", ":", "T", "." and "Z": nothing to escape.
-        parts += (_closing(self.node), self.time.encode(), b'"}\n')
-        return b"".join(parts)
+        return b"".join((
+            _OPENINGS.get(self.kind) or _opening(self.kind),
+            process.json_bytes(self.tid) if process is not None else b'{"pid":%d,"tid":%d}' % (self.pid, self.tid),
+            b"" if parent is None else b',"parent":',
+            b"" if parent is None else parent.json_bytes(),
+            b"," + fragment(tail)[1:-1] if tail else b"",
+            _CLOSINGS.get(self.node) or _closing(self.node), self.time.encode(), b'"}\n'))
 
 
 def exec_event(proc: Process, parent: Process | None, node: str, time: str) -> ProcessEvent:
