@@ -2,7 +2,7 @@
 
 ::
 
-    Pipeline ──Event──> ChainSink ─┬─ no filter configured: the same Event ──> JSON file, stdout, OTLP: .line
+    Pipeline ──Event──> ChainSink ─┬─ no filter: the same Event ──> JSON file, stdout, OTLP: .line
                                    └─ filters: .data ──> a new Event if they changed it
              ──Event──> gRPC Broadcaster: .data, only while a client is subscribed
              ──Event──> compact output: .data

@@ -1,6 +1,6 @@
 """A process as the cache keeps it, and its Tetragon JSON form."""
 
-import base64
+from binascii import b2a_base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +9,7 @@ from tetra.export.encode import fragment
 
 def make_exec_id(node: str, ktime: int, pid: int) -> str:
     """Tetragon's exec_id: base64 of "<node>:<start time ns>:<pid>"."""
-    return base64.b64encode(f"{node}:{ktime}:{pid}".encode()).decode()
+    return b2a_base64(f"{node}:{ktime}:{pid}".encode(), newline=False).decode()
 
 
 def join_arguments(argv: list[str]) -> str:
