@@ -45,10 +45,12 @@ class PolicyHooks:
     symbolize: Symbolizer
     decoders: tuple[ArgsDecoder, ...] = field(init=False)
     fields: tuple[Json, ...] = field(init=False)  # each hook's name fields, what its events start with
+    ends: tuple[Json, ...] = field(init=False)  # and what they end with: policy name, message, tags
 
     def __post_init__(self) -> None:
         self.decoders = tuple(ArgsDecoder(hook) for hook in self.hooks)
         self.fields = tuple(_hook_fields(hook) for hook in self.hooks)
+        self.ends = tuple(_hook_ends(self.name, hook) for hook in self.hooks)
 
 
 class PolicyListener(Protocol):
@@ -78,6 +80,16 @@ def _hook_fields(hook: HookPlan) -> Json:
     if hook.event == "process_uprobe":
         return {"path": hook.uprobe_path, "symbol": hook.function_name}
     return {"function_name": hook.function_name}
+
+
+def _hook_ends(policy: str, hook: HookPlan) -> Json:
+    """The fields after the action; shared by the hook's events (which sinks do not modify)."""
+    ends: Json = {"policy_name": policy}
+    if hook.message:
+        ends["message"] = hook.message
+    if hook.tags:
+        ends["tags"] = list(hook.tags)
+    return ends
 
 
 class PolicyEvents:
@@ -113,18 +125,15 @@ class PolicyEvents:
         args = loaded.decoders[rec.hook_id].decode(rec.blob)
         if args:  # protojson leaves out empty lists; so does Tetragon
             body["args"] = args
-        if rec.flags & GEN_RETURN and hook.return_arg is not None:
+        flags = rec.flags
+        if flags & GEN_RETURN and hook.return_arg is not None:
             body["return"] = int_arg(rec.ret, hook.return_arg)
         body["action"] = ACTION_NAMES.get(rec.action, "KPROBE_ACTION_UNKNOWN")  # IntEnum keys: an int finds them
-        if rec.flags & GEN_MONITOR:  # the action is what enforcement would have done
+        if flags & GEN_MONITOR:  # the action is what enforcement would have done
             body["policy_mode"] = "monitor"
-        if rec.flags & GEN_PROTECTED:  # PID 1 or the agent: the action was withheld
+        if flags & GEN_PROTECTED:  # PID 1 or the agent: the action was withheld
             body["protected_process"] = True
-        body["policy_name"] = loaded.name
-        if hook.message:
-            body["message"] = hook.message
-        if hook.tags:
-            body["tags"] = list(hook.tags)
+        body.update(loaded.ends[rec.hook_id])
         if rec.kernel_stack_id >= 0 or rec.user_stack_id >= 0:
             for key, stack_id, user in (("kernel_stack_trace", rec.kernel_stack_id, False),
                                         ("user_stack_trace", rec.user_stack_id, True)):
