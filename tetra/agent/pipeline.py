@@ -27,7 +27,7 @@ from tetra.errors import DecodeError
 from tetra.node import BootClock
 from tetra.process import procfs
 from tetra.process.cache import ProcessCache
-from tetra.process.events import ProcessEvent, exec_event, exit_event
+from tetra.process.events import exec_event, exit_event
 from tetra.process.model import Process
 from tetra.wire.layouts import Op
 
@@ -90,15 +90,19 @@ class Pipeline:
 
     def _emit(self, kind: str, event: Event, ktime: int | None) -> None:
         """ktime: when the kernel saw it, for the latency histogram (None: read from /proc)."""
-        self.stats.events[kind] += 1
         if ktime is not None:
             self.stats.latency.observe((self.clock.now_ktime() - ktime) / 1e9)
         for sink in self.sinks:
             try:
                 sink.emit(event)
+            except DecodeError as err:  # a policy event's arguments, decoded when the first sink asked
+                self.stats.decode_errors += 1
+                log.warning("dropped a kernel record: %s", err)
+                return
             except Exception:  # a broken sink must not stop the others or the reader
                 self.stats.sink_errors += 1
                 log.exception("sink %s failed", type(sink).__name__)
+        self.stats.events[kind] += 1
 
     def _ensure_known(self, pid: int) -> None:
         """Seed pid from /proc when the cache lacks it (it predates the agent)."""
@@ -137,14 +141,12 @@ class Pipeline:
             self.stats.process_unknown += 1
         else:
             parent = self.cache.parent_of(proc)
-        built = self.policies.build(rec)
-        if built is None:
+        event = self.policies.build(rec, proc, parent, self.cache.node, self.clock.rfc3339(rec.ktime))
+        if event is None:
             self.stats.policy_unknown += 1
             return
-        kind, tail = built
-        self.stats.actions[tail["action"]] += 1
-        self._emit(kind, ProcessEvent(kind, proc, rec.pid, rec.tid, parent, tail, self.cache.node,
-                                      self.clock.rfc3339(rec.ktime)), rec.ktime)
+        self.stats.actions[event.action] += 1
+        self._emit(event.kind, event, rec.ktime)
 
     def _on_exit(self, rec: ExitRecord) -> None:
         proc = self.cache.mark_exited(rec.pid)

@@ -59,18 +59,26 @@ class ProcessEvent(Event):
                       else {"pid": self.pid, "tid": self.tid}}
         if self.parent is not None:
             body["parent"] = self.parent.to_json()
-        body.update(self.tail)
+        body.update(self._tail())
         return {self.kind: body, "node_name": self.node, "time": self.time}
 
+    def _tail(self) -> Json:
+        """The body's fields after process and parent (a subclass may make them when asked)."""
+        return self.tail
+
+    def _tail_json(self) -> bytes:
+        """``_tail()`` as JSON members, each after a comma (b"" if none)."""
+        return b"," + fragment(self.tail)[1:-1] if self.tail else b""
+
     def _encode(self) -> bytes:
-        process, parent, tail = self.process, self.parent, self.tail
+        process, parent = self.process, self.parent
         # The time is BootClock's digits, "-", ":", "T", "." and "Z": nothing to escape.
         return b"".join((
             _OPENINGS.get(self.kind) or _opening(self.kind),
             process.json_bytes(self.tid) if process is not None else b'{"pid":%d,"tid":%d}' % (self.pid, self.tid),
             b"" if parent is None else b',"parent":',
             b"" if parent is None else parent.json_bytes(),
-            b"," + fragment(tail)[1:-1] if tail else b"",
+            self._tail_json(),
             _CLOSINGS.get(self.node) or _closing(self.node), self.time.encode(), b'"}\n'))
 
 
