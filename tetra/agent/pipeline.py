@@ -16,7 +16,6 @@ from functools import partial
 from pathlib import Path
 
 from tetra.agent.sinks import Sink
-from tetra.export.event import Event
 from tetra.agent.stats import PipelineStats
 from tetra.agent.policy_events import PolicyEvents
 from tetra.decode import process as _process_decoders  # noqa: F401  (registers decoders)
@@ -24,6 +23,7 @@ from tetra.decode.generic import GenericRecord
 from tetra.decode.process import CloneRecord, ExecRecord, ExitRecord, binary_in_part
 from tetra.decode.registry import DECODERS, decode
 from tetra.errors import DecodeError
+from tetra.export.event import Event
 from tetra.node import BootClock
 from tetra.process import procfs
 from tetra.process.cache import ProcessCache

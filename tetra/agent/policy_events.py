@@ -5,7 +5,10 @@ loaded policies turns that into Tetragon's event: function or tracepoint name,
 typed arguments, return value, action, policy name, message, tags, stacks.
 The registry owns each hook's argument decoder: built when its policy is added,
 gone when it is removed, so a long-running agent that loads and unloads
-policies keeps only what is loaded.
+policies keeps only what is loaded. An event's arguments are decoded only when
+a sink asks for it, straight into its JSON line when only line sinks listen
+(each argument's encoder and the hook's fixed fields chosen at load), into
+Tetragon's argument objects for the sinks that read dicts.
 """
 
 from collections.abc import Callable, Sequence
