@@ -41,6 +41,7 @@ class Process:
     pod: dict[str, Any] | None = None  # Tetragon's pod object, when Kubernetes enrichment knows it
     _json: dict[str, Any] | None = field(default=None, repr=False)  # what never changes, tid left out
     _head: bytes | None = field(default=None, repr=False)  # _json encoded, without its closing brace
+    _last: tuple[int, int, bytes] = field(default=(-1, -1, b""), repr=False)  # tid, refcnt, json_bytes()
 
     def _fields(self) -> dict[str, Any]:
         """Tetragon's Process message in its JSON mapping up to tid: empty strings omitted.
@@ -71,10 +72,18 @@ class Process:
         return result
 
     def json_bytes(self, tid: int | None = None) -> bytes:
-        """``fragment(self.to_json(tid))``, byte for byte, from the part encoded once."""
+        """``fragment(self.to_json(tid))``, byte for byte, from the part encoded once; the last
+        one made is kept (a busy thread's events, its children's, all have the same)."""
+        tid = self.tid if tid is None else tid
+        last_tid, last_refcnt, last = self._last
+        if tid == last_tid and self.refcnt == last_refcnt:
+            return last
         head = self._head
         if head is None:
             head = self._head = fragment(self._fields())[:-1] + b","
         if self.refcnt:
-            return b'%s"tid":%d,"refcnt":%d}' % (head, self.tid if tid is None else tid, self.refcnt)
-        return b'%s"tid":%d}' % (head, self.tid if tid is None else tid)
+            out = b'%s"tid":%d,"refcnt":%d}' % (head, tid, self.refcnt)
+        else:
+            out = b'%s"tid":%d}' % (head, tid)
+        self._last = (tid, self.refcnt, out)
+        return out
