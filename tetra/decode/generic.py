@@ -197,7 +197,7 @@ LineReader = Callable[[bytes, int], tuple[bytes, int]]
 
 
 def _label_json(label: str | None) -> bytes:
-    return b',"label":' + orjson.dumps(label) if label else b""
+    return b',"label":' + fragment(label) if label else b""
 
 
 def _int_readers(atype: ArgType, label: str | None) -> tuple[Reader, LineReader]:
@@ -222,7 +222,7 @@ def _int_readers(atype: ArgType, label: str | None) -> tuple[Reader, LineReader]
         return obj, at + 8
 
     quote = b'"' if as_text else b""  # protojson's 64-bit integers are strings
-    opening, closing = b"{" + orjson.dumps(key) + b":" + quote, quote + _label_json(label) + b"}"
+    opening, closing = b"{" + fragment(key) + b":" + quote, quote + _label_json(label) + b"}"
 
     def line(blob: bytes, at: int) -> tuple[bytes, int]:
         return b"%s%d%s" % (opening, value_at(blob, at), closing), at + 8
@@ -265,7 +265,7 @@ def _sized_readers(arg: ArgPlan) -> tuple[Reader, LineReader]:
 
     if not as_text:
         return read, _line_of(read)
-    opening, closing = b"{" + orjson.dumps(key) + b":", _label_json(label) + b"}"
+    opening, closing = b"{" + fragment(key) + b":", _label_json(label) + b"}"
 
     def line(blob: bytes, at: int) -> tuple[bytes, int]:
         data, _, end = data_at(blob, at)
