@@ -29,19 +29,20 @@ from rich.table import Table
 from tetra.agent.sinks import ChainSink, CompactSink, JsonSink, Sink
 from tetra.export.jsonfile import RotatingFile
 from tetra.filters.chain import ExportChain
+from tetra.export.event import Event
 
-Event = dict[str, Any]
+Json = dict[str, Any]
 
 
-def _process(pid: int) -> Event:
+def _process(pid: int) -> Json:
     return {"exec_id": f"bm9kZToxMjM0NTY3ODk6{pid}", "pid": pid, "uid": 0, "cwd": "/root",
             "binary": "/usr/bin/curl", "arguments": "-s https://example.org --password secret",
             "flags": "execve clone", "start_time": "2026-11-26T10:35:19.820924472Z", "auid": 4294967295,
             "parent_exec_id": "bm9kZToxMjM0NTAwMDAwOjQwMA==", "tid": pid, "refcnt": 1}
 
 
-def events(count: int) -> list[Event]:
-    out: list[Event] = []
+def events(count: int) -> list[Json]:
+    out: list[Json] = []
     for i in range(count):
         body = {"process": _process(1000 + i), "parent": _process(400)}
         if i % 2:
@@ -102,13 +103,13 @@ SINKS: dict[str, Callable[[Path], Sink]] = {
 }
 
 
-def measure(name: str, batch: list[Event]) -> float:
+def measure(name: str, batch: list[Json]) -> float:
     """Seconds per event through a fresh sink of this kind (flush included)."""
     with tempfile.TemporaryDirectory() as tmp:
         sink = SINKS[name](Path(tmp))
         started = time.perf_counter()
         for event in batch:
-            sink.emit(event)
+            sink.emit(Event(event))
         sink.flush()
         elapsed = time.perf_counter() - started
         if hasattr(sink, "close") and name != "otlp-queue":

@@ -53,4 +53,6 @@ class BootClock:
             stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
             self._prefix = stamp.strftime("%Y-%m-%dT%H:%M:%S")
             self._second = seconds
+        if nanos % 1_000:  # nearly every kernel time stamp: 9 digits, without a call
+            return f"{self._prefix}.{nanos:09d}Z"
         return f"{self._prefix}{rfc3339_fraction(nanos)}Z"

@@ -100,11 +100,11 @@ def events() -> list[Json]:
     parent = process(1, start="2026-11-26T10:00:00Z")
     time = "2026-11-26T10:35:20.500Z"
     out = [
-        exec_event(child, parent, NODE, "2026-11-26T10:35:19.820924Z"),
-        exec_event(parent, None, NODE, time),
-        exit_event(child, parent, 9, NODE, time),  # SIGKILL
-        exit_event(child, parent, 3 << 8, NODE, "2026-11-26T10:35:20.123Z"),  # status 3
-        exit_event(child, None, 0, NODE, time),
+        exec_event(child, parent, NODE, "2026-11-26T10:35:19.820924Z").data,
+        exec_event(parent, None, NODE, time).data,
+        exit_event(child, parent, 9, NODE, time).data,  # SIGKILL
+        exit_event(child, parent, 3 << 8, NODE, "2026-11-26T10:35:20.123Z").data,  # status 3
+        exit_event(child, None, 0, NODE, time).data,
         {"process_kprobe": kprobe_body(int_args()), "node_name": NODE, "time": time},
         {"process_kprobe": kprobe_body(struct_args()), "node_name": NODE, "time": time},
         {"process_kprobe": kprobe_body(buffer_args()), "node_name": NODE, "time": time},

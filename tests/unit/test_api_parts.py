@@ -16,6 +16,7 @@ from tetra.api.service import STATUS_MESSAGE_BYTES, grpc_message_size, status_me
 from tetra.api.status import RateMeter
 from tetra.filters.events import ExportFilter, parse_filter_list
 from tetra.filters.fields import cli_field_filters
+from tetra.export.event import Event
 
 
 @pytest.mark.parametrize(("text", "target"), [
@@ -151,7 +152,7 @@ def test_full_queues_drop_for_their_subscriber_only(monkeypatch: pytest.MonkeyPa
     slow = broadcaster.subscribe("slow")
     curl = broadcaster.subscribe("curl", events=ExportFilter(parse_filter_list('{"binary_regex": ["curl"]}', "t"), []))
     for i in range(5):
-        broadcaster.emit(_event("/usr/bin/curl" if i % 2 else "/bin/true", pid=i))
+        broadcaster.emit(Event(_event("/usr/bin/curl" if i % 2 else "/bin/true", pid=i)))
     assert (slow.dropped, curl.dropped, broadcaster.dropped) == (3, 0, 3)
     assert [curl.queue.get_nowait().event["process_exec"]["process"]["pid"] for _ in range(2)] == [1, 3]
 
@@ -167,7 +168,7 @@ def test_full_queues_drop_for_their_subscriber_only(monkeypatch: pytest.MonkeyPa
 def test_field_filtered_subscribers_get_their_own_copy() -> None:
     broadcaster = Broadcaster()
     sub = broadcaster.subscribe("f", fields=cli_field_filters(["process.binary"], []))
-    broadcaster.emit(_event("/bin/true", pid=9))
+    broadcaster.emit(Event(_event("/bin/true", pid=9)))
     data = broadcaster.encoded(sub, sub.queue.get_nowait())
     assert data is not None
     assert convert.to_dict(convert.pb.GetEventsResponse.FromString(data))["process_exec"] == {
@@ -177,7 +178,7 @@ def test_field_filtered_subscribers_get_their_own_copy() -> None:
 def test_an_event_that_does_not_convert_is_counted_once() -> None:
     broadcaster = Broadcaster()
     first, second = broadcaster.subscribe("a"), broadcaster.subscribe("b")
-    broadcaster.emit({"process_exec": {"process": {"no_such_field": 1}}})
+    broadcaster.emit(Event({"process_exec": {"process": {"no_such_field": 1}}}))
     envelope = first.queue.get_nowait()
     assert broadcaster.encoded(first, envelope) is None and broadcaster.encoded(second, envelope) is None
     assert broadcaster.convert_errors == 1
@@ -185,7 +186,7 @@ def test_an_event_that_does_not_convert_is_counted_once() -> None:
 
 def test_no_subscriber_costs_nothing() -> None:
     broadcaster = Broadcaster()
-    broadcaster.emit({"not": "even an event"})  # not looked at
+    broadcaster.emit(Event({"not": "even an event"}))  # not looked at
     assert broadcaster.dropped == 0
 
 

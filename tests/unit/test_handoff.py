@@ -11,6 +11,7 @@ from tetra.agent.sinks import JsonSink
 from tetra.export.encode import encode
 from tetra.export.handoff import Handoff
 from tetra.export.jsonfile import RotatingFile
+from tetra.export.event import Event
 
 
 def _wait_until(condition: Callable[[], bool]) -> None:
@@ -81,14 +82,14 @@ def test_the_json_sink_writes_the_encoded_lines_and_reopens_on_its_own_thread(tm
     events = [{"process_exec": {"process": {"pid": i, "binary": "/bin/true"}}, "node_name": "n",
                "time": "2026-12-01T00:00:00Z"} for i in range(2000)]
     for event in events[:1000]:
-        sink.emit(event)
+        sink.emit(Event(event))
     sink.flush()
     _wait_until(lambda: path.exists() and path.stat().st_size == sum(len(encode(e)) for e in events[:1000]))
     path.rename(tmp_path / "events.log.1")  # as logrotate does, then SIGHUP
     sink.reopen("SIGHUP")
     _wait_until(path.exists)
     for event in events[1000:]:
-        sink.emit(event)
+        sink.emit(Event(event))
     sink.close()
     written = (tmp_path / "events.log.1").read_bytes() + path.read_bytes()
     assert written == b"".join(encode(e) for e in events)  # byte for byte, each line once

@@ -20,6 +20,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import SEVERITY_NUMBER_INFO, SEVERITY_
 
 from tetra.errors import ExportError
 from tetra.export.otlp import OtlpSink, unix_nanos
+from tetra.export.event import Event
 
 NODE = "node-a"
 
@@ -142,7 +143,7 @@ def test_every_event_arrives_once_with_body_time_and_attributes(receiver: tuple[
     sink = _sink(endpoint)
     before = time.time_ns()
     for event in events:
-        sink.emit(event)
+        sink.emit(Event(event))
     sink.close()
     after = time.time_ns()
 
@@ -182,7 +183,7 @@ def test_batches_hold_at_most_max_batch_records(receiver: tuple[Receiver, str]) 
     rec, endpoint = receiver
     sink = _sink(endpoint, max_batch=100)
     for pid in range(1, 351):
-        sink.emit(_exec_event(pid))
+        sink.emit(Event(_exec_event(pid)))
     sink.close()
 
     sizes = [len(req.resource_logs[0].scope_logs[0].log_records) for req in rec.requests]
@@ -194,7 +195,7 @@ def test_batches_are_capped_in_bytes(receiver: tuple[Receiver, str]) -> None:
     rec, endpoint = receiver
     sink = _sink(endpoint, max_batch_bytes=2000)
     for pid in range(1, 41):
-        sink.emit(_exec_event(pid))
+        sink.emit(Event(_exec_event(pid)))
     sink.close()
 
     for req in rec.requests:
@@ -208,7 +209,7 @@ def test_collector_down_at_first_then_up_gets_every_event_once() -> None:
     port = _free_port()
     sink = _sink(f"127.0.0.1:{port}", max_retries=100, batch_interval=60)
     for pid in range(1, 301):
-        sink.emit(_exec_event(pid))
+        sink.emit(Event(_exec_event(pid)))
     sink.flush()
     _wait_until(lambda: sink.stats.send_errors >= 2)
     rec = Receiver()
@@ -231,7 +232,7 @@ def test_events_given_up_while_down_are_counted_and_later_ones_delivered() -> No
     # at max_backoff), so a batch after the collector is back does reconnect.
     sink = _sink(f"127.0.0.1:{port}", max_retries=3, batch_interval=60)
     for pid in range(1, 101):
-        sink.emit(_exec_event(pid))
+        sink.emit(Event(_exec_event(pid)))
     sink.flush()
     _wait_until(lambda: sink.stats.dropped_send_failed == 100)
     assert sink.stats.send_errors == 4  # one batch, tried four times
@@ -240,7 +241,7 @@ def test_events_given_up_while_down_are_counted_and_later_ones_delivered() -> No
     server, _ = _serve(rec, port)
     try:
         for pid in range(101, 151):
-            sink.emit(_exec_event(pid))
+            sink.emit(Event(_exec_event(pid)))
         sink.close(timeout=10)
     finally:
         server.stop(0)
@@ -254,7 +255,7 @@ def test_a_final_status_is_not_retried(receiver: tuple[Receiver, str]) -> None:
     rec.refuse = grpc.StatusCode.INVALID_ARGUMENT
     sink = _sink(endpoint, max_retries=5)
     for pid in range(1, 11):
-        sink.emit(_exec_event(pid))
+        sink.emit(Event(_exec_event(pid)))
     sink.close()
 
     assert rec.calls == 1
@@ -266,7 +267,7 @@ def test_partial_success_rejections_are_counted(receiver: tuple[Receiver, str]) 
     rec.reject = 3
     sink = _sink(endpoint)
     for pid in range(1, 21):
-        sink.emit(_exec_event(pid))
+        sink.emit(Event(_exec_event(pid)))
     sink.close()
 
     assert (sink.stats.sent, sink.stats.dropped_send_failed) == (17, 3)
@@ -276,12 +277,12 @@ def test_queue_full_drops_are_counted_exactly(receiver: tuple[Receiver, str]) ->
     rec, endpoint = receiver
     rec.gate = threading.Event()
     sink = _sink(endpoint, queue_size=5)
-    sink.emit(_exec_event(1))
+    sink.emit(Event(_exec_event(1)))
     sink.flush()
     assert rec.called.wait(5)  # the sender is now held inside Export
     started = time.perf_counter()
     for pid in range(2, 22):
-        sink.emit(_exec_event(pid))
+        sink.emit(Event(_exec_event(pid)))
     emit_s = time.perf_counter() - started
     assert (sink.pending, sink.stats.dropped_queue_full) == (5, 15)
     rec.gate.set()
@@ -295,7 +296,7 @@ def test_queue_full_drops_are_counted_exactly(receiver: tuple[Receiver, str]) ->
 def test_close_gives_up_within_its_timeout_and_counts_the_rest() -> None:
     sink = _sink(f"127.0.0.1:{_free_port()}", max_retries=10_000, batch_interval=60)
     for pid in range(1, 701):
-        sink.emit(_exec_event(pid))
+        sink.emit(Event(_exec_event(pid)))
     _wait_until(lambda: sink.stats.send_errors >= 1)  # the first 512 are being retried
     started = time.monotonic()
     sink.close(timeout=0.5)
@@ -303,7 +304,7 @@ def test_close_gives_up_within_its_timeout_and_counts_the_rest() -> None:
     assert time.monotonic() - started < 3
     assert (sink.stats.sent, sink.stats.dropped_send_failed, sink.stats.dropped_at_close) == (0, 512, 188)
     with pytest.raises(ValueError):
-        sink.emit(_exec_event(701))
+        sink.emit(Event(_exec_event(701)))
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a test certificate")
@@ -318,7 +319,7 @@ def test_tls_with_a_ca_file(tmp_path: Path) -> None:
     try:
         sink = _sink(f"localhost:{port}", tls_ca_file=str(cert))
         for pid in range(1, 6):
-            sink.emit(_exec_event(pid))
+            sink.emit(Event(_exec_event(pid)))
         sink.close()
     finally:
         server.stop(0)
@@ -332,7 +333,7 @@ def test_many_events_all_arrive(receiver: tuple[Receiver, str]) -> None:
     sink = _sink(endpoint, queue_size=n)
     started = time.perf_counter()
     for pid in range(n):
-        sink.emit(_exec_event(pid))
+        sink.emit(Event(_exec_event(pid)))
     sink.close(timeout=60)
     elapsed = time.perf_counter() - started
 

@@ -19,22 +19,24 @@ from tetra.agent.config import AgentConfig
 from tetra.agent.policy_events import PolicyEvents
 from tetra.decode.generic import GenericRecord, decode_args, decode_generic
 from tetra.errors import DecodeError, RecordingError
+from tetra.export.event import Event
 from tetra.observer.recording import Frame, Header, Recording, RingRecorder, hook_from_json, hook_to_json
 from tetra.observer.replay import Replay
 from tetra.wire.constants import Op
+from tetra.wire.layouts import GENERIC
 
 CORPUS = Path(__file__).parents[1] / "replay" / "corpus" / "corpus.rec"
 Json = dict[str, Any]
 
 
 class ListSink:
-    """Every event the pipeline emits, in order."""
+    """Every event the pipeline emits (as dicts), in order."""
 
     def __init__(self) -> None:
         self.events: list[Json] = []
 
-    def emit(self, event: Json) -> None:
-        self.events.append(event)
+    def emit(self, event: Event) -> None:
+        self.events.append(event.data)
 
     def flush(self) -> None:
         pass
@@ -189,7 +191,7 @@ def test_the_registry_forgets_a_removed_policy(frames: list[Frame]) -> None:
     assert [r() for r in refs] == [None] * len(refs)
     assert told == [("added", 7), ("removed", 7)]
     rec = GenericRecord(0, 1, 1, 7, 0, 0, -1, -1, 0, 0, 0, b"")
-    assert events.build(rec, {"pid": 1}, None) is None
+    assert events.build(rec, None, None, "node", "2026-01-01T00:00:00Z") is None
 
 
 def test_decode_args_keeps_no_hook_alive(frames: list[Frame]) -> None:
@@ -234,3 +236,27 @@ def _generic_field_offset(name: str) -> int:
 def test_corpus_header(header: Header) -> None:
     assert header.node_name and header.boot_epoch_ns > 0
     assert json.loads(CORPUS.read_bytes().split(b"\n", 1)[0])["format"] == "tetra-ring-recording"
+
+
+def test_arguments_that_do_not_decode_are_a_counted_decode_error(tmp_path: Path, header: Header,
+                                                                 frames: list[Frame]) -> None:
+    """A record whose argument lengths disagree with its blob: dropped and counted in decode_errors
+    (its arguments are decoded when a sink first asks), the records after it still exported.
+    It used to raise out of the pipeline, which ended the agent."""
+    policies = _policies(frames)
+    for raw in _generic(frames):
+        rec = decode_generic(raw)
+        hook = hook_from_json(policies[rec.policy_id]["hooks"][rec.hook_id])
+        if hook.blob_order and hook.blob_order[0].atype.encoding.value in ("bytes", "path"):
+            break
+    else:
+        pytest.fail("the corpus has no event whose first argument is a string or path")
+    at = GENERIC.codec.size
+    broken = raw[:at] + struct.pack("<I", len(rec.blob) + 1) + raw[at + 4:]  # one byte more than there is
+    frames = [f for f in frames if not (isinstance(f, dict) and "unload" in f)]  # the policies stay loaded
+    run, sink = _replay(tmp_path, header, [*frames, broken, raw])
+    stats = run.pipeline.stats
+    assert stats.decode_errors == 1 and stats.sink_errors == stats.policy_unknown == 0
+    (tmp_path / "whole").mkdir()
+    _, whole = _replay(tmp_path / "whole", header, [*frames, raw])
+    assert sink.events == whole.events  # all but the broken one, the good one after it last

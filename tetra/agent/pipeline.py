@@ -15,19 +15,21 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from tetra.agent.sinks import Event, Sink
+from tetra.agent.sinks import Sink
 from tetra.agent.stats import PipelineStats
 from tetra.agent.policy_events import PolicyEvents
 from tetra.decode import process as _process_decoders  # noqa: F401  (registers decoders)
 from tetra.decode.generic import GenericRecord
 from tetra.decode.process import CloneRecord, ExecRecord, ExitRecord, binary_in_part
-from tetra.decode.registry import decode
+from tetra.decode.registry import DECODERS, decode
 from tetra.errors import DecodeError
+from tetra.export.event import Event
 from tetra.node import BootClock
 from tetra.process import procfs
 from tetra.process.cache import ProcessCache
 from tetra.process.events import exec_event, exit_event
 from tetra.process.model import Process
+from tetra.wire.constants import Op
 from tetra.wire.events import PROCESS_EXEC, PROCESS_EXIT
 
 log = logging.getLogger(__name__)
@@ -54,17 +56,27 @@ class Pipeline:
             ExitRecord: self._on_exit,  # type: ignore[dict-item]
             GenericRecord: self._on_generic,  # type: ignore[dict-item]
         }
+        # opcode -> (decoder, handler): a ring record goes straight to both, without the
+        # registry's checks and the dispatch by type (two calls of each event's few dozen)
+        self._by_op: dict[int, tuple[Callable[[bytes], object], Callable[[object], None]]] = {
+            int(op): (DECODERS[op], self._handlers[kind])
+            for op, kind in ((Op.EXEC, ExecRecord), (Op.CLONE, CloneRecord), (Op.EXIT, ExitRecord),
+                             (Op.GENERIC, GenericRecord))}
 
     def handle_raw(self, raw: bytes) -> None:
         """A record straight from the ring buffer."""
         self.stats.records += 1
+        route = self._by_op.get(raw[0]) if raw else None
         try:
-            record = decode(raw)
+            record = decode(raw) if route is None else route[0](raw)  # the registry says what is wrong
         except DecodeError as err:
             self.stats.decode_errors += 1
             log.warning("dropped a kernel record: %s", err)
             return
-        self.handle(record)
+        if route is None:
+            self.handle(record)
+        else:
+            route[1](record)
 
     def handle(self, record: object) -> None:
         self._handlers[type(record)](record)
@@ -79,15 +91,19 @@ class Pipeline:
 
     def _emit(self, kind: str, event: Event, ktime: int | None) -> None:
         """ktime: when the kernel saw it, for the latency histogram (None: read from /proc)."""
-        self.stats.events[kind] += 1
         if ktime is not None:
             self.stats.latency.observe((self.clock.now_ktime() - ktime) / 1e9)
         for sink in self.sinks:
             try:
                 sink.emit(event)
+            except DecodeError as err:  # a policy event's arguments, decoded when the first sink asked
+                self.stats.decode_errors += 1
+                log.warning("dropped a kernel record: %s", err)
+                return
             except Exception:  # a broken sink must not stop the others or the reader
                 self.stats.sink_errors += 1
                 log.exception("sink %s failed", type(sink).__name__)
+        self.stats.events[kind] += 1
 
     def _ensure_known(self, pid: int) -> None:
         """Seed pid from /proc when the cache lacks it (it predates the agent)."""
@@ -117,24 +133,21 @@ class Pipeline:
             self.stats.parent_unknown += 1
 
     def _on_generic(self, rec: GenericRecord) -> None:
-        self._ensure_known(rec.pid)
         proc = self.cache.by_pid(rec.pid)
         if proc is None:
+            self._ensure_known(rec.pid)
+            proc = self.cache.by_pid(rec.pid)
+        parent = None
+        if proc is None:
             self.stats.process_unknown += 1
-            process, parent = {"pid": rec.pid, "tid": rec.tid}, None
         else:
-            process = proc.to_json()
-            process["tid"] = rec.tid
-            found = self.cache.parent_of(proc)
-            parent = found.to_json() if found is not None else None
-        built = self.policies.build(rec, process, parent)
-        if built is None:
+            parent = self.cache.parent_of(proc)
+        event = self.policies.build(rec, proc, parent, self.cache.node, self.clock.rfc3339(rec.ktime))
+        if event is None:
             self.stats.policy_unknown += 1
             return
-        kind, body = built
-        self.stats.actions[body["action"]] += 1
-        self._emit(kind, {kind: body, "node_name": self.cache.node, "time": self.clock.rfc3339(rec.ktime)},
-                   rec.ktime)
+        self.stats.actions[event.action] += 1
+        self._emit(event.kind, event, rec.ktime)
 
     def _on_exit(self, rec: ExitRecord) -> None:
         proc = self.cache.mark_exited(rec.pid)

@@ -5,7 +5,10 @@ loaded policies turns that into Tetragon's event: function or tracepoint name,
 typed arguments, return value, action, policy name, message, tags, stacks.
 The registry owns each hook's argument decoder: built when its policy is added,
 gone when it is removed, so a long-running agent that loads and unloads
-policies keeps only what is loaded.
+policies keeps only what is loaded. An event's arguments are decoded only when
+a sink asks for it, straight into its JSON line when only line sinks listen
+(each argument's encoder and the hook's fixed fields chosen at load), into
+Tetragon's argument objects for the sinks that read dicts.
 """
 
 from collections.abc import Callable, Sequence
@@ -15,6 +18,9 @@ from typing import Any, Protocol
 from tetra.compiler.plan import HookPlan
 from tetra.compiler.program import CompiledPolicy
 from tetra.decode.generic import ArgsDecoder, GenericRecord, int_arg
+from tetra.export.encode import fragment
+from tetra.process.events import ProcessEvent
+from tetra.process.model import Process
 from tetra.wire.constants import GEN_MONITOR, GEN_PROTECTED, GEN_RETURN, TETRAGON_ACTIONS, TETRAGON_UNKNOWN_ACTION
 from tetra.wire.events import PROCESS_TRACEPOINT, PROCESS_UPROBE
 
@@ -37,9 +43,18 @@ class PolicyHooks:
     hooks: tuple[HookPlan, ...]
     symbolize: Symbolizer
     decoders: tuple[ArgsDecoder, ...] = field(init=False)
+    fields: tuple[Json, ...] = field(init=False)  # each hook's name fields, what its events start with
+    ends: tuple[Json, ...] = field(init=False)  # and what they end with: policy name, message, tags
+    fields_json: tuple[bytes, ...] = field(init=False)
+    ends_json: tuple[bytes, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.decoders = tuple(ArgsDecoder(hook) for hook in self.hooks)
+        self.fields = tuple(_hook_fields(hook) for hook in self.hooks)
+        self.ends = tuple(_hook_ends(self.name, hook) for hook in self.hooks)
+        # the same as JSON members, each after a comma
+        self.fields_json = tuple(b"," + fragment(fields)[1:-1] for fields in self.fields)
+        self.ends_json = tuple(b"," + fragment(ends)[1:-1] for ends in self.ends)
 
 
 class PolicyListener(Protocol):
@@ -71,6 +86,16 @@ def _hook_fields(hook: HookPlan) -> Json:
     return {"function_name": hook.function_name}
 
 
+def _hook_ends(policy: str, hook: HookPlan) -> Json:
+    """The fields after the action; shared by the hook's events (which sinks do not modify)."""
+    ends: Json = {"policy_name": policy}
+    if hook.message:
+        ends["message"] = hook.message
+    if hook.tags:
+        ends["tags"] = list(hook.tags)
+    return ends
+
+
 class PolicyEvents:
     """Loaded policies by id, and the events built from their records."""
 
@@ -93,34 +118,86 @@ class PolicyEvents:
             for listener in self.listeners:
                 listener.policy_removed(policy_id)
 
-    def build(self, rec: GenericRecord, process: Json, parent: Json | None) -> tuple[str, Json] | None:
-        """(event type, body) or None when the policy or hook is no longer loaded."""
+    def build(self, rec: GenericRecord, process: Process | None, parent: Process | None, node: str,
+              time: str) -> "PolicyEvent | None":
+        """The event of ``rec`` (of ``process``, None if unknown), or None when the policy or hook
+        is no longer loaded. Its arguments are decoded when a sink asks for the event."""
         loaded = self.policies.get(rec.policy_id)
         if loaded is None or rec.hook_id >= len(loaded.hooks):
             return None
+        return PolicyEvent(rec, loaded, process, parent, node, time)
+
+
+_ACTION_JSON = {name: b',"action":"%s"' % name.encode()
+                for name in (*TETRAGON_ACTIONS.values(), TETRAGON_UNKNOWN_ACTION)}
+
+
+class PolicyEvent(ProcessEvent):
+    """A policy hook's event: the fields after process and parent made from the record when a
+    sink asks, as a dict or straight as JSON (the hook's fixed parts encoded at load)."""
+
+    __slots__ = ("rec", "loaded", "action", "_stacks")
+
+    def __init__(self, rec: GenericRecord, loaded: PolicyHooks, process: Process | None, parent: Process | None,
+                 node: str, time: str) -> None:
+        self._data = self._line = None  # ProcessEvent.__init__, inlined: one call less per event
+        self.kind = loaded.hooks[rec.hook_id].event
+        self.process, self.pid, self.tid, self.parent = process, rec.pid, rec.tid, parent
+        self.tail, self.node, self.time = {}, node, time
+        self.rec = rec
+        self.loaded = loaded
+        self.action = TETRAGON_ACTIONS.get(rec.action, TETRAGON_UNKNOWN_ACTION)
+        self._stacks: Json | None = None
+
+    def _tail(self) -> Json:
+        rec, loaded = self.rec, self.loaded
         hook = loaded.hooks[rec.hook_id]
-        body: Json = {"process": process}
-        if parent is not None:
-            body["parent"] = parent
-        body.update(_hook_fields(hook))
+        body = loaded.fields[rec.hook_id].copy()
         args = loaded.decoders[rec.hook_id].decode(rec.blob)
         if args:  # protojson leaves out empty lists; so does Tetragon
             body["args"] = args
-        if rec.flags & GEN_RETURN and hook.return_arg is not None:
+        flags = rec.flags
+        if flags & GEN_RETURN and hook.return_arg is not None:
             body["return"] = int_arg(rec.ret, hook.return_arg)
-        body["action"] = TETRAGON_ACTIONS.get(rec.action, TETRAGON_UNKNOWN_ACTION)
-        if rec.flags & GEN_MONITOR:  # the action is what enforcement would have done
+        body["action"] = self.action
+        if flags & GEN_MONITOR:  # the action is what enforcement would have done
             body["policy_mode"] = "monitor"
-        if rec.flags & GEN_PROTECTED:  # PID 1 or the agent: the action was withheld
+        if flags & GEN_PROTECTED:  # PID 1 or the agent: the action was withheld
             body["protected_process"] = True
-        body["policy_name"] = loaded.name
-        if hook.message:
-            body["message"] = hook.message
-        if hook.tags:
-            body["tags"] = list(hook.tags)
-        for key, stack_id, user in (("kernel_stack_trace", rec.kernel_stack_id, False),
-                                    ("user_stack_trace", rec.user_stack_id, True)):
-            frames = _frames(loaded.symbolize(stack_id, rec.pid, user)) if stack_id >= 0 else []
-            if frames:
-                body[key] = frames
-        return hook.event, body
+        body.update(loaded.ends[rec.hook_id])
+        body.update(self._stack_traces())
+        return body
+
+    def _tail_json(self) -> bytes:
+        rec, loaded = self.rec, self.loaded
+        hook = loaded.hooks[rec.hook_id]
+        parts = [loaded.fields_json[rec.hook_id]]
+        args = loaded.decoders[rec.hook_id].encode(rec.blob)
+        if args:
+            parts += (b',"args":', args)
+        flags = rec.flags
+        if flags & GEN_RETURN and hook.return_arg is not None:
+            parts += (b',"return":', fragment(int_arg(rec.ret, hook.return_arg)))
+        parts.append(_ACTION_JSON[self.action])
+        if flags & GEN_MONITOR:
+            parts.append(b',"policy_mode":"monitor"')
+        if flags & GEN_PROTECTED:
+            parts.append(b',"protected_process":true')
+        parts.append(loaded.ends_json[rec.hook_id])
+        stacks = self._stack_traces()
+        if stacks:
+            parts += (b",", fragment(stacks)[1:-1])
+        return b"".join(parts)
+
+    def _stack_traces(self) -> Json:
+        """kernel_stack_trace and user_stack_trace, those the kernel sent: symbolized once."""
+        if self._stacks is None:
+            rec = self.rec
+            self._stacks = {}
+            if rec.kernel_stack_id >= 0 or rec.user_stack_id >= 0:
+                for key, stack_id, user in (("kernel_stack_trace", rec.kernel_stack_id, False),
+                                            ("user_stack_trace", rec.user_stack_id, True)):
+                    frames = _frames(self.loaded.symbolize(stack_id, rec.pid, user)) if stack_id >= 0 else []
+                    if frames:
+                        self._stacks[key] = frames
+        return self._stacks

@@ -8,14 +8,12 @@ from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from tetra.export.compact import render_compact
-from tetra.export.encode import encode
+from tetra.export.event import Event
 from tetra.export.handoff import Handoff
 from tetra.export.jsonfile import RotatingFile
 from tetra.filters.chain import ExportChain
 
 log = logging.getLogger(__name__)
-
-Event = dict[str, Any]
 
 # Lines a line sink may be behind its writer before it drops (about 15 MB of JSON
 # lines): a few hundred milliseconds of a firehose, seconds of a busy node.
@@ -181,12 +179,16 @@ class LineSink:
                              "bytes_dropped": str(writer.bytes_dropped)} | self.handoff.counters()}
 
 
+def _line(event: Event) -> bytes:
+    return event.line
+
+
 class JsonSink(LineSink):
     """Tetragon-compatible JSON lines, one event per line: to the export file ("json"),
     or to stdout ("stdout")."""
 
     def __init__(self, writer: LineWriter, *, queue_size: int = LINE_QUEUE_SIZE) -> None:
-        super().__init__("json" if isinstance(writer, RotatingFile) else "stdout", encode, writer,
+        super().__init__("json" if isinstance(writer, RotatingFile) else "stdout", _line, writer,
                          queue_size=queue_size)
 
 
@@ -198,7 +200,7 @@ class CompactSink(LineSink):
         encoding, errors = text.encoding, text.errors or "strict"  # as the text stream would
 
         def render(event: Event) -> bytes | None:
-            line = render_compact(event, color=color)
+            line = render_compact(event.data, color=color)
             return None if line is None else (line + "\n").encode(encoding, errors)
 
         super().__init__("compact", render, StreamWriter(text.buffer))  # type: ignore[attr-defined]
@@ -216,15 +218,25 @@ class ChainSink:
         self._clock = clock
 
     def emit(self, event: Event) -> None:
-        out = self.chain.process(event)
-        if out is not None:
-            for sink in self.sinks:
-                sink.emit(out)
+        """With no filter that reads or changes events, the event goes on as it came (its
+        line made once, for all the line sinks, and no dict); else as the filters left it."""
+        if self.chain.reads_events:
+            data = event.data
+            out = self.chain.process(data)
+            if out is None:
+                return
+            if out is not data:
+                event = Event(out)
+        elif not self.chain.admit():
+            return
+        for sink in self.sinks:
+            sink.emit(event)
 
     def flush(self) -> None:
         for report in self.chain.ticks(self._clock()):
+            event = Event(report)
             for sink in self.sinks:
-                sink.emit(report)
+                sink.emit(event)
         for sink in self.sinks:
             sink.flush()
 

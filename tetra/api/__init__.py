@@ -2,7 +2,8 @@
 
 ::
 
-    Pipeline._emit ──event dict──> Broadcaster (a sink)          agent thread: never blocks
+    Pipeline._emit ──Event──> Broadcaster (a sink)               agent thread: never blocks
+                                     │ event.data: the dict, made only while someone subscribes
                                      │ per subscriber: filter, put_nowait (full: drop + count)
                                      ▼
                            Subscriber queues (bounded)           gRPC threads

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tetra.api.convert import ConvertError, to_bytes
+from tetra.export.event import Event
 from tetra.filters.events import ExportFilter
 from tetra.filters.fields import FieldFilters
 
 log = logging.getLogger(__name__)
 
-Event = dict[str, Any]
+Json = dict[str, Any]
 
 QUEUE_SIZE = 10_000  # events a subscriber may be behind before its events are dropped
 MAX_SUBSCRIBERS = 32
@@ -44,7 +45,7 @@ class Envelope:
 
     __slots__ = ("event", "data", "failed")
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Json) -> None:
         self.event = event
         self.data: bytes | None = None
         self.failed = False  # it did not convert: counted once, skipped by every subscriber
@@ -82,10 +83,11 @@ class Broadcaster:
     def emit(self, event: Event) -> None:
         subscribers = self.subscribers
         if not subscribers:
-            return
-        envelope = Envelope(event)
+            return  # no dict made for nobody
+        data = event.data
+        envelope = Envelope(data)
         for sub in subscribers:
-            if sub.events is not None and not sub.events.accepts(event):
+            if sub.events is not None and not sub.events.accepts(data):
                 continue
             try:
                 sub.queue.put_nowait(envelope)

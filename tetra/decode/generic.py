@@ -12,7 +12,9 @@ import ipaddress
 import platform
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import orjson
 
 from tetra.compiler.argtypes import ArgType, Encoding
 from tetra.compiler.names import CAPABILITIES, FAMILY_NAMES, PROTOCOL_NAMES, SOCK_TYPE_NAMES, TCP_STATE_NAMES
@@ -20,6 +22,7 @@ from tetra.compiler.plan import ArgPlan, HookPlan
 from tetra.decode.process import text
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
+from tetra.export.encode import fragment
 from tetra.wire import layouts
 from tetra.wire.constants import ARG_ERROR, ARG_LEN_MASK, ARG_TRUNCATED, Op
 
@@ -189,81 +192,172 @@ _FIXED = {
 
 
 Reader = Callable[[bytes, int], tuple[Json, int]]
+# The same argument as JSON bytes, what orjson makes of the Reader's object (tetra/export/encode.py)
+LineReader = Callable[[bytes, int], tuple[bytes, int]]
 
 
-def _int_reader(atype: ArgType, label: str | None) -> Reader:
+def _label_json(label: str | None) -> bytes:
+    return b',"label":' + fragment(label) if label else b""
+
+
+def _int_readers(atype: ArgType, label: str | None) -> tuple[Reader, LineReader]:
     """A plain integer argument: narrowing, sign and JSON key worked out once per hook."""
     bits = _width(atype)
     mask, sign = (1 << bits) - 1, 1 << (bits - 1)
     key, unsigned, as_text = atype.json_key, atype.unsigned, atype.json_key in ("long_arg", "size_arg")
     unpack = _I64.unpack_from
 
-    def read(blob: bytes, at: int) -> tuple[Json, int]:
+    def value_at(blob: bytes, at: int) -> int:
         try:
             value = unpack(blob, at)[0] & mask
         except struct.error as err:
             raise DecodeError(f"integer argument: blob too short ({err})") from None
-        if not unsigned and value >= sign:
-            value -= mask + 1
+        return value - mask - 1 if not unsigned and value >= sign else value
+
+    def read(blob: bytes, at: int) -> tuple[Json, int]:
+        value = value_at(blob, at)
         obj: Json = {key: str(value) if as_text else value}
         if label:
             obj["label"] = label
         return obj, at + 8
 
-    return read
+    quote = b'"' if as_text else b""  # protojson's 64-bit integers are strings
+    opening, closing = b"{" + fragment(key) + b":" + quote, quote + _label_json(label) + b"}"
+
+    def line(blob: bytes, at: int) -> tuple[bytes, int]:
+        return b"%s%d%s" % (opening, value_at(blob, at), closing), at + 8
+
+    return read, line
 
 
-def _reader(arg: ArgPlan) -> Reader:
-    if arg.atype.encoding is Encoding.INT and arg.atype.json_key != "capability_arg":
-        return _int_reader(arg.atype, arg.label)
+def _sized_readers(arg: ArgPlan) -> tuple[Reader, LineReader]:
+    """A length-prefixed argument (u32 length and flags, then the bytes): a string, bytes or a
+    path, its JSON form picked once per hook."""
+    atype, label, index = arg.atype, arg.label, arg.spec.index
+    key = atype.json_key
+    unpack = _U32.unpack_from
+    as_text = atype.encoding is Encoding.BYTES and key != "bytes_arg"  # the hot one: strings
+
+    def data_at(blob: bytes, at: int) -> tuple[bytes, int, int]:
+        """(the argument's bytes, its head: length and flags, where the next one starts)"""
+        try:
+            head = unpack(blob, at)[0]
+        except struct.error as err:
+            raise DecodeError(f"argument {index} of {atype.name}: blob too short ({err})") from None
+        length = head & ARG_LEN_MASK
+        end = at + 4 + length
+        data = blob[at + 4:end]
+        if len(data) != length:
+            raise DecodeError(f"argument {index}: {length} bytes announced, {len(data)} present")
+        return data, head, end
 
     def read(blob: bytes, at: int) -> tuple[Json, int]:
-        obj, after = _one(blob, at, arg)
-        if arg.label:
-            obj["label"] = arg.label
-        return obj, after
+        data, head, end = data_at(blob, at)
+        if as_text:
+            obj: Json = {key: data.decode("utf-8", "backslashreplace")}
+        elif atype.encoding is Encoding.PATH:
+            obj = _path_arg(data, head, atype)
+        else:
+            obj = _bytes_arg(data, head, atype)
+        if label:
+            obj["label"] = label
+        return obj, end
+
+    if not as_text:
+        return read, _line_of(read)
+    opening, closing = b"{" + fragment(key) + b":", _label_json(label) + b"}"
+
+    def line(blob: bytes, at: int) -> tuple[bytes, int]:
+        data, _, end = data_at(blob, at)
+        # backslashreplace leaves no lone surrogate: orjson takes it as it is
+        return b"%s%s%s" % (opening, orjson.dumps(data.decode("utf-8", "backslashreplace")), closing), end
+
+    return read, line
+
+
+def _fixed_reader(arg: ArgPlan) -> Reader:
+    """A fixed-size argument: a capability (an integer with a name) or a struct."""
+    atype, label, index = arg.atype, arg.label, arg.spec.index
+    size, decoder = _FIXED.get(atype.encoding, (8, None))
+
+    def read(blob: bytes, at: int) -> tuple[Json, int]:
+        if len(blob) < at + size:
+            raise DecodeError(f"argument {index} of {atype.name}: blob too short ({len(blob) - at} of "
+                              f"{size} bytes)")
+        obj = int_arg(_I64.unpack_from(blob, at)[0], atype) if decoder is None else decoder(blob[at:at + size])
+        if label:
+            obj["label"] = label
+        return obj, at + size
 
     return read
+
+
+def _line_of(read: Reader) -> LineReader:
+    """The rarer arguments' JSON: their object, encoded."""
+    def line(blob: bytes, at: int) -> tuple[bytes, int]:
+        obj, end = read(blob, at)
+        return fragment(obj), end
+
+    return line
+
+
+def _readers(arg: ArgPlan) -> tuple[Reader, LineReader]:
+    encoding = arg.atype.encoding
+    if encoding is Encoding.INT and arg.atype.json_key != "capability_arg":
+        return _int_readers(arg.atype, arg.label)
+    if encoding is Encoding.INT or encoding in _FIXED:
+        read = _fixed_reader(arg)
+        return read, _line_of(read)
+    return _sized_readers(arg)
 
 
 class ArgsDecoder:
     """The readers of one hook's arguments, built once: events of a hot hook skip
-    every per-event decision about types, order and labels."""
+    every per-event decision about types, order and labels. Each argument has two: to
+    Tetragon's argument object, and straight to its JSON (what a JSON line needs)."""
 
     def __init__(self, hook: HookPlan) -> None:
         position = {id(arg): i for i, arg in enumerate(hook.args)}
         self.count = len(hook.args)
-        self.steps = tuple((position[id(arg)], _reader(arg)) for arg in hook.blob_order)
+        built = [(position[id(arg)], _readers(arg)) for arg in hook.blob_order]
+        self.steps = tuple((index, read) for index, (read, _) in built)
+        self.line_steps = tuple((index, line) for index, (_, line) in built)
+        # The usual case: every argument in the blob, in the policy's order (no returnCopy)
+        self.in_order = [index for index, _ in self.steps] == list(range(self.count))
+        self.readers = tuple(read for _, read in self.steps)
+        self.line_readers = tuple(line for _, line in self.line_steps)
 
     def decode(self, blob: bytes) -> list[Json]:
-        out: list[Json | None] = [None] * self.count
-        at = 0
-        for index, read in self.steps:
-            out[index], at = read(blob, at)
-        return [obj for obj in out if obj is not None]
+        return _read_all(blob, self.readers if self.in_order else None, self.steps, self.count)
+
+    def encode(self, blob: bytes) -> bytes:
+        """``fragment(self.decode(blob))`` without the objects; b"" when there are none
+        (protojson leaves out an empty list)."""
+        objs = _read_all(blob, self.line_readers if self.in_order else None, self.line_steps, self.count)
+        return b"[" + b",".join(objs) + b"]" if objs else b""
+
+
+T = TypeVar("T")
+
+
+def _read_all(blob: bytes, in_order: tuple[Callable[[bytes, int], tuple[T, int]], ...] | None,
+              steps: tuple[tuple[int, Callable[[bytes, int], tuple[T, int]]], ...], count: int) -> list[T]:
+    """Every argument, in the policy's order: ``in_order`` reads them one after the other;
+    else ``steps`` (position, reader) in the blob's order."""
+    at = 0
+    objs: list[T] = []
+    if in_order is not None:
+        for read in in_order:
+            obj, at = read(blob, at)
+            objs.append(obj)
+        return objs
+    out: list[T | None] = [None] * count
+    for index, read in steps:
+        out[index], at = read(blob, at)
+    return [obj for obj in out if obj is not None]
 
 
 def decode_args(blob: bytes, hook: HookPlan) -> list[Json]:
     """The hook's arguments as Tetragon argument objects, in the policy's order (a one-off:
     the agent keeps an ``ArgsDecoder`` per loaded hook, tetra/agent/policy_events.py)."""
     return ArgsDecoder(hook).decode(blob)
-
-
-def _one(blob: bytes, at: int, arg: ArgPlan) -> tuple[Json, int]:
-    encoding = arg.atype.encoding
-    try:
-        if encoding is Encoding.INT:
-            return int_arg(_I64.unpack_from(blob, at)[0], arg.atype), at + 8
-        if encoding in _FIXED:
-            size, decoder = _FIXED[encoding]
-            return decoder(blob[at:at + size]), at + size
-        head = _U32.unpack_from(blob, at)[0]
-        length = head & ARG_LEN_MASK
-        data = blob[at + 4:at + 4 + length]
-    except struct.error as err:
-        raise DecodeError(f"argument {arg.spec.index} of {arg.atype.name}: blob too short ({err})") from None
-    if len(data) != length:
-        raise DecodeError(f"argument {arg.spec.index}: {length} bytes announced, {len(data)} present")
-    if encoding is Encoding.PATH:
-        return _path_arg(data, head, arg.atype), at + 4 + length
-    return _bytes_arg(data, head, arg.atype), at + 4 + length

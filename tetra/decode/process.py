@@ -103,8 +103,8 @@ def decode_exec(raw: bytes) -> ExecRecord:
     at += alen
     cgroup = raw[at:at + glen].rstrip(b"\0")
     body = args[:-1] if args.endswith(b"\0") else args  # the last NUL ends argv
-    argv = [text(a) for a in body.split(b"\0")] if args else []
-    flags = ["execve"] + [name for bit, name in _FLAG_NAMES if exec_flags & bit]
+    argv = [a.decode("utf-8", "backslashreplace") for a in body.split(b"\0")] if args else []  # text(), inlined
+    flags = ["execve"] + [name for bit, name in _FLAG_NAMES if exec_flags & bit] if exec_flags else ["execve"]
     return ExecRecord(ktime, pid, tid, ppid, uid, gid, auid, cgroup_id,
                       absolute(text(filename), cwd), cwd, argv, text(cgroup), flags)
 

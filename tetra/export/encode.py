@@ -42,12 +42,19 @@ def encode(event: dict[str, Any]) -> bytes:
     form even after scrubbing (a set, an object ...): a bug upstream, reported
     as a message rather than a traceback.
     """
+    return fragment(event, _OPTIONS)
+
+
+def fragment(value: Any, option: int = 0) -> bytes:
+    """``value`` as JSON, with what :func:`encode` does to a bad string or integer. A line put
+    together from fragments (tetra/export/event.py) is then the bytes :func:`encode` gives for
+    the whole event: scrubbing changes each value on its own."""
     try:
-        return orjson.dumps(event, default=_default, option=_OPTIONS)
+        return orjson.dumps(value, default=_default, option=option)
     except orjson.JSONEncodeError:
         pass
     try:
-        return orjson.dumps(_scrub(event), default=_default, option=_OPTIONS)
+        return orjson.dumps(_scrub(value), default=_default, option=option)
     except orjson.JSONEncodeError as err:
         raise ExportError(f"event cannot be encoded as JSON: {err}") from err
 

@@ -73,13 +73,13 @@ from opentelemetry.proto.logs.v1.logs_pb2 import (
 
 from tetra import __version__
 from tetra.errors import ExportError
-from tetra.export.encode import encode
+from tetra.export.event import Event
 from tetra.export.handoff import Handoff, HandoffStats
 from tetra.wire.constants import Action
 
 log = logging.getLogger(__name__)
 
-Event = dict[str, Any]
+Json = dict[str, Any]
 
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_MAX_BATCH = 512
@@ -189,7 +189,7 @@ class OtlpSink:
 
     def emit(self, event: Event) -> None:
         """Queue one event, or count it in ``dropped_queue_full``; never waits."""
-        self._handoff.put(_Pending(encode(event)[:-1], time.time_ns()))
+        self._handoff.put(_Pending(event.line[:-1], time.time_ns()))
 
     def flush(self) -> None:
         """Ask the sender to ship everything pending now; does not wait for it."""
@@ -335,7 +335,7 @@ def _new_scope_logs(request: ExportLogsServiceRequest, node: str) -> ScopeLogs:
     return resource_logs.scope_logs.add(scope=InstrumentationScope(name="tetra", version=__version__))
 
 
-def fill_record(record: LogRecord, event: Event, line: bytes, observed_ns: int) -> None:
+def fill_record(record: LogRecord, event: Json, line: bytes, observed_ns: int) -> None:
     """Make ``record`` the LogRecord of one event; ``line`` is its JSON, which becomes the body."""
     kind = event_type(event)
     body = event.get(kind)
@@ -351,12 +351,12 @@ def fill_record(record: LogRecord, event: Event, line: bytes, observed_ns: int) 
         _set_kv(add(), key, value)
 
 
-def event_type(event: Event) -> str:
+def event_type(event: Json) -> str:
     """The event's one type key (``process_exec`` ...), or "unknown"."""
     return next((k for k, v in event.items() if isinstance(v, dict) and k not in _METADATA_KEYS), "unknown")
 
 
-def attributes(kind: str, body: Event) -> Iterator[tuple[str, Any]]:
+def attributes(kind: str, body: Json) -> Iterator[tuple[str, Any]]:
     """(name, value) pairs for the fields present in the event."""
     yield "event.type", kind
     process = body.get("process")
@@ -383,7 +383,7 @@ def attributes(kind: str, body: Event) -> Iterator[tuple[str, Any]]:
             yield name, body[key]
 
 
-def _lookup(obj: Event, path: tuple[str, ...]) -> Any:
+def _lookup(obj: Json, path: tuple[str, ...]) -> Any:
     for key in path:
         if not isinstance(obj, dict):
             return None
@@ -391,7 +391,7 @@ def _lookup(obj: Event, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def _container_id(process: Event) -> str:
+def _container_id(process: Json) -> str:
     """The full id from the pod ("containerd://<id>"), else Tetragon's 31-char ``docker``."""
     full = _lookup(process, ("pod", "container", "id"))
     if isinstance(full, str) and full:

@@ -45,6 +45,9 @@ class ExportChain:
         self.clock = clock
         self.filtered_out = 0
         self.rate_limited = 0
+        # Whether a stage looks at events (the rate limit only counts them): if none does,
+        # an exporter takes events as the pipeline made them, without their dict (ChainSink).
+        self.reads_events = (self.export is not None or redactor is not None or self.fields is not None)
 
     @classmethod
     def from_flags(cls, *, node_name: str, allowlist: str = "", denylist: str = "", field_filters: str = "",
@@ -81,14 +84,21 @@ class ExportChain:
         if self.export is not None and not self.export.accepts(event):
             self.filtered_out += 1
             return None
-        if self.limiter is not None and not self.limiter.admit(self.clock()):
-            self.rate_limited += 1
+        if not self.admit():
             return None
         if self._redact_late is not None:
             event = self._redact_late.apply(event)
         if self.fields is not None:
             event = self.fields.apply(event)
         return event
+
+    def admit(self) -> bool:
+        """The rate limit's verdict on the next event, counted; all a chain that does not
+        read events (``reads_events``) does."""
+        if self.limiter is not None and not self.limiter.admit(self.clock()):
+            self.rate_limited += 1
+            return False
+        return True
 
     def ticks(self, now: float) -> list[Event]:
         """Events the chain itself emits when time passes: a rate_limit_info report after drops.

@@ -65,9 +65,8 @@ class ProcessCache:
         if cwd == "/":
             flags.append("rootcwd")
         cid = container_id(rec.cgroup_name)
-        proc = self._new(rec.ktime, rec.pid, rec.cgroup_id, uid=rec.uid, auid=rec.auid, cwd=cwd,
-                         binary=rec.filename, arguments=join_arguments(rec.argv), flags=" ".join(flags),
-                         docker=cid[:DOCKER_FIELD_LEN])
+        proc = self._new(rec.ktime, rec.pid, rec.cgroup_id, rec.uid, rec.auid, cwd, rec.filename,
+                         join_arguments(rec.argv), " ".join(flags), cid[:DOCKER_FIELD_LEN])
         if self.enrich is not None:
             proc.pod = self.enrich(proc)
         self._insert(proc, rec.ppid, previous)
@@ -78,8 +77,8 @@ class ProcessCache:
         parent = self._by_pid.get(rec.ppid)
         if parent is None:
             return None
-        proc = self._new(rec.ktime, rec.pid, rec.cgroup_id, uid=parent.uid, auid=parent.auid, cwd=parent.cwd,
-                         binary=parent.binary, arguments=parent.arguments, flags="clone", docker=parent.docker)
+        proc = self._new(rec.ktime, rec.pid, rec.cgroup_id, parent.uid, parent.auid, parent.cwd, parent.binary,
+                         parent.arguments, "clone", parent.docker)
         proc.pod = parent.pod
         self._insert(proc, rec.ppid, self._by_pid.get(rec.pid))
         return proc
@@ -101,10 +100,12 @@ class ProcessCache:
         self.stats.collected += len(doomed)
         return len(doomed)
 
-    def _new(self, ktime: int, pid: int, cgroup_id: int, **image: Any) -> Process:
-        """A process started at ktime; ``image`` holds what it runs and as whom."""
-        return Process(exec_id=make_exec_id(self.node, ktime, pid), pid=pid, tid=pid, ktime=ktime,
-                       start_time=self.clock.rfc3339(ktime), cgroup_id=cgroup_id, **image)
+    def _new(self, ktime: int, pid: int, cgroup_id: int, uid: int, auid: int, cwd: str, binary: str,
+             arguments: str, flags: str, docker: str) -> Process:
+        """A process started at ktime, running ``binary`` as ``uid``."""
+        return Process(exec_id=make_exec_id(self.node, ktime, pid), pid=pid, tid=pid, uid=uid, auid=auid, ktime=ktime,
+                       start_time=self.clock.rfc3339(ktime), cwd=cwd, binary=binary, arguments=arguments,
+                       flags=flags, docker=docker, cgroup_id=cgroup_id)
 
     def _insert(self, proc: Process, ppid: int, previous: Process | None) -> None:
         if previous is not None:

@@ -18,6 +18,7 @@ uid comes from a ``pod<uid>`` directory above the container.
 """
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 
 _ID = re.compile(r"[0-9a-f]{64}")
@@ -46,8 +47,10 @@ class ContainerRef:
     runtime: str
 
 
+@lru_cache(maxsize=4096)
 def container_id(cgroup_name: str) -> str:
-    """The container id named by a cgroup leaf, or "" when it names none."""
+    """The container id named by a cgroup leaf, or "" when it names none (remembered: a node
+    runs many processes in few cgroups, and this runs at every exec)."""
     return _named_id(cgroup_name)[0]
 
 

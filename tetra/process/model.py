@@ -1,13 +1,15 @@
 """A process as the cache keeps it, and its Tetragon JSON form."""
 
-import base64
+from binascii import b2a_base64
 from dataclasses import dataclass, field
 from typing import Any
+
+from tetra.export.encode import fragment
 
 
 def make_exec_id(node: str, ktime: int, pid: int) -> str:
     """Tetragon's exec_id: base64 of "<node>:<start time ns>:<pid>"."""
-    return base64.b64encode(f"{node}:{ktime}:{pid}".encode()).decode()
+    return b2a_base64(f"{node}:{ktime}:{pid}".encode(), newline=False).decode()
 
 
 def join_arguments(argv: list[str]) -> str:
@@ -37,10 +39,13 @@ class Process:
     exited: bool = False
     released_at: float | None = None  # monotonic time refcnt reached 0
     pod: dict[str, Any] | None = None  # Tetragon's pod object, when Kubernetes enrichment knows it
-    _json: dict[str, Any] | None = field(default=None, repr=False)
+    _json: dict[str, Any] | None = field(default=None, repr=False)  # what never changes, tid left out
+    _head: bytes | None = field(default=None, repr=False)  # _json encoded, without its closing brace
+    _last: tuple[int, int, bytes] = field(default=(-1, -1, b""), repr=False)  # tid, refcnt, json_bytes()
 
-    def to_json(self) -> dict[str, Any]:
-        """Tetragon's Process message in its JSON mapping: empty strings omitted."""
+    def _fields(self) -> dict[str, Any]:
+        """Tetragon's Process message in its JSON mapping up to tid: empty strings omitted.
+        Made once: nothing in it changes once the process is exported."""
         if self._json is None:
             out: dict[str, Any] = {"exec_id": self.exec_id, "pid": self.pid, "uid": self.uid}
             for key in ("cwd", "binary", "arguments", "flags", "start_time"):
@@ -54,9 +59,31 @@ class Process:
                 out["docker"] = self.docker
             if self.parent_exec_id:
                 out["parent_exec_id"] = self.parent_exec_id
-            out["tid"] = self.tid
             self._json = out
-        result = dict(self._json)
+        return self._json
+
+    def to_json(self, tid: int | None = None) -> dict[str, Any]:
+        """Tetragon's Process message in its JSON mapping; ``tid``: the thread an event came
+        from (default: the process's main thread). A new dict each time: refcnt changes."""
+        result = dict(self._fields())
+        result["tid"] = self.tid if tid is None else tid
         if self.refcnt:
             result["refcnt"] = self.refcnt
         return result
+
+    def json_bytes(self, tid: int | None = None) -> bytes:
+        """``fragment(self.to_json(tid))``, byte for byte, from the part encoded once; the last
+        one made is kept (a busy thread's events, its children's, all have the same)."""
+        tid = self.tid if tid is None else tid
+        last_tid, last_refcnt, last = self._last
+        if tid == last_tid and self.refcnt == last_refcnt:
+            return last
+        head = self._head
+        if head is None:
+            head = self._head = fragment(self._fields())[:-1] + b","
+        if self.refcnt:
+            out = b'%s"tid":%d,"refcnt":%d}' % (head, tid, self.refcnt)
+        else:
+            out = b'%s"tid":%d}' % (head, tid)
+        self._last = (tid, self.refcnt, out)
+        return out
