@@ -27,7 +27,6 @@ import platform
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import IO, Any
 
 from tetra.agent.pipeline import Pipeline
