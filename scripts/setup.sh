@@ -14,8 +14,10 @@ say() { printf 'setup: %s\n' "$*"; }
 # 1. Debian packages. dpkg-query first, so that a prepared machine never touches apt.
 packages=(python3-bpfcc bpftool linux-headers-amd64 python3-venv gcc libc6-dev rsyslog logrotate)
 # The VM test lane (tests/vm) boots Debian's stock kernel under QEMU for kprobes,
-# fentry and BPF LSM; linux-image-amd64 matches linux-headers-amd64 above.
-packages+=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils)
+# fentry and BPF LSM; linux-image-amd64 matches linux-headers-amd64 above. The lane
+# boots both of bookworm's kernel series: 6.1 and 6.12 (from bookworm-security).
+packages+=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils zstd)
+packages+=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,7 +36,11 @@ fi
 # tracepoint plumbing come from these headers.
 kver=$(uname -r)
 if [ ! -e "/lib/modules/$kver/build/include" ]; then
-    distro=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1)
+    # linux-headers-amd64's own tree (6.1), the one the host has always been tested
+    # with, even when the VM lane's 6.12 headers are installed beside it.
+    dep=$(dpkg-query -W -f='${Depends}' linux-headers-amd64 2>/dev/null | grep -o 'linux-headers-[^ ,]*-amd64' | head -n 1)
+    distro=/usr/src/$dep
+    [ -n "$dep" ] && [ -d "$distro" ] || distro=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | head -n 1)
     [ -n "$distro" ] || { echo "setup: no kernel headers for $kver and none from Debian" >&2; exit 1; }
     dver=${distro#/usr/src/linux-headers-}
     if [ -d "/lib/modules/$kver" ] && [ ! -L "/lib/modules/$kver" ]; then

@@ -12,6 +12,7 @@ host's is a PVM variant that cannot run a stock kernel) QEMU emulates the CPU
 ::
 
     find_guest_kernel()  /boot/vmlinuz-R, /lib/modules/R with build/   ┐ absent: VmUnavailable,
+      (newest, or of a series: "6.1", "6.12")                         │
     find_tools()         qemu-system-x86_64, static busybox, modprobe  ┘ naming what to install
         │
         ├─ boot_image()      the XZ payload of vmlinuz as an ELF vmlinux: QEMU boots it
@@ -112,6 +113,7 @@ poweroff -f
 _MARKER = re.compile(r"TETRA_VM_(BOOTED|EXIT|BOOT_FAILED) (\w+)(?: (.*))?")
 _EXIT_STATUS = re.compile(r"status=(\d+)")
 _XZ_MAGIC = b"\xfd7zXZ\x00"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ELF_MAGIC = b"\x7fELF"
 _PT_INTERP = 3
 
@@ -176,26 +178,45 @@ def _version_key(release: str) -> list[int | str]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", release)]
 
 
-def find_guest_kernel() -> GuestKernel:
-    """The newest /boot/vmlinuz-* with its modules and headers; VmUnavailable names what is absent.
+def find_guest_kernels() -> list[GuestKernel]:
+    """Every /boot/vmlinuz-* with its modules, oldest first; VmUnavailable when there is none.
 
-    The headers matter inside the guest: there ``uname -r`` is this release, and
-    bcc compiles against /lib/modules/<release>/build of the shared root.
+    A release without its headers is left out: inside the guest ``uname -r`` is
+    that release, and bcc compiles against /lib/modules/<release>/build of the
+    shared root, so the guest could not compile a probe.
     """
     images = sorted(Path("/boot").glob("vmlinuz-*"), key=lambda p: _version_key(p.name))
     if not images:
         raise VmUnavailable(f"no kernel image /boot/vmlinuz-*: {INSTALL_HINT}")
-    image = images[-1]
-    release = image.name.removeprefix("vmlinuz-")
-    modules = Path("/lib/modules", release)
-    if not (modules / "modules.dep").exists():
-        raise VmUnavailable(f"no modules for {release} in {modules}: {INSTALL_HINT}")
-    if not (modules / "build" / "include").is_dir():
+    kernels = []
+    for image in images:
+        release = image.name.removeprefix("vmlinuz-")
+        modules = Path("/lib/modules", release)
+        if (modules / "modules.dep").exists() and (modules / "build" / "include").is_dir():
+            kernels.append(GuestKernel(release, image, modules))
+    if not kernels:
         raise VmUnavailable(
-            f"no kernel headers for {release} at {modules}/build (bcc needs them in the guest): "
-            "install linux-headers-amd64, or run scripts/setup.sh"
+            f"no kernel image in /boot has its modules and headers in /lib/modules (bcc needs them in the "
+            f"guest): {INSTALL_HINT}"
         )
-    return GuestKernel(release, image, modules)
+    return kernels
+
+
+def find_guest_kernel(series: str | None = None) -> GuestKernel:
+    """The newest usable kernel, or the newest of one series ("6.1" takes 6.1.0-N, not 6.12).
+
+    VmUnavailable names the package when the series asked for is not installed.
+    """
+    kernels = find_guest_kernels()
+    if series is not None:
+        kernels = [k for k in kernels if re.match(rf"{re.escape(series)}[.-]", k.release)]
+        if not kernels:
+            raise VmUnavailable(
+                f"no guest kernel of series {series} with modules and headers: install "
+                f"linux-image-{series}-amd64 and linux-headers-{series}-amd64 (Debian names the 6.1 "
+                "series linux-image-amd64), or run scripts/setup.sh"
+            )
+    return kernels[-1]
 
 
 def _is_static(binary: Path) -> bool:
@@ -254,19 +275,40 @@ def _cached(cache: Path, kind: str, key: str, build: Callable[[], bytes]) -> Pat
     return target
 
 
+def _zstd_payload(data: bytes) -> bytes:
+    """The zstd-compressed kernel of a bzImage, decompressed by the zstd tool (Python 3.11 has no zstd).
+
+    The setup header says where the payload is (payload_offset, payload_length at
+    0x248, counted from the protected-mode code after the setup sectors); the
+    build appends the uncompressed size as 4 bytes, which is not part of the frame.
+    """
+    setup_sects = data[0x1F1] or 4
+    offset, length = struct.unpack_from("<II", data, 0x248)
+    start = (setup_sects + 1) * 512 + offset
+    tool = shutil.which("zstd")
+    if tool is None:
+        raise VmUnavailable("this kernel is zstd-compressed and the zstd tool is missing: install zstd, "
+                            "or run scripts/setup.sh")
+    out = subprocess.run([tool, "-dcq"], input=data[start:start + length - 4], capture_output=True, check=False)
+    return out.stdout if out.returncode == 0 else b""
+
+
 def boot_image(kernel: GuestKernel, cache: Path = CACHE) -> Path:
     """The kernel as QEMU boots it fastest: the uncompressed ELF inside the bzImage.
 
-    Debian compresses its kernel with XZ; the first XZ stream in the bzImage is
-    the kernel, and what follows it is left undecoded.
+    Debian compresses 6.1 with XZ (the first XZ stream in the bzImage is the
+    kernel, what follows it is left undecoded) and 6.12 with zstd.
     """
 
     def extract() -> bytes:
         data = kernel.image.read_bytes()
         start = data.find(_XZ_MAGIC)
-        vmlinux = lzma.LZMADecompressor().decompress(data[start:]) if start >= 0 else b""
+        if start >= 0:
+            vmlinux = lzma.LZMADecompressor().decompress(data[start:])
+        else:
+            vmlinux = _zstd_payload(data) if _ZSTD_MAGIC in data else b""
         if vmlinux[:4] != _ELF_MAGIC:
-            raise VmUnavailable(f"{kernel.image} holds no XZ-compressed ELF kernel: {INSTALL_HINT}")
+            raise VmUnavailable(f"{kernel.image} holds no XZ- or zstd-compressed ELF kernel: {INSTALL_HINT}")
         return vmlinux
 
     return _cached(cache, f"vmlinux-{kernel.release}", _fingerprint(_stamp(kernel.image)), extract)
@@ -305,6 +347,12 @@ _EXECUTABLE = 0o100755
 _FILE = 0o100644
 
 
+def _module_bytes(module: Path) -> bytes:
+    """A module as busybox's insmod takes it: Debian's 6.12 ships them XZ-compressed (.ko.xz)."""
+    data = module.read_bytes()
+    return lzma.decompress(data) if module.name.endswith(".xz") else data
+
+
 def base_initramfs(kernel: GuestKernel, tools: Tools, cache: Path = CACHE) -> Path:
     """Busybox, the 9p/virtio modules of the guest kernel and INIT, cached per kernel and runner."""
     modules = _module_files(kernel, tools)
@@ -317,7 +365,7 @@ def base_initramfs(kernel: GuestKernel, tools: Tools, cache: Path = CACHE) -> Pa
         entries.append(("bin/busybox", _EXECUTABLE, tools.busybox.read_bytes()))
         entries.append(("init", _EXECUTABLE, INIT.encode()))
         entries += [
-            (f"modules/{index:02d}-{module.name}", _FILE, module.read_bytes())
+            (f"modules/{index:02d}-{module.name.removesuffix('.xz')}", _FILE, _module_bytes(module))
             for index, module in enumerate(modules)
         ]
         return _cpio(entries)
@@ -443,6 +491,7 @@ def run(
     cache: Path = CACHE,
     echo: Echo = _print_line,
     note: Callable[[str], None] = _note,
+    kernel_series: str | None = None,
 ) -> VmResult:
     """Run ``command`` as root in the guest, in ``cwd`` (default: ours), with ``workdir`` writable.
 
@@ -450,10 +499,11 @@ def run(
     attempt without an exit status (boot failure, crash, hang) is retried once:
     TCG boots are reliable but not perfectly so, and one flaky boot should not
     fail a CI run. Raises VmUnavailable before booting when something is not
-    installed, VmFailed when both attempts failed.
+    installed, VmFailed when both attempts failed. ``kernel_series`` picks the
+    guest kernel ("6.1", "6.12"; default the newest installed).
     """
     started = time.monotonic()
-    kernel = find_guest_kernel()
+    kernel = find_guest_kernel(kernel_series)
     tools = find_tools()
     image = boot_image(kernel, cache)
     base = base_initramfs(kernel, tools, cache)
@@ -486,10 +536,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, default=REPO, help="directory shared read-write (default: the repo)"
     )
+    parser.add_argument("--kernel", metavar="SERIES", help='guest kernel series, e.g. 6.1 (default: the newest)')
     parser.add_argument("command", nargs="+", help="the command, after --")
     args = parser.parse_args(argv)
     try:
-        return run(args.command, workdir=args.workdir, timeout=args.timeout, memory=args.memory).status
+        return run(args.command, workdir=args.workdir, timeout=args.timeout, memory=args.memory,
+                   kernel_series=args.kernel).status
     except VmUnavailable as err:
         _note(str(err))
         return EXIT_UNAVAILABLE
