@@ -40,6 +40,9 @@ from tetra.wire.constants import RINGBUF_PAGES
 @click.option("--tracing-policy", "tracing_policies", multiple=True, metavar="FILE",
               help="Load a TracingPolicy file (repeatable).")
 @click.option("--tracing-policy-dir", metavar="DIR", help="Load every *.yaml policy in this directory.")
+@click.option("--tracing-policy-keep-going", is_flag=True,
+              help="Run even when a policy of --tracing-policy(-dir) fails to load (default: refuse to start, "
+                   "with the reason).")
 @click.option("--policy-cache-dir", metavar="DIR", default="/var/cache/tetra", show_default=True,
               help="Keep compiled policies here (root's, 0700) so later starts load them without compiling; "
                    "'' to compile at every start.")
@@ -74,7 +77,8 @@ from tetra.wire.constants import RINGBUF_PAGES
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
           export_file_rotation_interval: str | None, export_file_compress: bool, export_file_perm: str,
           pid_file: str | None, process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
-          tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, policy_cache_dir: str,
+          tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, tracing_policy_keep_going: bool,
+          policy_cache_dir: str,
           server_addresses: tuple[str, ...],
           server_tls_cert_file: str | None, server_tls_key_file: str | None, server_tls_client_ca_file: str | None,
           server_insecure_tcp: bool, export_allowlist: str, export_denylist: str, field_filters: str, redaction_filters: str,
@@ -85,8 +89,9 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default) and, with --export-filename,
-    writes Tetragon-compatible JSON lines. A policy that fails to load is
-    reported with its reason; the others run. On SIGINT/SIGTERM it detaches every
+    writes Tetragon-compatible JSON lines. A policy of --tracing-policy(-dir)
+    that cannot be read, validated or loaded stops the agent with the reason
+    (exit 1) unless --tracing-policy-keep-going. On SIGINT/SIGTERM it detaches every
     probe and prints a JSON summary of what it saw and lost to stderr. SIGHUP
     reopens the export file (after logrotate moved it; a move or delete is also
     noticed within a second without it).
@@ -108,6 +113,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         node_name=node_name,
         tracing_policies=tracing_policies,
         tracing_policy_dir=tracing_policy_dir,
+        tracing_policy_keep_going=tracing_policy_keep_going,
         policy_cache_dir=policy_cache_dir,
         server_addresses=server_addresses,
         server_tls_cert_file=server_tls_cert_file,

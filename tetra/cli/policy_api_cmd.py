@@ -19,7 +19,7 @@ from tetra.cli.tracingpolicy_cmd import tracingpolicy
 from tetra.policy import load_policies_report
 
 LOAD_TIMEOUT = 60.0  # add and enable compile and load BPF programs: seconds per policy
-_STATES = {"TP_STATE_ENABLED": "enabled", "TP_STATE_DISABLED": "disabled", "TP_STATE_LOAD_ERROR": "error",
+STATE_WORDS = {"TP_STATE_ENABLED": "enabled", "TP_STATE_DISABLED": "disabled", "TP_STATE_LOAD_ERROR": "error",
            "TP_STATE_LOADING": "loading", "TP_STATE_UNKNOWN": "unknown"}
 _ORIGINS = {"cache": "from the cache", "built": "built, now cached", "compiled": "compiled in the agent"}
 _MODES = {"TP_MODE_ENFORCE": "enforce", "TP_MODE_MONITOR": "monitor", "TP_MODE_UNKNOWN": "unknown"}
@@ -45,7 +45,7 @@ def _as_dict(message: Any) -> dict[str, Any]:
 def _describe(policy: dict[str, Any]) -> str:
     """"name: enabled, enforce; hooks: __x64_sys_openat (kprobe); loaded in 0.05s (from the cache)"."""
     hooks = ", ".join(f"{h['hook']} ({h['mechanism']})" for h in policy.get("hooks", ()))
-    text = f"{policy['name']}: {_STATES[policy['state']]}, {_MODES[policy['mode']]}"
+    text = f"{policy['name']}: {STATE_WORDS[policy['state']]}, {_MODES[policy['mode']]}"
     if hooks:
         text += f"; hooks: {hooks}"
     if "load_seconds" in policy:
@@ -144,7 +144,7 @@ def policy_table(policies: Iterable[dict[str, Any]]) -> Table:
     for p in policies:
         hooks = p.get("hooks", [])
         name = f"{p['namespace']}/{p['name']}" if p.get("namespace") else p["name"]
-        state = _STATES[p["state"]] + (f": {p['error']}" if p.get("error") else "")
+        state = STATE_WORDS[p["state"]] + (f": {p['error']}" if p.get("error") else "")
         table.add_row(str(p["id"]), name, state, _MODES[p["mode"]],
                       ", ".join(f"{h['hook']} ({h['mechanism']})" for h in hooks) or "-",
                       str(sum(int(h["seen"]) for h in hooks)), str(sum(int(h["posted"]) for h in hooks)),

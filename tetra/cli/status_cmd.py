@@ -7,6 +7,7 @@ process cache and the exporters. A loss counter above zero is shown in red.
 ``-o json`` prints the StatusResponse with every field, zeros included.
 """
 
+from collections import Counter
 from typing import Any
 
 import click
@@ -17,7 +18,7 @@ from rich.text import Text
 
 from tetra import __version__
 from tetra.cli.options import client_options
-from tetra.cli.policy_api_cmd import policy_table
+from tetra.cli.policy_api_cmd import STATE_WORDS, policy_table
 
 
 def _status(client: Any) -> dict[str, Any]:
@@ -60,6 +61,19 @@ def _count(value: Any) -> Text:
     return Text(str(value), style="bold red" if int(value) else "")
 
 
+def _policy_counts(policies: list[dict[str, Any]]) -> Text:
+    """"policies: 3 loaded, 1 failed (broken)": whether the node is protected as intended, at a glance."""
+    failed = [p["name"] for p in policies if p["state"] == "TP_STATE_LOAD_ERROR"]
+    loaded = sum(p["state"] == "TP_STATE_ENABLED" for p in policies)
+    others = Counter(p["state"] for p in policies if p["state"] not in ("TP_STATE_ENABLED", "TP_STATE_LOAD_ERROR"))
+    text = Text(f"policies: {loaded} loaded, ")
+    text.append(f"{len(failed)} failed" + (f" ({', '.join(failed)})" if failed else ""),
+                style="bold red" if failed else "")
+    for state, count in sorted(others.items()):
+        text.append(f", {count} {STATE_WORDS.get(state, state)}")
+    return text
+
+
 def render(state: dict[str, Any]) -> Group:
     """The status as rich tables, one per concern."""
     title = Text(f"tetra agent {state['version']} on {state['node_name']}, up {state['uptime_seconds']:.0f}s",
@@ -94,7 +108,7 @@ def render(state: dict[str, Any]) -> Group:
                         Text(f"process cache: {cache['size']} of {cache['capacity']}, "
                              f"{cache['evictions']} evicted"), Text(), exporters]
     if state["policies"]:
-        parts += [Text(), policy_table(state["policies"])]
+        parts += [Text(), _policy_counts(state["policies"]), policy_table(state["policies"])]
     if state["subscribers"]:
         parts += [Text(), subscribers]
     return Group(*parts)
