@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
 from rich.table import Table
 
+from tetra.cli import tables
 from tetra.cli.options import client_options
 from tetra.cli.tracingpolicy_cmd import tracingpolicy
 from tetra.policy import load_policies_report
@@ -133,14 +133,13 @@ def list_policies(output: str, client: Any) -> None:
     if output == "json":
         click.echo(orjson.dumps({"policies": policies}, option=orjson.OPT_INDENT_2).decode())
         return
-    Console(highlight=False, soft_wrap=True).print(policy_table(policies))
+    tables.echo(policy_table(policies))
 
 
 def policy_table(policies: Iterable[dict[str, Any]]) -> Table:
     """Policies as `tracingpolicy list` and `status` show them."""
-    table = Table(box=None, pad_edge=False)
-    for column in ("ID", "NAME", "STATE", "MODE", "HOOKS", "SEEN", "POSTED", "LOADED IN", "SOURCE"):
-        table.add_column(column, justify="right" if column in ("ID", "SEEN", "POSTED") else "left")
+    table = tables.table("ID", "NAME", "STATE", "MODE", "HOOKS", "SEEN", "POSTED", "LOADED IN", "SOURCE",
+                         right=("ID", "SEEN", "POSTED"))
     for p in policies:
         hooks = p.get("hooks", [])
         name = f"{p['namespace']}/{p['name']}" if p.get("namespace") else p["name"]

@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from tetra import __version__
+from tetra.cli import tables
 from tetra.cli.options import client_options
 from tetra.cli.policy_api_cmd import STATE_WORDS, policy_table
 
@@ -45,15 +46,11 @@ def status(output: str, client: Any) -> None:
     if output == "json":
         click.echo(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode())
         return
-    Console(highlight=False, soft_wrap=True).print(render(state))
+    tables.echo(render(state))
 
 
 def _table(*columns: str) -> Table:
-    table = Table(box=None, pad_edge=False, show_header=True)
-    for column in columns:
-        table.add_column(column, justify="right" if column in ("TOTAL", "RATE/S", "SENT", "LOST", "VALUE",
-                                                                "QUEUED", "DROPPED") else "left")
-    return table
+    return tables.table(*columns, right=("TOTAL", "RATE/S", "SENT", "LOST", "VALUE", "QUEUED", "DROPPED"))
 
 
 def _count(value: Any) -> Text:
