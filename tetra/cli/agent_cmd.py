@@ -12,7 +12,7 @@ import orjson
 
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
 from tetra.agent.pidfile import PidFile
-from tetra.cli.options import export_filter_options, parse_duration
+from tetra.cli.options import LOG_FORMAT, export_filter_options, parse_duration
 from tetra.export.jsonfile import parse_perm
 from tetra.wire.constants import RINGBUF_PAGES
 
@@ -74,6 +74,7 @@ from tetra.wire.constants import RINGBUF_PAGES
                    "to FILE, for `tetra replay`.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
+@click.option("-d", "--debug", is_flag=True, help="Same as --log-level debug.")
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
           export_file_rotation_interval: str | None, export_file_compress: bool, export_file_perm: str,
           pid_file: str | None, process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
@@ -85,7 +86,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
           export_otlp_ca_file: str | None, metrics_server: str | None, enable_k8s_api: bool,
           k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
-          record_ring: str | None, log_level: str) -> None:
+          record_ring: str | None, log_level: str, debug: bool) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default) and, with --export-filename,
@@ -96,7 +97,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
     reopens the export file (after logrotate moved it; a move or delete is also
     noticed within a second without it).
     """
-    logging.basicConfig(level=log_level.upper(), format="tetra: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level="DEBUG" if debug else log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)  # a no-op after `tetra -d`
     if os.geteuid() != 0:
         raise click.ClickException("the agent needs root: it loads BPF programs into the kernel")
     config = AgentConfig(

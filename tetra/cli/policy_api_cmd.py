@@ -15,8 +15,10 @@ from rich.table import Table
 
 from tetra.cli import tables
 from tetra.cli.options import client_options
+from tetra.cli.policy_text import with_mode
 from tetra.cli.tracingpolicy_cmd import tracingpolicy
 from tetra.policy import load_policies_report
+from tetra.policy.loader import load_policies_text_report
 
 LOAD_TIMEOUT = 60.0  # add and enable compile and load BPF programs: seconds per policy
 STATE_WORDS = {"TP_STATE_ENABLED": "enabled", "TP_STATE_DISABLED": "disabled", "TP_STATE_LOAD_ERROR": "error",
@@ -57,15 +59,24 @@ def _describe(policy: dict[str, Any]) -> str:
 
 @tracingpolicy.command()
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-m", "--mode", type=click.Choice(["enforce", "monitor"]),
+              help="Load in this mode, whatever the file's policy-mode says.")
 @client_options(timeout=LOAD_TIMEOUT)
-def add(file: str, client: Any) -> None:
+def add(file: str, mode: str | None, client: Any) -> None:
     """Load the policies of FILE into the running agent (all of them, or none)."""
     from tetra.api import pb
+    from tetra.api.client import ClientError
 
     load_policies_report(file)  # PolicyErrors: every problem as file:line:col, printed by the CLI group
     with open(file, encoding="utf-8", errors="surrogateescape") as source:
-        text = source.read()
-    response = _call(client, "AddTracingPolicy", pb.AddTracingPolicyRequest(yaml=text))
+        sent = with_mode(file, source.read(), mode)
+    if mode is not None:
+        policies, _ = load_policies_text_report(sent.text, file)
+        assert all(p.policy_mode == mode for p in policies), "the edited text must carry the mode"
+    try:
+        response = _call(client, "AddTracingPolicy", pb.AddTracingPolicyRequest(yaml=sent.text))
+    except ClientError as err:  # the agent names the text it was sent "api": say the file
+        raise ClientError(sent.located(str(err)), err.code) from None
     for policy in _as_dict(response)["policies"]:
         click.echo(f"added {_describe(policy)}")
 

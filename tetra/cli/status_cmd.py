@@ -112,13 +112,16 @@ def render(state: dict[str, Any]) -> Group:
 
 
 @click.command()
+@click.option("-s", "--server", is_flag=True, help="Also ask the running agent for its version.")
 @client_options
-def version(client: Any) -> None:
-    """This client's version and the running agent's."""
+def version(server: bool, client: Any) -> None:
+    """This client's version and, with -s, the running agent's."""
     from tetra.api import pb
     from tetra.api.client import Client
 
     click.echo(f"client {__version__}")
+    if not server:
+        return
     connection = Client(client)
     try:
         agent = connection.call("GetVersion", pb.GetVersionRequest()).version
