@@ -976,7 +976,8 @@ def test_tls_without_client_certificates_is_warned(tmp_path: Path) -> None:
         assert (f"tetra: WARNING: API at {address}: TLS without client certificates (no "
                 "--server-tls-client-ca-file): any local user can control the agent and read every event"
                 ) in running.stderr_lines
-        done = subprocess.run([*TETRA, "version", "-s", "--server-address", address, "--tls-ca-file", str(certs["ca.pem"])],
+        done = subprocess.run([*TETRA, "version", "-s", "--server-address", address,
+                               "--tls-ca-file", str(certs["ca.pem"])],
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr
     finally:

@@ -89,15 +89,17 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           record_ring: str | None, log_level: str, debug: bool) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
-    Prints one line per event (compact by default) and, with --export-filename,
-    writes Tetragon-compatible JSON lines. A policy of --tracing-policy(-dir)
+    Prints one line per event (compact by default; the processes read from
+    /proc at start are left out there) and, with --export-filename, writes
+    Tetragon-compatible JSON lines. A policy of --tracing-policy(-dir)
     that cannot be read, validated or loaded stops the agent with the reason
     (exit 1) unless --tracing-policy-keep-going. On SIGINT/SIGTERM it detaches every
     probe and prints a JSON summary of what it saw and lost to stderr. SIGHUP
     reopens the export file (after logrotate moved it; a move or delete is also
     noticed within a second without it).
     """
-    logging.basicConfig(level="DEBUG" if debug else log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)  # a no-op after `tetra -d`
+    # a no-op after `tetra -d`, which configured the same format at debug level
+    logging.basicConfig(level="DEBUG" if debug else log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     if os.geteuid() != 0:
         raise click.ClickException("the agent needs root: it loads BPF programs into the kernel")
     config = AgentConfig(
