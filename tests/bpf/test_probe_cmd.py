@@ -14,6 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tetra.kernel.feature_advice import ADVICE
+
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: tetra probe loads BPF programs"),
@@ -45,7 +47,8 @@ def report() -> dict[str, dict[str, object]]:
 def test_json_has_every_field_and_group(report: dict[str, dict[str, object]]) -> None:
     assert {feature["group"] for feature in report.values()} == {"kernel", "attach", "helpers"}
     for feature in report.values():
-        assert set(feature) == {"name", "group", "available", "detail"}
+        explained = {"missing", "effect", "remedy"} if not feature["available"] else set()
+        assert set(feature) == {"name", "group", "available", "detail"} | explained, feature
         assert isinstance(feature["available"], bool)
         assert feature["detail"]
 
@@ -82,6 +85,19 @@ def test_table_is_the_default_output() -> None:
     assert done.returncode == 0, done.stderr
     for word in ("kernel", "attach", "helpers", "tracepoint", "✔"):
         assert word in done.stdout
+
+
+def test_every_cross_is_explained(report: dict[str, dict[str, object]]) -> None:
+    """A ✘ says what is missing, what tetra refuses or does instead, and what the operator can do."""
+    assert set(ADVICE) == set(report) - {"release"}, "every feature that can be missing has its advice"
+    done = _probe()
+    missing = [name for name, feature in report.items() if not feature["available"]]
+    if not missing:
+        assert "What the ✘ lines mean" not in done.stdout
+    for name in missing:
+        advice = ADVICE[name]
+        assert f"✘ {name}: missing {advice.missing}" in done.stdout
+        assert f"without it: {advice.effect}" in done.stdout and f"to do: {advice.remedy}" in done.stdout
 
 
 def test_refuses_without_root(nobody: int) -> None:

@@ -39,7 +39,11 @@ class RunningAgent:
         self.summary: dict[str, Any] | None = None
 
     def start(self, timeout: float = 90) -> "RunningAgent":
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return self.start_with(subprocess.DEVNULL, timeout)
+
+    def start_with(self, stdout: Any, timeout: float = 90) -> "RunningAgent":
+        """``start`` with the agent's standard output going to ``stdout`` (a file, for ``-o compact``)."""
+        self.proc = subprocess.Popen(self.cmd, stdout=stdout, stderr=subprocess.PIPE)
         threading.Thread(target=self._read_stderr, daemon=True).start()
         if not self._ready.wait(timeout) or self.proc.poll() is not None:
             self.proc.kill()

@@ -1,6 +1,7 @@
 """The agent's command line: clean stop, detached programs, clear errors."""
 
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -64,3 +65,28 @@ def test_help_lists_tetragon_flag_names() -> None:
                  "--export-file-rotation-interval", "--export-file-compress", "--export-file-perm",
                  "--process-cache-size"):
         assert flag in out
+
+
+def test_start_up_lines_are_not_buried_under_the_proc_snapshot(tmp_path: Path) -> None:
+    """On a terminal the agent's own lines (stderr) and the compact events (stdout) mix: the processes
+    read from /proc at start are not printed as compact lines, live ones are; --metrics-server is said."""
+    before = subprocess.Popen(["/usr/bin/sleep", "3600.4242"])  # running before the agent: in the snapshot
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    out = tmp_path / "stdout"
+    try:
+        with out.open("wb") as stdout:
+            agent = RunningAgent(tmp_path, "-o", "compact", "--metrics-server", f"127.0.0.1:{port}")
+            agent.start_with(stdout)
+            subprocess.run(["/usr/bin/true", "after-ready-4242"], check=True)
+            agent.wait_for(lambda events: any("after-ready-4242" in str(e) for e in events))
+            snapshot = [e for e in agent.events() if "procFS" in str(e.get("process_exec", {}))]
+            agent.stop()
+    finally:
+        before.kill()
+    assert any("3600.4242" in str(e) for e in snapshot), "the JSON export keeps the /proc snapshot"
+    lines = out.read_text().splitlines()
+    assert "🚀 process /usr/bin/true after-ready-4242" in lines
+    assert not [line for line in lines if "3600.4242" in line], "a process from /proc printed as a compact line"
+    assert f"tetra: INFO: metrics serving at http://127.0.0.1:{port}/metrics" in agent.stderr_lines

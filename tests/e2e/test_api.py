@@ -456,6 +456,30 @@ def test_tracingpolicy_lifecycle(agent: RunningAgent, root_dir: Path, tmp_path: 
     assert f"tetra: {broken}:15:19: ".encode() in done.stderr and b"Traceback" not in done.stderr
 
 
+def test_add_mode_and_errors_named_after_the_file(agent: RunningAgent, root_dir: Path, tmp_path: Path) -> None:
+    """`tp add -m enforce` on a file that says monitor enforces from the first call; what the agent refuses
+    is located in the file, not in "api"."""
+    target = root_dir / f"kill-{uuid.uuid4().hex[:8]}"
+    target.write_text("ok")
+    policy = tmp_path / "kill.yaml"
+    policy.write_text(KILL_POLICY.format(target=target))
+    assert "policy-mode" in policy.read_text() and "monitor" in policy.read_text()
+    done = tetra(agent, "tp", "add", "-m", "enforce", str(policy))
+    assert done.returncode == 0, done.stderr.decode()
+    assert "added api-kill: enabled, enforce" in done.stdout.decode()
+    assert subprocess.run(["/usr/bin/cat", str(target)], capture_output=True).returncode == -signal.SIGKILL
+    assert tetra(agent, "tp", "delete", "api-kill").returncode == 0
+
+    unplaceable = tmp_path / "no-tracepoint.yaml"
+    unplaceable.write_text("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: no-tp\nspec:\n"
+                           "  tracepoints:\n  - subsystem: syscalls\n    event: sys_enter_no_such_call\n")
+    done = tetra(agent, "tp", "add", "-m", "monitor", str(unplaceable))
+    assert done.returncode == 1
+    assert f"{unplaceable}:7:5: spec.tracepoints[0]: this kernel has no tracepoint".encode() in done.stderr, \
+        done.stderr
+    assert b"api:" not in done.stderr
+
+
 # -- status and version ----------------------------------------------------------------------
 
 
@@ -494,7 +518,7 @@ def test_status_reports_counters_and_rates(agent: RunningAgent, root_dir: Path) 
 
 
 def test_version(agent: RunningAgent) -> None:
-    done = tetra(agent, "version")
+    done = tetra(agent, "version", "-s")
     assert done.returncode == 0
     assert done.stdout.decode().splitlines() == ["client 0.1.0", f"agent  0.1.0 ({agent.address})"]
 
@@ -535,7 +559,7 @@ def test_real_events_round_trip_through_protobuf(agent: RunningAgent, root_dir: 
 
 def test_clients_without_an_agent_say_so(tmp_path: Path) -> None:
     address = f"unix://{tmp_path}/none.sock"
-    for command in (["getevents"], ["status"], ["version"], ["tracingpolicy", "list"]):
+    for command in (["getevents"], ["status"], ["version", "-s"], ["tracingpolicy", "list"]):
         done = subprocess.run([*TETRA, *command, "--server-address", address], stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=60)
         assert done.returncode == 1, command
@@ -625,7 +649,7 @@ def test_stale_world_writable_socket_is_replaced(tmp_path: Path) -> None:
     running = RunningAgent(tmp_path, "--server-address", f"unix://{stale}").start()
     try:
         assert stat.S_IMODE(stale.stat().st_mode) == 0o600
-        done = subprocess.run([*TETRA, "version", "--server-address", f"unix://{stale}"],
+        done = subprocess.run([*TETRA, "version", "-s", "--server-address", f"unix://{stale}"],
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr
     finally:
@@ -670,7 +694,7 @@ def test_oversized_and_garbage_requests(agent: RunningAgent) -> None:
     assert bad_filter.returncode == 1 and b"--process" in bad_filter.stderr and b"Traceback" not in bad_filter.stderr
     # the agent is unharmed: it answers and still exports
     assert agent.proc is not None and agent.proc.poll() is None
-    assert tetra(agent, "version").returncode == 0
+    assert tetra(agent, "version", "-s").returncode == 0
     token = f"after-garbage-{uuid.uuid4()}"
     echo(token)
     agent.wait_for(lambda ev: bool(of_token(ev, "process_exit", token)))
@@ -889,7 +913,7 @@ def test_plain_tcp_only_when_asked_and_warned_at_every_start(tmp_path: Path) -> 
         for address in (v4, v6):
             assert (f"tetra: WARNING: API at {address}: plain TCP (--server-insecure-tcp): any local user can "
                     "control the agent and read every event") in running.stderr_lines
-            done = subprocess.run([*TETRA, "version", "--server-address", address], stdin=subprocess.DEVNULL,
+            done = subprocess.run([*TETRA, "version", "-s", "--server-address", address], stdin=subprocess.DEVNULL,
                                   capture_output=True, timeout=60)
             assert done.returncode == 0, done.stderr
             assert done.stdout.decode().splitlines()[1] == f"agent  0.1.0 ({address})"
@@ -921,7 +945,7 @@ def test_tcp_with_mutual_tls(tmp_path: Path) -> None:
                            "--server-tls-client-ca-file", str(certs["ca.pem"])).start()
     try:
         def version(*tls: str) -> subprocess.CompletedProcess[bytes]:
-            return subprocess.run([*TETRA, "version", "--server-address", address, *tls],
+            return subprocess.run([*TETRA, "version", "-s", "--server-address", address, *tls],
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
 
         trusted = ("--tls-ca-file", str(certs["ca.pem"]))
@@ -932,7 +956,7 @@ def test_tcp_with_mutual_tls(tmp_path: Path) -> None:
         for refused in (version(*trusted), version()):  # no client certificate; no TLS at all
             assert refused.returncode == 1
             assert refused.stderr.decode().splitlines()[-1] == (
-                f"tetra: the agent at {address} closed the connection: does it want TLS (--tls-ca-file) or a "
+                f"tetra: the agent at {address} closed the connection: does it want TLS (--tls-ca-cert-files) or a "
                 "client certificate (--tls-cert-file, --tls-key-file)?")
         state = subprocess.run([*TETRA, "status", "-o", "json", "--server-address", address, *trusted, *client],
                                stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
@@ -952,7 +976,8 @@ def test_tls_without_client_certificates_is_warned(tmp_path: Path) -> None:
         assert (f"tetra: WARNING: API at {address}: TLS without client certificates (no "
                 "--server-tls-client-ca-file): any local user can control the agent and read every event"
                 ) in running.stderr_lines
-        done = subprocess.run([*TETRA, "version", "--server-address", address, "--tls-ca-file", str(certs["ca.pem"])],
+        done = subprocess.run([*TETRA, "version", "-s", "--server-address", address,
+                               "--tls-ca-file", str(certs["ca.pem"])],
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr
     finally:

@@ -68,9 +68,10 @@ def write_policies(directory: Path, root: Path, names: list[str]) -> Path:
     return directory
 
 
-def start(workdir: Path, policies: Path, cache: Path) -> RunningAgent:
+def start(workdir: Path, policies: Path, cache: Path, *args: str) -> RunningAgent:
     workdir.mkdir(exist_ok=True)
-    return RunningAgent(workdir, "--tracing-policy-dir", str(policies), "--policy-cache-dir", str(cache)).start(240)
+    return RunningAgent(workdir, "--tracing-policy-dir", str(policies), "--policy-cache-dir", str(cache),
+                        *args).start(240)
 
 
 def origins(summary: dict) -> dict[str, str]:
@@ -176,7 +177,7 @@ def test_a_failing_policy_does_not_stop_the_others(tmp_path: Path) -> None:
     (policies / "broken.yaml").write_text(textwrap.dedent(BROKEN))
     cache = tmp_path / "cache"
     for run in ("first", "second"):
-        agent = start(tmp_path / run, policies, cache)
+        agent = start(tmp_path / run, policies, cache, "--tracing-policy-keep-going")
         settled = line(agent, "policies settled in")
         summary = agent.stop()
         assert "1 loaded" in settled and "1 failed" in settled, settled

@@ -94,7 +94,7 @@ def test_kprobe_write_cuts_the_arch_prefix() -> None:
         ("security_mmap_file", [{"file_arg": {"path": "/lib/x.so"}}, {"uint_arg": 5}, {"uint_arg": 1}],
          "📝 mmap-rx default/xwing /usr/bin/curl /lib/x.so"),
         ("__x64_sys_setns", [{"int_arg": 3}, {"int_arg": 0x40000000}], "🔧 setns   default/xwing /usr/bin/curl net"),
-        ("do_unlinkat", [{"int_arg": -100}], "❓ syscall default/xwing /usr/bin/curl do_unlinkat"),
+        ("do_unlinkat", [{"int_arg": -100}], "❓ syscall default/xwing /usr/bin/curl do_unlinkat -100 (policy p)"),
     ],
 )
 def test_kprobe_renderings(function: str, args: list[dict[str, Any]], expected: str) -> None:
@@ -107,7 +107,7 @@ def test_kprobe_without_captured_args() -> None:
 
 def test_tracepoint_and_lsm() -> None:
     tp = _event("process_tracepoint", process=_process(pod=POD), subsys="syscalls", event="sys_enter_kill", args=[])
-    assert render_compact(tp) == "⁉️ tracepoint default/xwing /usr/bin/curl syscalls/sys_enter_kill"
+    assert render_compact(tp) == "⁉️ tracepoint default/xwing /usr/bin/curl syscalls/sys_enter_kill"  # no policy
     lsm = _event("process_lsm", process=_process(), function_name="bprm_check_security", args=[])
     assert render_compact(lsm) == "🔒 LSM     /usr/bin/curl bprm_check_security"
 
@@ -166,3 +166,37 @@ def test_cap_sys_admin_trailer_is_right_aligned_like_tetragon() -> None:
     head = "🚀 process default/xwing /usr/bin/curl https://ebpf.io"
     # Go pads to column 120 counting the bytes of the line before the trailer.
     assert line == head + " " + "🛑 CAP_SYS_ADMIN".rjust(120 - len(head.encode()))
+
+
+def test_generic_line_shows_the_first_arguments_and_the_policy() -> None:
+    """Was "❓ syscall /usr/bin/curl __x64_sys_execve": which file, which address, which policy?"""
+    execve = _kprobe("__x64_sys_execve", [{"string_arg": "/tmp/x/run"}, {"int_arg": 0}], binary="/bin/sh",
+                     arguments="")
+    assert render_compact(execve) == "❓ syscall /bin/sh __x64_sys_execve /tmp/x/run 0 (policy p)"
+    connect = _kprobe("__x64_sys_connect", [{"int_arg": 4},
+                                            {"sockaddr_arg": {"family": "AF_INET", "addr": "1.2.3.4", "port": 443}}],
+                      binary="/usr/bin/curl", arguments="")
+    assert render_compact(connect) == "❓ syscall /usr/bin/curl __x64_sys_connect 4 1.2.3.4:443 (policy p)"
+    many = [{"file_arg": {"path": "/etc/shadow"}}, {"bytes_arg": "aGk="}, {"capability_arg": {"value": 21,
+            "name": "CAP_SYS_ADMIN"}}, {"cred_arg": {"uid": 0}}, {"int_arg": 5}]
+    line = render_compact(_kprobe("security_something", many, binary="/bin/x", arguments=""))
+    assert line == "❓ syscall /bin/x security_something /etc/shadow 2 bytes CAP_SYS_ADMIN (policy p)"
+    lsm = _event("process_lsm", process=_process("/bin/x", ""), function_name="file_open",
+                 args=[{"file_arg": {"path": "/etc/passwd"}}], policy_name="lsm-p", action="KPROBE_ACTION_POST")
+    assert render_compact(lsm) == "🔒 LSM     /bin/x file_open /etc/passwd (policy lsm-p)"
+
+
+@pytest.mark.parametrize(("extra", "trailer"), [
+    ({}, " [Sigkill]"),
+    ({"policy_mode": "monitor"}, " [monitor: Sigkill not done]"),
+    ({"protected_process": True}, " [Sigkill withheld: protected process]"),
+])
+def test_an_action_other_than_post_is_shown_with_its_mode(extra: dict[str, Any], trailer: str) -> None:
+    event = _kprobe("__x64_sys_openat", [{"int_arg": -100}, {"string_arg": "/etc/shadow"}], binary="/bin/cat",
+                    arguments="")
+    event["process_kprobe"].update(action="KPROBE_ACTION_SIGKILL", **extra)
+    line = render_compact(event)
+    assert line == "📬️ openat  /bin/cat /etc/shadow" + trailer
+    generic = _kprobe("__x64_sys_execve", [{"string_arg": "/dev/shm/x"}], binary="/bin/sh", arguments="")
+    generic["process_kprobe"].update(action="KPROBE_ACTION_SIGKILL", **extra)
+    assert render_compact(generic) == "❓ syscall /bin/sh __x64_sys_execve /dev/shm/x (policy p)" + trailer

@@ -23,6 +23,7 @@ class AgentConfig:
     node_name: str | None = None
     tracing_policies: tuple[str, ...] = ()
     tracing_policy_dir: str | None = None
+    tracing_policy_keep_going: bool = False  # run when a start-up policy failed (default: refuse to start)
     policy_cache_dir: str = "/var/cache/tetra"  # compiled policy objects ("": compile at every start)
     # gRPC API: every address is bound (none: no server); TLS applies to host:port addresses.
     server_addresses: tuple[str, ...] = (DEFAULT_SERVER_ADDRESS,)

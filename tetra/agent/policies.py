@@ -121,16 +121,21 @@ class PolicyManager:
         self._loading: dict[int, _Loading] = {}  # by policy id, in the order they came
         self._batches: list[tuple[list[PolicyState], Future[list[PolicyState]]]] = []  # add_text_later's
 
-    def load_paths(self, files: tuple[str, ...], directory: str | None) -> None:
+    def load_paths(self, files: tuple[str, ...], directory: str | None) -> list[PolicyState]:
+        """The start-up policies (--tracing-policy, --tracing-policy-dir), loading in the background;
+        a directory that is not one is a failed entry of its own, so it is counted and refused like a file."""
         paths = [Path(f) for f in files]
+        states: list[PolicyState] = []
         if directory:
             root = Path(directory)
             if not root.is_dir():
                 log.error("--tracing-policy-dir %s is not a directory", directory)
+                states.append(self._failed(directory, directory, f"--tracing-policy-dir {directory}: not a directory"))
             else:
                 paths += sorted(p for p in root.iterdir() if p.suffix in POLICY_SUFFIXES)
         for path in paths:
-            self.load_file(path, background=True)
+            states += self.load_file(path, background=True)
+        return states
 
     def load_file(self, path: Path, background: bool = False) -> list[PolicyState]:
         """``background``: the policies stay ``loading`` until ``progress`` has them in."""

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from tetra.agent.config import AgentConfig
 from tetra.agent.pipeline import Pipeline
-from tetra.agent.policies import PolicyManager
+from tetra.agent.policies import PolicyManager, PolicyState
 from tetra.agent.policy_objects import PolicyObjects
 from tetra.agent.memory import release_compiler_memory
 from tetra.agent.sinks import ChainSink, CompactSink, JsonSink, Sink, StreamWriter
+from tetra.agent.startup import failed_summary, refuse_failed
 from tetra.export.metrics import SnapshotCollector, serve
 from tetra.filters.chain import ExportChain
 from tetra.enrich.scope import PolicyScope
@@ -150,6 +151,7 @@ class Agent:
         self._released_after = -1  # PolicyManager.compiles when the compiler's memory was last given back
         self.observer: RingBufferObserver | None = None
         self._settled = False  # the start-up policies all loaded (or failed), and said so
+        self._startup: list[PolicyState] = []  # --tracing-policy(-dir)'s: one failed, the agent refuses to run
 
     def _pod_watcher(self, config: AgentConfig, node: str) -> Any:
         """Kubernetes pod metadata for events (--enable-k8s-api): a watcher thread and the
@@ -191,7 +193,8 @@ class Agent:
             for record in records:
                 handle(record)
             seeded = len(records)
-            self.policies.load_paths(self.config.tracing_policies, self.config.tracing_policy_dir)
+            self._startup = self.policies.load_paths(self.config.tracing_policies, self.config.tracing_policy_dir)
+            refuse_failed(self._startup, self.config.tracing_policy_keep_going)  # unreadable, invalid: before ready
             if self.k8s_policies is not None:
                 self.k8s_policies.start()  # after the files: a name they hold is a conflict for an object
             self.pipeline.flush()
@@ -232,8 +235,9 @@ class Agent:
 
     def _policy_counts(self) -> str:
         counts = self.policies.counts()
+        failed = failed_summary(self.policies.states.values())
         return (f"{counts['loaded']} loaded ({counts['cache']} from the cache), {counts['loading']} loading, "
-                f"{counts['error']} failed")
+                f"{counts['error']} failed" + (f": {failed}" if failed else ""))
 
     def _loop(self, observer: RingBufferObserver, started: float) -> None:
         next_tick = time.monotonic() + TICK_S
@@ -251,6 +255,7 @@ class Agent:
             if not self._settled and not self.policies.loading:
                 self._settled = True
                 log.info("policies settled in %.1fs: %s", time.monotonic() - started, self._policy_counts())
+                refuse_failed(self._startup, self.config.tracing_policy_keep_going)  # the kernel refused one
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + TICK_S

@@ -193,17 +193,32 @@ class JsonSink(LineSink):
 
 
 class CompactSink(LineSink):
-    """One human line per event in Tetragon's compact style (🚀 process ...)."""
+    """One human line per event in Tetragon's compact style (🚀 process ...).
+
+    The processes read from /proc at start (exec events flagged ``procFS``) are
+    not printed: they are what already ran, about a hundred lines that would
+    bury the agent's own start-up lines (API, metrics, ready, policies) on a
+    terminal. The JSON export and the API carry them, and the ready line counts them.
+    """
 
     def __init__(self, stream: IO[str] | None = None, color: bool = False) -> None:
         text = stream or sys.stdout
         encoding, errors = text.encoding, text.errors or "strict"  # as the text stream would
 
         def render(event: Event) -> bytes | None:
-            line = render_compact(event.data, color=color)
+            data = event.data
+            if _from_proc(data):
+                return None
+            line = render_compact(data, color=color)
             return None if line is None else (line + "\n").encode(encoding, errors)
 
         super().__init__("compact", render, StreamWriter(text.buffer))  # type: ignore[attr-defined]
+
+
+def _from_proc(data: dict[str, Any]) -> bool:
+    """An exec event of the /proc snapshot taken at start."""
+    body = data.get("process_exec")
+    return isinstance(body, dict) and "procFS" in str(body.get("process", {}).get("flags", ""))
 
 
 class ChainSink:

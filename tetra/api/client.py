@@ -6,6 +6,8 @@ or the agent's own reason (an invalid policy, an unknown name).
 """
 
 import os
+import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +35,12 @@ class ClientError(TetraError):
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """Where the agent is and how to reach it (the CLI's --server-address, --timeout, --tls-*)."""
+    """Where the agent is and how to reach it (the CLI's --server-address, --timeout, --retries, --tls-*)."""
 
     address: str = DEFAULT_SERVER_ADDRESS
     timeout: float = 10.0
-    tls_ca_file: str | None = None
+    retries: int = 0  # calls retried when the agent is unavailable, as Tetragon's tetra --retries
+    tls_ca_files: tuple[str, ...] = ()
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_server_name: str | None = None
@@ -62,17 +65,30 @@ class Client:
 
     def _credentials(self) -> grpc.ChannelCredentials | None:
         o = self.options
-        if not (o.tls_ca_file or o.tls_cert_file or o.tls_key_file):
+        if not (o.tls_ca_files or o.tls_cert_file or o.tls_key_file):
             return None
         if bool(o.tls_cert_file) != bool(o.tls_key_file):
             raise ClientError("a client certificate needs both --tls-cert-file and --tls-key-file")
         return grpc.ssl_channel_credentials(
-            root_certificates=_read(o.tls_ca_file) if o.tls_ca_file else None,
+            root_certificates=b"\n".join(_read(f) for f in o.tls_ca_files) if o.tls_ca_files else None,
             private_key=_read(o.tls_key_file) if o.tls_key_file else None,
             certificate_chain=_read(o.tls_cert_file) if o.tls_cert_file else None)
 
     def call(self, method: str, request: Any) -> Any:
-        """A unary call, e.g. ``call("GetStatus", pb.GetStatusRequest())``."""
+        """A unary call, e.g. ``call("GetStatus", pb.GetStatusRequest())``; one the agent was not
+        there for (UNAVAILABLE: not started yet, restarting) is retried ``retries`` times after a
+        random wait of up to 1s, doubling, as gRPC's retry policy in Tetragon's tetra does."""
+        attempt = 0
+        while True:
+            try:
+                return self._call_once(method, request)
+            except ClientError as err:
+                if err.code != grpc.StatusCode.UNAVAILABLE or attempt >= self.options.retries:
+                    raise
+            time.sleep(random.uniform(0, 2.0 ** attempt))
+            attempt += 1
+
+    def _call_once(self, method: str, request: Any) -> Any:
         self._check_socket()
         try:
             return getattr(self.stub, method)(request, timeout=self.options.timeout)
@@ -122,12 +138,13 @@ class Client:
             if "shutting down" in details or "stopping" in details:
                 return ClientError(f"the agent at {self.address} is stopping", code)
             if any(word in details for word in ("SSL", "ssl", "TLS", "handshake", "certificate")):
-                return ClientError(f"TLS with {self.address} failed (check --tls-ca-file, --tls-cert-file, "
+                return ClientError(f"TLS with {self.address} failed (check --tls-ca-cert-files, --tls-cert-file, "
                                    f"--tls-key-file, --tls-server-name): {details}", code)
             if self.address.unix_path is None and "Socket closed" in details:
                 # a TLS agent hangs up on a plain client, and on a TLS client without the certificate it wants
                 return ClientError(f"the agent at {self.address} closed the connection: does it want TLS "
-                                   "(--tls-ca-file) or a client certificate (--tls-cert-file, --tls-key-file)?", code)
+                                   "(--tls-ca-cert-files) or a client certificate (--tls-cert-file, --tls-key-file)?",
+                                   code)
             return ClientError(f"{self._absent()} ({details})" if details else self._absent(), code)
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return ClientError(f"the agent at {self.address} did not answer within {self.options.timeout:g}s"

@@ -12,7 +12,7 @@ import orjson
 
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
 from tetra.agent.pidfile import PidFile
-from tetra.cli.options import export_filter_options, parse_duration
+from tetra.cli.options import LOG_FORMAT, export_filter_options, parse_duration
 from tetra.export.jsonfile import parse_perm
 from tetra.wire.constants import RINGBUF_PAGES
 
@@ -40,6 +40,9 @@ from tetra.wire.constants import RINGBUF_PAGES
 @click.option("--tracing-policy", "tracing_policies", multiple=True, metavar="FILE",
               help="Load a TracingPolicy file (repeatable).")
 @click.option("--tracing-policy-dir", metavar="DIR", help="Load every *.yaml policy in this directory.")
+@click.option("--tracing-policy-keep-going", is_flag=True,
+              help="Run even when a policy of --tracing-policy(-dir) fails to load (default: refuse to start, "
+                   "with the reason).")
 @click.option("--policy-cache-dir", metavar="DIR", default="/var/cache/tetra", show_default=True,
               help="Keep compiled policies here (root's, 0700) so later starts load them without compiling; "
                    "'' to compile at every start.")
@@ -71,27 +74,32 @@ from tetra.wire.constants import RINGBUF_PAGES
                    "to FILE, for `tetra replay`.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
+@click.option("-d", "--debug", is_flag=True, help="Same as --log-level debug.")
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
           export_file_rotation_interval: str | None, export_file_compress: bool, export_file_perm: str,
           pid_file: str | None, process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
-          tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, policy_cache_dir: str,
+          tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, tracing_policy_keep_going: bool,
+          policy_cache_dir: str,
           server_addresses: tuple[str, ...],
           server_tls_cert_file: str | None, server_tls_key_file: str | None, server_tls_client_ca_file: str | None,
           server_insecure_tcp: bool, export_allowlist: str, export_denylist: str, field_filters: str, redaction_filters: str,
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
           export_otlp_ca_file: str | None, metrics_server: str | None, enable_k8s_api: bool,
           k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
-          record_ring: str | None, log_level: str) -> None:
+          record_ring: str | None, log_level: str, debug: bool) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
-    Prints one line per event (compact by default) and, with --export-filename,
-    writes Tetragon-compatible JSON lines. A policy that fails to load is
-    reported with its reason; the others run. On SIGINT/SIGTERM it detaches every
+    Prints one line per event (compact by default; the processes read from
+    /proc at start are left out there) and, with --export-filename, writes
+    Tetragon-compatible JSON lines. A policy of --tracing-policy(-dir)
+    that cannot be read, validated or loaded stops the agent with the reason
+    (exit 1) unless --tracing-policy-keep-going. On SIGINT/SIGTERM it detaches every
     probe and prints a JSON summary of what it saw and lost to stderr. SIGHUP
     reopens the export file (after logrotate moved it; a move or delete is also
     noticed within a second without it).
     """
-    logging.basicConfig(level=log_level.upper(), format="tetra: %(levelname)s: %(message)s", stream=sys.stderr)
+    # a no-op after `tetra -d`, which configured the same format at debug level
+    logging.basicConfig(level="DEBUG" if debug else log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     if os.geteuid() != 0:
         raise click.ClickException("the agent needs root: it loads BPF programs into the kernel")
     config = AgentConfig(
@@ -108,6 +116,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         node_name=node_name,
         tracing_policies=tracing_policies,
         tracing_policy_dir=tracing_policy_dir,
+        tracing_policy_keep_going=tracing_policy_keep_going,
         policy_cache_dir=policy_cache_dir,
         server_addresses=server_addresses,
         server_tls_cert_file=server_tls_cert_file,

@@ -2,17 +2,19 @@
 
 ``compile`` shows, per hook, the mechanism the running kernel gives it and,
 with --emit-c, the generated BPF C (bcc's view, includes not expanded), so a
-user can see exactly what would be loaded. --kernel all plans as if every
+user can see exactly what would be loaded: then the C alone is on stdout (to
+redirect into a file or a compiler) and the tables go to stderr. --kernel all plans as if every
 mechanism existed (to read the kprobe/fentry/LSM C on a kernel without them).
 """
 
 import os
+import sys
 from importlib import resources
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from tetra.cli import tables
 from tetra.cli.tracingpolicy_cmd import tracingpolicy
 from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.program import CompiledPolicy, compile_policy
@@ -31,18 +33,16 @@ def compile_cmd(file: str, emit_c: bool, kernel: str) -> None:
     """Compile FILE's policies and show each hook's mechanism on this kernel."""
     support = KernelSupport.everything() if kernel == "all" else KernelSupport.detect()
     btf = Btf.load() if os.path.exists("/sys/kernel/btf/vmlinux") else None
-    console = Console(highlight=False, soft_wrap=True)
     for policy_id, policy in enumerate(load_policies(file), start=1):
         compiled = compile_policy(policy, policy_id, support, btf)
-        console.print(_hooks_table(compiled))
+        tables.echo(_hooks_table(compiled), sys.stderr if emit_c else None)
         if emit_c:
             click.echo(compiled.c_text)
 
 
 def _hooks_table(compiled: CompiledPolicy) -> Table:
-    table = Table(title=f"policy {compiled.policy.name}")
-    for column in ("hook", "event", "mechanism", "attach", "return", "selectors", "map values"):
-        table.add_column(column, overflow="fold")  # never hide a mechanism behind an ellipsis
+    table = tables.table("HOOK", "EVENT", "MECHANISM", "ATTACH", "RETURN", "SELECTORS", "MAP VALUES",
+                         right=("SELECTORS", "MAP VALUES"), title=f"policy {compiled.policy.name}")
     for hook in compiled.hooks:
         table.add_row(hook.function_name, hook.event, hook.mechanism.value, hook.attach,
                       hook.return_attach or "-", str(len(hook.selectors)), str(len(compiled.map_entries)))

@@ -30,40 +30,93 @@ def parse_duration(text: str | None) -> float | None:
     return seconds
 
 
+class Duration(click.ParamType):
+    """A Go-style duration (``30s``, ``1m``, ``1h30m``) or seconds, as a float of seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except click.BadParameter as err:
+            self.fail(err.message, param, ctx)
+        assert seconds is not None
+        return seconds
+
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+LOG_FORMAT = "tetra: %(levelname)s: %(message)s"  # the agent's log, and every command's with -d
+ENV_PREFIX = "TETRA_"  # TETRA_SERVER_ADDRESS, TETRA_TIMEOUT, ...: Tetragon's tetra reads the same names
+
+# The client flags: (flag names, keyword, option settings). Tetragon's tetra takes them before or after the
+# subcommand, so they exist twice: on the `tetra` group (where the environment fills them) and on every
+# command that talks to the agent (where a value given wins over the group's).
+_CLIENT_FLAGS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
+    (("--server-address",), "server_address",
+     {"metavar": "ADDRESS", "help": f"The agent's API: unix:///path/to/socket or host:port "
+                                    f"(default {DEFAULT_SERVER_ADDRESS})."}),
+    (("--timeout",), "timeout",
+     {"type": Duration(), "metavar": "DURATION", "help": "How long to wait for the agent's answer, e.g. 30s, 1m "
+                                                         "(default 10s; 60s for add and enable)."}),
+    (("--retries",), "retries",
+     {"type": click.IntRange(min=0), "help": "Retries of a call the agent was not there for, with a back-off "
+                                             "from 1s doubling (default 1)."}),
+    (("--tls-ca-cert-files", "--tls-ca-file"), "tls_ca_files",
+     {"metavar": "PATHS", "help": "Verify a TLS agent (host:port) with these CA files (comma-separated)."}),
+    (("--tls-cert-file",), "tls_cert_file", {"metavar": "PATH", "help": "Client certificate, for an agent "
+                                                                        "that asks one."}),
+    (("--tls-key-file",), "tls_key_file", {"metavar": "PATH", "help": "The client certificate's key."}),
+    (("--tls-server-name",), "tls_server_name",
+     {"metavar": "NAME", "help": "The name the agent's certificate is checked against (default: the host of "
+                                 "--server-address)."}),
+)
+_CLIENT_KEYS = tuple(key for _, key, _ in _CLIENT_FLAGS)
+
+
+def global_options(group: F) -> F:
+    """The `tetra` group's flags: -d/--debug and the client flags, each also read from
+    ``TETRA_<FLAG>`` (TETRA_SERVER_ADDRESS, ...); kept in the context for client_options."""
+    for names, key, settings in reversed(_CLIENT_FLAGS):
+        envvar = ENV_PREFIX + names[0].lstrip("-").upper().replace("-", "_")
+        group = click.option(*names, key, envvar=envvar, show_envvar=True, **settings)(group)
+    return click.option("-d", "--debug", is_flag=True, envvar=ENV_PREFIX + "DEBUG", show_envvar=True,
+                        help="Debug messages on stderr.")(group)
 
 
 def client_options(command: F | None = None, *, timeout: float = 10.0) -> Any:
     """The options of every command that talks to the agent, passed on as ``client: ClientOptions``.
 
     ``@client_options`` or ``@client_options(timeout=60)`` for commands whose
-    work takes longer (loading a policy compiles it). ClientOptions comes from
-    tetra.api.client, imported when the command runs: ``tetra --help`` must
-    work before scripts/setup.sh generated the gRPC code.
+    work takes longer (loading a policy compiles it). A flag given after the
+    command wins over the same flag before it (or its TETRA_ variable), which
+    wins over the default. ClientOptions comes from tetra.api.client, imported
+    when the command runs: ``tetra --help`` must work before scripts/setup.sh
+    generated the gRPC code.
     """
     if command is None:
         return functools.partial(client_options, timeout=timeout)
 
     @functools.wraps(command)
-    def run(*args: Any, server_address: str, timeout: float, tls_ca_file: str | None, tls_cert_file: str | None,
-            tls_key_file: str | None, tls_server_name: str | None, **kwargs: Any) -> Any:
+    def run(*args: Any, **kwargs: Any) -> Any:
         from tetra.api.client import ClientOptions
 
-        client = ClientOptions(server_address, timeout, tls_ca_file, tls_cert_file, tls_key_file, tls_server_name)
+        given = {key: kwargs.pop(key) for key in _CLIENT_KEYS}
+        root = click.get_current_context().find_root().params
+        value = {key: given[key] if given[key] is not None else root.get(key) for key in _CLIENT_KEYS}
+        client = ClientOptions(
+            address=value["server_address"] or DEFAULT_SERVER_ADDRESS,
+            timeout=value["timeout"] or timeout,
+            retries=1 if value["retries"] is None else value["retries"],
+            tls_ca_files=tuple(f for f in (value["tls_ca_files"] or "").split(",") if f),
+            tls_cert_file=value["tls_cert_file"], tls_key_file=value["tls_key_file"],
+            tls_server_name=value["tls_server_name"])
         return command(*args, client=client, **kwargs)
 
-    for option in reversed((
-        click.option("--server-address", default=DEFAULT_SERVER_ADDRESS, show_default=True, metavar="ADDRESS",
-                     help="The agent's API: unix:///path/to/socket or host:port."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=timeout, show_default=True,
-                     help="Seconds to wait for the agent's answer."),
-        click.option("--tls-ca-file", metavar="PATH", help="Verify a TLS agent (host:port) with this CA."),
-        click.option("--tls-cert-file", metavar="PATH", help="Client certificate, for an agent that asks one."),
-        click.option("--tls-key-file", metavar="PATH", help="The client certificate's key."),
-        click.option("--tls-server-name", metavar="NAME", help="The name the agent's certificate is checked "
-                     "against (default: the host of --server-address)."),
-    )):
-        run = option(run)
+    for names, key, settings in reversed(_CLIENT_FLAGS):
+        run = click.option(*names, key, **settings)(run)
     return run
 
 

@@ -11,15 +11,17 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
 from rich.table import Table
 
+from tetra.cli import tables
 from tetra.cli.options import client_options
+from tetra.cli.policy_text import with_mode
 from tetra.cli.tracingpolicy_cmd import tracingpolicy
 from tetra.policy import load_policies_report
+from tetra.policy.loader import load_policies_text_report
 
 LOAD_TIMEOUT = 60.0  # add and enable compile and load BPF programs: seconds per policy
-_STATES = {"TP_STATE_ENABLED": "enabled", "TP_STATE_DISABLED": "disabled", "TP_STATE_LOAD_ERROR": "error",
+STATE_WORDS = {"TP_STATE_ENABLED": "enabled", "TP_STATE_DISABLED": "disabled", "TP_STATE_LOAD_ERROR": "error",
            "TP_STATE_LOADING": "loading", "TP_STATE_UNKNOWN": "unknown"}
 _ORIGINS = {"cache": "from the cache", "built": "built, now cached", "compiled": "compiled in the agent"}
 _MODES = {"TP_MODE_ENFORCE": "enforce", "TP_MODE_MONITOR": "monitor", "TP_MODE_UNKNOWN": "unknown"}
@@ -45,7 +47,7 @@ def _as_dict(message: Any) -> dict[str, Any]:
 def _describe(policy: dict[str, Any]) -> str:
     """"name: enabled, enforce; hooks: __x64_sys_openat (kprobe); loaded in 0.05s (from the cache)"."""
     hooks = ", ".join(f"{h['hook']} ({h['mechanism']})" for h in policy.get("hooks", ()))
-    text = f"{policy['name']}: {_STATES[policy['state']]}, {_MODES[policy['mode']]}"
+    text = f"{policy['name']}: {STATE_WORDS[policy['state']]}, {_MODES[policy['mode']]}"
     if hooks:
         text += f"; hooks: {hooks}"
     if "load_seconds" in policy:
@@ -57,15 +59,24 @@ def _describe(policy: dict[str, Any]) -> str:
 
 @tracingpolicy.command()
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-m", "--mode", type=click.Choice(["enforce", "monitor"]),
+              help="Load in this mode, whatever the file's policy-mode says.")
 @client_options(timeout=LOAD_TIMEOUT)
-def add(file: str, client: Any) -> None:
+def add(file: str, mode: str | None, client: Any) -> None:
     """Load the policies of FILE into the running agent (all of them, or none)."""
     from tetra.api import pb
+    from tetra.api.client import ClientError
 
     load_policies_report(file)  # PolicyErrors: every problem as file:line:col, printed by the CLI group
     with open(file, encoding="utf-8", errors="surrogateescape") as source:
-        text = source.read()
-    response = _call(client, "AddTracingPolicy", pb.AddTracingPolicyRequest(yaml=text))
+        sent = with_mode(file, source.read(), mode)
+    if mode is not None:
+        policies, _ = load_policies_text_report(sent.text, file)
+        assert all(p.policy_mode == mode for p in policies), "the edited text must carry the mode"
+    try:
+        response = _call(client, "AddTracingPolicy", pb.AddTracingPolicyRequest(yaml=sent.text))
+    except ClientError as err:  # the agent names the text it was sent "api": say the file
+        raise ClientError(sent.located(str(err)), err.code) from None
     for policy in _as_dict(response)["policies"]:
         click.echo(f"added {_describe(policy)}")
 
@@ -133,18 +144,17 @@ def list_policies(output: str, client: Any) -> None:
     if output == "json":
         click.echo(orjson.dumps({"policies": policies}, option=orjson.OPT_INDENT_2).decode())
         return
-    Console(highlight=False, soft_wrap=True).print(policy_table(policies))
+    tables.echo(policy_table(policies))
 
 
 def policy_table(policies: Iterable[dict[str, Any]]) -> Table:
     """Policies as `tracingpolicy list` and `status` show them."""
-    table = Table(box=None, pad_edge=False)
-    for column in ("ID", "NAME", "STATE", "MODE", "HOOKS", "SEEN", "POSTED", "LOADED IN", "SOURCE"):
-        table.add_column(column, justify="right" if column in ("ID", "SEEN", "POSTED") else "left")
+    table = tables.table("ID", "NAME", "STATE", "MODE", "HOOKS", "SEEN", "POSTED", "LOADED IN", "SOURCE",
+                         right=("ID", "SEEN", "POSTED"))
     for p in policies:
         hooks = p.get("hooks", [])
         name = f"{p['namespace']}/{p['name']}" if p.get("namespace") else p["name"]
-        state = _STATES[p["state"]] + (f": {p['error']}" if p.get("error") else "")
+        state = STATE_WORDS[p["state"]] + (f": {p['error']}" if p.get("error") else "")
         table.add_row(str(p["id"]), name, state, _MODES[p["mode"]],
                       ", ".join(f"{h['hook']} ({h['mechanism']})" for h in hooks) or "-",
                       str(sum(int(h["seen"]) for h in hooks)), str(sum(int(h["posted"]) for h in hooks)),

@@ -7,44 +7,46 @@ it needs root because every line is measured by loading and attaching BPF
 programs.
 """
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
 
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
+from rich.console import Group, RenderableType
+from rich.text import Text
 
+from tetra.cli import tables
+from tetra.kernel.feature_advice import ADVICE
 from tetra.kernel.features import GROUPS, Feature, probe_kernel
 
-_MARKS = {True: "[green]✔[/green]", False: "[red]✘[/red]"}
+_MARKS = {True: Text("✔", style="green"), False: Text("✘", style="red")}
 
 
 def _render_table(features: list[Feature], elapsed: float) -> None:
-    """One rich table, a section per group, each line marked ✔ or ✘."""
-    table = Table(title="tetra probe", caption=f"measured in {elapsed:.1f} s")
-    for column in ("group", "feature", ""):
-        table.add_column(column)
-    table.add_column("detail", overflow="fold")  # paths in kernel messages have no spaces
+    """The table (a line per feature, ✔ or ✘ and what was measured), then what each ✘ means."""
+    table = tables.table("GROUP", "FEATURE", "", "DETAIL", title=f"tetra probe (measured in {elapsed:.1f} s)")
     for group in GROUPS:
-        members = [feature for feature in features if feature.group == group]
-        for index, feature in enumerate(members):
-            table.add_row(
-                group if index == 0 else "",
-                feature.name,
-                _MARKS[feature.available],
-                feature.detail,
-                end_section=index == len(members) - 1,
-            )
-    Console().print(table)
+        for index, feature in enumerate(f for f in features if f.group == group):
+            table.add_row(group if index == 0 else "", feature.name, _MARKS[feature.available], feature.detail)
+    parts: list[RenderableType] = [table]
+    missing = [f for f in features if not f.available and f.name in ADVICE]
+    if missing:
+        parts.append(Text("\nWhat the ✘ lines mean:", style="bold"))
+    for feature in missing:
+        advice = ADVICE[feature.name]
+        parts += [Text(f"✘ {feature.name}: missing {advice.missing}", style="red"),
+                  Text(f"    without it: {advice.effect}"), Text(f"    to do: {advice.remedy}")]
+    tables.echo(Group(*parts))
 
 
 def _render_json(features: list[Feature], _elapsed: float) -> None:
-    """``{"features": [{"name", "group", "available", "detail"}, ...]}`` on stdout."""
-    document = orjson.dumps(
-        {"features": features}, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
-    )
+    """``{"features": [{"name", "group", "available", "detail", "missing", "effect", "remedy"}, ...]}``:
+    the last three for the features that are not available."""
+    entries = [{**dataclasses.asdict(f), **(dataclasses.asdict(ADVICE[f.name]) if not f.available
+                                             and f.name in ADVICE else {})} for f in features]
+    document = orjson.dumps({"features": entries}, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     click.echo(document, nl=False)
 
 

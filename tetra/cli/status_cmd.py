@@ -7,17 +7,19 @@ process cache and the exporters. A loss counter above zero is shown in red.
 ``-o json`` prints the StatusResponse with every field, zeros included.
 """
 
+from collections import Counter
 from typing import Any
 
 import click
 import orjson
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from tetra import __version__
+from tetra.cli import tables
 from tetra.cli.options import client_options
-from tetra.cli.policy_api_cmd import policy_table
+from tetra.cli.policy_api_cmd import STATE_WORDS, policy_table
 
 
 def _status(client: Any) -> dict[str, Any]:
@@ -44,20 +46,29 @@ def status(output: str, client: Any) -> None:
     if output == "json":
         click.echo(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode())
         return
-    Console(highlight=False, soft_wrap=True).print(render(state))
+    tables.echo(render(state))
 
 
 def _table(*columns: str) -> Table:
-    table = Table(box=None, pad_edge=False, show_header=True)
-    for column in columns:
-        table.add_column(column, justify="right" if column in ("TOTAL", "RATE/S", "SENT", "LOST", "VALUE",
-                                                                "QUEUED", "DROPPED") else "left")
-    return table
+    return tables.table(*columns, right=("TOTAL", "RATE/S", "SENT", "LOST", "VALUE", "QUEUED", "DROPPED"))
 
 
 def _count(value: Any) -> Text:
     """A loss counter: red when it is not zero."""
     return Text(str(value), style="bold red" if int(value) else "")
+
+
+def _policy_counts(policies: list[dict[str, Any]]) -> Text:
+    """"policies: 3 loaded, 1 failed (broken)": whether the node is protected as intended, at a glance."""
+    failed = [p["name"] for p in policies if p["state"] == "TP_STATE_LOAD_ERROR"]
+    loaded = sum(p["state"] == "TP_STATE_ENABLED" for p in policies)
+    others = Counter(p["state"] for p in policies if p["state"] not in ("TP_STATE_ENABLED", "TP_STATE_LOAD_ERROR"))
+    text = Text(f"policies: {loaded} loaded, ")
+    text.append(f"{len(failed)} failed" + (f" ({', '.join(failed)})" if failed else ""),
+                style="bold red" if failed else "")
+    for state, count in sorted(others.items()):
+        text.append(f", {count} {STATE_WORDS.get(state, state)}")
+    return text
 
 
 def render(state: dict[str, Any]) -> Group:
@@ -94,20 +105,23 @@ def render(state: dict[str, Any]) -> Group:
                         Text(f"process cache: {cache['size']} of {cache['capacity']}, "
                              f"{cache['evictions']} evicted"), Text(), exporters]
     if state["policies"]:
-        parts += [Text(), policy_table(state["policies"])]
+        parts += [Text(), _policy_counts(state["policies"]), policy_table(state["policies"])]
     if state["subscribers"]:
         parts += [Text(), subscribers]
     return Group(*parts)
 
 
 @click.command()
+@click.option("-s", "--server", is_flag=True, help="Also ask the running agent for its version.")
 @client_options
-def version(client: Any) -> None:
-    """This client's version and the running agent's."""
+def version(server: bool, client: Any) -> None:
+    """This client's version and, with -s, the running agent's."""
     from tetra.api import pb
     from tetra.api.client import Client
 
     click.echo(f"client {__version__}")
+    if not server:
+        return
     connection = Client(client)
     try:
         agent = connection.call("GetVersion", pb.GetVersionRequest()).version

@@ -20,7 +20,13 @@ Where tetra differs from Tetragon, on purpose:
 * every field is stripped of control characters (``\\n``, ``\\x1b``, bidi
   overrides), escaped as ``\\xNN``: arguments are chosen by whoever runs the
   traced program, and must not forge lines or drive the terminal;
-* ``rate_limit_info``, which Tetragon does not render, is a plain line.
+* ``rate_limit_info``, which Tetragon does not render, is a plain line;
+* a policy event without a rendering of its own (``❓ syscall``, tracepoint,
+  LSM, uprobe, usdt) shows its first arguments and its policy, where Tetragon
+  shows the function name alone;
+* a policy event whose action is not a plain Post says so: ``[Sigkill]`` when it
+  was done, ``[monitor: Sigkill not done]`` in monitor mode, and
+  ``[Sigkill withheld: protected process]``: never "killed" when nothing was.
 
 Colours are ANSI SGR codes, exactly the bytes Tetragon's colour library emits:
 the event word blue, the pod green, the binary magenta, details cyan, the exit
@@ -32,6 +38,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tetra.wire.constants import Action
 from tetra.wire.events import (PROCESS_EXEC, PROCESS_EXIT, PROCESS_KPROBE, PROCESS_LOADER, PROCESS_LSM,
                                PROCESS_THROTTLE, PROCESS_TRACEPOINT, PROCESS_UPROBE, PROCESS_USDT, RATE_LIMIT_INFO)
 
@@ -40,6 +47,8 @@ Json = dict[str, Any]
 RED, GREEN, YELLOW, BLUE, MAGENTA, CYAN = "31", "32", "33", "34", "35", "36"
 
 _CAPS_COLUMN = 120  # Tetragon right-aligns the capability trailer up to here
+_GENERIC_ARGS = 4  # arguments a line without a rendering of its own shows
+_ACTION_WORDS = {action.tetragon: action.word for action in Action}
 
 _TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
 _ARCH_PREFIX = re.compile(r"__(?:x64|ia32|arm64|s390x|riscv)_")
@@ -163,9 +172,10 @@ def _kprobe(body: Json, paint: _Paint) -> str | None:
     args = [a if isinstance(a, dict) else {} for a in body.get("args") or []]
     render = _KPROBES.get(_ARCH_PREFIX.sub("", function, count=1))
     if render is None:
-        return _line(paint, _head(paint, "❓", "syscall"), process, _clean(function))
+        return _generic(body, paint, process, _head(paint, "❓", "syscall"), _clean(function))
     emoji, word, details = render(args)
-    return _line(paint, _head(paint, emoji, word), process, *(paint(CYAN, _clean(d)) for d in details))
+    return _line(paint, _head(paint, emoji, word), process, *(paint(CYAN, _clean(d)) for d in details),
+                 _action(body, paint))
 
 
 def _tracepoint(body: Json, paint: _Paint) -> str | None:
@@ -173,14 +183,14 @@ def _tracepoint(body: Json, paint: _Paint) -> str | None:
     if not isinstance(process, dict):
         return None
     what = _clean(f"{body.get('subsys', '')}/{body.get('event', '')}")
-    return _line(paint, _head(paint, "⁉️", "tracepoint"), process, what)
+    return _generic(body, paint, process, _head(paint, "⁉️", "tracepoint"), what)
 
 
 def _lsm(body: Json, paint: _Paint) -> str | None:
     process = body.get("process")
     if not isinstance(process, dict):
         return None
-    return _line(paint, _head(paint, "🔒", "LSM"), process, _clean(body.get("function_name", "")))
+    return _generic(body, paint, process, _head(paint, "🔒", "LSM"), _clean(body.get("function_name", "")))
 
 
 def _uprobe(body: Json, paint: _Paint) -> str | None:
@@ -188,7 +198,7 @@ def _uprobe(body: Json, paint: _Paint) -> str | None:
     if not isinstance(process, dict):
         return None
     details = (_clean(body.get("path", "")), _clean(body.get("symbol", "")))
-    return _line(paint, _head(paint, "🕵️", "uprobe"), process, *details)
+    return _generic(body, paint, process, _head(paint, "🕵️", "uprobe"), *details)
 
 
 def _usdt(body: Json, paint: _Paint) -> str | None:
@@ -196,7 +206,30 @@ def _usdt(body: Json, paint: _Paint) -> str | None:
     if not isinstance(process, dict):
         return None
     details = (_clean(body.get(k, "")) for k in ("path", "provider", "name"))
-    return _line(paint, _head(paint, "🕵️", "usdt"), process, *details)
+    return _generic(body, paint, process, _head(paint, "🕵️", "usdt"), *details)
+
+
+def _generic(body: Json, paint: _Paint, process: Json, head: str, *what: str) -> str:
+    """A policy event without a rendering of its own: what was hooked, its first arguments
+    (the path, address or number that tells one call from another), the policy, the action."""
+    args = [a for a in body.get("args") or [] if isinstance(a, dict)][:_GENERIC_ARGS]
+    shown = (paint(CYAN, _clean(_arg_text(arg))) for arg in args)
+    policy = body.get("policy_name")
+    return _line(paint, head, process, *what, *shown, f"(policy {_clean(policy)})" if policy else "",
+                 _action(body, paint))
+
+
+def _action(body: Json, paint: _Paint) -> str:
+    """What the hook did, unless a plain Post; in monitor mode, what it did not do."""
+    action = str(body.get("action", ""))
+    word = _ACTION_WORDS.get(action, action)
+    if not action or word == "Post":
+        return ""
+    if body.get("policy_mode") == "monitor":
+        return paint(YELLOW, f"[monitor: {word} not done]")
+    if body.get("protected_process"):
+        return paint(YELLOW, f"[{word} withheld: protected process]")
+    return paint(RED, f"[{word}]")
 
 
 def _loader(body: Json, paint: _Paint) -> str | None:
@@ -259,10 +292,51 @@ def _first_string(args: list[Json]) -> str:
 
 def _sock(args: list[Json]) -> str:
     sock = _get(args, 0, "sock_arg")
-    if not isinstance(sock, dict):
+    return f"tcp {_flow(sock)}" if isinstance(sock, dict) else ""
+
+
+def _flow(sock: Json) -> str:
+    """A socket's or packet's "source -> destination"."""
+    return f"{_endpoint(sock.get('saddr', ''), sock.get('sport', 0))} -> " \
+           f"{_endpoint(sock.get('daddr', ''), sock.get('dport', 0))}"
+
+
+def _endpoint(addr: object, port: object) -> str:
+    """``addr:port``, IPv6 addresses without brackets too, as Tetragon prints them."""
+    return f"{addr}:{port}"
+
+
+def _arg_text(arg: Json) -> str:
+    """One argument of a generic line, by its type: a path, an address, a number."""
+    for key, value in arg.items():
+        render = _ARG_TEXT.get(key)
+        if render is not None:
+            return render(value)
+    return ""
+
+
+def _bytes_text(value: Any) -> str:
+    try:
+        return f"{len(base64.b64decode(str(value), validate=True))} bytes"
+    except ValueError:
         return ""
-    source = f"{sock.get('saddr', '')}:{sock.get('sport', 0)}"
-    return f"tcp {source} -> {sock.get('daddr', '')}:{sock.get('dport', 0)}"
+
+
+def _field(name: str) -> Callable[[Any], str]:
+    return lambda value: str(value.get(name, "")) if isinstance(value, dict) else ""
+
+
+_ARG_TEXT: dict[str, Callable[[Any], str]] = {
+    **dict.fromkeys(("int_arg", "uint_arg", "long_arg", "size_arg"), str),
+    "string_arg": lambda value: str(value) or '""',
+    **dict.fromkeys(("file_arg", "path_arg", "linux_binprm_arg"), _field("path")),
+    "sock_arg": lambda value: _flow(value) if isinstance(value, dict) else "",
+    "skb_arg": lambda value: _flow(value) if isinstance(value, dict) else "",
+    "sockaddr_arg": lambda value: _endpoint(value.get("addr", ""), value.get("port", 0))
+    if isinstance(value, dict) else "",
+    "capability_arg": lambda value: str(value.get("name") or value.get("value", "")) if isinstance(value, dict) else "",
+    **dict.fromkeys(("bytes_arg", "truncated_bytes_arg"), _bytes_text),
+}
 
 
 def _io(emoji: str, word: str) -> Callable[[list[Json]], Rendered]:

@@ -32,6 +32,7 @@ tetra_event_handling_latency_seconds            kernel timestamp -> hand-off to 
 ==============================================  ====================================
 """
 
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +43,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from tetra.agent.stats import LATENCY_BUCKETS, PipelineStats
 from tetra.errors import ExportError
+
+log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
@@ -210,4 +213,5 @@ def serve(address: str, collector: SnapshotCollector) -> object:
         server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as err:
         raise ExportError(f"--metrics-server {address}: {err.strerror}") from err
+    log.info("metrics serving at http://%s:%d/metrics", f"[{host}]" if ":" in host else host, port)
     return server

@@ -19,6 +19,7 @@ from tetra.policy.limits import (MAX_ACTIONS, MAX_HOOKS, MAX_MATCH_ARGS, MAX_MAT
                                  MAX_NAMESPACE_CHANGES)
 from tetra.policy.model import (LIST_PREFIX, Action, ArgSpec, Location, MatchArg, MatchBinaries, MatchPIDs,
                                 Selector, Spec, TracingPolicy)
+from tetra.policy.syscalls import check_syscall
 from tetra.policy.values import check_capability_mask, check_typed_value, decimal
 
 
@@ -110,6 +111,10 @@ def _check_hook(spec: Spec, kind: HookKind, hook: Any, issues: _Issues) -> None:
     _check_args(args, issues)
     if kind.attr in ("kprobes", "fentries"):
         _check_list_ref(spec, hook.call, hook.loc, "call", issues)
+    if kind.attr == "kprobes" and hook.syscall and not hook.call.startswith(LIST_PREFIX):
+        unknown = check_syscall(hook.call)
+        if unknown:
+            issues.add(hook.loc, unknown, "call")
     returns = getattr(hook, "return_", False)
     return_arg: ArgSpec | None = getattr(hook, "return_arg", None)
     if return_arg is not None and not returns:

@@ -25,7 +25,8 @@ from tetra.policy.model import (Action, ArgSpec, Enforcer, KProbe, ListSpec, Loc
                                 MatchPIDs, Option, Selector, Spec, Tracepoint, TracingPolicy, UProbe, Usdt)
 from tetra.policy.values import (VALUE_CHECKS, check_call, check_capability, check_dns_label, check_dns_subdomain,
                                  check_fqdn, check_go_bool, check_identifier, check_label_value, check_namespace_name,
-                                 check_namespace_value, check_rate_limit, check_url, max_bytes, suggest)
+                                 check_namespace_value, check_rate_limit, check_url, max_bytes, suggest,
+                                 suggest_or_list)
 from tetra.policy.walk import (Bool, Enum, Field, Int, ListOf, MapOf, Obj, Opaque, Read, Scalar, Schema, Str, Walk,
                                construct)
 from tetra.policy.yamltree import find
@@ -414,7 +415,7 @@ LIST = Schema("a list", {
 def _check_policy_mode(text: str) -> str | None:
     if text in vocab.POLICY_MODES:
         return None
-    return f"unknown policy-mode {quoted(text)}{suggest(text, vocab.POLICY_MODES)}; allowed: {', '.join(vocab.POLICY_MODES)}"
+    return f"unknown policy-mode {quoted(text)}{suggest_or_list(text, vocab.POLICY_MODES)}"
 
 
 def _check_cgroup_path(text: str) -> str | None:

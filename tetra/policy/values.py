@@ -9,7 +9,7 @@ only accepted where Go accepts them.
 import difflib
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from tetra.policy.errors import quoted
 from tetra.policy.limits import MAX_NUMBER_DIGITS, MAX_POSTFIX_VALUE, MAX_STRING_VALUE, MAX_SUBSTRING_VALUE
@@ -135,7 +135,7 @@ def check_map_value(text: str) -> str | None:
 def check_file_type(text: str) -> str | None:
     if text in FILE_TYPES:
         return None
-    return f"unknown file type {quoted(text)}{suggest(text, FILE_TYPES)}; known: {', '.join(FILE_TYPES)}"
+    return f"unknown file type {quoted(text)}{suggest_or_list(text, FILE_TYPES, 'known')}"
 
 
 def max_bytes(limit: int, what: str) -> Check:
@@ -204,7 +204,7 @@ def check_namespace_value(text: str) -> str | None:
 def check_namespace_name(text: str) -> str | None:
     if text.lower() in (name.lower() for name in NAMESPACES):
         return None
-    return f"unknown namespace {quoted(text)}{suggest(text, NAMESPACES)}; allowed: {', '.join(NAMESPACES)}"
+    return f"unknown namespace {quoted(text)}{suggest_or_list(text, NAMESPACES)}"
 
 
 _RATE_LIMIT = re.compile(r"([0-9]+)([smhSMH]?)")
@@ -299,6 +299,12 @@ def closest(text: str, choices: Iterable[str]) -> str | None:
     folded = {name.lower(): name for name in choices}
     close = difflib.get_close_matches(text.lower(), list(folded), n=1, cutoff=0.6)
     return folded[close[0]] if close else None
+
+
+def suggest_or_list(text: str, choices: Sequence[str], listing: str = "allowed") -> str:
+    """`` (did you mean 'x'?)`` when one choice is close; else ``; allowed: a, b, ...``: the word meant
+    alone, not buried at the head of every word there is."""
+    return suggest(text, choices) or f"; {listing}: {', '.join(choices)}"
 
 
 def suggest(text: str, choices: Iterable[str]) -> str:

@@ -27,7 +27,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from tetra.policy.errors import PolicyIssue, Severity, quoted, shortened
 from tetra.policy.limits import MAX_NODES, MAX_NUMBER_DIGITS
 from tetra.policy.model import Location
-from tetra.policy.values import closest, suggest
+from tetra.policy.values import closest, suggest_or_list
 from tetra.policy.yamltree import (TAG_BOOL, TAG_INT, TAG_STR, describe, is_null, mapping_entries, scalar_bool,
                                    scalar_int)
 
@@ -207,8 +207,8 @@ class Enum:
         if canonical is not None:
             walk.warn(node, path, f"{quoted(value)} is read as '{canonical}' (Kubernetes only accepts '{canonical}')")
             return canonical
-        walk.report(node, path, f"unknown {self.noun} {quoted(value)}{suggest(value, self.choices)}; "
-                                f"{self.listing}: {', '.join(self.choices)}")
+        walk.report(node, path, f"unknown {self.noun} {quoted(value)}"
+                                f"{suggest_or_list(value, self.choices, self.listing)}")
         return INVALID
 
 
@@ -333,8 +333,8 @@ class Obj:
             meant = closest(key, schema.fields)
             if meant:
                 misspelled.add(meant)
-            hint = f" (did you mean '{meant}'?)" if meant else ""
-            walk.report(key_node, path, f"unknown key {quoted(key)}{hint}; allowed: {', '.join(sorted(schema.fields))}")
+            hint = f" (did you mean '{meant}'?)" if meant else f"; allowed: {', '.join(sorted(schema.fields))}"
+            walk.report(key_node, path, f"unknown key {quoted(key)}{hint}")
         read = Read({}, {}, {}, node, path)
         valid = True
         for key, spec in schema.fields.items():
