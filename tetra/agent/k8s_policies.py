@@ -153,11 +153,13 @@ class HandOff:
     """
 
     def __init__(self, load: Callable[[PolicyObject], LoadOutcome], unload: Callable[[PolicyObject], None],
-                 timeout: float = COMMAND_TIMEOUT) -> None:
+                 timeout: float = COMMAND_TIMEOUT, commands: CommandQueue | None = None) -> None:
+        """``commands``: the agent's one queue, which its loop drains (None: a queue of our own,
+        drained by ``run_pending``)."""
         self._load = load
         self._unload = unload
         self.timeout = timeout
-        self._commands = CommandQueue()
+        self._commands = commands or CommandQueue()
 
     def load(self, obj: PolicyObject) -> LoadOutcome:
         return self._commands.call(partial(self._load, obj), self.timeout)
@@ -314,16 +316,19 @@ class K8sPolicies:
 
     def __init__(self, node: str, kubeconfig: str | None, load: Callable[[PolicyObject], LoadOutcome],
                  unload: Callable[[PolicyObject], None], *, command_timeout: float = COMMAND_TIMEOUT,
-                 **options: Any) -> None:
-        """``load`` and ``unload`` run on the agent thread (see ``for_manager``), which has
-        ``command_timeout`` seconds to take each; ``options`` are ListWatcher's (timeouts, backoff)."""
+                 commands: CommandQueue | None = None, **options: Any) -> None:
+        """``load`` and ``unload`` run on the agent thread (see ``for_manager``), handed over through
+        ``commands``, which has ``command_timeout`` seconds to take each; ``options`` are
+        ListWatcher's (timeouts, backoff)."""
         self.kubeconfig = kubeconfig
-        self.hand_off = HandOff(load, unload, command_timeout)
+        self.hand_off = HandOff(load, unload, command_timeout, commands)
         self.watchers = [PolicyWatcher(kind, node, kubeconfig, self.hand_off, **options) for kind in KINDS]
 
     @classmethod
-    def for_manager(cls, manager: PolicyManager, node: str, kubeconfig: str | None) -> "K8sPolicies":
-        return cls(node, kubeconfig, partial(load_object, manager), partial(unload_object, manager))
+    def for_manager(cls, manager: PolicyManager, node: str, kubeconfig: str | None,
+                    commands: CommandQueue | None = None) -> "K8sPolicies":
+        return cls(node, kubeconfig, partial(load_object, manager), partial(unload_object, manager),
+                   commands=commands)
 
     def start(self) -> None:
         """Start both watches, or say once why there are none (no kubeconfig, not in a pod)."""
