@@ -1,4 +1,12 @@
-"""Running the agent: load the sensors, seed from /proc, drain until told to stop."""
+"""Running the agent: load the sensors, seed from /proc, drain until told to stop.
+
+The agent is handed what surrounds it (``Parts``, built by tetra/app/build.py):
+the exporters and export filters, the sinks beside them, the services run
+beside the loop (API server, metrics endpoint, TracingPolicy objects' watch),
+the one command queue they reach this thread through, and the enrichment
+stage. It builds only what lives on its thread: the sensors, the pipeline, the
+process cache and the policies; and reports on them in ``status()``.
+"""
 
 import logging
 import os
