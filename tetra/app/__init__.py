@@ -6,9 +6,9 @@
         CommandQueue ──────────────── one, drained by the agent loop; given to the API and the watch
         exporters (JSON file, stdout, OTLP) behind ChainSink (the export filters)     tetra.export
         ApiServer: its Broadcaster a sink, itself a service                           tetra.api
-        metrics endpoint: a service, and a reader of the status every tick           tetra.export.metrics
+        metrics endpoint: a service, and a reader of the status every tick           services.py
         PodWatcher + PodEnricher: the process cache's enrichment stage                tetra.enrich
-        TracingPolicy objects' watch: a service                                       tetra.agent.k8s_policies
+        TracingPolicy objects' watch: a service                                       services.py
               │
               └──> Agent(config, node, Parts)  (tetra.agent: the sensors, the pipeline, the loop)
 
