@@ -26,7 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tetra.agent.sinks import ChainSink, CompactSink, JsonSink, Sink
+from tetra.export.sinks import ChainSink, CompactSink, JsonSink, Sink
 from tetra.export.jsonfile import RotatingFile
 from tetra.filters.chain import ExportChain
 from tetra.export.event import Event

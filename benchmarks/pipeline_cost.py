@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tetra.agent.config import AgentConfig
 from tetra.observer.recording import Frame, Recording
-from tetra.observer.replay import Replay
+from tetra.app.replay import Replay
 
 
 def _frames(path: str) -> list[Frame]:

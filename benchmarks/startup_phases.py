@@ -31,7 +31,7 @@ from tetra.compiler.program import CompiledPolicy, compile_policy  # noqa: E402
 from tetra.kernel.btf import Btf  # noqa: E402
 from tetra.kernel.offsets import resolve_offsets  # noqa: E402
 from tetra.policy.loader import load_policies_report  # noqa: E402
-from tetra.sensors.base import expand_includes  # noqa: E402
+from tetra.kernel.probes import expand_includes  # noqa: E402
 from tetra.sensors.build import Build, BuildRequest  # noqa: E402
 from tetra.sensors.objcache import ObjectCache, cache_key, environment  # noqa: E402
 from tetra.sensors.policy import PolicySensor  # noqa: E402

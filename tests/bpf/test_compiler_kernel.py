@@ -18,7 +18,7 @@ from tetra.compiler.program import compile_policy
 from tetra.kernel.btf import Btf
 from tetra.kernel.offsets import resolve_offsets
 from tetra.policy.loader import load_policies_text
-from tetra.sensors.base import cflags, expand_includes
+from tetra.kernel.probes import cflags, expand_includes
 from tests.e2e.harness import RunningAgent
 
 pytestmark = pytest.mark.usefixtures("root")

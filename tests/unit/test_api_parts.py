@@ -13,7 +13,7 @@ from tetra.api.address import AddressError, check_bindable, parse_address, prepa
 from tetra.api.broadcast import Broadcaster
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
 from tetra.api.service import STATUS_MESSAGE_BYTES, grpc_message_size, status_message
-from tetra.api.status import RateMeter
+from tetra.status.rates import RateMeter
 from tetra.filters.events import ExportFilter, parse_filter_list
 from tetra.filters.fields import cli_field_filters
 from tetra.export.event import Event

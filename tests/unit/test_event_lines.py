@@ -16,7 +16,7 @@ from tetra.decode.process import ExecRecord
 from tetra.export.encode import encode
 from tetra.export.event import Event
 from tetra.node import BootClock
-from tetra.observer.replay import Replay
+from tetra.app.replay import Replay
 from tetra.process.cache import ProcessCache
 from tetra.process.events import ProcessEvent, exec_event, exit_event
 
@@ -55,10 +55,9 @@ def _exec(pid: int, ppid: int, ktime: int, argv: list[str], cgroup: str = "") ->
 
 @pytest.fixture
 def cache() -> ProcessCache:
-    cache = ProcessCache("node\u00e9\"1", BootClock(0), max_size=100, grace=0.0)
-    cache.enrich = lambda proc: {"namespace": "ns", "name": "pod-\u2603", "container": {"id": proc.docker}} \
-        if proc.docker else None
-    return cache
+    return ProcessCache("node\u00e9\"1", BootClock(0), max_size=100, grace=0.0,
+                        enrich=lambda proc: {"namespace": "ns", "name": "pod-\u2603", "container": {"id": proc.docker}}
+                        if proc.docker else None)
 
 
 def _same(event: Event) -> None:

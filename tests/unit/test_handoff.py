@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tetra.agent.sinks import JsonSink
+from tetra.export.sinks import JsonSink
 from tetra.export.encode import encode
 from tetra.export.handoff import Handoff
 from tetra.export.jsonfile import RotatingFile
@@ -93,4 +93,4 @@ def test_the_json_sink_writes_the_encoded_lines_and_reopens_on_its_own_thread(tm
     sink.close()
     written = (tmp_path / "events.log.1").read_bytes() + path.read_bytes()
     assert written == b"".join(encode(e) for e in events)  # byte for byte, each line once
-    assert sink.state()["counters"]["reopens"] == "1" and sink.lines_dropped == 0
+    assert sink.state().counters["reopens"] == 1 and sink.lines_dropped == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tetra.agent.sinks import JsonSink
+from tetra.export.sinks import JsonSink
 from tetra.errors import ExportError
 from tetra.export import jsonfile
 from tetra.export.jsonfile import MIB, RotatingFile, parse_perm
@@ -362,7 +362,7 @@ def test_reopen_on_request_starts_the_new_file_at_once(tmp_path: Path) -> None:
         out.reopen("SIGHUP")  # nothing moved: a new file is not started, the same one is reopened
         out.write(b'{"n":3}\n')
     assert (out.reopens, out.last_reopen) == (2, "SIGHUP")
-    assert JsonSink(out).state()["state"] == "ok (reopened: SIGHUP)"
+    assert JsonSink(out).state().state == "ok (reopened: SIGHUP)"
     assert (tmp_path / "tetra.log.1").read_bytes() == b'{"n":1}\n'
     assert path.read_bytes() == b'{"n":2}\n{"n":3}\n'
 
@@ -414,9 +414,9 @@ def test_full_disk_backs_off_drops_counted_lines_and_recovers(small_fs: Path) ->
     assert out.failing and out.last_error == os.strerror(errno.ENOSPC)
     assert out.lines_dropped > 0
     state = JsonSink(out).state()  # what `tetra status` and the metrics show
-    assert state["state"] == "failing: No space left on device"
-    assert state["counters"]["lines_dropped"] == str(out.lines_dropped)
-    assert state["counters"]["bytes_dropped"] == str(out.bytes_dropped) != "0"
+    assert state.state == "failing: No space left on device"
+    assert state.counters["lines_dropped"] == out.lines_dropped
+    assert state.counters["bytes_dropped"] == out.bytes_dropped != 0
 
     (small_fs / "filler").unlink()
     now[0] += jsonfile.BACKOFF_MAX

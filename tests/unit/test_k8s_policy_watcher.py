@@ -24,6 +24,7 @@ from tetra.agent.k8s_policies import K8sPolicies, LoadOutcome, PolicyObject
 from tetra.errors import TetraError
 from tetra.k8s.listwatch import WatchState
 from tetra.policy.loader import load_policies_text
+from tetra.status.model import PolicyLoadState
 
 NODE = "node-a"
 
@@ -53,9 +54,9 @@ class StandInAgent:
         try:
             (policy,) = load_policies_text(obj.text, obj.source)
         except TetraError as err:
-            return LoadOutcome("error", str(err))
+            return LoadOutcome(PolicyLoadState.ERROR, str(err))
         self.loaded[obj.source] = obj.text
-        return LoadOutcome("loaded", mode=policy.policy_mode)
+        return LoadOutcome(PolicyLoadState.LOADED, mode=policy.policy_mode)
 
     def unload(self, obj: PolicyObject) -> None:
         self.threads.add(threading.get_ident())

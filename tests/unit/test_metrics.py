@@ -1,47 +1,57 @@
-"""The Prometheus rendering of a status snapshot and the pipeline's counts."""
+"""The Prometheus rendering of the agent's status."""
 
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from tetra.agent.stats import PipelineStats
 from tetra.export.metrics import SnapshotCollector, parse_address
-
-SNAPSHOT = {
-    "events": [{"type": "process_exec", "total": "7", "rate": 1.0}],
-    "policies": [{"name": "p", "state": "TP_STATE_ENABLED",
-                  "hooks": [{"hook": "__x64_sys_openat", "seen": "10", "posted": "3"}]}],
-    "losses": {"kernel": [{"opcode": "exec", "sent": "7", "lost": "2"}], "pipeline": {"decode_errors": "1"},
-               "subscriber_dropped": "4", "convert_errors": "0"},
-    "process_cache": {"size": "5", "capacity": "100", "evictions": "1"},
-    "exporters": [{"name": "json", "counters": {"bytes_written": "99", "write_errors": "3", "lines_dropped": "5",
-                                                 "bytes_dropped": "250", "reopens": "2"}},
-                  {"name": "export-filters", "counters": {"filtered_out": "6", "rate_limited": "2"}}],
-}
+from tetra.status.model import (AgentStatus, ExporterStatus, HookStatus, KernelCount, LatencyHistogram,
+                                PolicyLoadState, PolicyStatus, StreamStatus)
 
 
-def render(stats: PipelineStats | None = None) -> str:
+def _status() -> AgentStatus:
+    latency = LatencyHistogram()
+    latency.observe(0.0002)
+    latency.observe(3.0)
+    hook = HookStatus("__x64_sys_openat", "kprobe", "kprobe", False, seen=10, posted=3)
+    return AgentStatus(
+        node_name="n", uptime_seconds=1.0, sensors=(),
+        policies=(PolicyStatus(1, "p", "file", PolicyLoadState.LOADED, "enforce", (hook,)),
+                  PolicyStatus(2, "q", "file", PolicyLoadState.ERROR, "enforce")),
+        events={"process_exec": 7}, rates={}, pipeline={"decode_errors": 1, "sink_errors": 0},
+        kernel=(KernelCount("exec", 7, 2),), ringbuf_received=5, cache_size=5, cache_capacity=100,
+        cache_evictions=1,
+        exporters=(ExporterStatus("json", "/x", "ok", {"bytes_written": 99, "write_errors": 3, "lines_dropped": 5,
+                                                        "bytes_dropped": 250, "reopens": 2, "dropped_queue_full": 4},
+                                  lines=True),
+                   ExporterStatus("export-filters", "json", "ok", {"filtered_out": 6, "rate_limited": 2})),
+        streams=StreamStatus(dropped=4),
+        actions={"KPROBE_ACTION_SIGKILL": 2},
+        latency=(tuple(latency.counts), latency.total),
+    )
+
+
+def render(status: AgentStatus) -> str:
     collector = SnapshotCollector()
-    collector.update(SNAPSHOT, stats)
+    collector.update(status)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     return generate_latest(registry).decode()
 
 
 def test_every_loss_and_count_is_a_metric() -> None:
-    stats = PipelineStats()
-    stats.actions["KPROBE_ACTION_SIGKILL"] += 2
-    stats.latency.observe(0.0002)
-    stats.latency.observe(3.0)
-    text = render(stats)
+    text = render(_status())
     for line in (
         'tetra_events_total{type="process_exec"} 7.0',
         'tetra_policy_events_total{hook="__x64_sys_openat",policy="p"} 3.0',
         'tetra_policy_hook_calls_total{hook="__x64_sys_openat",policy="p"} 10.0',
+        'tetra_policies{state="TP_STATE_ENABLED"} 1.0',
+        'tetra_policies{state="TP_STATE_LOAD_ERROR"} 1.0',
         'tetra_observer_ringbuf_events_lost_total{op="exec"} 2.0',
         'tetra_events_dropped_total{stage="decode"} 1.0',
         'tetra_events_dropped_total{stage="subscriber_queue"} 4.0',
         'tetra_events_dropped_total{stage="export_filter"} 6.0',
         'tetra_events_dropped_total{stage="export_rate_limit"} 2.0',
+        'tetra_events_dropped_total{stage="json_queue"} 4.0',
         "tetra_process_cache_evictions_total 1.0",
         'tetra_export_bytes_total{exporter="json"} 99.0',
         'tetra_events_dropped_total{stage="export_file"} 5.0',
@@ -56,7 +66,13 @@ def test_every_loss_and_count_is_a_metric() -> None:
         assert line in text, line
 
 
-def test_nothing_before_the_first_snapshot() -> None:
+def test_no_api_server_no_stream_drops() -> None:
+    status = _status()
+    text = render(AgentStatus(**{**status.__dict__, "streams": None}))
+    assert 'tetra_events_dropped_total{stage="subscriber_queue"} 0.0' in text
+
+
+def test_nothing_before_the_first_status() -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector())
     assert b"tetra_" not in generate_latest(registry)

@@ -222,8 +222,8 @@ def test_collector_down_at_first_then_up_gets_every_event_once() -> None:
     assert rec.pids() == list(range(1, 301))
     assert sink.stats.sent == 300 and sink.stats.dropped_send_failed == 0
     state = sink.state()
-    assert (state["name"], state["target"], state["state"]) == ("otlp", f"127.0.0.1:{port}", "ok")
-    assert state["counters"]["sent"] == "300" and int(state["counters"]["send_errors"]) >= 2
+    assert (state.name, state.target, state.state) == ("otlp", f"127.0.0.1:{port}", "ok")
+    assert state.counters["sent"] == 300 and state.counters["send_errors"] >= 2
 
 
 def test_events_given_up_while_down_are_counted_and_later_ones_delivered() -> None:
@@ -236,7 +236,7 @@ def test_events_given_up_while_down_are_counted_and_later_ones_delivered() -> No
     sink.flush()
     _wait_until(lambda: sink.stats.dropped_send_failed == 100)
     assert sink.stats.send_errors == 4  # one batch, tried four times
-    assert sink.state()["state"] == "failing"
+    assert sink.state().state == "failing"
     rec = Receiver()
     server, _ = _serve(rec, port)
     try:

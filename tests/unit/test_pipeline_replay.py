@@ -21,7 +21,7 @@ from tetra.decode.generic import GenericRecord, decode_args, decode_generic
 from tetra.errors import DecodeError, RecordingError
 from tetra.export.event import Event
 from tetra.observer.recording import Frame, Header, Recording, RingRecorder, hook_from_json, hook_to_json
-from tetra.observer.replay import Replay
+from tetra.app.replay import Replay
 from tetra.wire.constants import Op
 from tetra.wire.layouts import GENERIC
 

@@ -22,7 +22,7 @@ import pytest
 from bcc import BPF
 
 from tetra.kernel.btf import Btf
-from tetra.sensors.base import cflags
+from tetra.kernel.probes import cflags
 
 pytestmark = pytest.mark.root
 

@@ -13,5 +13,10 @@ silently. The gRPC server's threads never touch the sensors: the Broadcaster
 hands them events through bounded queues, and their control calls come back
 to this thread through a command queue drained on every loop turn. So do the
 loads and unloads of the Kubernetes API's TracingPolicy objects, whose watcher
-threads (k8s_policies) never touch a policy themselves.
+threads (k8s_policies) never touch a policy themselves: one queue for both.
+
+This package knows nothing of the API: the composition root (tetra/app) builds
+the exporters, the API server, the metrics endpoint, the watchers and the
+command queue, and hands them in (runner.Parts); the API reads the agent's
+status (tetra/status) like the metrics and the exit summary do.
 """

@@ -7,10 +7,15 @@ within one ring-buffer poll (100 ms) when the agent is idle. A caller that
 gives up (its time is over) cancels the future: a command not started by
 then never runs, so nothing happens behind the back of a client that was
 told "timed out".
+
+There is one queue per agent, built by the composition root (tetra/app) and
+handed to everything that needs the agent thread; the agent drains it. When
+it last did (``last_run``) is the API's health check: the loop is alive.
 """
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -36,6 +41,7 @@ class CommandQueue:
         self._queue: queue.SimpleQueue[tuple[Callable[[], object], Future[object]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        self.last_run = time.monotonic()  # when the agent thread last drained the queue
 
     def call(self, fn: Callable[[], T], timeout: float) -> T:
         """Run ``fn`` on the agent thread and return its result (or raise its exception)."""
@@ -53,6 +59,7 @@ class CommandQueue:
 
     def run_pending(self) -> None:
         """Run everything queued; called by the agent thread on every loop iteration."""
+        self.last_run = time.monotonic()
         while True:
             try:
                 fn, future = self._queue.get_nowait()

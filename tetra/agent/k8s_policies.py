@@ -2,7 +2,7 @@
 
 ::
 
-    PolicyWatcher thread, one per kind                     agent thread (its loop runs run_pending())
+    PolicyWatcher thread, one per kind                     agent thread (its loop drains the CommandQueue)
     (tetra.k8s.listwatch: list, watch, 410, backoff)
       list: each object changed? ──────── load ──┐
       ADDED/MODIFIED: changed? ────────── load ──┼─ HandOff ──> load_object / unload_object ──> PolicyManager
@@ -33,7 +33,8 @@ What it promises:
 
 The watcher threads never touch the PolicyManager (bcc objects live on the
 agent thread): every load and unload is a function handed to the agent
-thread through a CommandQueue, and the thread waits for its outcome.
+thread through a CommandQueue (the agent's one, shared with the API), and
+the thread waits for its outcome.
 """
 
 import logging
@@ -49,6 +50,7 @@ from tetra.agent.policies import PolicyManager, PolicyNotFound
 from tetra.agent.commands import CommandQueue
 from tetra.errors import TetraError
 from tetra.k8s.listwatch import CONNECT_TIMEOUT, LIST_TIMEOUT, NO_CONFIGURATION, ListWatcher, WatchState, config_source
+from tetra.status.model import PolicyLoadState
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ class PolicyObject:
 
 @dataclass(frozen=True, slots=True)
 class LoadOutcome:
-    state: str  # loaded | error
+    state: PolicyLoadState  # LOADED or ERROR
     error: str = ""
     mode: str = ""  # enforce | monitor, when loaded
 
@@ -123,14 +125,14 @@ def load_object(manager: PolicyManager, obj: PolicyObject) -> LoadOutcome:
         current = None
     if current is not None:
         if current.source != obj.source:
-            return LoadOutcome("error", f"a policy named {obj.name!r} is loaded already, from {current.source}: "
+            return LoadOutcome(PolicyLoadState.ERROR, f"a policy named {obj.name!r} is loaded already, from {current.source}: "
                                         "this one is not loaded (rename one of them)")
         manager.delete(obj.name, obj.namespace)
     try:
         (state,) = manager.add_text(obj.text, obj.source)
     except TetraError as err:  # PolicyErrors (file:line:col), PolicyLoadFailed (compile, verifier, attach)
-        return LoadOutcome("error", str(err))
-    return LoadOutcome("loaded", mode=state.mode)
+        return LoadOutcome(PolicyLoadState.ERROR, str(err))
+    return LoadOutcome(PolicyLoadState.LOADED, mode=state.mode)
 
 
 def unload_object(manager: PolicyManager, obj: PolicyObject) -> None:
@@ -153,11 +155,13 @@ class HandOff:
     """
 
     def __init__(self, load: Callable[[PolicyObject], LoadOutcome], unload: Callable[[PolicyObject], None],
-                 timeout: float = COMMAND_TIMEOUT) -> None:
+                 timeout: float = COMMAND_TIMEOUT, commands: CommandQueue | None = None) -> None:
+        """``commands``: the agent's one queue, which its loop drains (None: a queue of our own,
+        drained by ``run_pending``)."""
         self._load = load
         self._unload = unload
         self.timeout = timeout
-        self._commands = CommandQueue()
+        self._commands = commands or CommandQueue()
 
     def load(self, obj: PolicyObject) -> LoadOutcome:
         return self._commands.call(partial(self._load, obj), self.timeout)
@@ -226,7 +230,7 @@ class PolicyWatcher(ListWatcher):
                                  watch=self.counts())
 
     def _loaded(self) -> int:
-        return sum(record.outcome.state == "loaded" for record in list(self._records.values()))
+        return sum(record.outcome.state is PolicyLoadState.LOADED for record in list(self._records.values()))
 
     # ── ListWatcher's hooks, on this watcher's thread ───────────────────────────────────────
 
@@ -265,7 +269,7 @@ class PolicyWatcher(ListWatcher):
         with self._doing_now(f"loading {obj.source}"):
             outcome = self._hand_off.load(obj)
         self._tally["loads"] += 1
-        if outcome.state == "loaded":
+        if outcome.state is PolicyLoadState.LOADED:
             log.info("%s: loaded (generation %d)", obj.source, obj.generation)
         else:
             log.warning("%s: not loaded: %s", obj.source, outcome.error)
@@ -280,12 +284,12 @@ class PolicyWatcher(ListWatcher):
             self._hand_off.unload(record.obj)
         self._tally["unloads"] += 1
         del self._records[key]
-        unloaded = ", policy unloaded" if record.outcome.state == "loaded" else ""
+        unloaded = ", policy unloaded" if record.outcome.state is PolicyLoadState.LOADED else ""
         log.info("%s: object gone%s", record.obj.source, unloaded)
 
     def _write_status(self, record: _Record) -> None:
         obj, outcome = record.obj, record.outcome
-        entry = {"state": outcome.state, "error": outcome.error[:MAX_STATUS_ERROR] or None,
+        entry = {"state": outcome.state.value, "error": outcome.error[:MAX_STATUS_ERROR] or None,
                  "mode": outcome.mode or None, "observedGeneration": obj.generation}
         body = {"status": {"nodes": {self.node: entry}}}  # null removes a key in a merge patch
         options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "_request_timeout": (CONNECT_TIMEOUT, LIST_TIMEOUT)}
@@ -314,16 +318,19 @@ class K8sPolicies:
 
     def __init__(self, node: str, kubeconfig: str | None, load: Callable[[PolicyObject], LoadOutcome],
                  unload: Callable[[PolicyObject], None], *, command_timeout: float = COMMAND_TIMEOUT,
-                 **options: Any) -> None:
-        """``load`` and ``unload`` run on the agent thread (see ``for_manager``), which has
-        ``command_timeout`` seconds to take each; ``options`` are ListWatcher's (timeouts, backoff)."""
+                 commands: CommandQueue | None = None, **options: Any) -> None:
+        """``load`` and ``unload`` run on the agent thread (see ``for_manager``), handed over through
+        ``commands``, which has ``command_timeout`` seconds to take each; ``options`` are
+        ListWatcher's (timeouts, backoff)."""
         self.kubeconfig = kubeconfig
-        self.hand_off = HandOff(load, unload, command_timeout)
+        self.hand_off = HandOff(load, unload, command_timeout, commands)
         self.watchers = [PolicyWatcher(kind, node, kubeconfig, self.hand_off, **options) for kind in KINDS]
 
     @classmethod
-    def for_manager(cls, manager: PolicyManager, node: str, kubeconfig: str | None) -> "K8sPolicies":
-        return cls(node, kubeconfig, partial(load_object, manager), partial(unload_object, manager))
+    def for_manager(cls, manager: PolicyManager, node: str, kubeconfig: str | None,
+                    commands: CommandQueue | None = None) -> "K8sPolicies":
+        return cls(node, kubeconfig, partial(load_object, manager), partial(unload_object, manager),
+                   commands=commands)
 
     def start(self) -> None:
         """Start both watches, or say once why there are none (no kubeconfig, not in a pod)."""

@@ -48,6 +48,7 @@ from tetra.policy.model import TracingPolicy
 from tetra.sensors.bpfobj import ObjectSpec
 from tetra.sensors.policy import HookCounts, PolicySensor
 from tetra.sensors.process import SHARED_TABLES
+from tetra.status.model import HookStatus, PolicyLoadState, PolicyStatus
 
 log = logging.getLogger(__name__)
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
@@ -80,7 +81,7 @@ class PolicyState:
 
     name: str
     source: str
-    state: str  # loading | loaded | disabled | error
+    state: PolicyLoadState
     mode: str = "enforce"
     error: str = ""
     hooks: list[dict[str, Any]] = field(default_factory=list)
@@ -149,7 +150,7 @@ class PolicyManager:
 
     def add(self, policy: TracingPolicy, source: str, background: bool = False) -> PolicyState:
         """Register and load ``policy``; a failure is kept as an ``error`` state with its reason."""
-        state = PolicyState(policy.name, source, "error", policy.policy_mode, id=self._new_id(),
+        state = PolicyState(policy.name, source, PolicyLoadState.ERROR, policy.policy_mode, id=self._new_id(),
                             namespace=policy.namespace or "", policy=policy)
         self.states[state.id] = state
         self._load(state, background)
@@ -273,7 +274,7 @@ class PolicyManager:
         if state.state != "loaded":
             raise PolicyConflict(f"policy {_label(name, namespace)} is not enabled (it is {state.state})")
         self._unload(state)
-        state.state = "disabled"
+        state.state = PolicyLoadState.DISABLED
         log.info("policy %s disabled", state.name)
         return state
 
@@ -324,27 +325,17 @@ class PolicyManager:
             raise PolicyNotFound(f"no policy {_label(name, namespace)}")
         return state
 
-    def summary(self) -> list[dict[str, Any]]:
-        out = []
-        for state in self.states.values():
-            entry: dict[str, Any] = {"id": state.id, "name": state.name, "source": state.source,
-                                     "state": state.state, "mode": state.mode}
-            if state.namespace:
-                entry["namespace"] = state.namespace
-            if state.error:
-                entry["error"] = state.error
-            if state.scope_cgroups is not None:
-                entry["scope_cgroups"] = state.scope_cgroups
-            if state.load_seconds is not None:
-                entry["load_seconds"], entry["origin"] = round(state.load_seconds, 3), state.origin
-            counts = self._hook_counts(state)
-            if counts is not None:
-                entry["hooks"] = [dict(h, seen=counts[i].seen, posted=counts[i].posted)
-                                  for i, h in enumerate(state.hooks)]
-            else:
-                entry["hooks"] = [dict(h) for h in state.hooks]
-            out.append(entry)
-        return out
+    def summary(self) -> list[PolicyStatus]:
+        """Every policy's state, with its hooks' kernel counters once loaded; on the agent thread."""
+        return [self._status(state) for state in self.states.values()]
+
+    def _status(self, state: PolicyState) -> PolicyStatus:
+        counts = self._hook_counts(state)
+        hooks = tuple(HookStatus(h["hook"], h["mechanism"], h["attach"], h["return"],
+                                 *((counts[i].seen, counts[i].posted) if counts is not None else ()))
+                      for i, h in enumerate(state.hooks))
+        return PolicyStatus(state.id, state.name, state.source, state.state, state.mode, hooks, state.namespace,
+                            state.error, state.scope_cgroups, state.load_seconds, state.origin)
 
     @staticmethod
     def _hook_counts(state: PolicyState) -> "dict[int, HookCounts] | None":
@@ -396,7 +387,7 @@ class PolicyManager:
             self._internal_error(state, err)
             return
         if background:
-            state.state, state.error = "loading", ""
+            state.state, state.error = PolicyLoadState.LOADING, ""
             self._loading[state.id] = _Loading(state, sensor, started, job)
             return
         if not job.done:
@@ -418,7 +409,7 @@ class PolicyManager:
             self._internal_error(state, err)
             return
         compiled = sensor.compiled
-        state.sensor, state.state, state.error = sensor, "loaded", ""
+        state.sensor, state.state, state.error = sensor, PolicyLoadState.LOADED, ""
         state.load_seconds, state.origin = time.monotonic() - started, origin
         if policy.scoped:  # attached with an empty scope: nothing is seen until the cgroups are in
             state.scope_cgroups = 0
@@ -435,12 +426,12 @@ class PolicyManager:
     def _error(self, state: PolicyState, err: TetraError) -> None:
         """PolicyErrors, SensorError, BtfError: all reported the same way."""
         log.error("policy %s (%s) not loaded:\n%s", state.name, state.source, err)
-        state.state, state.error = "error", str(err)
+        state.state, state.error = PolicyLoadState.ERROR, str(err)
 
     def _internal_error(self, state: PolicyState, err: Exception) -> None:
         """A bug of ours must not take the other policies down."""
         log.exception("policy %s (%s) not loaded: internal error", state.name, state.source)
-        state.state, state.error = "error", f"internal error: {err!r}"
+        state.state, state.error = PolicyLoadState.ERROR, f"internal error: {err!r}"
 
     def _unload(self, state: PolicyState) -> None:
         """Detach the sensor (or stop its loading); events of the policy still in the ring buffer are
@@ -459,7 +450,7 @@ class PolicyManager:
         self._settle_batches()  # an add waiting for this one (deleted while loading) is answered
 
     def _failed(self, name: str, source: str, error: str) -> PolicyState:
-        state = PolicyState(name, source, "error", error=error, id=self._new_id())
+        state = PolicyState(name, source, PolicyLoadState.ERROR, error=error, id=self._new_id())
         self.states[state.id] = state
         return state
 

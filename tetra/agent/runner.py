@@ -1,40 +1,45 @@
-"""Running the agent: load the sensors, seed from /proc, drain until told to stop."""
+"""Running the agent: load the sensors, seed from /proc, drain until told to stop.
+
+The agent is handed what surrounds it (``Parts``, built by tetra/app/build.py):
+the exporters and export filters, the sinks beside them, the services run
+beside the loop (API server, metrics endpoint, TracingPolicy objects' watch),
+the one command queue they reach this thread through, and the enrichment
+stage. It builds only what lives on its thread: the sensors, the pipeline, the
+process cache and the policies; and reports on them in ``status()``.
+"""
 
 import logging
 import os
-import sys
 import threading
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from tetra.agent.commands import CommandQueue
 from tetra.agent.config import AgentConfig
+from tetra.agent.memory import release_compiler_memory
 from tetra.agent.pipeline import Pipeline
 from tetra.agent.policies import PolicyManager, PolicyState
 from tetra.agent.policy_objects import PolicyObjects
-from tetra.agent.memory import release_compiler_memory
-from tetra.agent.sinks import ChainSink, CompactSink, JsonSink, Sink, StreamWriter
 from tetra.agent.startup import failed_summary, refuse_failed
-from tetra.export.metrics import SnapshotCollector, serve
-from tetra.filters.chain import ExportChain
 from tetra.enrich.scope import PolicyScope
-from tetra.errors import KernelError
-from tetra.export.jsonfile import RotatingFile
+from tetra.export.sinks import ChainSink, JsonSink, Sink
 from tetra.kernel.btf import Btf
-from tetra.kernel.mounts import cgroup2_mount
 from tetra.kernel.offsets import resolve_offsets
-from tetra.node import BootClock, node_name
+from tetra.node import BootClock
 from tetra.observer.recording import RingRecorder
 from tetra.observer.ringbuf import RingBufferObserver
 from tetra.process import procfs
-from tetra.process.cache import ProcessCache
+from tetra.process.cache import Enrich, ProcessCache
 from tetra.sensors.process import ProcessSensor
+from tetra.status.model import (HANDOFF_DROPS, AgentStatus, KernelCount, Reporting, SensorStatus,
+                                Streaming)
+from tetra.status.rates import RateMeter
 
 if TYPE_CHECKING:
-    from tetra.agent.k8s_policies import K8sPolicies
-    from tetra.api.server import ApiServer
+    from tetra.enrich.k8s import PodWatcher
 
 log = logging.getLogger(__name__)
 
@@ -58,86 +63,80 @@ class Summary:
     export_lines_dropped: int = 0
     policies: list[dict[str, Any]] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, status: AgentStatus) -> "Summary":
+        """The summary of a status: its line exporters' (JSON file, stdout) write errors and drops."""
+        lines = [e.counters for e in status.exporters if e.lines]
+        return cls(
+            pipeline={"events": dict(status.events), **status.pipeline},
+            kernel_sent=status.kernel_sent,
+            kernel_lost=status.kernel_lost,
+            kernel={k.opcode: {"sent": k.sent, "lost": k.lost} for k in status.kernel},
+            received=status.ringbuf_received,
+            cache_size=status.cache_size,
+            cache_evictions=status.cache_evictions,
+            export_write_errors=sum(c.get("write_errors", 0) for c in lines),
+            export_lines_dropped=sum(c.get("lines_dropped", 0) + sum(c.get(k, 0) for k in HANDOFF_DROPS)
+                                     for c in lines),
+            policies=[p.summary() for p in status.policies],
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def build_exporters(config: AgentConfig) -> list[Sink]:
-    """The JSON file, stdout and OTLP exporters the flags ask for."""
-    sinks: list[Sink] = []
-    if config.export_filename:
-        sinks.append(JsonSink(RotatingFile(
-            config.export_filename,
-            max_size_mb=config.export_file_max_size_mb,
-            max_backups=config.export_file_max_backups,
-            perm=config.export_file_perm,
-            rotation_interval=config.export_file_rotation_interval,
-            compress=config.export_file_compress,
-        )))
-    if config.stdout == "json":
-        sinks.append(JsonSink(StreamWriter(sys.stdout.buffer)))
-    elif config.stdout == "compact":
-        sinks.append(CompactSink(sys.stdout, color=config.color))
-    if config.export_otlp_endpoint:
-        from tetra.export.otlp import OtlpSink
+class Service(Protocol):
+    """Something run beside the agent loop (the API server, the metrics endpoint, the watch of
+    TracingPolicy objects): started once the agent is ready to serve, stopped before its sensors
+    close. Its threads reach the agent thread through the agent's CommandQueue only."""
 
-        sinks.append(OtlpSink(config.export_otlp_endpoint, tls_ca_file=config.export_otlp_ca_file))
-    return sinks
+    def start(self, agent: "Agent") -> None: ...
+    def stop(self) -> None: ...
 
 
-def build_chain(config: AgentConfig, node: str) -> ExportChain:
-    """Tetragon's export filters from the flags; FilterError names the flag and line."""
-    return ExportChain.from_flags(node_name=node, allowlist=config.export_allowlist,
-                                  denylist=config.export_denylist, field_filters=config.field_filters,
-                                  redaction_filters=config.redaction_filters, rate_limit=config.export_rate_limit,
-                                  enable_pid_set=config.enable_pid_set_filter)
+@dataclass
+class Parts:
+    """What the composition root (tetra/app/build.py) builds from the flags and hands the agent."""
 
-
-def _api_server(config: AgentConfig) -> "ApiServer | None":
-    """The gRPC server for --server-address (imported only when wanted: it needs the generated code)."""
-    addresses = tuple(a for a in config.server_addresses if a)
-    if not addresses:
-        return None
-    from tetra.api.server import ApiServer, TlsFiles
-
-    return ApiServer(addresses, TlsFiles(config.server_tls_cert_file, config.server_tls_key_file,
-                                         config.server_tls_client_ca_file), config.server_insecure_tcp)
-
-
-def _cgroup2_root() -> Path | None:
-    try:
-        return Path(cgroup2_mount())
-    except KernelError:
-        return None
+    commands: CommandQueue  # the one queue other threads give the agent thread work through
+    exporters: list[Sink]  # JSON file, stdout, OTLP: behind the export filters
+    export_chain: ChainSink  # the export filters, in front of ``exporters``
+    sinks: list[Sink] = field(default_factory=list)  # beside the export chain, unfiltered (gRPC)
+    services: list[Service] = field(default_factory=list)  # started in order, stopped in reverse
+    on_status: list[Callable[[AgentStatus], None]] = field(default_factory=list)  # each tick (metrics)
+    streams: Streaming | None = None  # reports the gRPC event streams in the status
+    cgroup2_root: Path | None = None
+    pods: "PodWatcher | None" = None  # pods of this node (--enable-k8s-api)
+    enrich: Enrich | None = None  # the process cache's enrichment stage: a new process's pod
 
 
 class Agent:
     """One agent run; ``stop`` (a threading.Event) ends it from a signal handler, and
     ``reopen`` has the export file reopened (SIGHUP, after logrotate moved it)."""
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, node: str, parts: Parts) -> None:
         self.config = config
         self.stop = threading.Event()
         self.reopen = threading.Event()
         self.clock = BootClock()
-        node = config.node_name or node_name()
-        self.cache = ProcessCache(node, self.clock, max_size=config.process_cache_size)
-        self.exporters = build_exporters(config)
-        self.export_chain = ChainSink(build_chain(config, node), self.exporters)
-        self.sinks: list[Sink] = [self.export_chain]
-        self.api = _api_server(config)  # before any BPF loads: a bad address is refused at once
-        if self.api is not None:
-            self.sinks.append(self.api.broadcaster)
-        self.metrics = SnapshotCollector() if config.metrics_server else None
-        self._metrics_server: Any = None
-        self._rates: Any = None  # RateMeter for the metrics when no API server keeps one
+        self.commands = parts.commands
+        self.exporters = parts.exporters
+        self.export_chain = parts.export_chain
+        self.services = parts.services
+        self.on_status = parts.on_status
+        self.streams = parts.streams
+        self.cgroup2_root = parts.cgroup2_root
+        self.pods = parts.pods
+        self.cache = ProcessCache(node, self.clock, max_size=config.process_cache_size, enrich=parts.enrich)
+        sinks: list[Sink] = [self.export_chain, *parts.sinks]
+        self._reporting = [s for s in (*self.exporters, *sinks) if isinstance(s, Reporting)]
+        self.rates = RateMeter()
         self._started = time.monotonic()
-        self.cgroup2_root = _cgroup2_root()
-        self.pods = self._pod_watcher(config, node)
-        self.pipeline = Pipeline(self.cache, self.sinks, self.clock, self.cgroup2_root)
+        self.pipeline = Pipeline(self.cache, sinks, self.clock, self.cgroup2_root)
         self.recorder = RingRecorder.for_node(config.record_ring, node, self.clock) if config.record_ring else None
         if self.recorder is not None:
-            self.recorder.attach(self.pipeline)
+            self.pipeline.lookup = self.recorder.tee_lookup(self.pipeline.lookup)
+            self.pipeline.policies.listeners.append(self.recorder)
         self.btf = Btf.load()
         self.offsets = resolve_offsets(self.btf)
         self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages)
@@ -146,36 +145,11 @@ class Agent:
                                       {**self.offsets, "TETRA_RINGBUF_PAGES": config.ringbuf_pages,
                                        "TETRA_AGENT_TGID": os.getpid()}, scope,
                                       PolicyObjects.open(config.policy_cache_dir))
-        self.k8s_policies = self._k8s_policies(config, node)
         self._lost_reported = 0
         self._released_after = -1  # PolicyManager.compiles when the compiler's memory was last given back
         self.observer: RingBufferObserver | None = None
         self._settled = False  # the start-up policies all loaded (or failed), and said so
         self._startup: list[PolicyState] = []  # --tracing-policy(-dir)'s: one failed, the agent refuses to run
-
-    def _pod_watcher(self, config: AgentConfig, node: str) -> Any:
-        """Kubernetes pod metadata for events (--enable-k8s-api): a watcher thread and the
-        cache hook that asks it once per new process."""
-        if not config.enable_k8s_api:
-            return None
-        from tetra.enrich.cgroups import CgroupResolver
-        from tetra.enrich.enricher import PodEnricher
-        from tetra.enrich.k8s import PodWatcher
-
-        watcher = PodWatcher(node, config.k8s_kubeconfig_path, annotations=config.enable_pod_annotations)
-        enricher = PodEnricher(watcher, CgroupResolver(self.cgroup2_root))
-        self.cache.enrich = lambda proc: enricher.pod_json(proc.cgroup_id, proc.docker, binary=proc.binary,
-                                                          arguments=proc.arguments)
-        return watcher
-
-    def _k8s_policies(self, config: AgentConfig, node: str) -> "K8sPolicies | None":
-        """TracingPolicy objects of the Kubernetes API, loaded live (--enable-k8s-api, unless
-        --enable-tracing-policy-crd=false): watcher threads that hand their work to this thread."""
-        if not (config.enable_k8s_api and config.enable_tracing_policy_crd):
-            return None
-        from tetra.agent.k8s_policies import K8sPolicies
-
-        return K8sPolicies.for_manager(self.policies, node, config.k8s_kubeconfig_path)
 
     def run(self, on_ready: Callable[[], None] | None = None) -> Summary:
         started = time.monotonic()
@@ -183,6 +157,7 @@ class Agent:
             self.pods.start()  # returns at once; lists and watches in its own thread
         bpf = self.sensor.load()
         self.policies.objects.shared = self.sensor.shared_maps()
+        running: list[Service] = []
         try:
             handle_raw, handle = self.pipeline.handle_raw, self.pipeline.handle
             if self.recorder is not None:
@@ -195,14 +170,12 @@ class Agent:
             seeded = len(records)
             self._startup = self.policies.load_paths(self.config.tracing_policies, self.config.tracing_policy_dir)
             refuse_failed(self._startup, self.config.tracing_policy_keep_going)  # unreadable, invalid: before ready
-            if self.k8s_policies is not None:
-                self.k8s_policies.start()  # after the files: a name they hold is a conflict for an object
             self.pipeline.flush()
-            if self.api is not None:
-                self.api.start(self)
-            if self.metrics is not None and self.config.metrics_server:
-                self._update_metrics()
-                self._metrics_server = serve(self.config.metrics_server, self.metrics)
+            self._publish_status()
+            self.commands.run_pending()  # none are queued yet: the API's health counts the loop's idle time from here
+            for service in self.services:  # after the files: a name they hold is a conflict for an object
+                service.start(self)
+                running.append(service)
             self._release_compiler_memory()
             if self.pods is not None and self.pods.source and not self.pods.wait_synced(POD_SYNC_WAIT_S):
                 log.warning("pod metadata: the pods of this node are not listed yet (is the API reachable?); "
@@ -215,16 +188,13 @@ class Agent:
             self._loop(observer, started)
             observer.drain()
             self.pipeline.close()  # the exporters write what they queued: the summary counts what they dropped
-            return self.summary()
+            return Summary.of(self.status())
         finally:
-            if self.k8s_policies is not None:
-                self.k8s_policies.stop()  # first: its threads may wait for this one, which no longer loops
+            self.commands.close()  # first: other threads may wait for this one, which no longer loops
+            for service in reversed(running):
+                service.stop()  # the API before the sensors: its calls touch them
             if self.pods is not None:
                 self.pods.stop()
-            if self._metrics_server is not None:
-                self._metrics_server.shutdown()
-            if self.api is not None:
-                self.api.stop()  # first: API calls touch the sensors closed below
             self.policies.close()  # before the process sensor: they use its shared maps
             if self.observer is not None:
                 self.observer.close()  # its mappings of the ring, before the map goes
@@ -247,10 +217,7 @@ class Agent:
             if self.reopen.is_set():
                 self.reopen.clear()
                 self._reopen_exports("SIGHUP")
-            if self.api is not None:
-                self.api.iteration()
-            if self.k8s_policies is not None:
-                self.k8s_policies.run_pending()
+            self.commands.run_pending()  # API calls, TracingPolicy objects' loads and unloads
             more = self.policies.progress()  # after the API's calls: a policy it added from the cache is in at once
             if not self._settled and not self.policies.loading:
                 self._settled = True
@@ -259,9 +226,9 @@ class Agent:
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + TICK_S
-                self._tick()
+                self._tick(now)
 
-    def _tick(self) -> None:
+    def _tick(self, now: float) -> None:
         self.pipeline.flush()
         self.cache.collect()
         self.policies.refresh_scopes()
@@ -270,10 +237,15 @@ class Agent:
         if lost > self._lost_reported:
             log.warning("the kernel ring buffer was full: %d records lost so far", lost)
             self._lost_reported = lost
-        if self.api is not None:
-            self.api.tick(self.pipeline.stats.events)
-        if self.metrics is not None:
-            self._update_metrics()
+        self.rates.sample(now, self.pipeline.stats.events)
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        """Hand the status to whoever reads it every tick (the metrics endpoint)."""
+        if self.on_status:
+            status = self.status()
+            for reader in self.on_status:
+                reader(status)
 
     def _reopen_exports(self, reason: str) -> None:
         """Asks each export file's writer thread to reopen (not in the signal handler)."""
@@ -287,34 +259,27 @@ class Agent:
             release_compiler_memory()
             self._released_after = self.policies.compiles
 
-    def _update_metrics(self) -> None:
-        """Hand the metrics endpoint a fresh status snapshot (BPF maps are read here, on our thread)."""
-        from tetra.api.broadcast import Broadcaster
-        from tetra.api.status import RateMeter, snapshot
-
-        assert self.metrics is not None
-        if self.api is not None:
-            broadcaster, rates = self.api.broadcaster, self.api.rates
-        else:
-            self._rates = self._rates or RateMeter()
-            self._rates.sample(time.monotonic(), self.pipeline.stats.events)
-            broadcaster, rates = Broadcaster(), self._rates
-        self.metrics.update(snapshot(self, broadcaster, rates, self._started), self.pipeline.stats)
-
-    def summary(self) -> Summary:
-        """What the run did so far; on the agent thread (it reads BPF maps)."""
+    def status(self) -> AgentStatus:
+        """The agent's state now, as numbers; on the agent thread (it reads BPF maps)."""
+        now = time.monotonic()
         counts = self.sensor.kernel_counts()
-        errors = sum(getattr(getattr(s, "writer", None), "write_errors", 0) for s in self.exporters)
-        dropped = sum(getattr(s, "lines_dropped", 0) for s in self.exporters)  # the line sinks'
-        return Summary(
-            pipeline=self.pipeline.stats.as_dict(),
-            kernel_sent=counts.total_sent,
-            kernel_lost=counts.total_lost,
-            kernel={op.name.lower(): {"sent": counts.sent[op], "lost": counts.lost[op]} for op in counts.sent},
-            received=self.observer.received if self.observer is not None else 0,
+        stats = self.pipeline.stats
+        events = dict(stats.events)
+        return AgentStatus(
+            node_name=self.cache.node,
+            uptime_seconds=now - self._started,
+            sensors=(SensorStatus(self.sensor.name, dict(self.sensor.mechanisms)),),
+            policies=tuple(self.policies.summary()),
+            events=events,
+            rates=self.rates.rates(now, events),
+            pipeline=stats.counters(),
+            kernel=tuple(KernelCount(op.name.lower(), counts.sent[op], counts.lost[op]) for op in counts.sent),
+            ringbuf_received=self.observer.received if self.observer is not None else 0,
             cache_size=len(self.cache),
+            cache_capacity=self.cache.max_size,
             cache_evictions=self.cache.stats.evictions,
-            export_write_errors=errors,
-            export_lines_dropped=dropped,
-            policies=self.policies.summary(),
+            exporters=tuple(sink.state() for sink in self._reporting),
+            streams=self.streams.streams() if self.streams is not None else None,
+            actions=dict(stats.actions),
+            latency=(tuple(stats.latency.counts), stats.latency.total),
         )

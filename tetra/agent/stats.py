@@ -1,25 +1,10 @@
 """Counters of what the pipeline saw, and of everything it could not deliver."""
 
-from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-
-# Upper bounds (seconds) of the kernel-to-exporter latency buckets.
-LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
-
-
-@dataclass
-class LatencyHistogram:
-    """Time from the kernel's timestamp to the hand-off to the exporters, bucketed."""
-
-    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
-    total: float = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bound >= seconds, else +Inf
-        self.total += seconds
+from tetra.status.model import LatencyHistogram
 
 
 @dataclass
@@ -41,8 +26,12 @@ class PipelineStats:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     def as_dict(self) -> dict[str, Any]:
+        """The exit summary's form: the events by type, then every counter."""
+        return {"events": dict(self.events), **self.counters()}
+
+    def counters(self) -> dict[str, int]:
+        """Every count of an event the pipeline could not deliver whole, and of the records it read."""
         return {
-            "events": dict(self.events),
             "records": self.records,
             "decode_errors": self.decode_errors,
             "parent_unknown": self.parent_unknown,

@@ -18,7 +18,7 @@
     convert         event dicts <-> messages, fast and exact (protojson's mapping)
     address         unix:// and host:port addresses, socket safety checks, TLS files
     broadcast       the Broadcaster sink, subscribers, envelopes
-    status          the agent's state as a StatusResponse, rates included
+    status          the agent's status (tetra/status, filled by Agent.status) as a StatusResponse
     service         the RPC implementations
     server          the gRPC server: binding, permissions, start and stop
     client          the CLI's side: channel, calls, errors as messages

@@ -27,6 +27,7 @@ from tetra.api.convert import ConvertError, to_bytes
 from tetra.export.event import Event
 from tetra.filters.events import ExportFilter
 from tetra.filters.fields import FieldFilters
+from tetra.status.model import ExporterStatus, StreamStatus, SubscriberStatus
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +102,17 @@ class Broadcaster:
     def close(self) -> None:
         """Subscribers end when the server stops; nothing to release here."""
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> ExporterStatus:
         """For `tetra status`, as the exporters report theirs."""
-        return {"name": "grpc", "target": self.target, "state": "ok",
-                "counters": {"subscribers": str(len(self.subscribers)), "dropped": str(self.dropped),
-                             "convert_errors": str(self.convert_errors)}}
+        return ExporterStatus("grpc", self.target, "ok", {"subscribers": len(self.subscribers),
+                                                          "dropped": self.dropped,
+                                                          "convert_errors": self.convert_errors})
+
+    def streams(self) -> StreamStatus:
+        """For `tetra status`: the drops and each open stream."""
+        return StreamStatus(self.dropped, self.convert_errors,
+                            tuple(SubscriberStatus(s.id, s.peer, s.queue.qsize(), s.sent, s.dropped)
+                                  for s in self.subscribers))
 
     # -- subscribers, on gRPC threads -------------------------------------------------
 

@@ -1,13 +1,13 @@
 """The agent's gRPC server: what it binds, how the agent drives it, how it stops.
 
-The agent calls, all from its own thread:
+The composition root (tetra/app/build.py) builds it, and the agent runs it as
+one of its services, from its own thread:
 
-    ApiServer(config)     parse addresses, check socket paths, TLS files and that every address binds
-                          (fail before any BPF loads)
+    ApiServer(addresses, commands, ...)   parse addresses, check socket paths, TLS files and that every
+                                          address binds (fail before any BPF loads); ``commands`` is the
+                                          agent's one queue, which its loop drains
     .broadcaster          a sink, added to the pipeline's sinks
     .start(agent)         bind (unix sockets 0600) and serve, just before the agent says it is ready
-    .iteration()          every loop turn: run the commands gRPC calls queued for the agent thread
-    .tick()               every second: sample event counters for the rates in `tetra status`
     .stop()               before any sensor closes: refuse new calls, end streams, remove socket files
 
 Handlers are registered from tetra.proto's service descriptor rather than
@@ -26,7 +26,6 @@ asks clients for no certificate: whoever reaches the port is in control.
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,10 +37,9 @@ from google.protobuf.message import DecodeError
 
 from tetra.api import pb
 from tetra.api.address import Address, AddressError, check_bindable, parse_address, prepare_socket_path
-from tetra.api.broadcast import MAX_SUBSCRIBERS, Broadcaster
 from tetra.agent.commands import CommandQueue
+from tetra.api.broadcast import MAX_SUBSCRIBERS, Broadcaster
 from tetra.api.service import TetraService
-from tetra.api.status import RateMeter
 from tetra.policy.limits import MAX_FILE_BYTES
 
 if TYPE_CHECKING:
@@ -92,7 +90,8 @@ class Malformed:
 class ApiServer:
     """The gRPC endpoints of one agent run."""
 
-    def __init__(self, addresses: tuple[str, ...], tls: TlsFiles = TlsFiles(), insecure_tcp: bool = False) -> None:
+    def __init__(self, addresses: tuple[str, ...], commands: CommandQueue, tls: TlsFiles = TlsFiles(),
+                 insecure_tcp: bool = False) -> None:
         self.addresses: list[Address] = [parse_address(a) for a in addresses]
         self._credentials = tls.credentials()
         self._client_auth = tls.client_ca_file is not None
@@ -106,15 +105,14 @@ class ApiServer:
                 prepare_socket_path(address.unix_path)
             check_bindable(address)
         self.broadcaster = Broadcaster(target=", ".join(map(str, self.addresses)))
-        self.commands = CommandQueue()
-        self.rates = RateMeter()
+        self.commands = commands
         self.stopping = threading.Event()
         self._server: grpc.Server | None = None
         self._service: TetraService | None = None
         self._sockets: list[tuple[Path, tuple[int, int, int]]] = []  # what we bound, to remove only ours
 
     def start(self, agent: "Agent") -> None:
-        self._service = TetraService(agent, self.broadcaster, self.commands, self.rates, self.stopping)
+        self._service = TetraService(agent, self.broadcaster, self.commands, self.stopping)
         server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="tetra-api"),
                              handlers=[_handlers(self._service)], maximum_concurrent_rpcs=WORKERS,
                              options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
@@ -146,16 +144,6 @@ class ApiServer:
             os.umask(old_umask)
         os.chmod(path, 0o600)
         self._sockets.append((path, _identity(path)))
-
-    def iteration(self) -> None:
-        """Called by the agent loop on every turn."""
-        if self._service is not None:
-            self._service.heartbeat = time.monotonic()
-        self.commands.run_pending()
-
-    def tick(self, events: dict[str, int]) -> None:
-        """Called by the agent every second with its event counts by type."""
-        self.rates.sample(time.monotonic(), events)
 
     def stop(self) -> None:
         """Fail queued calls, end streams, stop serving and remove our socket files."""

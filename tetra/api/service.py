@@ -43,7 +43,7 @@ from tetra.api import pb
 from tetra.api.broadcast import Broadcaster, TooManySubscribers
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
 from tetra.api.convert import to_dict
-from tetra.api.status import RateMeter, policy_status, snapshot
+from tetra.api.status import policy_status, status_json
 from tetra.errors import TetraError
 from tetra.filters import FilterError
 from tetra.filters.events import ExportFilter, parse_filter_list
@@ -51,6 +51,7 @@ from tetra.filters.fields import FieldFilters, parse_field_filters
 from tetra.policy.errors import PolicyErrors
 from tetra.policy.loader import load_policies_text_report
 from tetra.policy.values import check_dns_label, check_dns_subdomain
+from tetra.status.model import PolicyStatus
 
 if TYPE_CHECKING:
     from tetra.agent.runner import Agent
@@ -88,14 +89,11 @@ class TetraService:
     """One method per RPC of tetra.proto's Tetra service, each (request, context) -> response."""
 
     def __init__(self, agent: "Agent", broadcaster: Broadcaster, commands: CommandQueue,
-                 rates: RateMeter, stopping: threading.Event) -> None:
+                 stopping: threading.Event) -> None:
         self.agent = agent
         self.broadcaster = broadcaster
-        self.commands = commands
-        self.rates = rates
+        self.commands = commands  # drained by the agent loop: when it last was says the loop is alive
         self.stopping = stopping
-        self.started = time.monotonic()
-        self.heartbeat = time.monotonic()  # the agent loop's last iteration
 
     # -- events ---------------------------------------------------------------------------
 
@@ -134,7 +132,7 @@ class TetraService:
     # -- state --------------------------------------------------------------------------------
 
     def GetHealth(self, request: Any, context: Context) -> Any:
-        idle = time.monotonic() - self.heartbeat
+        idle = time.monotonic() - self.commands.last_run
         if self.stopping.is_set():
             return pb.GetHealthStatusResponse(status="HEALTH_STATUS_STOPPED", details="the agent is stopping")
         if idle > STALLED_AFTER:
@@ -146,8 +144,8 @@ class TetraService:
         return pb.GetVersionResponse(version=__version__)
 
     def GetStatus(self, request: Any, context: Context) -> Any:
-        status = self._on_agent(context, lambda: snapshot(self.agent, self.broadcaster, self.rates, self.started))
-        return json_format.ParseDict(status, pb.StatusResponse())
+        status = self._on_agent(context, self.agent.status)
+        return json_format.ParseDict(status_json(status), pb.StatusResponse())
 
     # -- tracing policies ------------------------------------------------------------------
 
@@ -177,7 +175,7 @@ class TetraService:
                         "while they loaded", ", ".join(policy.name for policy in policies))
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the policies did not load in time: withdrawn")
         return pb.AddTracingPolicyResponse(policies=self._policies(
-            context, lambda p: [entry for entry in p.summary() if entry["id"] in added]))
+            context, lambda p: [policy for policy in p.summary() if policy.id in added]))
 
     def DeleteTracingPolicy(self, request: Any, context: Context) -> Any:
         name, namespace = _policy_name(request, context)
@@ -205,17 +203,17 @@ class TetraService:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _policies(self, context: Context, fn: Callable[[PolicyManager], list[dict[str, Any]]],
+    def _policies(self, context: Context, fn: Callable[[PolicyManager], list[PolicyStatus]],
                   change: str | None = None) -> list[Any]:
-        """``fn(policies)`` on the agent thread; its summary entries as TracingPolicyStatus messages."""
-        entries = self._on_agent(context, lambda: fn(self.agent.policies), change)
-        return [json_format.ParseDict(policy_status(e), pb.TracingPolicyStatus()) for e in entries]
+        """``fn(policies)`` on the agent thread; its policies as TracingPolicyStatus messages."""
+        statuses = self._on_agent(context, lambda: fn(self.agent.policies), change)
+        return [json_format.ParseDict(policy_status(p), pb.TracingPolicyStatus()) for p in statuses]
 
     def _policy(self, context: Context, fn: Callable[[PolicyManager], PolicyState], change: str) -> Any:
         """``fn(policies)`` changes one policy on the agent thread; its status afterwards."""
-        def changed(policies: PolicyManager) -> list[dict[str, Any]]:
+        def changed(policies: PolicyManager) -> list[PolicyStatus]:
             state = fn(policies)
-            return [entry for entry in policies.summary() if entry["id"] == state.id]
+            return [policy for policy in policies.summary() if policy.id == state.id]
 
         return self._policies(context, changed, change)[0]
 

@@ -138,9 +138,9 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         enable_pod_annotations=enable_pod_annotations,
         record_ring=record_ring,
     )
-    from tetra.agent.runner import Agent  # here: every other command starts without the agent's modules
+    from tetra.app.build import build_agent  # here: every other command starts without the agent's modules
 
-    runner = Agent(config)
+    runner = build_agent(config)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         runner.stop.set()

@@ -8,7 +8,7 @@ import orjson
 
 from tetra.agent.config import AgentConfig
 from tetra.cli.options import export_filter_options
-from tetra.observer.replay import Replay
+from tetra.app.replay import Replay
 
 
 @click.command()

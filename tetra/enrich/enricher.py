@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from tetra.enrich.pods import PodInfo
 from tetra.process.container import ContainerRef
+from tetra.process.model import Process
 
 
 class Containers(Protocol):
@@ -47,3 +48,7 @@ class PodEnricher:
                 container_id = ref.container_id
                 pod = self.pods.lookup(ref.container_id, ref.pod_uid)
         return pod.to_json(container_id, binary=binary, arguments=arguments) if pod is not None else None
+
+    def of_process(self, proc: Process) -> dict[str, Any] | None:
+        """The ``pod`` object of a new process: the process cache's enrichment stage."""
+        return self.pod_json(proc.cgroup_id, proc.docker, binary=proc.binary, arguments=proc.arguments)

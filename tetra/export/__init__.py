@@ -12,4 +12,9 @@ put their line together from each process's JSON, encoded once, so when only
 line sinks listen no dict is built; a dict (a filter's output) is encoded with
 one ``orjson.dumps`` (encode.py). A sink never raises on an I/O failure (a full
 disk must not stop the agent); it counts the failure instead.
+
+Every sink is here (sinks.py: JSON lines, compact lines, the export filters in
+front of them; otlp.py), except the gRPC one, which is the API's
+(tetra/api/broadcast.py). Each that writes or sends does it on a thread of its
+own behind one bounded hand-off that counts what it drops (handoff.py).
 """

@@ -111,11 +111,10 @@ class Handoff(Generic[T]):
         """Items queued, not yet taken by the writer."""
         return len(self._queue)
 
-    def counters(self) -> dict[str, str]:
+    def counters(self) -> dict[str, int]:
         """For `tetra status` (and the metrics' drop stages)."""
-        return {"queued": str(self.pending), "dropped_queue_full": str(self.stats.dropped_queue_full),
-                "dropped_at_close": str(self.stats.dropped_at_close),
-                "dropped_writer_error": str(self.stats.dropped_writer_error)}
+        return {"queued": self.pending, "dropped_queue_full": self.stats.dropped_queue_full,
+                "dropped_at_close": self.stats.dropped_at_close, "dropped_writer_error": self.stats.dropped_writer_error}
 
     @property
     def dropped(self) -> int:

@@ -1,9 +1,9 @@
-"""Prometheus metrics (``--metrics-server``), from the agent's status snapshot.
+"""Prometheus metrics (``--metrics-server``), from the agent's status (tetra/status/model.py).
 
-The agent thread takes a status snapshot every tick (the same one `tetra
+The agent thread takes its status every tick (the same numbers `tetra
 status` shows: BPF maps may only be read there) and hands it to
 ``SnapshotCollector.update``; the HTTP server's thread renders the latest
-snapshot when scraped. So a scrape never touches the kernel or blocks the
+status when scraped. So a scrape never touches the kernel or blocks the
 agent, and metrics and status can never disagree.
 
 Names follow Tetragon's (``tetragon_events_total`` ...) with the ``tetra_``
@@ -35,20 +35,17 @@ tetra_event_handling_latency_seconds            kernel timestamp -> hand-off to 
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from tetra.agent.stats import LATENCY_BUCKETS, PipelineStats
 from tetra.errors import ExportError
+from tetra.status.model import HANDOFF_DROPS, LATENCY_BUCKETS, AgentStatus, ExporterStatus
 
 log = logging.getLogger(__name__)
 
-Json = dict[str, Any]
-
-# status "losses.pipeline" keys that are drops, with their stage label
+# pipeline counters that are drops, with their stage label
 _PIPELINE_DROPS = {"decode_errors": "decode", "sink_errors": "sink", "process_unknown": "process_unknown",
                    "policy_unknown": "policy_unknown"}
 # exporter counters that are drops, with their stage label
@@ -56,44 +53,33 @@ _EXPORTER_DROPS = {"filtered_out": "export_filter", "rate_limited": "export_rate
                    "lines_dropped": "export_file", "dropped_send_failed": "otlp_send"}
 # the drops of each exporter's hand-off queue (tetra/export/handoff.py): stage "<exporter>_<suffix>",
 # e.g. otlp_queue, json_queue (the export file), stdout_close
-_HANDOFF_DROPS = {"dropped_queue_full": "queue", "dropped_at_close": "close", "dropped_writer_error": "writer"}
-
-
-def _int(value: object) -> int:
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return 0
+_HANDOFF_SUFFIX = {"dropped_queue_full": "queue", "dropped_at_close": "close", "dropped_writer_error": "writer"}
+assert set(_HANDOFF_SUFFIX) == set(HANDOFF_DROPS)
 
 
 class SnapshotCollector(Collector):
-    """Prometheus metrics rendered from the latest status snapshot."""
+    """Prometheus metrics rendered from the latest status."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._snapshot: Json = {}
-        self._actions: dict[str, int] = {}
-        self._latency: tuple[list[int], float] = ([], 0.0)
+        self._status: AgentStatus | None = None
 
-    def update(self, snapshot: Json, stats: PipelineStats | None = None) -> None:
-        """The latest status snapshot, and the pipeline's action and latency counts (copied)."""
+    def update(self, status: AgentStatus) -> None:
+        """The latest status (frozen: the scraper's thread reads it as it is)."""
         with self._lock:
-            self._snapshot = snapshot
-            if stats is not None:
-                self._actions = dict(stats.actions)
-                self._latency = (list(stats.latency.counts), stats.latency.total)
+            self._status = status
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            snap, actions, latency = self._snapshot, self._actions, self._latency
-        if not snap:
+            status = self._status
+        if status is None:
             return
         by_action = CounterMetricFamily("tetra_policy_actions", "Policy events by the action taken.",
                                         labels=["action"])
-        for action, count in sorted(actions.items()):
+        for action, count in sorted(status.actions.items()):
             by_action.add_metric([action], count)
         yield by_action
-        counts, total = latency
+        counts, total = status.latency
         if counts:
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts):
@@ -102,98 +88,95 @@ class SnapshotCollector(Collector):
             yield HistogramMetricFamily("tetra_event_handling_latency_seconds",
                                         "From the kernel's timestamp to the hand-off to the exporters.",
                                         buckets=buckets, sum_value=total)
-        yield from self._events(snap)
-        yield from self._policies(snap)
-        yield from self._losses(snap)
-        yield from self._cache(snap)
-        yield from self._exporters(snap)
+        yield from self._events(status)
+        yield from self._policies(status)
+        yield from self._losses(status)
+        yield from self._cache(status)
+        yield from self._exporters(status)
 
-    def _events(self, snap: Json) -> Iterator[Metric]:
+    def _events(self, status: AgentStatus) -> Iterator[Metric]:
         events = CounterMetricFamily("tetra_events", "Events sent to the exporters, by type.", labels=["type"])
-        for entry in snap.get("events", ()):
-            events.add_metric([entry["type"]], _int(entry["total"]))
+        for kind, count in sorted(status.events.items()):
+            events.add_metric([kind], count)
         yield events
 
-    def _policies(self, snap: Json) -> Iterator[Metric]:
+    def _policies(self, status: AgentStatus) -> Iterator[Metric]:
         posted = CounterMetricFamily("tetra_policy_events", "Events posted by each policy hook.",
                                      labels=["policy", "hook"])
         calls = CounterMetricFamily("tetra_policy_hook_calls", "Calls each policy hook saw in the kernel.",
                                     labels=["policy", "hook"])
         states: dict[str, int] = {}
-        for policy in snap.get("policies", ()):
-            states[policy["state"]] = states.get(policy["state"], 0) + 1
-            for hook in policy.get("hooks", ()):
-                posted.add_metric([policy["name"], hook["hook"]], _int(hook.get("posted")))
-                calls.add_metric([policy["name"], hook["hook"]], _int(hook.get("seen")))
+        for policy in status.policies:
+            state = policy.state.api_name
+            states[state] = states.get(state, 0) + 1
+            for hook in policy.hooks:
+                posted.add_metric([policy.name, hook.hook], hook.posted or 0)
+                calls.add_metric([policy.name, hook.hook], hook.seen or 0)
         by_state = GaugeMetricFamily("tetra_policies", "Tracing policies by state.", labels=["state"])
         for state, count in sorted(states.items()):
             by_state.add_metric([state], count)
         yield from (posted, calls, by_state)
 
-    def _losses(self, snap: Json) -> Iterator[Metric]:
-        losses = snap.get("losses", {})
+    def _losses(self, status: AgentStatus) -> Iterator[Metric]:
         lost = CounterMetricFamily("tetra_observer_ringbuf_events_lost",
                                    "Records the kernel ring buffer had no room for.", labels=["op"])
         sent = CounterMetricFamily("tetra_observer_ringbuf_events", "Records handed to the kernel ring buffer.",
                                    labels=["op"])
-        for entry in losses.get("kernel", ()):
-            lost.add_metric([entry["opcode"]], _int(entry["lost"]))
-            sent.add_metric([entry["opcode"]], _int(entry["sent"]))
+        for entry in status.kernel:
+            lost.add_metric([entry.opcode], entry.lost)
+            sent.add_metric([entry.opcode], entry.sent)
         dropped = CounterMetricFamily("tetra_events_dropped", "Events dropped after the kernel, by stage.",
                                       labels=["stage"])
-        pipeline = losses.get("pipeline", {})
         for key, stage in _PIPELINE_DROPS.items():
-            dropped.add_metric([stage], _int(pipeline.get(key)))
-        dropped.add_metric(["subscriber_queue"], _int(losses.get("subscriber_dropped")))
-        dropped.add_metric(["grpc_convert"], _int(losses.get("convert_errors")))
+            dropped.add_metric([stage], status.pipeline.get(key, 0))
+        streams = status.streams
+        dropped.add_metric(["subscriber_queue"], streams.dropped if streams else 0)
+        dropped.add_metric(["grpc_convert"], streams.convert_errors if streams else 0)
         by_stage: dict[str, int] = {}
-        for exporter in snap.get("exporters", ()):
+        for exporter in status.exporters:
             for stage, count in _exporter_drops(exporter):
                 by_stage[stage] = by_stage.get(stage, 0) + count
         for stage, count in by_stage.items():
             dropped.add_metric([stage], count)
         yield from (lost, sent, dropped)
 
-    def _cache(self, snap: Json) -> Iterator[Metric]:
-        cache = snap.get("process_cache", {})
-        yield GaugeMetricFamily("tetra_process_cache_size", "Processes in the cache.", value=_int(cache.get("size")))
+    def _cache(self, status: AgentStatus) -> Iterator[Metric]:
+        yield GaugeMetricFamily("tetra_process_cache_size", "Processes in the cache.", value=status.cache_size)
         yield GaugeMetricFamily("tetra_process_cache_capacity", "Most processes the cache keeps.",
-                                value=_int(cache.get("capacity")))
+                                value=status.cache_capacity)
         yield CounterMetricFamily("tetra_process_cache_evictions", "Processes evicted because the cache was full.",
-                                  value=_int(cache.get("evictions")))
+                                  value=status.cache_evictions)
 
-    def _exporters(self, snap: Json) -> Iterator[Metric]:
+    def _exporters(self, status: AgentStatus) -> Iterator[Metric]:
         written = CounterMetricFamily("tetra_export_bytes", "Bytes written by an exporter.", labels=["exporter"])
         errors = CounterMetricFamily("tetra_export_errors", "Write errors of an exporter.", labels=["exporter"])
         dropped = CounterMetricFamily("tetra_export_dropped_bytes", "Bytes of the lines an exporter dropped.",
                                       labels=["exporter"])
         reopens = CounterMetricFamily("tetra_export_reopens", "Export file reopened (SIGHUP, moved or deleted).",
                                       labels=["exporter"])
-        for exporter in snap.get("exporters", ()):
-            counters = exporter.get("counters", {})
-            name = str(exporter.get("name", "exporter"))
+        for exporter in status.exporters:
+            counters, name = exporter.counters, exporter.name
             if "bytes_written" in counters:
-                written.add_metric([name], _int(counters["bytes_written"]))
+                written.add_metric([name], counters["bytes_written"])
             if "write_errors" in counters or "send_errors" in counters:
-                errors.add_metric([name], _int(counters.get("write_errors")) + _int(counters.get("send_errors")))
+                errors.add_metric([name], counters.get("write_errors", 0) + counters.get("send_errors", 0))
             if "bytes_dropped" in counters:
-                dropped.add_metric([name], _int(counters["bytes_dropped"]))
+                dropped.add_metric([name], counters["bytes_dropped"])
             if "reopens" in counters:
-                reopens.add_metric([name], _int(counters["reopens"]))
+                reopens.add_metric([name], counters["reopens"])
         yield from (written, errors, dropped, reopens)
 
 
-def _exporter_drops(exporter: Json) -> Iterator[tuple[str, int]]:
+def _exporter_drops(exporter: ExporterStatus) -> Iterator[tuple[str, int]]:
     """(stage, count) of each drop counter one exporter reports in the status."""
-    name = str(exporter.get("name", "exporter"))
-    counters = exporter.get("counters", {})
-    for key, value in counters.items():
-        if key in _HANDOFF_DROPS:
-            yield f"{name}_{_HANDOFF_DROPS[key]}", _int(value)
+    name = exporter.name
+    for key, value in exporter.counters.items():
+        if key in _HANDOFF_SUFFIX:
+            yield f"{name}_{_HANDOFF_SUFFIX[key]}", value
         elif key == "lines_dropped" and name != "json":
-            yield f"{name}_write", _int(value)  # stdout: its writes failed
+            yield f"{name}_write", value  # stdout: its writes failed
         elif key in _EXPORTER_DROPS:
-            yield _EXPORTER_DROPS[key], _int(value)
+            yield _EXPORTER_DROPS[key], value
 
 
 def parse_address(address: str) -> tuple[str, int]:

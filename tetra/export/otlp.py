@@ -75,6 +75,7 @@ from tetra import __version__
 from tetra.errors import ExportError
 from tetra.export.event import Event
 from tetra.export.handoff import Handoff, HandoffStats
+from tetra.status.model import ExporterStatus
 from tetra.wire.constants import Action
 
 log = logging.getLogger(__name__)
@@ -182,10 +183,10 @@ class OtlpSink:
         """Events emitted but not yet taken into a batch."""
         return self._handoff.pending
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> ExporterStatus:
         """For ``tetra status``: the endpoint, whether exports fail now, and the counters."""
-        return {"name": "otlp", "target": self._target, "state": "failing" if self._sender.failing else "ok",
-                "counters": {k: str(v) for k, v in asdict(self._stats).items()} | {"pending": str(self.pending)}}
+        return ExporterStatus("otlp", self._target, "failing" if self._sender.failing else "ok",
+                              asdict(self._stats) | {"pending": self.pending})
 
     def emit(self, event: Event) -> None:
         """Queue one event, or count it in ``dropped_queue_full``; never waits."""

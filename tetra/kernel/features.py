@@ -46,7 +46,7 @@ from bcc import BPF, BPFAttachType
 
 from tetra.errors import KernelError, SensorError
 from tetra.kernel.mounts import cgroup2_mount, mount_points
-from tetra.sensors.base import probe_source
+from tetra.kernel.probes import probe_source
 
 
 @dataclass(frozen=True)

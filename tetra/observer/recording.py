@@ -1,7 +1,7 @@
 """Ring recordings: what the pipeline was fed, written down so it can be fed again without root.
 
 ``tetra agent --record-ring FILE`` writes every input of its pipeline that did
-not come from the pipeline itself; ``tetra replay FILE`` (tetra/observer/replay.py)
+not come from the pipeline itself; ``tetra replay FILE`` (tetra/app/replay.py)
 feeds them to a pipeline built as the agent builds it, so decoders, the process
 cache, the export filters and the exporters run as they ran live. The file::
 
@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import IO, Any
 
-from tetra.agent.pipeline import Pipeline
 from tetra.compiler.argtypes import ArgType, Encoding, Memory
 from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
 from tetra.decode.process import ExecRecord
@@ -115,8 +114,9 @@ def hook_from_json(obj: Json) -> HookPlan:
 class RingRecorder:
     """Writes a running agent's pipeline inputs to a file (``tetra agent --record-ring``).
 
-    Built before the pipeline runs: ``attach`` has it told of /proc lookups and policies,
-    ``tee_ring`` and ``tee_seed`` wrap the two entry points the agent feeds.
+    Built before the pipeline runs: ``tee_lookup`` wraps the pipeline's /proc lookups,
+    ``tee_ring`` and ``tee_seed`` the two entry points the agent feeds, and as a policy
+    listener (PolicyEvents.listeners) it is told of every policy loaded and unloaded.
     """
 
     def __init__(self, path: str, header: Header) -> None:
@@ -140,17 +140,14 @@ class RingRecorder:
             kind, payload = NOTE, json.dumps(frame).encode()  # json, not orjson: /proc text may hold surrogates
         self._file.write(_LENGTH.pack(len(payload) + 1) + kind + payload)
 
-    def attach(self, pipeline: Pipeline) -> None:
-        """Record what /proc answers the pipeline, and every policy its registry loads and unloads."""
-        live = pipeline.lookup
-
+    def tee_lookup(self, live: Callable[[int], ExecRecord | None]) -> Callable[[int], ExecRecord | None]:
+        """Record what /proc answers the pipeline."""
         def lookup(pid: int) -> ExecRecord | None:
             rec = live(pid)
             self.write({"lookup": pid, "process": process_to_json(rec) if rec is not None else None})
             return rec
 
-        pipeline.lookup = lookup
-        pipeline.policies.listeners.append(self)
+        return lookup
 
     def tee_ring(self, handle_raw: Callable[[bytes], None]) -> Callable[[bytes], None]:
         def handle(raw: bytes) -> None:

@@ -18,6 +18,9 @@ from tetra.node import BootClock
 from tetra.process.container import DOCKER_FIELD_LEN, container_id
 from tetra.process.model import Process, join_arguments, make_exec_id
 
+# Enrichment: a new process -> its pod object (None: in no known pod); kept with the process.
+Enrich = Callable[[Process], dict[str, Any] | None]
+
 
 @dataclass
 class CacheStats:
@@ -30,7 +33,10 @@ class CacheStats:
 class ProcessCache:
     """Every known process by exec_id; ``by_pid`` points at each pid's current one."""
 
-    def __init__(self, node: str, clock: BootClock, max_size: int = 65536, grace: float = 10.0) -> None:
+    def __init__(self, node: str, clock: BootClock, max_size: int = 65536, grace: float = 10.0,
+                 enrich: Enrich | None = None) -> None:
+        """``enrich``: the enrichment stage, run once per new process (its image), whose result the
+        process keeps for all its events (tetra/enrich/enricher.py's PodEnricher.of_process)."""
         if max_size < 1:
             raise ValueError("process cache size must be at least 1")
         self.node = node
@@ -38,8 +44,7 @@ class ProcessCache:
         self.max_size = max_size
         self.grace = grace
         self.stats = CacheStats()
-        # Kubernetes enrichment: the pod object of a new process (None: enrichment off).
-        self.enrich: Callable[[Process], dict[str, Any] | None] | None = None
+        self.enrich = enrich
         self._by_id: OrderedDict[str, Process] = OrderedDict()
         self._by_pid: dict[int, Process] = {}
 

@@ -22,7 +22,8 @@ from tetra.compiler.plan import HookPlan, Mechanism
 from tetra.compiler.program import CompiledPolicy
 from tetra.compiler.selectors import MapEntry
 from tetra.errors import SensorError
-from tetra.sensors.base import cflags, expand_includes, percpu_sum
+from tetra.kernel.probes import cflags, expand_includes
+from tetra.sensors.base import percpu_sum
 from tetra.sensors.bpfobj import LoadedObject, ObjectSpec
 from tetra.sensors.build import BuildRequest
 from tetra.sensors.links import Links

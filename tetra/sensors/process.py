@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tetra.decode.process import ExecRecord
 from tetra.errors import SensorError
-from tetra.sensors.base import KernelCounts, cflags, probe_source, read_kernel_counts
+from tetra.kernel.probes import cflags, probe_source
+from tetra.sensors.base import KernelCounts, read_kernel_counts
 from tetra.wire.constants import BIN_TAIL_LOST, BINARY_MAX, RINGBUF_PAGES
 
 TRACEFS = Path("/sys/kernel/tracing")

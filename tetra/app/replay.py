@@ -1,9 +1,9 @@
 """Replaying a ring recording (tetra/observer/recording.py) through the agent's pipeline.
 
 No root, no BPF: the pipeline, its decoders, the process cache, the export
-filters and the exporters are built by the agent's own functions and fed the
-recorded records in their recorded order, with /proc answering what it answered
-live. So ``tetra replay FILE --export-filename out.json`` writes the lines the
+filters and the exporters are built by the agent's own functions (tetra/app/build.py)
+and fed the recorded records in their recorded order, with /proc answering what it
+answered live. So ``tetra replay FILE --export-filename out.json`` writes the lines the
 agent wrote when it made the recording, and tests of the event path run as any
 user on records real kernels produced.
 """
@@ -15,9 +15,9 @@ from typing import Any
 
 from tetra.agent.config import AgentConfig
 from tetra.agent.pipeline import Pipeline
-from tetra.agent.runner import build_chain, build_exporters
-from tetra.agent.sinks import ChainSink, Sink
+from tetra.app.build import build_chain, build_exporters
 from tetra.decode.process import ExecRecord
+from tetra.export.sinks import ChainSink, Sink
 from tetra.observer.recording import Frame, Recording, hook_from_json, process_from_json
 from tetra.process.cache import ProcessCache
 

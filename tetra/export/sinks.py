@@ -1,4 +1,10 @@
-"""Where the agent's events go: JSON lines (file or stdout) and compact lines."""
+"""Where the agent's events go: JSON lines (file or stdout), compact lines, and the export
+filters in front of them.
+
+Every sink hands its events over to a thread of its own through one bounded
+hand-off (tetra/export/handoff.py) that counts what it drops, and reports
+itself in the status (``state() -> ExporterStatus``).
+"""
 
 import logging
 import sys
@@ -12,6 +18,7 @@ from tetra.export.event import Event
 from tetra.export.handoff import Handoff
 from tetra.export.jsonfile import RotatingFile
 from tetra.filters.chain import ExportChain
+from tetra.status.model import ExporterStatus
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +32,7 @@ class Sink(Protocol):
     """Where events go. ``emit`` runs on the agent thread and must not block (a sink that
     writes or sends does it on a thread of its own, behind tetra/export/handoff.py); the
     event is shared with the other sinks and must not be modified. A sink may also offer
-    ``state() -> dict`` (name, target, state, counters) for `tetra status`."""
+    ``state() -> ExporterStatus`` (tetra.status.model.Reporting) for `tetra status`."""
 
     def emit(self, event: Event) -> None: ...
     def flush(self) -> None: ...
@@ -160,23 +167,21 @@ class LineSink:
         """Lines given to emit that will never be written, wherever they were dropped."""
         return self.writer.lines_dropped + self.handoff.dropped
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> ExporterStatus:
         """For `tetra status`: where it writes, whether writes fail (and why), the last reopen,
         and its counters (the hand-off's among them)."""
         writer = self.writer
         if not isinstance(writer, RotatingFile):
-            counters = {"write_errors": str(writer.write_errors),
-                        "lines_dropped": str(writer.lines_dropped)}
-            return {"name": self.name, "target": "stdout", "state": "ok",
-                    "counters": counters | self.handoff.counters()}
+            counters = {"write_errors": writer.write_errors, "lines_dropped": writer.lines_dropped}
+            return ExporterStatus(self.name, "stdout", "ok", counters | self.handoff.counters(), lines=True)
         state = f"failing: {writer.last_error}" if writer.failing else "ok"
         if writer.last_reopen:
             state += f" (reopened: {writer.last_reopen})"
-        return {"name": self.name, "target": writer.path, "state": state,
-                "counters": {"bytes_written": str(writer.bytes_written), "rotations": str(writer.rotations),
-                             "reopens": str(writer.reopens), "write_errors": str(writer.write_errors),
-                             "lines_dropped": str(writer.lines_dropped),
-                             "bytes_dropped": str(writer.bytes_dropped)} | self.handoff.counters()}
+        return ExporterStatus(self.name, writer.path, state,
+                              {"bytes_written": writer.bytes_written, "rotations": writer.rotations,
+                               "reopens": writer.reopens, "write_errors": writer.write_errors,
+                               "lines_dropped": writer.lines_dropped,
+                               "bytes_dropped": writer.bytes_dropped} | self.handoff.counters(), lines=True)
 
 
 def _line(event: Event) -> bytes:
@@ -259,7 +264,6 @@ class ChainSink:
         for sink in self.sinks:
             sink.close()
 
-    def state(self) -> dict[str, Any]:
-        return {"name": "export-filters", "target": "json, stdout, otlp", "state": "ok",
-                "counters": {"filtered_out": str(self.chain.filtered_out),
-                             "rate_limited": str(self.chain.rate_limited)}}
+    def state(self) -> ExporterStatus:
+        return ExporterStatus("export-filters", "json, stdout, otlp", "ok",
+                              {"filtered_out": self.chain.filtered_out, "rate_limited": self.chain.rate_limited})

@@ -1,0 +1,82 @@
+"""One status, three readings: GetStatus's StatusResponse and the exit summary (metrics: test_metrics.py).
+
+The agent fills tetra/status/model.py with numbers; each reader formats them.
+These pin the formats the clients and scripts already read, so that the typed
+model changes none of them.
+"""
+
+from google.protobuf import json_format
+
+from tetra.agent.runner import Summary
+from tetra.api import pb
+from tetra.api.status import status_json
+from tetra.status.model import (AgentStatus, ExporterStatus, HookStatus, KernelCount, PolicyLoadState, PolicyStatus,
+                                SensorStatus, StreamStatus, SubscriberStatus)
+
+LOADED = PolicyStatus(1, "open", "file:/p/open.yaml", PolicyLoadState.LOADED, "monitor",
+                      (HookStatus("security_file_open", "kprobe", "fentry", True, seen=12, posted=4),),
+                      load_seconds=0.1234, origin="cache")
+FAILED = PolicyStatus(2, "bad", "api", PolicyLoadState.ERROR, "enforce",
+                      (HookStatus("no_such_fn", "kprobe", "kprobe", False),), namespace="ns", error="no such function")
+
+
+def _status(streams: StreamStatus | None) -> AgentStatus:
+    return AgentStatus(
+        node_name="node-1", uptime_seconds=12.34567,
+        sensors=(SensorStatus("process", {"sched_process_exec": "tracepoint"}),),
+        policies=(LOADED, FAILED),
+        events={"process_exit": 3, "process_exec": 5}, rates={"process_exec": 0.26},
+        pipeline={"records": 9, "decode_errors": 1, "sink_errors": 0},
+        kernel=(KernelCount("exec", 5, 1), KernelCount("exit", 3, 2)), ringbuf_received=8,
+        cache_size=4, cache_capacity=100, cache_evictions=0,
+        exporters=(ExporterStatus("json", "/var/log/t.log", "ok", {"write_errors": 2, "lines_dropped": 3,
+                                                                   "dropped_queue_full": 5, "queued": 7}, lines=True),
+                   ExporterStatus("otlp", "collector:4317", "failing", {"send_errors": 9, "dropped_queue_full": 11}),
+                   ExporterStatus("export-filters", "json, stdout, otlp", "ok", {"filtered_out": 6})),
+        streams=streams,
+    )
+
+
+def test_status_response_in_protobufs_json_form() -> None:
+    streams = StreamStatus(dropped=4, convert_errors=1, subscribers=(SubscriberStatus(7, "unix:", 2, 10, 4),))
+    out = status_json(_status(streams))
+    json_format.ParseDict(out, pb.StatusResponse())  # every field is one tetra.proto has
+    assert out["uptime_seconds"] == 12.346
+    assert [s["name"] for s in out["sensors"]] == ["process", "policy open"]  # enabled policies only
+    loaded, failed = out["policies"]
+    assert (loaded["state"], loaded["mode"], loaded["load_seconds"], loaded["origin"]) == \
+        ("TP_STATE_ENABLED", "TP_MODE_MONITOR", 0.123, "cache")
+    assert loaded["hooks"] == [{"hook": "security_file_open", "mechanism": "kprobe", "attach": "fentry",
+                                "return": True, "seen": "12", "posted": "4"}]
+    assert (failed["state"], failed["namespace"], failed["error"]) == ("TP_STATE_LOAD_ERROR", "ns", "no such function")
+    assert failed["hooks"][0]["seen"] == "0"  # not in the kernel: nothing counted
+    assert out["events"] == [{"type": "process_exec", "total": "5", "rate": 0.3},
+                             {"type": "process_exit", "total": "3", "rate": 0.0}]
+    losses = out["losses"]
+    assert (losses["kernel_lost"], losses["ringbuf_received"], losses["decode_errors"]) == ("3", "8", "1")
+    assert losses["pipeline"] == {"records": "9", "decode_errors": "1", "sink_errors": "0"}
+    assert (losses["subscriber_dropped"], losses["convert_errors"]) == ("4", "1")
+    assert losses["exporter_errors"] == str(2 + 3 + 5 + 11)  # write errors and drops, never queued or sent
+    assert out["exporters"][0]["counters"]["queued"] == "7"
+    assert out["subscribers"] == [{"id": "7", "peer": "unix:", "queued": "2", "sent": "10", "dropped": "4"}]
+
+
+def test_without_an_api_server_the_streams_are_zero() -> None:
+    out = status_json(_status(None))
+    assert (out["losses"]["subscriber_dropped"], out["subscribers"]) == ("0", [])
+
+
+def test_the_exit_summary_counts_the_line_exporters() -> None:
+    summary = Summary.of(_status(None)).as_dict()
+    assert summary["pipeline"] == {"events": {"process_exit": 3, "process_exec": 5}, "records": 9,
+                                   "decode_errors": 1, "sink_errors": 0}
+    assert (summary["kernel_sent"], summary["kernel_lost"], summary["received"]) == (8, 3, 8)
+    assert summary["kernel"] == {"exec": {"sent": 5, "lost": 1}, "exit": {"sent": 3, "lost": 2}}
+    assert (summary["export_write_errors"], summary["export_lines_dropped"]) == (2, 3 + 5)
+    loaded, failed = summary["policies"]
+    assert loaded == {"id": 1, "name": "open", "source": "file:/p/open.yaml", "state": "loaded", "mode": "monitor",
+                      "load_seconds": 0.123, "origin": "cache",
+                      "hooks": [{"hook": "security_file_open", "mechanism": "kprobe", "attach": "fentry",
+                                 "return": True, "seen": 12, "posted": 4}]}
+    assert failed["hooks"] == [{"hook": "no_such_fn", "mechanism": "kprobe", "attach": "kprobe", "return": False}]
+    assert (failed["namespace"], failed["error"]) == ("ns", "no such function")
