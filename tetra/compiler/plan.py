@@ -32,12 +32,13 @@ from pathlib import Path
 
 from tetra.compiler.argtypes import KERNEL_ONLY, POINTER_TYPES, TYPES, UNSUPPORTED, ArgType, Encoding, Memory
 from tetra.compiler.kernel import KernelSupport
+from tetra.compiler.lists import Call, KernelLists, ListError
 from tetra.compiler.network import KERNEL_FUNCTIONS, LSM_HOOKS, SYSCALLS, NetHook, cgroup_dir, CGROUP_OPTION
 from tetra.errors import KernelError
 from tetra.kernel.tracefs import Field, tracepoint_fields
 from tetra.policy.errors import PolicyErrors, PolicyIssue, quoted
-from tetra.policy.model import ArgSpec, KProbe, Location, LsmHook, Selector, Tracepoint, TracingPolicy, UProbe
-from tetra.wire.constants import Action
+from tetra.policy.model import ArgSpec, KProbe, Location, LsmHook, Selector, Spec, Tracepoint, TracingPolicy, UProbe
+from tetra.wire.constants import MAX_HOOKS, Action
 from tetra.wire.events import PROCESS_KPROBE, PROCESS_LSM, PROCESS_TRACEPOINT, PROCESS_UPROBE
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -148,9 +149,11 @@ def kernel_symbols() -> frozenset[str]:
 class Planner:
     """Plans the hooks of one policy for one kernel."""
 
-    def __init__(self, support: KernelSupport, symbols: frozenset[str] | None = None) -> None:
+    def __init__(self, support: KernelSupport, symbols: frozenset[str] | None = None,
+                 lists: KernelLists | None = None) -> None:
         self.support = support
         self.symbols = symbols
+        self.lists = lists or KernelLists()
         self.issues = _Issues()
         self.hooks: list[HookPlan] = []
         self._cgroup_option: str | None = None
@@ -160,7 +163,7 @@ class Planner:
         spec = policy.spec
         self._cgroup_option = spec.option(CGROUP_OPTION)
         for kprobe in spec.kprobes + spec.fentries:
-            for call in spec.kprobe_calls(kprobe):
+            for call in self._calls(spec, kprobe.call, kprobe.syscall, kprobe.loc):
                 self._kprobe(kprobe, call)
         for tracepoint in spec.tracepoints:
             self._tracepoint(tracepoint)
@@ -174,9 +177,18 @@ class Planner:
         for usdt in spec.usdts:
             self.issues.add(usdt.loc, "usdts are not supported by tetra yet")
         for enforcer in spec.enforcers:
-            for call in enforcer.calls:
-                for name in spec.expand_call(call):
-                    self._enforcer(enforcer.loc, name)
+            for name in enforcer.calls:
+                for call in self._calls(spec, name, True, enforcer.loc):
+                    self._enforcer(enforcer.loc, call.name)
+        if spec.loader:
+            self.issues.add(spec.loc, "spec.loader (Tetragon's loader sensor: an event for each executable file "
+                                      "a process maps, from perf mmap records) is not supported by tetra")
+        if len(self.hooks) > MAX_HOOKS:
+            self.issues.add(spec.loc, f"the policy places {len(self.hooks)} hooks on this kernel (lists expanded), "
+                                      f"at most {MAX_HOOKS} are supported: split it or narrow its lists")
+        if not self.hooks and not self.issues.items:
+            self.issues.add(spec.loc, "the policy attaches nothing: it has no kprobe, fentry, tracepoint, uprobe, "
+                                      "LSM hook or USDT to place")
         self.issues.raise_if_any()
         return self.hooks
 
@@ -187,11 +199,19 @@ class Planner:
         """Tetragon adds the return probe itself when an argument asks for returnCopy."""
         return hook.return_ or any(arg.return_copy for arg in hook.args)
 
-    def _kprobe(self, kprobe: KProbe, call: str) -> None:
-        if kprobe.syscall:
-            self._syscall(kprobe, call)
+    def _calls(self, spec: Spec, call: str, syscall: bool, loc: Location) -> tuple[Call, ...]:
+        """The functions behind a call (``list:NAME`` expanded); () after reporting why there are none."""
+        try:
+            return self.lists.calls(spec, call, syscall)
+        except ListError as err:
+            self.issues.add(loc, str(err))
+            return ()
+
+    def _kprobe(self, kprobe: KProbe, call: Call) -> None:
+        if call.syscall:
+            self._syscall(kprobe, call.name)
         else:
-            self._kernel_function(kprobe, call)
+            self._kernel_function(kprobe, call.name)
 
     def _syscall(self, kprobe: KProbe, call: str) -> None:
         name = syscall_name(call)
