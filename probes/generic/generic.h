@@ -427,6 +427,31 @@ static __always_inline void tetra_put_ctx_sock(struct tetra_gen_scratch *g, __u3
     tetra_close_fixed(g, slot, at, sizeof(s), s.t.family);
 }
 
+/* Records: fields of a kernel struct (bpf_attr, bpf_map, perf_event, user_namespace,
+ * module, load_info) copied back to back into one length-prefixed argument; the
+ * generated code names each field's BTF offset and size (tetra/compiler/records.py).
+ * A field that cannot be read is left zero: both read helpers zero their room on error. */
+#define TETRA_REC_MAX 256
+
+static __always_inline __u32 tetra_rec_copy(char *at, __u32 len, const void *base, __u32 off, __u32 size)
+{
+    TETRA_BOUND(len, TETRA_REC_MAX);
+    bpf_probe_read_kernel(at + 4 + len, size, (const char *)base + off);
+    return len + size;
+}
+
+/* A string the member at base + off points to, in a room of size bytes. */
+static __always_inline __u32 tetra_rec_str(char *at, __u32 len, const void *base, __u32 off, __u32 size, int user)
+{
+    TETRA_BOUND(len, TETRA_REC_MAX);
+    const void *src = tetra_read_ptr(base, off);
+    if (user)
+        bpf_probe_read_user_str(at + 4 + len, size, src);
+    else
+        bpf_probe_read_kernel_str(at + 4 + len, size, src);
+    return len + size;
+}
+
 /* A dentry's path within its filesystem (no mount to climb: the walk stops at
  * the filesystem's root). */
 static __always_inline void tetra_put_dentry(struct tetra_gen_scratch *g, __u32 slot, void *dentry)

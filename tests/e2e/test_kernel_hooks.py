@@ -433,3 +433,41 @@ def test_lsm_override_spares_the_agent(agent_deny: Loaded, workdir: Path) -> Non
     assert child[0].returncode != 0 and b"Operation not permitted" in child[0].stderr  # an ordinary process
     assert [(r.pid == os.getpid(), r.action, bool(r.flags & GEN_PROTECTED)) for _, r, _ in events] == [
         (True, Action.OVERRIDE, True), (False, Action.OVERRIDE, False)]  # withheld from the agent only
+
+
+@pytest.fixture(scope="module")
+def net_device(session: Session) -> Iterator[Loaded]:
+    """A raw tracepoint (present here) handing a struct net_device: its name is what is reported."""
+    text = _policy("net-device", """\
+        tracepoints:
+        - subsystem: "net"
+          event: "net_dev_start_xmit"
+          raw: true
+          args:
+          - index: 0
+            type: "skb"
+          - index: 1
+            type: "net_device"
+          selectors:
+          - matchArgs:
+            - index: 1
+              operator: "Equal"
+              values: ["lo"]
+            - index: 0
+              operator: "DPort"
+              values: ["9"]
+        """)
+    yield from _load(session, text, KernelSupport.detect(), 12)
+
+
+def test_net_device_argument_is_its_name(net_device: Loaded) -> None:
+    def send() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(b"x", ("127.0.0.1", 9))  # the discard port: nothing needs to listen
+
+    events = net_device.collect(send)
+    assert events, "no event for a datagram sent on lo"
+    hook, _, args = events[0]
+    assert hook.mechanism is Mechanism.RAW_TRACEPOINT
+    assert args[1] == {"string_arg": "lo"}
+    assert args[0]["skb_arg"]["dport"] == 9

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from tetra.compiler.argtypes import Encoding, Memory
 from tetra.compiler.network import NetOp
 from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
+from tetra.compiler.records import RECORDS, record_c
 from tetra.compiler.selectors import ActionCode, SelectorCode
 from tetra.kernel.btf import Btf
 
@@ -208,6 +209,9 @@ def _put(arg: ArgPlan, slot: int, btf: Btf | None, size_override: str | None = N
         return f"tetra_put_skb(g, {slot}, (void *)({v}));"
     if arg.atype.encoding is Encoding.CRED:
         return f"tetra_put_cred(g, {slot}, (void *)({v}));"
+    if arg.atype.encoding is Encoding.RECORD:  # the planner checked the struct is in this kernel
+        record = RECORDS[name]
+        return record_c(record, record.offsets(btf), slot, v)
     if arg.atype.encoding is Encoding.PATH:
         if name == "fd":
             return f"tetra_put_fd(g, {slot}, (__s64)(int)({v}));"
@@ -217,11 +221,15 @@ def _put(arg: ArgPlan, slot: int, btf: Btf | None, size_override: str | None = N
             return f"tetra_put_dentry(g, {slot}, (void *)({v}));"
         if name == "linux_binprm":
             return f"tetra_put_file(g, {slot}, tetra_read_ptr((void *)({v}), TETRA_OFF_LINUX_BINPRM_FILE));"
+        if name == "kiocb":
+            return f"tetra_put_file(g, {slot}, tetra_read_ptr((void *)({v}), {_offset(btf, 'kiocb.ki_filp')}));"
         return (f"tetra_put_path(g, {slot}, tetra_read_ptr((void *)({v}), {_offset(btf, 'path.dentry')}), "
                 f"tetra_read_ptr((void *)({v}), {_offset(btf, 'path.mnt')}));")
     if name in ("char_buf", "const_buf"):
         size = size_override if arg.at_return else arg.size
         return f"tetra_put_buf(g, {slot}, (const void *)({v}), (__s64)({size}), {user});"
+    if name == "net_device":  # its name: char name[IFNAMSIZ] inside the struct
+        return f"tetra_put_str(g, {slot}, (const char *)({v}) + {_offset(btf, 'net_device.name')}, 0);"
     if name == "filename" and not user:  # struct filename *: its name pointer
         return f"tetra_put_str(g, {slot}, tetra_read_ptr((void *)({v}), {_offset(btf, 'filename.name')}), 0);"
     return f"tetra_put_str(g, {slot}, (const void *)({v}), {user});"

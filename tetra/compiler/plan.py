@@ -30,11 +30,13 @@ from functools import cached_property
 from enum import Enum
 from pathlib import Path
 
-from tetra.compiler.argtypes import KERNEL_ONLY, POINTER_TYPES, TYPES, UNSUPPORTED, ArgType, Encoding, Memory
+from tetra.compiler.argtypes import KERNEL_ONLY, NOP, POINTER_TYPES, TYPES, UNSUPPORTED, ArgType, Encoding, Memory
 from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.lists import Call, KernelLists, ListError
+from tetra.compiler.records import RECORDS
 from tetra.compiler.network import KERNEL_FUNCTIONS, LSM_HOOKS, SYSCALLS, NetHook, cgroup_dir, CGROUP_OPTION
 from tetra.errors import KernelError
+from tetra.kernel.btf import Btf
 from tetra.kernel.tracefs import Field, tracepoint_fields
 from tetra.policy.errors import PolicyErrors, PolicyIssue, quoted
 from tetra.policy.model import ArgSpec, KProbe, Location, LsmHook, Selector, Spec, Tracepoint, TracingPolicy, UProbe
@@ -150,9 +152,10 @@ class Planner:
     """Plans the hooks of one policy for one kernel."""
 
     def __init__(self, support: KernelSupport, symbols: frozenset[str] | None = None,
-                 lists: KernelLists | None = None) -> None:
+                 lists: KernelLists | None = None, btf: Btf | None = None) -> None:
         self.support = support
         self.symbols = symbols
+        self.btf = btf  # for record arguments: their structs must be in this kernel
         self.lists = lists or KernelLists()
         self.issues = _Issues()
         self.hooks: list[HookPlan] = []
@@ -428,9 +431,19 @@ class Planner:
     # --- arguments -------------------------------------------------------------
 
     def _type(self, spec: ArgSpec) -> ArgType | None:
+        """The argument's type; None (reported, unless it is a nop) when it is not collected."""
+        if spec.type == NOP:
+            return None
         if spec.type in UNSUPPORTED:
             self.issues.add(spec.loc, f"argument type {spec.type!r} is {UNSUPPORTED[spec.type]}")
             return None
+        record = RECORDS.get(spec.type)
+        if record is not None:
+            try:
+                record.offsets(self.btf)
+            except KernelError as err:
+                self.issues.add(spec.loc, str(err))
+                return None
         return TYPES[spec.type]
 
     def _args(self, specs: tuple[ArgSpec, ...], hook: object, value: Callable[[int], str], user: bool) -> tuple[ArgPlan, ...]:

@@ -31,7 +31,7 @@ class CompiledPolicy:
 def compile_policy(policy: TracingPolicy, policy_id: int, support: KernelSupport, btf: Btf | None,
                    symbols: frozenset[str] | None = None) -> CompiledPolicy:
     """Raises PolicyErrors (located) when a hook cannot be placed or a filter evaluated here."""
-    planner = Planner(support, symbols)
+    planner = Planner(support, symbols, btf=btf)
     hooks = planner.plan(policy)
     selectors = SelectorCompiler(btf, support)
     codes = {hook.hook_id: selectors.compile(hook) for hook in hooks}
