@@ -470,7 +470,28 @@ static __always_inline void tetra_put_dentry(struct tetra_gen_scratch *g, __u32 
     tetra_close_field(g, slot, at, len, flags);
 }
 
-/* A kernel struct sock: its connection and state (sock_arg). */
+#ifdef TETRA_NEED_SOCKTRACK
+/* TrackSock/UntrackSock: a tracked struct sock is reported as the process that
+ * tracked it, wherever its event happens (softirq, a process that inherited the
+ * socket), as in Tetragon. LRU: a socket never untracked is forgotten in time
+ * rather than filling the map. */
+BPF_F_TABLE("lru_hash", __u64, __u64, socktrack, 16384, 0);
+
+static __always_inline void tetra_track_sock(__u64 sk)
+{
+    __u64 owner = bpf_get_current_pid_tgid();
+    if (sk)
+        socktrack.update(&sk, &owner);
+}
+
+static __always_inline void tetra_untrack_sock(__u64 sk)
+{
+    socktrack.delete(&sk);
+}
+#endif
+
+/* A kernel struct sock: its connection and state (sock_arg); the slot's value is
+ * the pointer (for TrackSock/UntrackSock). */
 static __always_inline void tetra_put_sock(struct tetra_gen_scratch *g, __u32 slot, void *sk)
 {
     char *at = tetra_slot_at(g);
@@ -490,9 +511,18 @@ static __always_inline void tetra_put_sock(struct tetra_gen_scratch *g, __u32 sl
             bpf_probe_read_kernel(s.t.saddr, 4, (char *)sk + TETRA_OFF_SK_RCV_SADDR);
             bpf_probe_read_kernel(s.t.daddr, 4, (char *)sk + TETRA_OFF_SK_DADDR);
         }
+#ifdef TETRA_NEED_SOCKTRACK
+        __u64 key = (__u64)sk;
+        __u64 *owner = socktrack.lookup(&key);
+        if (owner) {
+            struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+            ev->h.pid = *owner >> 32;
+            ev->h.tid = (__u32)*owner;
+        }
+#endif
     }
     __builtin_memcpy(at, &s, sizeof(s));
-    tetra_close_fixed(g, slot, at, sizeof(s), s.t.family);
+    tetra_close_fixed(g, slot, at, sizeof(s), (__s64)sk);
 }
 
 /* A struct sk_buff: sizes and marks, and the IP/TCP/UDP headers it carries (skb_arg). */

@@ -9,6 +9,7 @@ import ctypes
 import os
 import socket
 import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -471,3 +472,80 @@ def test_net_device_argument_is_its_name(net_device: Loaded) -> None:
     assert hook.mechanism is Mechanism.RAW_TRACEPOINT
     assert args[1] == {"string_arg": "lo"}
     assert args[0]["skb_arg"]["dport"] == 9
+
+
+@pytest.fixture(scope="module")
+def sock_tracking(listener: socket.socket, session: Session) -> Iterator[Loaded]:
+    """sock:inet_sock_set_state (a tracepoint, present here) with TrackSock at SYN_SENT and
+    UntrackSock at CLOSE; its skaddr field is the struct sock."""
+    port = listener.getsockname()[1]
+    text = _policy("sock-tracking", f"""\
+        tracepoints:
+        - subsystem: "sock"
+          event: "inet_sock_set_state"
+          args:
+          - index: 4
+            type: "sock"
+          - index: 6
+            type: "int"
+            label: "newstate"
+          - index: 8
+            type: "uint16"
+          selectors:
+          - matchArgs:
+            - index: 8
+              operator: "Equal"
+              values: ["{port}"]
+            - index: 6
+              operator: "Equal"
+              values: ["2"]
+            matchActions:
+            - action: TrackSock
+              argSock: 4
+          - matchArgs:
+            - index: 8
+              operator: "Equal"
+              values: ["{port}"]
+            - index: 6
+              operator: "Equal"
+              values: ["7"]
+            matchActions:
+            - action: UntrackSock
+              argSock: 4
+          - matchArgs:
+            - index: 8
+              operator: "Equal"
+              values: ["{port}"]
+        """)
+    yield from _load(session, text, KernelSupport.detect(), 13)
+
+
+# Connects, then a forked child shuts the socket down: the FIN_WAIT1 transition happens in the child.
+_CONNECT_THEN_CHILD_SHUTS = """
+import os, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+child = os.fork()
+if child == 0:
+    s.shutdown(socket.SHUT_WR)
+    os._exit(0)
+os.waitpid(child, 0)
+print(os.getpid(), child)
+"""
+
+
+def test_tracked_sock_events_are_the_tracking_process(sock_tracking: Loaded, listener: socket.socket) -> None:
+    port = str(listener.getsockname()[1])
+    out: list[str] = []
+
+    def connect() -> None:
+        done = subprocess.run([sys.executable, "-c", _CONNECT_THEN_CHILD_SHUTS, port], capture_output=True,
+                              text=True, check=True)
+        out.extend(done.stdout.split())
+        listener.accept()[0].close()
+
+    events = sock_tracking.collect(connect)
+    parent, child = (int(pid) for pid in out)
+    states = {args[1]["int_arg"]: record.pid for _, record, args in events}
+    assert states.get(2) == parent, events  # SYN_SENT, in the connecting process: tracked there
+    assert 4 in states, events  # FIN_WAIT1 happened in the child...
+    assert states[4] == parent != child  # ...and is reported as the process that tracked the socket

@@ -45,6 +45,8 @@ def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
         lines.append("#define TETRA_OBSERVE_AGENT")
     if enforcers:
         lines.append("#define TETRA_NEED_ENFORCER")
+    if any(c.actions.sock for c in codes) or any(h.track_return_sock is not None for h in hooks):
+        lines.append("#define TETRA_NEED_SOCKTRACK")
     if scoped:
         lines.append("#define TETRA_SCOPED")
     lines.append(GENERIC_INCLUDE.rstrip("\n"))
@@ -134,6 +136,8 @@ def _return_hook(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[in
     yield "    struct tetra_generic *ev = (struct tetra_generic *)g->buf;"
     yield f"    ev->ret = (__s64)({hook.return_value or '0'});"
     yield "    ev->gen_flags |= TETRA_GEN_RETURN;"
+    if hook.track_return_sock is not None:  # returnArgAction: the returned struct sock
+        yield f"    tetra_{'' if hook.track_return_sock else 'un'}track_sock((__u64)ev->ret);"
     for arg in hook.args:
         if arg.at_return:
             slot = slots[id(arg)]
@@ -177,6 +181,8 @@ def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
         yield f"tetra_signal(g, {code.action.c_name}, {int(code.signal)});"
     if code.notify is not None:
         yield f"tetra_notify_enforcer(g, {int(code.notify[0])}, {int(code.notify[1])});"
+    if code.sock is not None:  # the slot's value is the struct sock pointer (tetra_put_sock)
+        yield f"tetra_{'' if code.sock[1] else 'un'}track_sock((__u64)g->ival[{int(code.sock[0])}]);"
     if not code.post:
         return
     if code.rate_limit_ns:

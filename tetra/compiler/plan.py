@@ -96,6 +96,7 @@ class HookPlan:
     tp_event: str = ""
     net: NetHook | None = None  # cgroup sock_addr hooks: the operation
     cgroup: str = ""  # and the cgroup v2 directory its programs attach to
+    track_return_sock: bool | None = None  # returnArgAction TrackSock (True) / UntrackSock (False)
 
     @property
     def entry_fn(self) -> str:
@@ -476,15 +477,24 @@ class Planner:
              return_attach: str | None = None, return_value: str | None = None,
              subsys: str = "", tp_event: str = "", net: NetHook | None = None, cgroup: str = "") -> None:
         return_arg = getattr(hook, "return_arg", None)
+        return_action = getattr(hook, "return_arg_action", None)
+        track = {"TrackSock": True, "UntrackSock": False}.get(return_action or "")
         return_type = None
         if return_attach is not None:
             return_type = TYPES["int"] if return_arg is None else self._type(return_arg)
+        if return_type is not None and return_type.encoding is not Encoding.INT:
+            # a returned struct pointer is only used by TrackSock/UntrackSock; printed it would be a kernel address
+            if track is None or return_type.encoding is not Encoding.SOCK:
+                self.issues.add(hook.loc, f"returnArg type {return_type.name!r}: tetra reports integer return values "
+                                          "only (a returned struct sock serves returnArgAction TrackSock/UntrackSock)")
+            return_type = None
         self.hooks.append(HookPlan(
             hook_id=len(self.hooks), event=event, function_name=function_name, mechanism=mechanism, attach=attach,
             uprobe_path=uprobe_path, args=args, return_attach=return_attach,
             return_value=return_value if return_attach else None, return_arg=return_type,
             selectors=hook.selectors, message=hook.message, tags=hook.tags, loc=hook.loc,
             subsys=subsys, tp_event=tp_event, net=net, cgroup=cgroup,
+            track_return_sock=track if return_attach is not None else None,
         ))
 
     def _missing(self, kprobe: KProbe, reason: str) -> None:

@@ -26,6 +26,7 @@ from tetra.policy.errors import PolicyIssue
 from tetra.policy.limits import MAX_POSTFIX_VALUE
 from tetra.policy.model import Action, Location, MatchArg, Selector
 from tetra.policy.values import go_int
+from tetra.policy.vocab import DEPRECATED_ACTIONS
 from tetra.wire import constants as wire
 from tetra.wire.events import PROCESS_TRACEPOINT
 
@@ -36,6 +37,8 @@ BINARY_OPS = {"In": (0, False), "NotIn": (0, True), "Prefix": (1, False), "NotPr
 STR_MAPS = ("str_eq", "str_prefix", "str_postfix")
 INT_VALUES_MAX = 16
 _DURATION = re.compile(r"(\d+)([smh]?)")
+# Tetragon's actions that run in its agent, not in the kernel, and what each sends.
+USER_SPACE_ACTIONS = {"GetUrl": "an HTTP GET of argUrl", "DnsLookup": "a DNS query for argFqdn"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class ActionCode:
     user_stack: bool = False
     override: int | None = None  # Override: the error the hooked function returns instead
     notify: tuple[int, int] | None = None  # NotifyEnforcer: (error, signal) for the enforcer call
+    sock: tuple[int, bool] | None = None  # TrackSock (True) / UntrackSock (False): the sock argument's slot
 
 
 @dataclass(frozen=True)
@@ -386,9 +390,31 @@ class SelectorCompiler:
                 code = replace(code, signal=int(action.arg_sig or 0), action=kind)
             elif kind is wire.Action.NOTIFY_ENFORCER:
                 code = replace(code, notify=self._notify(action), action=kind)
+            elif name in ("TrackSock", "UntrackSock"):
+                slot = self._sock_slot(hook, action)
+                if slot is not None:
+                    code = replace(code, sock=(slot, name == "TrackSock"))
+            elif name in DEPRECATED_ACTIONS:
+                continue  # FollowFD and kin: fd arguments are resolved without them (the loader warns)
+            elif name in USER_SPACE_ACTIONS:
+                self._error(action.loc, f"action {name} makes the agent itself send a network request "
+                                        f"({USER_SPACE_ACTIONS[name]}) for every match; tetra does not: a policy "
+                                        "cannot make the agent reach out. Let a consumer of the event stream "
+                                        "(an exporter or a gRPC client) make the call")
             else:
                 self._error(action.loc, f"action {name} is not supported by tetra yet")
         return code
+
+    def _sock_slot(self, hook: HookPlan, action: Action) -> int | None:
+        """The slot of the sock argument TrackSock/UntrackSock name by argSock (0 when unset, as in Tetragon)."""
+        index = action.arg_sock or 0
+        for slot, arg in enumerate(hook.blob_order):
+            if arg.spec.index == index and arg.atype.encoding is Encoding.SOCK and not arg.at_return \
+                    and hook.mechanism is not Mechanism.CGROUP_SOCK_ADDR:
+                return slot
+        self._error(action.loc, f"{action.action} needs argSock to name a sock or socket argument of the hook "
+                                f"read at entry (argSock {index} is not one)")
+        return None
 
     def _notify(self, action: Action) -> tuple[int, int] | None:
         """(error, signal) of a NotifyEnforcer: at least one, the error a negative errno."""

@@ -221,7 +221,9 @@ def _check_action(walk: Walk, read: Read) -> None:
     if "rateLimitScope" in given and "rateLimit" not in given and action == "Post":
         walk.warn(*read.at("rate_limit_scope"), "rateLimitScope has no effect without rateLimit")
     if action in vocab.DEPRECATED_ACTIONS:
-        walk.warn(*read.at("action"), f"action {action} is deprecated by Tetragon (planned for removal in 1.5)")
+        walk.warn(*read.at("action"), f"action {action} is deprecated by Tetragon (removed in 1.5) and does nothing "
+                                      "in tetra: an fd argument is read as its file's path from the process's file "
+                                      "table, so matchArgs on it compare file names without following the fd")
 
 
 ACTION = Schema("an action", {
