@@ -213,3 +213,15 @@ def test_model_is_immutable(monkeypatch: pytest.MonkeyPatch) -> None:
         kprobe.call = "other"  # type: ignore[misc]
     assert isinstance(kprobe.selectors, tuple) and isinstance(kprobe.args, tuple)
     assert str(kprobe.loc) == "good/fd_install.yaml:7:5"
+
+
+def test_rawtracepoints_are_raw_tracepoints() -> None:
+    """Tetragon's spec.rawtracepoints is tracepoints with raw: true (its examples/tracingpolicy/rawtp.yaml)."""
+    text = ("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: rawtp\nspec:\n"
+            "  tracepoints:\n  - subsystem: sched\n    event: sched_switch\n"
+            "  rawtracepoints:\n  - subsystem: sched\n    event: sched_process_exec\n"
+            "    args:\n    - index: 2\n      type: linux_binprm\n")
+    [policy] = tetra.policy.loader.load_policies_text(text, "rawtp.yaml")
+    assert [(tp.event, tp.raw) for tp in policy.spec.tracepoints] == [("sched_switch", False),
+                                                                      ("sched_process_exec", True)]
+    assert policy.spec.tracepoints[1].loc.path == "spec.rawtracepoints[0]"
