@@ -549,3 +549,47 @@ def test_tracked_sock_events_are_the_tracking_process(sock_tracking: Loaded, lis
     assert states.get(2) == parent, events  # SYN_SENT, in the connecting process: tracked there
     assert 4 in states, events  # FIN_WAIT1 happened in the child...
     assert states[4] == parent != child  # ...and is reported as the process that tracked the socket
+
+
+@pytest.fixture(scope="module")
+def in_map(session: Session) -> Iterator[Loaded]:
+    """Tetragon's list-syscalls-tracepoint example: raw_syscalls:sys_enter's id InMap a syscall list."""
+    text = _policy("in-map", """\
+        lists:
+        - name: "dups"
+          type: "syscalls"
+          values: ["sys_dup", "sys_dup2"]
+        tracepoints:
+        - subsystem: "raw_syscalls"
+          event: "sys_enter"
+          args:
+          - index: 4
+            type: "uint64"
+          selectors:
+          - matchArgs:
+            - index: 4
+              operator: "InMap"
+              values: ["list:dups"]
+        """)
+    yield from _load(session, text, KernelSupport.detect(), 14)
+
+
+# dup(2) and dup2(2) through libc (Python's os.dup is an fcntl), then an open that is not in the list
+_DUPS = """
+import ctypes, os
+libc = ctypes.CDLL(None)
+libc.dup(0)
+libc.dup2(0, 100)
+os.close(os.open("/dev/null", os.O_RDONLY))
+print(os.getpid())
+"""
+
+
+def test_inmap_matches_a_syscall_lists_numbers(in_map: Loaded) -> None:
+    out: list[str] = []
+    events = in_map.collect(lambda: out.append(subprocess.run([sys.executable, "-c", _DUPS], capture_output=True,
+                                                              text=True, check=True).stdout))
+    ids = [args[0]["size_arg"] for _, record, args in events if record.pid == int(out[0])]
+    # dup and dup2 on x86_64 (tetra.compiler.lists.syscall_numbers); the interpreter dup2s at start too.
+    # Its many other syscalls (openat, read, mmap...) match nothing.
+    assert set(ids) == {"32", "33"}

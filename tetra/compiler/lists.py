@@ -19,8 +19,14 @@ generated_ftrace    every line of ``available_filter_functions`` the pattern
 
 A list that cannot be filled, or that is filled with nothing, is an error with
 the reason: a hook over an empty list would attach nothing and say nothing.
+
+InMap/NotInMap compare a syscall id with a syscall list: its names become this
+architecture's syscall numbers, read from the kernel's UAPI header
+(``asm/unistd_64.h``), the one place user space has them.
 """
 
+import platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +36,9 @@ from tetra.policy.model import LIST_PREFIX, ListSpec, Spec
 from tetra.regex import RegexError, compile_regex
 
 SYSCALL_LIST_TYPES = frozenset({"syscalls", "generated_syscalls"})
+UNISTD_HEADERS = (Path(f"/usr/include/{platform.machine()}-linux-gnu/asm/unistd_64.h"),
+                  Path("/usr/include/asm/unistd_64.h"))
+_NR = re.compile(r"#define\s+__NR_(\w+)\s+(\d+)")
 
 
 class ListError(Exception):
@@ -77,6 +86,25 @@ class KernelLists:
             return self.ftrace(spec_list)
         return spec_list.values
 
+    def numbers(self, spec: Spec, name: str) -> tuple[int, ...]:
+        """List ``name`` as integers (InMap/NotInMap): a syscall list's names as syscall numbers, else its values."""
+        spec_list = next((item for item in spec.lists if item.name == name), None)
+        if spec_list is None:
+            raise ListError(f"list:{name} names no list of spec.lists")
+        if spec_list.type not in SYSCALL_LIST_TYPES:
+            try:
+                return tuple(int(value, 0) for value in spec_list.values)
+            except ValueError:
+                raise ListError(f"list {name!r} holds a value that is not a number") from None
+        table = syscall_numbers()
+        numbers = []
+        for call in self.values(spec_list):
+            short = re.sub(r"^(__(x64|ia32|arm64|riscv|s390x)_)?sys_", "", call)
+            if short not in table:
+                raise ListError(f"list {name!r}: {call} is not a syscall of this architecture")
+            numbers.append(table[short])
+        return tuple(numbers)
+
     def syscalls(self) -> tuple[str, ...]:
         """Every syscall this kernel has a ``sys_enter`` tracepoint for, as ``sys_NAME``."""
         if self._syscalls is None:
@@ -121,3 +149,14 @@ class KernelLists:
             return tracefs_root()
         except KernelError as err:
             raise ListError(f"{what}: {err}") from None
+
+
+def syscall_numbers(headers: tuple[Path, ...] = UNISTD_HEADERS) -> dict[str, int]:
+    """Syscall name -> number on this architecture, from its UAPI header."""
+    for header in headers:
+        try:
+            return {name: int(number) for name, number in _NR.findall(header.read_text())}
+        except OSError:
+            continue
+    raise ListError(f"syscall numbers: none of {', '.join(map(str, headers))} is readable "
+                    "(install the kernel's UAPI headers, linux-libc-dev)")

@@ -24,7 +24,8 @@ from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
 from tetra.kernel.btf import Btf
 from tetra.policy.errors import PolicyIssue
 from tetra.policy.limits import MAX_POSTFIX_VALUE
-from tetra.policy.model import Action, Location, MatchArg, Selector
+from tetra.compiler.lists import KernelLists, ListError
+from tetra.policy.model import LIST_PREFIX, Action, Location, MatchArg, Selector, Spec
 from tetra.policy.values import go_int
 from tetra.policy.vocab import DEPRECATED_ACTIONS
 from tetra.wire import constants as wire
@@ -79,7 +80,9 @@ class SelectorCompiler:
     """Compiles the selectors of every hook of one policy; ids are unique per policy."""
 
     btf: Btf | None
+    spec: Spec  # the policy's lists, for InMap's list:NAME values
     support: KernelSupport = field(default_factory=KernelSupport.everything)
+    lists: KernelLists = field(default_factory=KernelLists)
     entries: list[MapEntry] = field(default_factory=list)
     issues: list[PolicyIssue] = field(default_factory=list)
     _next_id: int = 1
@@ -168,7 +171,7 @@ class SelectorCompiler:
 
     def _int_op(self, value: str, m: MatchArg, unsigned: bool) -> str:
         if m.operator in ("InMap", "NotInMap"):
-            return self._error(m.loc, f"operator {m.operator} is not supported by tetra yet")
+            return self._in_map(value, m, unsigned)
         if len(m.values) > INT_VALUES_MAX:
             return self._error(m.loc, f"{len(m.values)} values: integer operators compare at most "
                                       f"{INT_VALUES_MAX} (they become C comparisons; strings and addresses have no "
@@ -194,6 +197,24 @@ class SelectorCompiler:
         if m.operator not in ops:
             return self._error(m.loc, f"operator {m.operator} does not apply to an integer argument")
         return ops[m.operator]()
+
+    def _in_map(self, value: str, m: MatchArg, unsigned: bool) -> str:
+        """InMap/NotInMap: numbers, ``min:max`` ranges and ``list:NAME`` (a syscall list: its numbers)."""
+        ranges: list[tuple[int, int]] = []
+        try:
+            for text in m.values:
+                if text.startswith(LIST_PREFIX):
+                    ranges += [(n, n) for n in self.lists.numbers(self.spec, text[len(LIST_PREFIX):])]
+                else:
+                    ranges.append(_range(text))
+        except (ListError, ValueError) as err:
+            return self._error(m.loc, str(err))
+        if len(ranges) > INT_VALUES_MAX:
+            return self._error(m.loc, f"{m.operator} with {len(ranges)} values (lists expanded): integer operators "
+                                      f"compare at most {INT_VALUES_MAX} (they become C comparisons)")
+        terms = [f"({value} == {_literal(lo, unsigned)})" if lo == hi else
+                 f"({_literal(lo, unsigned)} <= {value} && {value} <= {_literal(hi, unsigned)})" for lo, hi in ranges]
+        return _any(terms) if m.operator == "InMap" else f"!{_any(terms)}"
 
     def _str_op(self, m: MatchArg, call: Callable[[int, int], str], ops: dict[str, tuple[int, bool]] = STR_OPS,
                 values: tuple[str, ...] | None = None) -> str:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tetra.compiler.kernel import KernelSupport
-from tetra.compiler.lists import KernelLists
+from tetra.compiler.lists import KernelLists, syscall_numbers
 from tetra.compiler.plan import Mechanism, Planner
+from tetra.compiler.program import compile_policy
 from tetra.policy.errors import PolicyErrors
 from tetra.policy.loader import load_policies_text
 
@@ -116,3 +117,62 @@ def test_the_loader_sensor_is_refused_not_ignored(tmp_path: Path) -> None:
     syscall: true
 """
     assert "spec.loader (Tetragon's loader sensor" in plan_errors(spec, tmp_path)
+
+
+def test_inmap_compares_with_numbers_ranges_and_a_syscall_lists_numbers(tmp_path: Path) -> None:
+    header = tmp_path / "unistd_64.h"
+    header.write_text("#define __NR_read 0\n#define __NR_dup 32\n#define __NR_dup2 33\n")
+    assert syscall_numbers((tmp_path / "missing.h", header)) == {"read": 0, "dup": 32, "dup2": 33}
+    real = syscall_numbers()  # this machine's architecture, from its UAPI header
+    spec = """  lists:
+  - name: "dups"
+    type: "syscalls"
+    values: ["sys_dup", "__x64_sys_dup2"]
+  tracepoints:
+  - subsystem: "raw_syscalls"
+    event: "sys_enter"
+    raw: true
+    args:
+    - index: 1
+      type: "int64"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "InMap"
+        values: ["list:dups", "100:102", "7"]
+    - matchArgs:
+      - index: 1
+        operator: "NotInMap"
+        values: ["list:dups"]
+"""
+    text = f"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: p\nspec:\n{spec}"
+    c = compile_policy(load_policies_text(text, "p.yaml")[0], 3, KPROBES, None, lists=KernelLists(tmp_path))
+    dup, dup2 = real["dup"], real["dup2"]
+    first, second = (code.entry for code in c.selectors[0])
+    assert first == (f"(((((__s64)g->ival[0]) == {dup}LL) || (((__s64)g->ival[0]) == {dup2}LL) || "
+                     "(100LL <= ((__s64)g->ival[0]) && ((__s64)g->ival[0]) <= 102LL) || (((__s64)g->ival[0]) == 7LL)))")
+    assert second == f"(!((((__s64)g->ival[0]) == {dup}LL) || (((__s64)g->ival[0]) == {dup2}LL)))"
+
+
+def test_inmap_names_a_syscall_the_architecture_lacks(tmp_path: Path) -> None:
+    spec = """  lists:
+  - name: "odd"
+    type: "syscalls"
+    values: ["sys_no_such_call"]
+  tracepoints:
+  - subsystem: "raw_syscalls"
+    event: "sys_enter"
+    raw: true
+    args:
+    - index: 1
+      type: "int64"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "InMap"
+        values: ["list:odd"]
+"""
+    text = f"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: p\nspec:\n{spec}"
+    with pytest.raises(PolicyErrors) as info:
+        compile_policy(load_policies_text(text, "p.yaml")[0], 3, KPROBES, None, lists=KernelLists(tmp_path))
+    assert "list 'odd': sys_no_such_call is not a syscall of this architecture" in str(info.value)
