@@ -593,3 +593,49 @@ def test_inmap_matches_a_syscall_lists_numbers(in_map: Loaded) -> None:
     # dup and dup2 on x86_64 (tetra.compiler.lists.syscall_numbers); the interpreter dup2s at start too.
     # Its many other syscalls (openat, read, mmap...) match nothing.
     assert set(ids) == {"32", "33"}
+
+
+@pytest.fixture(scope="module")
+def override_with_return(workdir: Path, session: Session) -> Iterator[Loaded]:
+    """Override on a hook that also has a return probe: the overridden call is decided at entry."""
+    (workdir / "hidden-too").write_text("still here")
+    text = _policy("override-with-return", f"""\
+        kprobes:
+        - call: "sys_openat"
+          syscall: true
+          return: true
+          args:
+          - index: 1
+            type: "string"
+          returnArg:
+            index: 0
+            type: "int"
+          selectors:
+          - matchArgs:
+            - index: 1
+              operator: "Equal"
+              values: ["{workdir}/data"]
+          - matchArgs:
+            - index: 1
+              operator: "Equal"
+              values: ["{workdir}/hidden-too"]
+            matchActions:
+            - action: Override
+              argError: -2
+        """)
+    yield from _load(session, text, KernelSupport.detect(), 15)
+
+
+@pytest.mark.kprobe
+@pytest.mark.override_return
+def test_override_with_a_return_probe_denies_at_entry(override_with_return: Loaded, workdir: Path) -> None:
+    def attempt() -> None:
+        (workdir / "data").read_text()  # selector 0: reported at return, with the descriptor
+        with pytest.raises(FileNotFoundError):
+            (workdir / "hidden-too").read_text()  # selector 1: denied at entry
+
+    events = override_with_return.collect(attempt)
+    by_path = {args[0]["string_arg"]: record for _, record, args in events}
+    denied, opened = by_path[f"{workdir}/hidden-too"], by_path[f"{workdir}/data"]
+    assert denied.action == 4 and denied.selector == 1
+    assert opened.selector == 0 and opened.ret >= 0

@@ -98,6 +98,15 @@ def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> I
             yield "    " + _put(arg, slots[id(arg)], btf)
     if hook.return_attach:
         for index, code in enumerate(codes):
+            if code.actions.override is not None:
+                # Override acts when the call starts, which then never runs (nor returns): the selector decides
+                # here if no earlier one matched; its event has no return value.
+                yield f"    if (!g->entry_mask && ({code.entry})) {{"
+                yield f"        ((struct tetra_generic *)g->buf)->selector = {index};"
+                yield from ("        " + line for line in _actions(code.actions, hook))
+                yield f"        return {_result(code.actions, hook)};"
+                yield "    }"
+                continue
             yield f"    if ({code.entry})"
             yield f"        g->entry_mask |= {1 << index};"
         yield "    if (!g->entry_mask)"
@@ -142,13 +151,17 @@ def _return_hook(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[in
         if arg.at_return:
             slot = slots[id(arg)]
             yield "    " + _put(arg, slot, btf, size_override="ev->ret", value=f"g->ival[{slot}]")
-    yield from _choose(codes, hook, lambda index, code: f"(g->entry_mask & {1 << index}) && {code.ret}")
+    yield from _choose(codes, hook, lambda index, code: None if code.actions.override is not None  # at entry
+                       else f"(g->entry_mask & {1 << index}) && {code.ret}")
     yield "}"
 
 
 def _choose(codes: tuple[SelectorCode, ...], hook: HookPlan, condition) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The first matching selector decides; its actions end the function."""
+    """The first matching selector decides; its actions end the function. A selector whose condition is
+    None is not decided here."""
     for index, code in enumerate(codes):
+        if condition(index, code) is None:
+            continue
         yield f"    if ({condition(index, code)}) {{"
         yield f"        ((struct tetra_generic *)g->buf)->selector = {index};"
         yield from ("        " + line for line in _actions(code.actions, hook))

@@ -126,7 +126,11 @@ class SelectorCompiler:
             rets = [self._error(sel.loc, "matchReturnArgs needs 'return: true' on the hook")]
         if sel.match_return_actions:
             self._error(sel.loc, "matchReturnActions is not supported by tetra yet")
-        return SelectorCode(_all(parts), _all(rets), self._actions(hook, sel.match_actions))
+        actions = self._actions(hook, sel.match_actions)
+        if actions.override is not None and hook.return_attach and sel.match_return_args:
+            self._error(sel.loc, "an Override selector acts when the call starts (the call does not run): it cannot "
+                                 "have matchReturnArgs")
+        return SelectorCode(_all(parts), _all(rets), actions)
 
     # --- matchArgs -----------------------------------------------------------
 
@@ -364,9 +368,6 @@ class SelectorCompiler:
     def _override(self, hook: HookPlan, action: Action) -> int | None:
         """The error an Override returns, if this hook's mechanism can return it."""
         error = action.arg_error if action.arg_error is not None else -1
-        if hook.return_attach:
-            self._error(action.loc, "Override on a hook with a return probe is not supported by tetra yet")
-            return None
         if hook.mechanism is Mechanism.LSM:
             return error
         if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:

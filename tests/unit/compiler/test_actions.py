@@ -142,3 +142,53 @@ def test_a_returned_struct_is_never_printed_as_a_number() -> None:
       type: sock
 """)
     assert "returnArg type 'sock': tetra reports integer return values only" in message
+
+
+OVERRIDE_WITH_RETURN = """  kprobes:
+  - call: "security_kernel_module_request"
+    syscall: false
+    return: true
+    args:
+    - index: 0
+      type: "string"
+    returnArg:
+      index: 0
+      type: "int"
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: "Equal"
+        values: ["fs-ext4"]
+    - matchArgs:
+      - index: 0
+        operator: "Prefix"
+        values: ["net-"]
+      matchActions:
+      - action: Override
+        argError: -1
+"""
+
+
+def test_override_on_a_hook_with_a_return_probe_acts_at_entry() -> None:
+    """Tetragon's modules-nohost and cve-2023-2640 examples: the overridden call never runs nor returns, so
+    its selector decides at entry (unless an earlier selector matched); the others wait for the return."""
+    support = KernelSupport(kprobe=True, fentry=False, lsm=False, override=True)
+    text = f"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: p\nspec:\n{OVERRIDE_WITH_RETURN}"
+    c = compile_policy(load_policies_text(text, "p.yaml")[0], 3, support, None)
+    entry, ret = c.c_text.split("int tetra_ret_0(struct pt_regs *ctx)")
+    assert "if (!g->entry_mask && (" in entry and "bpf_override_return(ctx, (unsigned long)(-1));" in entry
+    assert "g->entry_mask |= 1;" in entry and "g->entry_mask |= 2;" not in entry
+    assert "bpf_override_return" not in ret and "(g->entry_mask & 2)" not in ret
+
+
+def test_an_override_selector_cannot_wait_for_the_return_value() -> None:
+    support = KernelSupport(kprobe=True, fentry=False, lsm=False, override=True)
+    spec = OVERRIDE_WITH_RETURN + """      matchReturnArgs:
+      - index: 0
+        operator: "Equal"
+        values: ["0"]
+"""
+    text = f"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: p\nspec:\n{spec}"
+    with pytest.raises(PolicyErrors) as info:
+        compile_policy(load_policies_text(text, "p.yaml")[0], 3, support, None)
+    assert "an Override selector acts when the call starts (the call does not run)" in str(info.value)
