@@ -639,3 +639,42 @@ def test_override_with_a_return_probe_denies_at_entry(override_with_return: Load
     denied, opened = by_path[f"{workdir}/hidden-too"], by_path[f"{workdir}/data"]
     assert denied.action == 4 and denied.selector == 1
     assert opened.selector == 0 and opened.ret >= 0
+
+
+@pytest.fixture(scope="module")
+def fexit(workdir: Path, session: Session) -> Iterator[Loaded]:
+    """A return probe where only fentry exists: one fexit program with the arguments and the result."""
+    text = _policy("fexit-hooks", f"""\
+        kprobes:
+        - call: "security_file_permission"
+          syscall: false
+          return: true
+          args:
+          - index: 0
+            type: "file"
+          - index: 1
+            type: "int"
+          returnArg:
+            index: 0
+            type: "int"
+          selectors:
+          - matchArgs:
+            - index: 0
+              operator: "Equal"
+              values: ["{workdir}/data"]
+            matchReturnArgs:
+            - index: 0
+              operator: "Equal"
+              values: ["0"]
+        """)
+    yield from _load(session, text, KernelSupport(kprobe=False, fentry=True, lsm=False), 16)
+
+
+@pytest.mark.fentry
+def test_fexit_for_return_probes_when_kprobes_are_missing(fexit: Loaded, workdir: Path) -> None:
+    assert fexit.compiled.hooks[0].mechanism is Mechanism.FEXIT
+    events = fexit.collect(lambda: (workdir / "data").read_text())
+    found = [(r, a) for _, r, a in events if a[0] == {"file_arg": {"path": f"{workdir}/data"}}]
+    assert found, events
+    record, args = found[0]
+    assert args[1] == {"int_arg": 4} and record.ret == 0  # MAY_READ, allowed

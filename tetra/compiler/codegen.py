@@ -37,7 +37,7 @@ def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
         lines.append("#define TETRA_NEED_STACKS")
     if any(c.actions.rate_limit_ns for c in codes):
         lines.append("#define TETRA_NEED_RATELIMIT")
-    if any(h.return_attach for h in hooks):
+    if any(h.return_attach and h.mechanism is not Mechanism.FEXIT for h in hooks):
         lines.append("#define TETRA_NEED_RETURN")
     if enforce_protected:
         lines.append("#define TETRA_ENFORCE_PROTECTED")
@@ -68,6 +68,8 @@ def _signature(hook: HookPlan) -> str:
     params = ", ".join(f"__u64 a{i}" for i in range(arity))
     if hook.mechanism is Mechanism.FENTRY:
         return f"KFUNC_PROBE({hook.attach}{', ' + params if params else ''})"
+    if hook.mechanism is Mechanism.FEXIT:
+        return f"KRETFUNC_PROBE({hook.attach}, {params + ', ' if params else ''}long ret)"
     if hook.mechanism is Mechanism.LSM:
         return f"LSM_PROBE({hook.attach}{', ' + params if params else ''})"
     if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:  # one body, inlined in an IPv4 and an IPv6 program
@@ -89,6 +91,9 @@ def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> I
     yield "    if (!g)"
     yield f"        return {_pass(hook)};"
     slots = {id(arg): slot for slot, arg in enumerate(hook.blob_order)}
+    if hook.mechanism is Mechanism.FEXIT:  # the call has returned: everything is known in this one program
+        yield from _fexit_body(hook, codes, slots, btf)
+        return
     for arg in hook.args:
         if arg.at_return:  # only the pointer now; the bytes once the call has filled them
             yield f"    g->ival[{slots[id(arg)]}] = (__s64)({arg.value});"
@@ -122,6 +127,19 @@ def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> I
     if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:
         for fn, v6 in ((hook.entry_fn, 0), (hook.entry_fn_v6, 1)):
             yield f"int {fn}(struct bpf_sock_addr *ctx) {{ return tetra_net_{hook.hook_id}(ctx, {v6}); }}"
+
+
+def _fexit_body(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[int, int],
+                btf: Btf | None) -> Iterator[str]:
+    """An fexit program: the return value first, then the arguments in the blob's order (returnCopy ones
+    read now, sized by the return value), then selectors on both."""
+    yield "    struct tetra_generic *ev = (struct tetra_generic *)g->buf;"
+    yield "    ev->ret = (__s64)ret;"
+    yield "    ev->gen_flags |= TETRA_GEN_RETURN;"
+    for arg in hook.blob_order:
+        yield "    " + _put(arg, slots[id(arg)], btf, size_override="ev->ret" if arg.at_return else None)
+    yield from _choose(codes, hook, lambda index, code: f"{code.entry} && {code.ret}")
+    yield "}"
 
 
 def _return_hook(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[int, int],

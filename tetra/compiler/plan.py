@@ -8,8 +8,9 @@ hook                mechanism
 kprobe, syscall     kprobe on the arch wrapper (``__x64_sys_openat``) where the
                     kernel has kprobes, else the ``syscalls:sys_enter_*`` /
                     ``sys_exit_*`` tracepoints (present on every kernel)
-kprobe, function    kprobe, else fentry; else the hook is refused with the
-                    reason (a kernel function has no tracepoint)
+kprobe, function    kprobe, else fentry (fexit with ``return: true``); else the
+                    hook is refused with the reason (a kernel function has no
+                    tracepoint)
 tracepoint          tracepoint (``raw: true``: raw tracepoint)
 uprobe              uprobe on each symbol
 lsmhook             BPF LSM, else refused
@@ -53,6 +54,7 @@ class Mechanism(str, Enum):
     RAW_TRACEPOINT = "raw_tracepoint"
     KPROBE = "kprobe"
     FENTRY = "fentry"
+    FEXIT = "fexit"  # fentry's return side: one program with the arguments and the return value
     UPROBE = "uprobe"
     LSM = "lsm"
     CGROUP_SOCK_ADDR = "cgroup_sock_addr"
@@ -279,12 +281,12 @@ class Planner:
             self._kprobe_at(kprobe, call, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=False,
                             missing=f"this kernel has no function {call}")
         elif self.support.fentry:
-            if self._returns(kprobe):
-                self.issues.add(kprobe.loc, f"return probes on {call} need kprobes; this kernel has only "
-                                            f"fentry ({self.support.reasons.get('kprobe', '')})")
-                return
             args = self._args(kprobe.args, kprobe, lambda i: f"a{i}", user=False)
-            self._add(kprobe, PROCESS_KPROBE.key, call, Mechanism.FENTRY, call, args)
+            if self._returns(kprobe):  # one fexit program sees the arguments and the return value
+                self._add(kprobe, PROCESS_KPROBE.key, call, Mechanism.FEXIT, call, args, return_attach=call,
+                          return_value="ret")
+            else:
+                self._add(kprobe, PROCESS_KPROBE.key, call, Mechanism.FENTRY, call, args)
         else:
             self.issues.add(kprobe.loc, f"kernel function {call} needs kprobes or fentry, and this kernel has "
                                         f"neither: {self.support.reasons.get('kprobe')}; "

@@ -192,3 +192,36 @@ def test_an_override_selector_cannot_wait_for_the_return_value() -> None:
     with pytest.raises(PolicyErrors) as info:
         compile_policy(load_policies_text(text, "p.yaml")[0], 3, support, None)
     assert "an Override selector acts when the call starts (the call does not run)" in str(info.value)
+
+
+def test_a_return_probe_on_a_fentry_only_kernel_is_one_fexit_program() -> None:
+    fentry_only = KernelSupport(kprobe=False, fentry=True, lsm=False)
+    spec = """  kprobes:
+  - call: "security_file_permission"
+    syscall: false
+    return: true
+    args:
+    - index: 0
+      type: "file"
+    - index: 1
+      type: "char_buf"
+      returnCopy: true
+    returnArg:
+      index: 0
+      type: "int"
+    selectors:
+    - matchReturnArgs:
+      - index: 0
+        operator: "LT"
+        values: ["0"]
+"""
+    text = f"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: p\nspec:\n{spec}"
+    c = compile_policy(load_policies_text(text, "p.yaml")[0], 3, fentry_only, None)
+    [hook] = c.hooks
+    assert hook.mechanism.value == "fexit" and hook.return_arg is not None
+    assert "KRETFUNC_PROBE(security_file_permission, __u64 a0, __u64 a1, long ret)" in c.c_text
+    body = c.c_text.split("KRETFUNC_PROBE(security_file_permission")[1]
+    assert body.index("ev->ret = (__s64)ret;") < body.index("tetra_put_file(g, 0") \
+        < body.index("tetra_put_buf(g, 1, (const void *)(a1), (__s64)(ev->ret), 0);")
+    assert "pending" not in c.c_text and "TETRA_NEED_RETURN" not in c.c_text  # no entry state to keep
+    assert "tetra_ret(g) < 0LL" in c.c_text
