@@ -427,6 +427,34 @@ static __always_inline void tetra_put_ctx_sock(struct tetra_gen_scratch *g, __u3
     tetra_close_fixed(g, slot, at, sizeof(s), s.t.family);
 }
 
+/* An iov_iter: the bytes of its first segment, at most its count, from the
+ * calling process (ITER_UBUF: its buffer; ITER_IOVEC: the first iovec). Other
+ * kinds hold kernel pages: reported empty, flagged. Offsets and the enum values
+ * come from this kernel's BTF (tetra/compiler/records.py IovIter). */
+static __always_inline void tetra_put_iov_iter(struct tetra_gen_scratch *g, __u32 slot, void *iter, __u32 off_type,
+                                               __u32 off_count, __u32 off_ptr, int ubuf, int iovec)
+{
+    __u8 type = 0xff;
+    bpf_probe_read_kernel(&type, sizeof(type), (const char *)iter + off_type);
+    __u64 len = tetra_read_u64(iter, off_count);
+    void *ptr = tetra_read_ptr(iter, off_ptr);
+    void *base = 0;
+    if (type == ubuf) {
+        base = ptr;
+    } else if (type == iovec) {  /* struct iovec { void __user *iov_base; size_t iov_len; } */
+        base = tetra_read_ptr(ptr, 0);
+        __u64 first = tetra_read_u64(ptr, sizeof(void *));
+        if (first < len)
+            len = first;
+    }
+    if (!base) {
+        char *at = tetra_slot_at(g);
+        tetra_close_field(g, slot, at, 0, TETRA_ARG_ERROR);
+        return;
+    }
+    tetra_put_buf(g, slot, base, (__s64)len, 1);
+}
+
 /* Records: fields of a kernel struct (bpf_attr, bpf_map, perf_event, user_namespace,
  * module, load_info) copied back to back into one length-prefixed argument; the
  * generated code names each field's BTF offset and size (tetra/compiler/records.py).

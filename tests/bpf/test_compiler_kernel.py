@@ -194,6 +194,8 @@ spec:
     args:
     - index: 0
       type: "kiocb"
+    - index: 1
+      type: "iov_iter"
   - call: "dev_set_mtu"
     syscall: false
     args:
@@ -205,12 +207,12 @@ spec:
 
 
 def test_record_and_struct_argument_types_pass_the_verifier_here(btf: Btf, process_module: object) -> None:
-    """bpf_attr, perf_event, bpf_map, user_namespace, module, kiocb, net_device (and a nop) on the kernel
+    """bpf_attr, perf_event, bpf_map, user_namespace, module, kiocb, iov_iter, net_device (and a nop) on the kernel
     functions Tetragon's examples hook: the programs the kprobe mechanism would attach."""
     from bcc import BPF
 
     compiled = compile_policy(load_policies_text(RECORD_TYPES_POLICY, "records.yaml")[0], 8, KPROBE_ONLY, btf)
-    assert [len(h.args) for h in compiled.hooks] == [1, 1, 1, 1, 1, 1, 2]  # the nop is not collected
+    assert [len(h.args) for h in compiled.hooks] == [1, 1, 1, 1, 1, 2, 2]  # the nop is not collected
     module = BPF(text=expand_includes(compiled.c_text).encode(),
                  cflags=cflags({**resolve_offsets(btf), "TETRA_RINGBUF_PAGES": 2048}))
     try:

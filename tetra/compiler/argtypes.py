@@ -82,6 +82,7 @@ TYPES: dict[str, ArgType] = {t.name: t for t in (
     ArgType("cred", Encoding.CRED, json_key="cred_arg"),
     ArgType("net_device", Encoding.BYTES, json_key="string_arg"),  # its name, as Tetragon reports it
     ArgType("kiocb", Encoding.PATH, json_key="file_arg"),  # the path of its file (ki_filp), as Tetragon's
+    ArgType("iov_iter", Encoding.BYTES, json_key="bytes_arg"),  # its first segment's bytes (records.IovIter)
     ArgType("bpf_attr", Encoding.RECORD, json_key="bpf_attr_arg"),
     ArgType("perf_event", Encoding.RECORD, json_key="perf_event_arg"),
     ArgType("bpf_map", Encoding.RECORD, json_key="bpf_map_arg"),
@@ -97,7 +98,7 @@ NOP = "nop"
 # Tetragon types tetra does not read yet, and why: a policy using one is refused.
 UNSUPPORTED: dict[str, str] = {
     name: "not supported by tetra yet"
-    for name in ("char_iovec", "sockaddr_un", "iov_iter", "kernel_cap_t", "cap_inheritable", "cap_permitted",
+    for name in ("char_iovec", "sockaddr_un", "kernel_cap_t", "cap_inheritable", "cap_permitted",
                  "cap_effective", "data_loc", "bpf_cmd", "bpf_prog")
 }
 
@@ -105,5 +106,5 @@ UNSUPPORTED: dict[str, str] = {
 # uprobes); on kernel functions the same types point into kernel memory.
 POINTER_TYPES = {"string", "filename", "char_buf", "const_buf", "sockaddr"}
 # Types that only make sense on a kernel pointer.
-KERNEL_ONLY = {"file", "path", "linux_binprm", "dentry", "sock", "socket", "skb", "cred", "net_device", "kiocb",
+KERNEL_ONLY = {"file", "path", "linux_binprm", "dentry", "sock", "socket", "skb", "cred", "net_device", "kiocb", "iov_iter",
                "bpf_attr", "perf_event", "bpf_map", "user_namespace", "module", "load_info"}

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from tetra.compiler.argtypes import Encoding, Memory
 from tetra.compiler.network import NetOp
 from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
-from tetra.compiler.records import RECORDS, record_c
+from tetra.compiler.records import RECORDS, IovIter, record_c
 from tetra.compiler.selectors import ActionCode, SelectorCode
 from tetra.kernel.btf import Btf
 
@@ -265,6 +265,10 @@ def _put(arg: ArgPlan, slot: int, btf: Btf | None, size_override: str | None = N
     if name in ("char_buf", "const_buf"):
         size = size_override if arg.at_return else arg.size
         return f"tetra_put_buf(g, {slot}, (const void *)({v}), (__s64)({size}), {user});"
+    if name == "iov_iter":  # the planner checked this kernel's layout
+        it = IovIter.of(btf)
+        return (f"tetra_put_iov_iter(g, {slot}, (void *)({v}), {it.type_offset}, {it.count_offset}, "
+                f"{it.pointer_offset}, {it.ubuf}, {it.iovec});")
     if name == "net_device":  # its name: char name[IFNAMSIZ] inside the struct
         return f"tetra_put_str(g, {slot}, (const char *)({v}) + {_offset(btf, 'net_device.name')}, 0);"
     if name == "filename" and not user:  # struct filename *: its name pointer

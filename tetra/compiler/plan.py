@@ -34,7 +34,7 @@ from pathlib import Path
 from tetra.compiler.argtypes import KERNEL_ONLY, NOP, POINTER_TYPES, TYPES, UNSUPPORTED, ArgType, Encoding, Memory
 from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.lists import Call, KernelLists, ListError
-from tetra.compiler.records import RECORDS
+from tetra.compiler.records import RECORDS, IovIter
 from tetra.compiler.network import KERNEL_FUNCTIONS, LSM_HOOKS, SYSCALLS, NetHook, cgroup_dir, CGROUP_OPTION
 from tetra.errors import KernelError
 from tetra.kernel.btf import Btf
@@ -440,13 +440,14 @@ class Planner:
         if spec.type in UNSUPPORTED:
             self.issues.add(spec.loc, f"argument type {spec.type!r} is {UNSUPPORTED[spec.type]}")
             return None
-        record = RECORDS.get(spec.type)
-        if record is not None:
-            try:
-                record.offsets(self.btf)
-            except KernelError as err:
-                self.issues.add(spec.loc, str(err))
-                return None
+        try:
+            if spec.type in RECORDS:
+                RECORDS[spec.type].offsets(self.btf)
+            elif spec.type == "iov_iter":
+                IovIter.of(self.btf)
+        except KernelError as err:
+            self.issues.add(spec.loc, str(err))
+            return None
         return TYPES[spec.type]
 
     def _args(self, specs: tuple[ArgSpec, ...], hook: object, value: Callable[[int], str], user: bool) -> tuple[ArgPlan, ...]:

@@ -111,3 +111,30 @@ def record_c(record: Record, offsets: tuple[int, ...], slot: int, base: str) -> 
             lines.append(f"  n = tetra_rec_str(at, n, b, {int(offset)}, {f.size}, {user});")
     lines.append(f"  tetra_close_field(g, {int(slot)}, at, n, b ? 0 : TETRA_ARG_ERROR); }}")
     return "\n    ".join(lines)
+
+
+@dataclass(frozen=True)
+class IovIter:
+    """Where an ``iov_iter`` keeps its first segment on this kernel: Tetragon reports the bytes of an
+    iov_iter argument, which tetra reads from the user buffer (ITER_UBUF) or the first iovec
+    (ITER_IOVEC); other kinds (kernel or page vectors) are reported empty."""
+
+    type_offset: int  # u8 iter_type
+    count_offset: int  # size_t count
+    pointer_offset: int  # the union of ubuf and the iovec array
+    ubuf: int  # enum iter_type values; -1 where the kernel has no ITER_UBUF
+    iovec: int
+
+    @classmethod
+    def of(cls, btf: Btf | None) -> "IovIter":
+        if btf is None:
+            raise KernelError("an iov_iter argument needs the kernel's BTF (/sys/kernel/btf/vmlinux)")
+        try:
+            members = btf.member_names("iov_iter")
+            pointer = "__iov" if "__iov" in members else "iov"  # renamed in 6.4
+            ubuf = btf.enum_value("ITER_UBUF") if "ubuf" in members else -1
+            return cls(btf.offset_of("iov_iter.iter_type"), btf.offset_of("iov_iter.count"),
+                       btf.offset_of(f"iov_iter.{pointer}"), ubuf, btf.enum_value("ITER_IOVEC"))
+        except Exception as err:  # BtfError: an older layout (iter_type arrived in 5.14)
+            raise KernelError(f"an iov_iter argument needs struct iov_iter with iter_type (Linux 5.14 or later), "
+                              f"which this kernel's BTF cannot give: {err}") from None

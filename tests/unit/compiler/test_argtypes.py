@@ -140,3 +140,20 @@ def _record(arg_type: str, **values: object) -> bytes:
 def test_records_read_back_as_tetragon_renders_them(arg_type: str, values: dict[str, object],
                                                      expected: dict[str, object]) -> None:
     assert record_json(arg_type, _record(arg_type, **values)) == expected
+
+
+@needs_btf
+def test_iov_iter_is_read_by_this_kernels_layout_and_enum(btf: Btf) -> None:
+    c = compiled(one_arg("tty_write", 1, "iov_iter"), btf)
+    pointer = "__iov" if "__iov" in btf.member_names("iov_iter") else "iov"
+    assert (f"tetra_put_iov_iter(g, 0, (void *)(PT_REGS_PARM2(ctx)), {btf.offset_of('iov_iter.iter_type')}, "
+            f"{btf.offset_of('iov_iter.count')}, {btf.offset_of('iov_iter.' + pointer)}, "
+            f"{btf.enum_value('ITER_UBUF')}, {btf.enum_value('ITER_IOVEC')});") in c.c_text
+    assert c.hooks[0].args[0].atype.json_key == "bytes_arg"
+
+
+@needs_btf
+def test_btf_enumerators_by_name(btf: Btf) -> None:
+    assert btf.enum_value("BPF_PROG_TYPE_KPROBE") == 2  # UAPI: never renumbered
+    with pytest.raises(Exception, match="no enumerator named 'NO_SUCH_ENUMERATOR'"):
+        btf.enum_value("NO_SUCH_ENUMERATOR")
