@@ -106,5 +106,5 @@ UNSUPPORTED: dict[str, str] = {
 # uprobes); on kernel functions the same types point into kernel memory.
 POINTER_TYPES = {"string", "filename", "char_buf", "const_buf", "sockaddr"}
 # Types that only make sense on a kernel pointer.
-KERNEL_ONLY = {"file", "path", "linux_binprm", "dentry", "sock", "socket", "skb", "cred", "net_device", "kiocb", "iov_iter",
-               "bpf_attr", "perf_event", "bpf_map", "user_namespace", "module", "load_info"}
+KERNEL_ONLY = {"file", "path", "linux_binprm", "dentry", "sock", "socket", "skb", "cred", "net_device", "kiocb",
+               "iov_iter", "bpf_attr", "perf_event", "bpf_map", "user_namespace", "module", "load_info"}
