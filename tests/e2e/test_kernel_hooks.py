@@ -458,7 +458,7 @@ def net_device(session: Session) -> Iterator[Loaded]:
               operator: "DPort"
               values: ["9"]
         """)
-    yield from _load(session, text, KernelSupport.detect(), 12)
+    yield from _load(session, text, KernelSupport.detect(), 12, from_object=True)
 
 
 def test_net_device_argument_is_its_name(net_device: Loaded) -> None:
@@ -517,7 +517,7 @@ def sock_tracking(listener: socket.socket, session: Session) -> Iterator[Loaded]
               operator: "Equal"
               values: ["{port}"]
         """)
-    yield from _load(session, text, KernelSupport.detect(), 13)
+    yield from _load(session, text, KernelSupport.detect(), 13, from_object=True)
 
 
 # Connects, then a forked child shuts the socket down: the FIN_WAIT1 transition happens in the child.
@@ -571,7 +571,7 @@ def in_map(session: Session) -> Iterator[Loaded]:
               operator: "InMap"
               values: ["list:dups"]
         """)
-    yield from _load(session, text, KernelSupport.detect(), 14)
+    yield from _load(session, text, KernelSupport.detect(), 14, from_object=True)
 
 
 # dup(2) and dup2(2) through libc (Python's os.dup is an fcntl), then an open that is not in the list
