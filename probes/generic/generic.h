@@ -427,6 +427,59 @@ static __always_inline void tetra_put_ctx_sock(struct tetra_gen_scratch *g, __u3
     tetra_close_fixed(g, slot, at, sizeof(s), s.t.family);
 }
 
+/* An iov_iter: the bytes of its first segment, at most its count, from the
+ * calling process (ITER_UBUF: its buffer; ITER_IOVEC: the first iovec). Other
+ * kinds hold kernel pages: reported empty, flagged. Offsets and the enum values
+ * come from this kernel's BTF (tetra/compiler/records.py IovIter). */
+static __always_inline void tetra_put_iov_iter(struct tetra_gen_scratch *g, __u32 slot, void *iter, __u32 off_type,
+                                               __u32 off_count, __u32 off_ptr, int ubuf, int iovec)
+{
+    __u8 type = 0xff;
+    bpf_probe_read_kernel(&type, sizeof(type), (const char *)iter + off_type);
+    __u64 len = tetra_read_u64(iter, off_count);
+    void *ptr = tetra_read_ptr(iter, off_ptr);
+    void *base = 0;
+    if (type == ubuf) {
+        base = ptr;
+    } else if (type == iovec) {  /* struct iovec { void __user *iov_base; size_t iov_len; } */
+        base = tetra_read_ptr(ptr, 0);
+        __u64 first = tetra_read_u64(ptr, sizeof(void *));
+        if (first < len)
+            len = first;
+    }
+    if (!base) {
+        char *at = tetra_slot_at(g);
+        tetra_close_field(g, slot, at, 0, TETRA_ARG_ERROR);
+        return;
+    }
+    tetra_put_buf(g, slot, base, (__s64)len, 1);
+}
+
+/* Records: fields of a kernel struct (bpf_attr, bpf_map, perf_event, user_namespace,
+ * module, load_info) copied back to back into one length-prefixed argument; the
+ * generated code names each field's BTF offset and size (tetra/compiler/records.py).
+ * A field that cannot be read is left zero: both read helpers zero their room on error. */
+#define TETRA_REC_MAX 256
+
+static __always_inline __u32 tetra_rec_copy(char *at, __u32 len, const void *base, __u32 off, __u32 size)
+{
+    TETRA_BOUND(len, TETRA_REC_MAX);
+    bpf_probe_read_kernel(at + 4 + len, size, (const char *)base + off);
+    return len + size;
+}
+
+/* A string the member at base + off points to, in a room of size bytes. */
+static __always_inline __u32 tetra_rec_str(char *at, __u32 len, const void *base, __u32 off, __u32 size, int user)
+{
+    TETRA_BOUND(len, TETRA_REC_MAX);
+    const void *src = tetra_read_ptr(base, off);
+    if (user)
+        bpf_probe_read_user_str(at + 4 + len, size, src);
+    else
+        bpf_probe_read_kernel_str(at + 4 + len, size, src);
+    return len + size;
+}
+
 /* A dentry's path within its filesystem (no mount to climb: the walk stops at
  * the filesystem's root). */
 static __always_inline void tetra_put_dentry(struct tetra_gen_scratch *g, __u32 slot, void *dentry)
@@ -445,7 +498,28 @@ static __always_inline void tetra_put_dentry(struct tetra_gen_scratch *g, __u32 
     tetra_close_field(g, slot, at, len, flags);
 }
 
-/* A kernel struct sock: its connection and state (sock_arg). */
+#ifdef TETRA_NEED_SOCKTRACK
+/* TrackSock/UntrackSock: a tracked struct sock is reported as the process that
+ * tracked it, wherever its event happens (softirq, a process that inherited the
+ * socket), as in Tetragon. LRU: a socket never untracked is forgotten in time
+ * rather than filling the map. */
+BPF_F_TABLE("lru_hash", __u64, __u64, socktrack, 16384, 0);
+
+static __always_inline void tetra_track_sock(__u64 sk)
+{
+    __u64 owner = bpf_get_current_pid_tgid();
+    if (sk)
+        socktrack.update(&sk, &owner);
+}
+
+static __always_inline void tetra_untrack_sock(__u64 sk)
+{
+    socktrack.delete(&sk);
+}
+#endif
+
+/* A kernel struct sock: its connection and state (sock_arg); the slot's value is
+ * the pointer (for TrackSock/UntrackSock). */
 static __always_inline void tetra_put_sock(struct tetra_gen_scratch *g, __u32 slot, void *sk)
 {
     char *at = tetra_slot_at(g);
@@ -465,9 +539,18 @@ static __always_inline void tetra_put_sock(struct tetra_gen_scratch *g, __u32 sl
             bpf_probe_read_kernel(s.t.saddr, 4, (char *)sk + TETRA_OFF_SK_RCV_SADDR);
             bpf_probe_read_kernel(s.t.daddr, 4, (char *)sk + TETRA_OFF_SK_DADDR);
         }
+#ifdef TETRA_NEED_SOCKTRACK
+        __u64 key = (__u64)sk;
+        __u64 *owner = socktrack.lookup(&key);
+        if (owner) {
+            struct tetra_generic *ev = (struct tetra_generic *)g->buf;
+            ev->h.pid = *owner >> 32;
+            ev->h.tid = (__u32)*owner;
+        }
+#endif
     }
     __builtin_memcpy(at, &s, sizeof(s));
-    tetra_close_fixed(g, slot, at, sizeof(s), s.t.family);
+    tetra_close_fixed(g, slot, at, sizeof(s), (__s64)sk);
 }
 
 /* A struct sk_buff: sizes and marks, and the IP/TCP/UDP headers it carries (skb_arg). */

@@ -155,6 +155,73 @@ def test_kprobe_programs_pass_the_verifier_here(btf: Btf, process_module: object
         module.cleanup()
 
 
+RECORD_TYPES_POLICY = """
+apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: record-types
+spec:
+  kprobes:
+  - call: "bpf_check"
+    syscall: false
+    args:
+    - index: 0
+      type: "nop"
+    - index: 1
+      type: "bpf_attr"
+  - call: "security_perf_event_alloc"
+    syscall: false
+    args:
+    - index: 0
+      type: "perf_event"
+  - call: "security_bpf_map_alloc"
+    syscall: false
+    args:
+    - index: 0
+      type: "bpf_map"
+  - call: "userns_install"
+    syscall: false
+    args:
+    - index: 1
+      type: "user_namespace"
+  - call: "free_module"
+    syscall: false
+    args:
+    - index: 0
+      type: "module"
+  - call: "tty_write"
+    syscall: false
+    args:
+    - index: 0
+      type: "kiocb"
+    - index: 1
+      type: "iov_iter"
+  - call: "dev_set_mtu"
+    syscall: false
+    args:
+    - index: 0
+      type: "net_device"
+    - index: 1
+      type: "int"
+"""
+
+
+def test_record_and_struct_argument_types_pass_the_verifier_here(btf: Btf, process_module: object) -> None:
+    """bpf_attr, perf_event, bpf_map, user_namespace, module, kiocb, iov_iter, net_device (and a nop) on the kernel
+    functions Tetragon's examples hook: the programs the kprobe mechanism would attach."""
+    from bcc import BPF
+
+    compiled = compile_policy(load_policies_text(RECORD_TYPES_POLICY, "records.yaml")[0], 8, KPROBE_ONLY, btf)
+    assert [len(h.args) for h in compiled.hooks] == [1, 1, 1, 1, 1, 2, 2]  # the nop is not collected
+    module = BPF(text=expand_includes(compiled.c_text).encode(),
+                 cflags=cflags({**resolve_offsets(btf), "TETRA_RINGBUF_PAGES": 2048}))
+    try:
+        for hook in compiled.hooks:
+            module.load_func(hook.entry_fn, BPF.KPROBE)  # the verifier's verdict; raises on refusal
+    finally:
+        module.cleanup()
+
+
 def test_kernel_functions_are_refused_with_the_reason_without_kprobes(btf: Btf) -> None:
     from tetra.policy.errors import PolicyErrors
 

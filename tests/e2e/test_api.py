@@ -830,7 +830,8 @@ def test_policies_beyond_the_limit_are_refused(tmp_path: Path) -> None:
     channel, stub = _stub(limited)
     try:
         assert len(_listed(stub)) == 128
-        one = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: more\nspec: {}\n"
+        one = ("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: more\n"
+               "spec:\n  tracepoints: [{subsystem: syscalls, event: sys_enter_getppid}]\n")  # loads: it attaches
         assert _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=one), timeout=30)) == (
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "128 policies are registered and at most 128 may be at once: delete some before adding one more")

@@ -21,6 +21,7 @@ class Encoding(Enum):
     SOCK = "sock"  # struct tetra_sock
     SKB = "skb"  # struct tetra_skb
     CRED = "cred"  # struct tetra_cred
+    RECORD = "record"  # u32 length and flags, then fields of a kernel struct (tetra/compiler/records.py)
 
 
 class Memory(Enum):
@@ -79,19 +80,31 @@ TYPES: dict[str, ArgType] = {t.name: t for t in (
     ArgType("socket", Encoding.SOCK, json_key="sock_arg"),
     ArgType("skb", Encoding.SKB, json_key="skb_arg"),
     ArgType("cred", Encoding.CRED, json_key="cred_arg"),
+    ArgType("net_device", Encoding.BYTES, json_key="string_arg"),  # its name, as Tetragon reports it
+    ArgType("kiocb", Encoding.PATH, json_key="file_arg"),  # the path of its file (ki_filp), as Tetragon's
+    ArgType("iov_iter", Encoding.BYTES, json_key="bytes_arg"),  # its first segment's bytes (records.IovIter)
+    ArgType("bpf_attr", Encoding.RECORD, json_key="bpf_attr_arg"),
+    ArgType("perf_event", Encoding.RECORD, json_key="perf_event_arg"),
+    ArgType("bpf_map", Encoding.RECORD, json_key="bpf_map_arg"),
+    ArgType("user_namespace", Encoding.RECORD, json_key="user_ns_arg"),
+    ArgType("module", Encoding.RECORD, json_key="module_arg"),
+    ArgType("load_info", Encoding.RECORD, json_key="module_arg"),
 )}
+TYPES["unsigned long"] = TYPES["ulong"]  # Tetragon's spelling too
+
+# Tetragon's "nop": an argument declared only to skip a position; it is neither read nor reported.
+NOP = "nop"
 
 # Tetragon types tetra does not read yet, and why: a policy using one is refused.
 UNSUPPORTED: dict[str, str] = {
     name: "not supported by tetra yet"
-    for name in ("char_iovec", "sockaddr_un", "nop", "bpf_attr", "perf_event",
-                 "bpf_map", "user_namespace", "kiocb", "iov_iter", "load_info", "module",
-                 "kernel_cap_t", "cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
-                 "net_device", "bpf_cmd", "bpf_prog")
+    for name in ("char_iovec", "sockaddr_un", "kernel_cap_t", "cap_inheritable", "cap_permitted",
+                 "cap_effective", "data_loc", "bpf_cmd", "bpf_prog")
 }
 
 # Types whose pointer the compiler may read from user memory (syscall arguments,
 # uprobes); on kernel functions the same types point into kernel memory.
 POINTER_TYPES = {"string", "filename", "char_buf", "const_buf", "sockaddr"}
 # Types that only make sense on a kernel pointer.
-KERNEL_ONLY = {"file", "path", "linux_binprm", "dentry", "sock", "socket", "skb", "cred"}
+KERNEL_ONLY = {"file", "path", "linux_binprm", "dentry", "sock", "socket", "skb", "cred", "net_device", "kiocb",
+               "iov_iter", "bpf_attr", "perf_event", "bpf_map", "user_namespace", "module", "load_info"}

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from tetra.compiler.argtypes import Encoding, Memory
 from tetra.compiler.network import NetOp
 from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
+from tetra.compiler.records import RECORDS, IovIter, record_c
 from tetra.compiler.selectors import ActionCode, SelectorCode
 from tetra.kernel.btf import Btf
 
@@ -36,7 +37,7 @@ def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
         lines.append("#define TETRA_NEED_STACKS")
     if any(c.actions.rate_limit_ns for c in codes):
         lines.append("#define TETRA_NEED_RATELIMIT")
-    if any(h.return_attach for h in hooks):
+    if any(h.return_attach and h.mechanism is not Mechanism.FEXIT for h in hooks):
         lines.append("#define TETRA_NEED_RETURN")
     if enforce_protected:
         lines.append("#define TETRA_ENFORCE_PROTECTED")
@@ -44,6 +45,8 @@ def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
         lines.append("#define TETRA_OBSERVE_AGENT")
     if enforcers:
         lines.append("#define TETRA_NEED_ENFORCER")
+    if any(c.actions.sock for c in codes) or any(h.track_return_sock is not None for h in hooks):
+        lines.append("#define TETRA_NEED_SOCKTRACK")
     if scoped:
         lines.append("#define TETRA_SCOPED")
     lines.append(GENERIC_INCLUDE.rstrip("\n"))
@@ -65,6 +68,8 @@ def _signature(hook: HookPlan) -> str:
     params = ", ".join(f"__u64 a{i}" for i in range(arity))
     if hook.mechanism is Mechanism.FENTRY:
         return f"KFUNC_PROBE({hook.attach}{', ' + params if params else ''})"
+    if hook.mechanism is Mechanism.FEXIT:
+        return f"KRETFUNC_PROBE({hook.attach}, {params + ', ' if params else ''}long ret)"
     if hook.mechanism is Mechanism.LSM:
         return f"LSM_PROBE({hook.attach}{', ' + params if params else ''})"
     if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:  # one body, inlined in an IPv4 and an IPv6 program
@@ -86,6 +91,9 @@ def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> I
     yield "    if (!g)"
     yield f"        return {_pass(hook)};"
     slots = {id(arg): slot for slot, arg in enumerate(hook.blob_order)}
+    if hook.mechanism is Mechanism.FEXIT:  # the call has returned: everything is known in this one program
+        yield from _fexit_body(hook, codes, slots, btf)
+        return
     for arg in hook.args:
         if arg.at_return:  # only the pointer now; the bytes once the call has filled them
             yield f"    g->ival[{slots[id(arg)]}] = (__s64)({arg.value});"
@@ -95,6 +103,15 @@ def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> I
             yield "    " + _put(arg, slots[id(arg)], btf)
     if hook.return_attach:
         for index, code in enumerate(codes):
+            if code.actions.override is not None:
+                # Override acts when the call starts, which then never runs (nor returns): the selector decides
+                # here if no earlier one matched; its event has no return value.
+                yield f"    if (!g->entry_mask && ({code.entry})) {{"
+                yield f"        ((struct tetra_generic *)g->buf)->selector = {index};"
+                yield from ("        " + line for line in _actions(code.actions, hook))
+                yield f"        return {_result(code.actions, hook)};"
+                yield "    }"
+                continue
             yield f"    if ({code.entry})"
             yield f"        g->entry_mask |= {1 << index};"
         yield "    if (!g->entry_mask)"
@@ -110,6 +127,19 @@ def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> I
     if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:
         for fn, v6 in ((hook.entry_fn, 0), (hook.entry_fn_v6, 1)):
             yield f"int {fn}(struct bpf_sock_addr *ctx) {{ return tetra_net_{hook.hook_id}(ctx, {v6}); }}"
+
+
+def _fexit_body(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[int, int],
+                btf: Btf | None) -> Iterator[str]:
+    """An fexit program: the return value first, then the arguments in the blob's order (returnCopy ones
+    read now, sized by the return value), then selectors on both."""
+    yield "    struct tetra_generic *ev = (struct tetra_generic *)g->buf;"
+    yield "    ev->ret = (__s64)ret;"
+    yield "    ev->gen_flags |= TETRA_GEN_RETURN;"
+    for arg in hook.blob_order:
+        yield "    " + _put(arg, slots[id(arg)], btf, size_override="ev->ret" if arg.at_return else None)
+    yield from _choose(codes, hook, lambda index, code: f"{code.entry} && {code.ret}")
+    yield "}"
 
 
 def _return_hook(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[int, int],
@@ -133,17 +163,23 @@ def _return_hook(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[in
     yield "    struct tetra_generic *ev = (struct tetra_generic *)g->buf;"
     yield f"    ev->ret = (__s64)({hook.return_value or '0'});"
     yield "    ev->gen_flags |= TETRA_GEN_RETURN;"
+    if hook.track_return_sock is not None:  # returnArgAction: the returned struct sock
+        yield f"    tetra_{'' if hook.track_return_sock else 'un'}track_sock((__u64)ev->ret);"
     for arg in hook.args:
         if arg.at_return:
             slot = slots[id(arg)]
             yield "    " + _put(arg, slot, btf, size_override="ev->ret", value=f"g->ival[{slot}]")
-    yield from _choose(codes, hook, lambda index, code: f"(g->entry_mask & {1 << index}) && {code.ret}")
+    yield from _choose(codes, hook, lambda index, code: None if code.actions.override is not None  # at entry
+                       else f"(g->entry_mask & {1 << index}) && {code.ret}")
     yield "}"
 
 
 def _choose(codes: tuple[SelectorCode, ...], hook: HookPlan, condition) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The first matching selector decides; its actions end the function."""
+    """The first matching selector decides; its actions end the function. A selector whose condition is
+    None is not decided here."""
     for index, code in enumerate(codes):
+        if condition(index, code) is None:
+            continue
         yield f"    if ({condition(index, code)}) {{"
         yield f"        ((struct tetra_generic *)g->buf)->selector = {index};"
         yield from ("        " + line for line in _actions(code.actions, hook))
@@ -176,6 +212,8 @@ def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
         yield f"tetra_signal(g, {code.action.c_name}, {int(code.signal)});"
     if code.notify is not None:
         yield f"tetra_notify_enforcer(g, {int(code.notify[0])}, {int(code.notify[1])});"
+    if code.sock is not None:  # the slot's value is the struct sock pointer (tetra_put_sock)
+        yield f"tetra_{'' if code.sock[1] else 'un'}track_sock((__u64)g->ival[{int(code.sock[0])}]);"
     if not code.post:
         return
     if code.rate_limit_ns:
@@ -208,6 +246,9 @@ def _put(arg: ArgPlan, slot: int, btf: Btf | None, size_override: str | None = N
         return f"tetra_put_skb(g, {slot}, (void *)({v}));"
     if arg.atype.encoding is Encoding.CRED:
         return f"tetra_put_cred(g, {slot}, (void *)({v}));"
+    if arg.atype.encoding is Encoding.RECORD:  # the planner checked the struct is in this kernel
+        record = RECORDS[name]
+        return record_c(record, record.offsets(btf), slot, v)
     if arg.atype.encoding is Encoding.PATH:
         if name == "fd":
             return f"tetra_put_fd(g, {slot}, (__s64)(int)({v}));"
@@ -217,11 +258,19 @@ def _put(arg: ArgPlan, slot: int, btf: Btf | None, size_override: str | None = N
             return f"tetra_put_dentry(g, {slot}, (void *)({v}));"
         if name == "linux_binprm":
             return f"tetra_put_file(g, {slot}, tetra_read_ptr((void *)({v}), TETRA_OFF_LINUX_BINPRM_FILE));"
+        if name == "kiocb":
+            return f"tetra_put_file(g, {slot}, tetra_read_ptr((void *)({v}), {_offset(btf, 'kiocb.ki_filp')}));"
         return (f"tetra_put_path(g, {slot}, tetra_read_ptr((void *)({v}), {_offset(btf, 'path.dentry')}), "
                 f"tetra_read_ptr((void *)({v}), {_offset(btf, 'path.mnt')}));")
     if name in ("char_buf", "const_buf"):
         size = size_override if arg.at_return else arg.size
         return f"tetra_put_buf(g, {slot}, (const void *)({v}), (__s64)({size}), {user});"
+    if name == "iov_iter":  # the planner checked this kernel's layout
+        it = IovIter.of(btf)
+        return (f"tetra_put_iov_iter(g, {slot}, (void *)({v}), {it.type_offset}, {it.count_offset}, "
+                f"{it.pointer_offset}, {it.ubuf}, {it.iovec});")
+    if name == "net_device":  # its name: char name[IFNAMSIZ] inside the struct
+        return f"tetra_put_str(g, {slot}, (const char *)({v}) + {_offset(btf, 'net_device.name')}, 0);"
     if name == "filename" and not user:  # struct filename *: its name pointer
         return f"tetra_put_str(g, {slot}, tetra_read_ptr((void *)({v}), {_offset(btf, 'filename.name')}), 0);"
     return f"tetra_put_str(g, {slot}, (const void *)({v}), {user});"

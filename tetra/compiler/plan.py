@@ -8,8 +8,9 @@ hook                mechanism
 kprobe, syscall     kprobe on the arch wrapper (``__x64_sys_openat``) where the
                     kernel has kprobes, else the ``syscalls:sys_enter_*`` /
                     ``sys_exit_*`` tracepoints (present on every kernel)
-kprobe, function    kprobe, else fentry; else the hook is refused with the
-                    reason (a kernel function has no tracepoint)
+kprobe, function    kprobe, else fentry (fexit with ``return: true``); else the
+                    hook is refused with the reason (a kernel function has no
+                    tracepoint)
 tracepoint          tracepoint (``raw: true``: raw tracepoint)
 uprobe              uprobe on each symbol
 lsmhook             BPF LSM, else refused
@@ -30,14 +31,17 @@ from functools import cached_property
 from enum import Enum
 from pathlib import Path
 
-from tetra.compiler.argtypes import KERNEL_ONLY, POINTER_TYPES, TYPES, UNSUPPORTED, ArgType, Encoding, Memory
+from tetra.compiler.argtypes import KERNEL_ONLY, NOP, POINTER_TYPES, TYPES, UNSUPPORTED, ArgType, Encoding, Memory
 from tetra.compiler.kernel import KernelSupport
+from tetra.compiler.lists import Call, KernelLists, ListError
+from tetra.compiler.records import RECORDS, IovIter
 from tetra.compiler.network import KERNEL_FUNCTIONS, LSM_HOOKS, SYSCALLS, NetHook, cgroup_dir, CGROUP_OPTION
 from tetra.errors import KernelError
+from tetra.kernel.btf import Btf
 from tetra.kernel.tracefs import Field, tracepoint_fields
 from tetra.policy.errors import PolicyErrors, PolicyIssue, quoted
-from tetra.policy.model import ArgSpec, KProbe, Location, LsmHook, Selector, Tracepoint, TracingPolicy, UProbe
-from tetra.wire.constants import Action
+from tetra.policy.model import ArgSpec, KProbe, Location, LsmHook, Selector, Spec, Tracepoint, TracingPolicy, UProbe
+from tetra.wire.constants import MAX_HOOKS, Action
 from tetra.wire.events import PROCESS_KPROBE, PROCESS_LSM, PROCESS_TRACEPOINT, PROCESS_UPROBE
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -50,6 +54,7 @@ class Mechanism(str, Enum):
     RAW_TRACEPOINT = "raw_tracepoint"
     KPROBE = "kprobe"
     FENTRY = "fentry"
+    FEXIT = "fexit"  # fentry's return side: one program with the arguments and the return value
     UPROBE = "uprobe"
     LSM = "lsm"
     CGROUP_SOCK_ADDR = "cgroup_sock_addr"
@@ -93,6 +98,7 @@ class HookPlan:
     tp_event: str = ""
     net: NetHook | None = None  # cgroup sock_addr hooks: the operation
     cgroup: str = ""  # and the cgroup v2 directory its programs attach to
+    track_return_sock: bool | None = None  # returnArgAction TrackSock (True) / UntrackSock (False)
 
     @property
     def entry_fn(self) -> str:
@@ -148,9 +154,12 @@ def kernel_symbols() -> frozenset[str]:
 class Planner:
     """Plans the hooks of one policy for one kernel."""
 
-    def __init__(self, support: KernelSupport, symbols: frozenset[str] | None = None) -> None:
+    def __init__(self, support: KernelSupport, symbols: frozenset[str] | None = None,
+                 lists: KernelLists | None = None, btf: Btf | None = None) -> None:
         self.support = support
         self.symbols = symbols
+        self.btf = btf  # for record arguments: their structs must be in this kernel
+        self.lists = lists or KernelLists()
         self.issues = _Issues()
         self.hooks: list[HookPlan] = []
         self._cgroup_option: str | None = None
@@ -160,7 +169,7 @@ class Planner:
         spec = policy.spec
         self._cgroup_option = spec.option(CGROUP_OPTION)
         for kprobe in spec.kprobes + spec.fentries:
-            for call in spec.kprobe_calls(kprobe):
+            for call in self._calls(spec, kprobe.call, kprobe.syscall, kprobe.loc):
                 self._kprobe(kprobe, call)
         for tracepoint in spec.tracepoints:
             self._tracepoint(tracepoint)
@@ -174,9 +183,18 @@ class Planner:
         for usdt in spec.usdts:
             self.issues.add(usdt.loc, "usdts are not supported by tetra yet")
         for enforcer in spec.enforcers:
-            for call in enforcer.calls:
-                for name in spec.expand_call(call):
-                    self._enforcer(enforcer.loc, name)
+            for name in enforcer.calls:
+                for call in self._calls(spec, name, True, enforcer.loc):
+                    self._enforcer(enforcer.loc, call.name)
+        if spec.loader:
+            self.issues.add(spec.loc, "spec.loader (Tetragon's loader sensor: an event for each executable file "
+                                      "a process maps, from perf mmap records) is not supported by tetra")
+        if len(self.hooks) > MAX_HOOKS:
+            self.issues.add(spec.loc, f"the policy places {len(self.hooks)} hooks on this kernel (lists expanded), "
+                                      f"at most {MAX_HOOKS} are supported: split it or narrow its lists")
+        if not self.hooks and not self.issues.items:
+            self.issues.add(spec.loc, "the policy attaches nothing: it has no kprobe, fentry, tracepoint, uprobe, "
+                                      "LSM hook or USDT to place")
         self.issues.raise_if_any()
         return self.hooks
 
@@ -187,11 +205,19 @@ class Planner:
         """Tetragon adds the return probe itself when an argument asks for returnCopy."""
         return hook.return_ or any(arg.return_copy for arg in hook.args)
 
-    def _kprobe(self, kprobe: KProbe, call: str) -> None:
-        if kprobe.syscall:
-            self._syscall(kprobe, call)
+    def _calls(self, spec: Spec, call: str, syscall: bool, loc: Location) -> tuple[Call, ...]:
+        """The functions behind a call (``list:NAME`` expanded); () after reporting why there are none."""
+        try:
+            return self.lists.calls(spec, call, syscall)
+        except ListError as err:
+            self.issues.add(loc, str(err))
+            return ()
+
+    def _kprobe(self, kprobe: KProbe, call: Call) -> None:
+        if call.syscall:
+            self._syscall(kprobe, call.name)
         else:
-            self._kernel_function(kprobe, call)
+            self._kernel_function(kprobe, call.name)
 
     def _syscall(self, kprobe: KProbe, call: str) -> None:
         name = syscall_name(call)
@@ -255,12 +281,12 @@ class Planner:
             self._kprobe_at(kprobe, call, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=False,
                             missing=f"this kernel has no function {call}")
         elif self.support.fentry:
-            if self._returns(kprobe):
-                self.issues.add(kprobe.loc, f"return probes on {call} need kprobes; this kernel has only "
-                                            f"fentry ({self.support.reasons.get('kprobe', '')})")
-                return
             args = self._args(kprobe.args, kprobe, lambda i: f"a{i}", user=False)
-            self._add(kprobe, PROCESS_KPROBE.key, call, Mechanism.FENTRY, call, args)
+            if self._returns(kprobe):  # one fexit program sees the arguments and the return value
+                self._add(kprobe, PROCESS_KPROBE.key, call, Mechanism.FEXIT, call, args, return_attach=call,
+                          return_value="ret")
+            else:
+                self._add(kprobe, PROCESS_KPROBE.key, call, Mechanism.FENTRY, call, args)
         else:
             self.issues.add(kprobe.loc, f"kernel function {call} needs kprobes or fentry, and this kernel has "
                                         f"neither: {self.support.reasons.get('kprobe')}; "
@@ -408,8 +434,19 @@ class Planner:
     # --- arguments -------------------------------------------------------------
 
     def _type(self, spec: ArgSpec) -> ArgType | None:
+        """The argument's type; None (reported, unless it is a nop) when it is not collected."""
+        if spec.type == NOP:
+            return None
         if spec.type in UNSUPPORTED:
             self.issues.add(spec.loc, f"argument type {spec.type!r} is {UNSUPPORTED[spec.type]}")
+            return None
+        try:
+            if spec.type in RECORDS:
+                RECORDS[spec.type].offsets(self.btf)
+            elif spec.type == "iov_iter":
+                IovIter.of(self.btf)
+        except KernelError as err:
+            self.issues.add(spec.loc, str(err))
             return None
         return TYPES[spec.type]
 
@@ -443,15 +480,24 @@ class Planner:
              return_attach: str | None = None, return_value: str | None = None,
              subsys: str = "", tp_event: str = "", net: NetHook | None = None, cgroup: str = "") -> None:
         return_arg = getattr(hook, "return_arg", None)
+        return_action = getattr(hook, "return_arg_action", None)
+        track = {"TrackSock": True, "UntrackSock": False}.get(return_action or "")
         return_type = None
         if return_attach is not None:
             return_type = TYPES["int"] if return_arg is None else self._type(return_arg)
+        if return_type is not None and return_type.encoding is not Encoding.INT:
+            # a returned struct pointer is only used by TrackSock/UntrackSock; printed it would be a kernel address
+            if track is None or return_type.encoding is not Encoding.SOCK:
+                self.issues.add(hook.loc, f"returnArg type {return_type.name!r}: tetra reports integer return values "
+                                          "only (a returned struct sock serves returnArgAction TrackSock/UntrackSock)")
+            return_type = None
         self.hooks.append(HookPlan(
             hook_id=len(self.hooks), event=event, function_name=function_name, mechanism=mechanism, attach=attach,
             uprobe_path=uprobe_path, args=args, return_attach=return_attach,
             return_value=return_value if return_attach else None, return_arg=return_type,
             selectors=hook.selectors, message=hook.message, tags=hook.tags, loc=hook.loc,
             subsys=subsys, tp_event=tp_event, net=net, cgroup=cgroup,
+            track_return_sock=track if return_attach is not None else None,
         ))
 
     def _missing(self, kprobe: KProbe, reason: str) -> None:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from tetra.compiler.codegen import generate
 from tetra.compiler.kernel import KernelSupport
+from tetra.compiler.lists import KernelLists
 from tetra.compiler.plan import HookPlan, Planner
 from tetra.compiler.selectors import MapEntry, SelectorCode, SelectorCompiler
 from tetra.kernel.btf import Btf
@@ -29,11 +30,12 @@ class CompiledPolicy:
 
 
 def compile_policy(policy: TracingPolicy, policy_id: int, support: KernelSupport, btf: Btf | None,
-                   symbols: frozenset[str] | None = None) -> CompiledPolicy:
-    """Raises PolicyErrors (located) when a hook cannot be placed or a filter evaluated here."""
-    planner = Planner(support, symbols)
+                   symbols: frozenset[str] | None = None, lists: KernelLists | None = None) -> CompiledPolicy:
+    """Raises PolicyErrors (located) when a hook cannot be placed or a filter evaluated here.
+    ``lists``: where generated lists come from (default: the running kernel's tracefs)."""
+    planner = Planner(support, symbols, lists, btf)
     hooks = planner.plan(policy)
-    selectors = SelectorCompiler(btf, support)
+    selectors = SelectorCompiler(btf, policy.spec, support, planner.lists)
     codes = {hook.hook_id: selectors.compile(hook) for hook in hooks}
     if selectors.issues:
         raise PolicyErrors(selectors.issues)

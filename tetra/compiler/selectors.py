@@ -24,8 +24,10 @@ from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
 from tetra.kernel.btf import Btf
 from tetra.policy.errors import PolicyIssue
 from tetra.policy.limits import MAX_POSTFIX_VALUE
-from tetra.policy.model import Action, Location, MatchArg, Selector
+from tetra.compiler.lists import KernelLists, ListError
+from tetra.policy.model import LIST_PREFIX, Action, Location, MatchArg, Selector, Spec
 from tetra.policy.values import go_int
+from tetra.policy.vocab import DEPRECATED_ACTIONS
 from tetra.wire import constants as wire
 from tetra.wire.events import PROCESS_TRACEPOINT
 
@@ -36,6 +38,8 @@ BINARY_OPS = {"In": (0, False), "NotIn": (0, True), "Prefix": (1, False), "NotPr
 STR_MAPS = ("str_eq", "str_prefix", "str_postfix")
 INT_VALUES_MAX = 16
 _DURATION = re.compile(r"(\d+)([smh]?)")
+# Tetragon's actions that run in its agent, not in the kernel, and what each sends.
+USER_SPACE_ACTIONS = {"GetUrl": "an HTTP GET of argUrl", "DnsLookup": "a DNS query for argFqdn"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class ActionCode:
     user_stack: bool = False
     override: int | None = None  # Override: the error the hooked function returns instead
     notify: tuple[int, int] | None = None  # NotifyEnforcer: (error, signal) for the enforcer call
+    sock: tuple[int, bool] | None = None  # TrackSock (True) / UntrackSock (False): the sock argument's slot
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,9 @@ class SelectorCompiler:
     """Compiles the selectors of every hook of one policy; ids are unique per policy."""
 
     btf: Btf | None
+    spec: Spec  # the policy's lists, for InMap's list:NAME values
     support: KernelSupport = field(default_factory=KernelSupport.everything)
+    lists: KernelLists = field(default_factory=KernelLists)
     entries: list[MapEntry] = field(default_factory=list)
     issues: list[PolicyIssue] = field(default_factory=list)
     _next_id: int = 1
@@ -119,7 +126,11 @@ class SelectorCompiler:
             rets = [self._error(sel.loc, "matchReturnArgs needs 'return: true' on the hook")]
         if sel.match_return_actions:
             self._error(sel.loc, "matchReturnActions is not supported by tetra yet")
-        return SelectorCode(_all(parts), _all(rets), self._actions(hook, sel.match_actions))
+        actions = self._actions(hook, sel.match_actions)
+        if actions.override is not None and hook.return_attach and sel.match_return_args:
+            self._error(sel.loc, "an Override selector acts when the call starts (the call does not run): it cannot "
+                                 "have matchReturnArgs")
+        return SelectorCode(_all(parts), _all(rets), actions)
 
     # --- matchArgs -----------------------------------------------------------
 
@@ -164,7 +175,7 @@ class SelectorCompiler:
 
     def _int_op(self, value: str, m: MatchArg, unsigned: bool) -> str:
         if m.operator in ("InMap", "NotInMap"):
-            return self._error(m.loc, f"operator {m.operator} is not supported by tetra yet")
+            return self._in_map(value, m, unsigned)
         if len(m.values) > INT_VALUES_MAX:
             return self._error(m.loc, f"{len(m.values)} values: integer operators compare at most "
                                       f"{INT_VALUES_MAX} (they become C comparisons; strings and addresses have no "
@@ -190,6 +201,24 @@ class SelectorCompiler:
         if m.operator not in ops:
             return self._error(m.loc, f"operator {m.operator} does not apply to an integer argument")
         return ops[m.operator]()
+
+    def _in_map(self, value: str, m: MatchArg, unsigned: bool) -> str:
+        """InMap/NotInMap: numbers, ``min:max`` ranges and ``list:NAME`` (a syscall list: its numbers)."""
+        ranges: list[tuple[int, int]] = []
+        try:
+            for text in m.values:
+                if text.startswith(LIST_PREFIX):
+                    ranges += [(n, n) for n in self.lists.numbers(self.spec, text[len(LIST_PREFIX):])]
+                else:
+                    ranges.append(_range(text))
+        except (ListError, ValueError) as err:
+            return self._error(m.loc, str(err))
+        if len(ranges) > INT_VALUES_MAX:
+            return self._error(m.loc, f"{m.operator} with {len(ranges)} values (lists expanded): integer operators "
+                                      f"compare at most {INT_VALUES_MAX} (they become C comparisons)")
+        terms = [f"({value} == {_literal(lo, unsigned)})" if lo == hi else
+                 f"({_literal(lo, unsigned)} <= {value} && {value} <= {_literal(hi, unsigned)})" for lo, hi in ranges]
+        return _any(terms) if m.operator == "InMap" else f"!{_any(terms)}"
 
     def _str_op(self, m: MatchArg, call: Callable[[int, int], str], ops: dict[str, tuple[int, bool]] = STR_OPS,
                 values: tuple[str, ...] | None = None) -> str:
@@ -339,9 +368,6 @@ class SelectorCompiler:
     def _override(self, hook: HookPlan, action: Action) -> int | None:
         """The error an Override returns, if this hook's mechanism can return it."""
         error = action.arg_error if action.arg_error is not None else -1
-        if hook.return_attach:
-            self._error(action.loc, "Override on a hook with a return probe is not supported by tetra yet")
-            return None
         if hook.mechanism is Mechanism.LSM:
             return error
         if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:
@@ -386,9 +412,31 @@ class SelectorCompiler:
                 code = replace(code, signal=int(action.arg_sig or 0), action=kind)
             elif kind is wire.Action.NOTIFY_ENFORCER:
                 code = replace(code, notify=self._notify(action), action=kind)
+            elif name in ("TrackSock", "UntrackSock"):
+                slot = self._sock_slot(hook, action)
+                if slot is not None:
+                    code = replace(code, sock=(slot, name == "TrackSock"))
+            elif name in DEPRECATED_ACTIONS:
+                continue  # FollowFD and kin: fd arguments are resolved without them (the loader warns)
+            elif name in USER_SPACE_ACTIONS:
+                self._error(action.loc, f"action {name} makes the agent itself send a network request "
+                                        f"({USER_SPACE_ACTIONS[name]}) for every match; tetra does not: a policy "
+                                        "cannot make the agent reach out. Let a consumer of the event stream "
+                                        "(an exporter or a gRPC client) make the call")
             else:
                 self._error(action.loc, f"action {name} is not supported by tetra yet")
         return code
+
+    def _sock_slot(self, hook: HookPlan, action: Action) -> int | None:
+        """The slot of the sock argument TrackSock/UntrackSock name by argSock (0 when unset, as in Tetragon)."""
+        index = action.arg_sock or 0
+        for slot, arg in enumerate(hook.blob_order):
+            if arg.spec.index == index and arg.atype.encoding is Encoding.SOCK and not arg.at_return \
+                    and hook.mechanism is not Mechanism.CGROUP_SOCK_ADDR:
+                return slot
+        self._error(action.loc, f"{action.action} needs argSock to name a sock or socket argument of the hook "
+                                f"read at entry (argSock {index} is not one)")
+        return None
 
     def _notify(self, action: Action) -> tuple[int, int] | None:
         """(error, signal) of a NotifyEnforcer: at least one, the error a negative errno."""

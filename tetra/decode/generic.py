@@ -20,6 +20,7 @@ from tetra.compiler.argtypes import ArgType, Encoding
 from tetra.compiler.names import CAPABILITIES, FAMILY_NAMES, PROTOCOL_NAMES, SOCK_TYPE_NAMES, TCP_STATE_NAMES
 from tetra.compiler.plan import ArgPlan, HookPlan
 from tetra.decode.process import text
+from tetra.decode.records import record_json
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
 from tetra.export.encode import fragment
@@ -292,6 +293,25 @@ def _fixed_reader(arg: ArgPlan) -> Reader:
     return read
 
 
+def _record_reader(arg: ArgPlan) -> Reader:
+    """A record argument (tetra/compiler/records.py): its length-prefixed fields, rendered."""
+    name, label, index = arg.atype.name, arg.label, arg.spec.index
+
+    def read(blob: bytes, at: int) -> tuple[Json, int]:
+        if len(blob) < at + 4:
+            raise DecodeError(f"argument {index} of {name}: blob too short")
+        end = at + 4 + (_U32.unpack_from(blob, at)[0] & ARG_LEN_MASK)
+        if len(blob) < end:
+            raise DecodeError(f"argument {index} of {name}: {end - at - 4} bytes announced, {len(blob) - at - 4} "
+                              "present")
+        obj = record_json(name, blob[at + 4:end])
+        if label:
+            obj["label"] = label
+        return obj, end
+
+    return read
+
+
 def _line_of(read: Reader) -> LineReader:
     """The rarer arguments' JSON: their object, encoded."""
     def line(blob: bytes, at: int) -> tuple[bytes, int]:
@@ -307,6 +327,9 @@ def _readers(arg: ArgPlan) -> tuple[Reader, LineReader]:
         return _int_readers(arg.atype, arg.label)
     if encoding is Encoding.INT or encoding in _FIXED:
         read = _fixed_reader(arg)
+        return read, _line_of(read)
+    if encoding is Encoding.RECORD:
+        read = _record_reader(arg)
         return read, _line_of(read)
     return _sized_readers(arg)
 

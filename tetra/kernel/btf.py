@@ -51,7 +51,7 @@ KINDS = (
     "volatile", "const", "restrict", "func", "func_proto", "var", "datasec",
     "float", "decl_tag", "type_tag", "enum64",
 )  # fmt: skip
-_INT, _STRUCT, _UNION = 1, 4, 5
+_INT, _STRUCT, _UNION, _ENUM, _ENUM64 = 1, 4, 5, 6, 19
 _COMPOSITES = (_STRUCT, _UNION)
 _MODIFIERS = frozenset({8, 9, 10, 11, 18})  # typedef, volatile, const, restrict, type_tag
 
@@ -100,6 +100,7 @@ class Btf:
             self._index[kind].setdefault(self._string(name_off), []).append(type_id)
         self._fields_cache: dict[int, dict[str, _Member]] = {}
         self._flattening: set[int] = set()  # structs being flattened, to catch cycles
+        self._enumerators: dict[str, int] | None = None
 
     @classmethod
     def load(cls, path: str = VMLINUX) -> Self:
@@ -119,6 +120,27 @@ class Btf:
         if len(parts) < 2 or not all(parts):
             raise BtfError(f"{dotted!r} is not of the form struct.member[.member...]")
         return self._agreed(parts[0], lambda type_id: self._offset_in(type_id, parts))
+
+    def enum_value(self, name: str) -> int:
+        """The value of the enumerator ``name`` (enumerators share C's one namespace: the name is enough).
+
+        Enums that change between kernels (``enum iter_type`` gained ``ITER_UBUF`` first) are read here
+        rather than from headers."""
+        if self._enumerators is None:
+            values: dict[str, int] = {}
+            for kind, entry in ((_ENUM, 8), (_ENUM64, 12)):
+                for ids in self._names(kind).values():
+                    for type_id in ids:
+                        start = self._offsets[type_id - 1] + _TYPE_SIZE
+                        for index in range(self._type(type_id)[1] & 0xFFFF):
+                            at = start + index * entry
+                            (name_off,), (low,) = self._u32(self._data, at), self._u32(self._data, at + 4)
+                            high = self._u32(self._data, at + 8)[0] if kind == _ENUM64 else 0
+                            values.setdefault(self._string(name_off), low | high << 32)
+            self._enumerators = values
+        if name not in self._enumerators:
+            raise BtfError(f"no enumerator named {name!r} in {self._source}")
+        return self._enumerators[name]
 
     def size_of(self, name: str) -> int:
         """Size in bytes of the struct or union called ``name``."""

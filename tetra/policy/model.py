@@ -299,27 +299,6 @@ class Spec:
                 return option.value
         return None
 
-    def list_values(self, name: str) -> tuple[str, ...]:
-        """Values of list ``name`` (without the ``list:`` prefix); () for an unknown list."""
-        for spec_list in self.lists:
-            if spec_list.name == name:
-                return spec_list.values
-        return ()
-
-    def kprobe_calls(self, kprobe: KProbe) -> tuple[str, ...]:
-        """The functions a kprobe attaches to: ``list:NAME`` expanded, else the call itself.
-
-        Generated lists (``generated_syscalls``, ``generated_ftrace``) have no
-        values here: they are filled from the running kernel by the compiler.
-        """
-        return self.expand_call(kprobe.call)
-
-    def expand_call(self, call: str) -> tuple[str, ...]:
-        """``list:NAME`` as the list's values, else the call itself (kprobes and enforcers)."""
-        if call.startswith(LIST_PREFIX):
-            return self.list_values(call[len(LIST_PREFIX):])
-        return (call,)
-
 
 @dataclass(frozen=True, slots=True)
 class TracingPolicy:

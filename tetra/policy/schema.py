@@ -12,6 +12,7 @@ and ``maxData`` false, capability ``type: Effective``; an unset
 """
 
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
@@ -222,7 +223,9 @@ def _check_action(walk: Walk, read: Read) -> None:
     if "rateLimitScope" in given and "rateLimit" not in given and action == "Post":
         walk.warn(*read.at("rate_limit_scope"), "rateLimitScope has no effect without rateLimit")
     if action in vocab.DEPRECATED_ACTIONS:
-        walk.warn(*read.at("action"), f"action {action} is deprecated by Tetragon (planned for removal in 1.5)")
+        walk.warn(*read.at("action"), f"action {action} is deprecated by Tetragon (removed in 1.5) and does nothing "
+                                      "in tetra: an fd argument is read as its file's path from the process's file "
+                                      "table, so matchArgs on it compare file names without following the fd")
 
 
 ACTION = Schema("an action", {
@@ -489,6 +492,9 @@ def _check_spec(walk: Walk, read: Read) -> None:
 
 def _build_spec(walk: Walk, values: dict[str, Any], loc: Location) -> Spec:
     del values[MACROS]  # already expanded into the selectors that use them
+    # spec.rawtracepoints: Tetragon's other spelling of tracepoints with raw: true
+    raw = tuple(replace(tp, raw=True) for tp in values.pop("raw_tracepoints"))
+    values["tracepoints"] = values["tracepoints"] + raw
     return Spec(**values, loc=loc)
 
 
@@ -498,6 +504,7 @@ SPEC = Schema("the policy spec", {
     "kprobes": Field("kprobes", ListOf(Obj(KPROBE), MAX_HOOKS, "kprobes"), default=()),
     "fentries": Field("fentries", ListOf(Obj(FENTRY), MAX_HOOKS, "fentries"), default=()),
     "tracepoints": Field("tracepoints", ListOf(Obj(TRACEPOINT), MAX_HOOKS, "tracepoints"), default=()),
+    "rawtracepoints": Field("raw_tracepoints", ListOf(Obj(TRACEPOINT), MAX_HOOKS, "rawtracepoints"), default=()),
     "uprobes": Field("uprobes", ListOf(Obj(UPROBE), MAX_HOOKS, "uprobes"), default=()),
     "lsmhooks": Field("lsmhooks", ListOf(Obj(LSM_HOOK), MAX_HOOKS, "lsmhooks"), default=()),
     "usdts": Field("usdts", ListOf(Obj(USDT), MAX_HOOKS, "usdts"), default=()),

@@ -10,6 +10,7 @@ apply`` would reject them.
 
 ARG_TYPES = (
     "auto", "int", "sint8", "int8", "uint8", "sint16", "int16", "uint16", "uint32", "sint32", "int32", "ulong",
+    "unsigned long",
     "uint64", "size_t", "long", "sint64", "int64", "char_buf", "char_iovec", "skb", "sock", "sockaddr", "socket",
     "sockaddr_un", "string", "fd", "file", "filename", "path", "nop", "bpf_attr", "perf_event", "bpf_map",
     "user_namespace", "capability", "kiocb", "iov_iter", "cred", "const_buf", "load_info", "module", "syscall64",
@@ -23,7 +24,7 @@ _U8, _U16, _U32, _U64 = ((0, 2 ** n - 1) for n in (8, 16, 32, 64))
 INT_TYPE_RANGES: dict[str, tuple[int, int]] = {
     "int": _S32, "sint32": _S32, "int32": _S32, "sint8": _S8, "int8": _S8, "sint16": _S16, "int16": _S16,
     "long": _S64, "sint64": _S64, "int64": _S64, "syscall64": _S64, "size_t": _U64,
-    "uint8": _U8, "uint16": _U16, "uint32": _U32, "ulong": _U64, "uint64": _U64,
+    "uint8": _U8, "uint16": _U16, "uint32": _U32, "ulong": _U64, "unsigned long": _U64, "uint64": _U64,
 }
 # Types whose value Tetragon reads as a string (paths, buffers, names).
 STRING_TYPES = frozenset({"string", "char_buf", "char_iovec", "fd", "file", "filename", "path", "dentry",

@@ -59,8 +59,8 @@ def _attach_uprobe(links: Links, fd: int, target: str, hook: HookPlan, at_return
 
 
 Attach = Callable[[Links, int, str, HookPlan, bool], None]
-# mechanism -> (bcc program type, attach); fentry and LSM programs are attached by
-# bcc itself when it loads them (KFUNC_PROBE / LSM_PROBE: one per function name,
+# mechanism -> (bcc program type, attach); fentry, fexit and LSM programs are attached by
+# bcc itself when it loads them (KFUNC_PROBE / KRETFUNC_PROBE / LSM_PROBE: one per function name,
 # so never shared), cgroup programs by the sensor (links it keeps).
 _ATTACH: dict[Mechanism, tuple[str, Attach] | None] = {
     Mechanism.TRACEPOINT: ("TRACEPOINT", _attach_tracepoint),
@@ -68,6 +68,7 @@ _ATTACH: dict[Mechanism, tuple[str, Attach] | None] = {
     Mechanism.KPROBE: ("KPROBE", _attach_kprobe),
     Mechanism.UPROBE: ("KPROBE", _attach_uprobe),
     Mechanism.FENTRY: None,
+    Mechanism.FEXIT: None,
     Mechanism.LSM: None,
     Mechanism.CGROUP_SOCK_ADDR: None,
 }
@@ -92,7 +93,7 @@ class PolicySensor:
         """What to compile for an object of this policy, the same whatever its id and the agent's pid;
         None when bcc must load it (fentry, LSM and fmod_ret programs: bcc finds and attaches their
         kernel functions itself). ``shared``: the tables the process sensor owns."""
-        if self.compiled.enforcers or any(h.mechanism in (Mechanism.FENTRY, Mechanism.LSM)
+        if self.compiled.enforcers or any(h.mechanism in (Mechanism.FENTRY, Mechanism.FEXIT, Mechanism.LSM)
                                           for h in self.compiled.hooks):
             return None
         text = self.compiled.c_text.replace(policy_id_define(self.compiled.policy_id),

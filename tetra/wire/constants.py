@@ -11,7 +11,7 @@ why. Python code imports these instead of repeating a literal or a name::
     probes/lib/wire.h        Op, STAT_*, ExecFlags, PATH/ARGS/CGROUP_MAX, Action, GEN_*, ARG_*
     probes/lib/execve.h      BINARY_MAX, BIN_*
     probes/lib/emit.h        RINGBUF_PAGES (the default; the agent passes its own as -D)
-    probes/generic/generic.h MAX_ARGS, STR_MAX, KEY_MAX, POSTFIX_MAX, VALUE_ENTRIES, MAX_HOOKS
+    probes/generic/generic.h MAX_ARGS, STR_MAX, KEY_MAX, POSTFIX_MAX, VALUE_ENTRIES, MAX_HOOKS, REC_MAX
 
 An action has three spellings, all in :class:`Action`: its value on the wire,
 its word in a policy (``Sigkill``) and Tetragon's name in events
@@ -115,3 +115,4 @@ KEY_MAX = 252  # bytes of a string compared for Equal and Prefix (an LPM key hol
 POSTFIX_MAX = 128  # bytes of a string compared for Postfix
 VALUE_ENTRIES = 4096  # entries of each map of policy values (str_eq, str_prefix, ..., pid_set)
 MAX_HOOKS = 64  # hooks of one policy (hook_stats has two slots each)
+REC_MAX = 256  # bytes of one record argument (bpf_attr, bpf_map, ...: tetra/compiler/records.py)

@@ -241,7 +241,7 @@ def test_missing_mechanisms_are_named(spec: str, message: str) -> None:
     - matchActions:
       - action: GetUrl
         argUrl: "http://example.org"
-""", "action GetUrl is not supported by tetra yet"),
+""", "action GetUrl makes the agent itself send a network request"),
 ])
 def test_unsupported_features_are_refused_with_location(extra: str, message: str) -> None:
     assert message in errors(OPEN + extra)

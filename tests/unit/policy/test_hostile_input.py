@@ -125,5 +125,5 @@ def test_values_echoed_in_messages_are_shortened() -> None:
     problems = errors_of(policy("echo", f"\n  ? {key}\n  : 1\n  kprobes: [{{call: '{call}'}}]"))
     assert problems == [f"x.yaml:6:5: spec: unknown key '{'k' * 80}…'; allowed: containerSelector, enforcers, "
                         "fentries, hostSelector, kprobes, lists, loader, lsmhooks, options, podSelector, "
-                        "selectorsMacros, tracepoints, uprobes, usdts",
+                        "rawtracepoints, selectorsMacros, tracepoints, uprobes, usdts",
                         f"x.yaml:8:20: spec.kprobes[0].call: '{'x' * 80}…' is not a kernel function name"]

@@ -100,17 +100,16 @@ def test_several_documents_and_empty_ones_skipped(monkeypatch: pytest.MonkeyPatc
         {"key": "tier", "operator": "NotIn", "values": ("debug",)}]
 
 
-def test_lists_expand_into_kprobe_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lists_are_kept_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loader keeps ``list:NAME`` calls and the lists; the compiler expands them
+    (generated ones from the running kernel: tests/unit/compiler/test_lists.py)."""
     [policy] = load_good("lists_enforcer.yaml", monkeypatch)
     spec = policy.spec
-    dups, ksys = spec.kprobes
-    assert spec.kprobe_calls(dups) == ("sys_dup", "sys_dup2")
-    assert spec.kprobe_calls(ksys) == ()  # generated from the running kernel by the compiler
-    assert spec.list_values("dups") == ("sys_dup", "sys_dup2") and spec.list_values("nope") == ()
+    assert [kprobe.call for kprobe in spec.kprobes] == ["list:dups", "list:ksys"]
+    [dups_list] = [spec_list for spec_list in spec.lists if spec_list.name == "dups"]
+    assert (dups_list.type, dups_list.values) == ("syscalls", ("sys_dup", "sys_dup2"))
     [ksys_list] = [spec_list for spec_list in spec.lists if spec_list.name == "ksys"]
     assert (ksys_list.type, ksys_list.pattern, ksys_list.values) == ("generated_ftrace", "^ksys_*", ())
-    [fd_install] = load_good("fd_install.yaml", monkeypatch)
-    assert fd_install.spec.kprobe_calls(fd_install.spec.kprobes[0]) == ("fd_install",)
     assert [enforcer.calls for enforcer in spec.enforcers] == [("list:dups",)]
 
 
@@ -214,3 +213,15 @@ def test_model_is_immutable(monkeypatch: pytest.MonkeyPatch) -> None:
         kprobe.call = "other"  # type: ignore[misc]
     assert isinstance(kprobe.selectors, tuple) and isinstance(kprobe.args, tuple)
     assert str(kprobe.loc) == "good/fd_install.yaml:7:5"
+
+
+def test_rawtracepoints_are_raw_tracepoints() -> None:
+    """Tetragon's spec.rawtracepoints is tracepoints with raw: true (its examples/tracingpolicy/rawtp.yaml)."""
+    text = ("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: rawtp\nspec:\n"
+            "  tracepoints:\n  - subsystem: sched\n    event: sched_switch\n"
+            "  rawtracepoints:\n  - subsystem: sched\n    event: sched_process_exec\n"
+            "    args:\n    - index: 2\n      type: linux_binprm\n")
+    [policy] = tetra.policy.loader.load_policies_text(text, "rawtp.yaml")
+    assert [(tp.event, tp.raw) for tp in policy.spec.tracepoints] == [("sched_switch", False),
+                                                                      ("sched_process_exec", True)]
+    assert policy.spec.tracepoints[1].loc.path == "spec.rawtracepoints[0]"
