@@ -29,6 +29,7 @@ from tetra.observer.recording import RingRecorder
 from tetra.observer.ringbuf import RingBufferObserver
 from tetra.process import procfs
 from tetra.process.cache import ProcessCache
+from tetra.process.context import ProcessContext, host_namespaces
 from tetra.sensors.process import ProcessSensor
 
 if TYPE_CHECKING:
@@ -139,7 +140,11 @@ class Agent:
             self.recorder.attach(self.pipeline)
         self.btf = Btf.load()
         self.offsets = resolve_offsets(self.btf)
-        self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages)
+        self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages,
+                                    config.enable_process_cred, config.enable_process_ns)
+        if config.enable_process_cred or config.enable_process_ns:
+            self.cache.process_context = ProcessContext(config.enable_process_cred, config.enable_process_ns,
+                                                        host_namespaces())
         scope = PolicyScope(self.cgroup2_root, self.pods) if self.pods is not None and self.cgroup2_root else None
         self.policies = PolicyManager(self.pipeline.policies, self.btf,
                                       {**self.offsets, "TETRA_RINGBUF_PAGES": config.ringbuf_pages,

@@ -66,6 +66,9 @@ from tetra.wire.constants import RINGBUF_PAGES
               help="With --enable-k8s-api: load TracingPolicy and TracingPolicyNamespaced objects live, "
                    "their load state in their status (=false: pod metadata only).")
 @click.option("--enable-pod-annotations", is_flag=True, help="Also add pod annotations to events.")
+@click.option("--enable-process-cred", is_flag=True,
+              help="Show each process's credentials and capabilities (process.process_credentials, process.cap).")
+@click.option("--enable-process-ns", is_flag=True, help="Show each process's namespaces (process.ns).")
 @click.option("--record-ring", metavar="FILE", hidden=True,
               help="Debugging: write every ring record the pipeline reads, and what it needs to decode them, "
                    "to FILE, for `tetra replay`.")
@@ -81,7 +84,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
           export_otlp_ca_file: str | None, metrics_server: str | None, enable_k8s_api: bool,
           k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
-          record_ring: str | None, log_level: str) -> None:
+          enable_process_cred: bool, enable_process_ns: bool, record_ring: str | None, log_level: str) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default) and, with --export-filename,
@@ -127,6 +130,8 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         k8s_kubeconfig_path=k8s_kubeconfig_path,
         enable_tracing_policy_crd=enable_tracing_policy_crd,
         enable_pod_annotations=enable_pod_annotations,
+        enable_process_cred=enable_process_cred,
+        enable_process_ns=enable_process_ns,
         record_ring=record_ring,
     )
     from tetra.agent.runner import Agent  # here: every other command starts without the agent's modules

@@ -86,6 +86,24 @@ OFFSET_PATHS: Mapping[str, str] = {
     "TETRA_OFF_CRED_FSUID": "cred.fsuid",
     "TETRA_OFF_CRED_FSGID": "cred.fsgid",
     "TETRA_OFF_CRED_SECUREBITS": "cred.securebits",
+    # process context at exec (probes/lib/context.h)
+    "TETRA_OFF_USER_NS_LEVEL": "user_namespace.level",
+    "TETRA_OFF_USER_NS_OWNER": "user_namespace.owner",
+    "TETRA_OFF_USER_NS_GROUP": "user_namespace.group",
+    "TETRA_OFF_NSPROXY_UTS": "nsproxy.uts_ns",
+    "TETRA_OFF_NSPROXY_IPC": "nsproxy.ipc_ns",
+    "TETRA_OFF_NSPROXY_MNT": "nsproxy.mnt_ns",
+    "TETRA_OFF_NSPROXY_PID_FOR_CHILDREN": "nsproxy.pid_ns_for_children",
+    "TETRA_OFF_NSPROXY_NET": "nsproxy.net_ns",
+    "TETRA_OFF_NSPROXY_TIME": "nsproxy.time_ns",
+    "TETRA_OFF_NSPROXY_TIME_FOR_CHILDREN": "nsproxy.time_ns_for_children",
+    "TETRA_OFF_NSPROXY_CGROUP": "nsproxy.cgroup_ns",
+    "TETRA_OFF_UTS_NS_INUM": "uts_namespace.ns.inum",
+    "TETRA_OFF_IPC_NS_INUM": "ipc_namespace.ns.inum",
+    "TETRA_OFF_MNT_NS_INUM": "mnt_namespace.ns.inum",
+    "TETRA_OFF_NET_NS_INUM": "net.ns.inum",
+    "TETRA_OFF_TIME_NS_INUM": "time_namespace.ns.inum",
+    "TETRA_OFF_CGROUP_NS_INUM": "cgroup_namespace.ns.inum",
 }
 
 # Sizes of structs the probes step over (arrays of them).

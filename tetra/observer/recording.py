@@ -69,7 +69,8 @@ def process_to_json(rec: ExecRecord) -> Json:
 
 
 def process_from_json(obj: Json) -> ExecRecord:
-    return ExecRecord(**{f.name: obj[f.name] for f in fields(ExecRecord)})
+    """Fields a recording lacks (made before they existed) keep their defaults."""
+    return ExecRecord(**{f.name: obj[f.name] for f in fields(ExecRecord) if f.name in obj})
 
 
 def _atype_to_json(atype: ArgType) -> Json:

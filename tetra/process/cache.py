@@ -40,6 +40,8 @@ class ProcessCache:
         self.stats = CacheStats()
         # Kubernetes enrichment: the pod object of a new process (None: enrichment off).
         self.enrich: Callable[[Process], dict[str, Any] | None] | None = None
+        # --enable-process-cred/-ns: a new process's cap, ns, process_credentials (None: flags off).
+        self.process_context: Callable[[ExecRecord], dict[str, Any] | None] | None = None
         self._by_id: OrderedDict[str, Process] = OrderedDict()
         self._by_pid: dict[int, Process] = {}
 
@@ -69,6 +71,8 @@ class ProcessCache:
                          join_arguments(rec.argv), " ".join(flags), cid[:DOCKER_FIELD_LEN])
         if self.enrich is not None:
             proc.pod = self.enrich(proc)
+        if self.process_context is not None:
+            proc.context = self.process_context(rec)
         self._insert(proc, rec.ppid, previous)
         return proc
 
@@ -80,6 +84,7 @@ class ProcessCache:
         proc = self._new(rec.ktime, rec.pid, rec.cgroup_id, parent.uid, parent.auid, parent.cwd, parent.binary,
                          parent.arguments, "clone", parent.docker)
         proc.pod = parent.pod
+        proc.context = parent.context  # a fork shares its parent's credentials and namespaces
         self._insert(proc, rec.ppid, self._by_pid.get(rec.pid))
         return proc
 

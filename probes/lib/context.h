@@ -1,0 +1,76 @@
+/* The context of a task that Tetragon shows on its process: credentials,
+ * capabilities and namespaces.
+ *
+ * Read at exec by the process sensor when the agent asks for them
+ * (--enable-process-cred, --enable-process-ns), and by policy hooks for
+ * cred_arg and matchNamespaces. Every struct is reached through BTF offsets
+ * (lib/kernel.h); a pointer that cannot be read leaves zeros, never garbage.
+ */
+#ifndef TETRA_CONTEXT_H
+#define TETRA_CONTEXT_H
+
+/* A struct cred: ids, securebits, capability sets, user namespace inode. */
+static __always_inline void tetra_read_cred(struct tetra_cred *c, void *cred)
+{
+    c->uid = tetra_read_u32(cred, TETRA_OFF_CRED_UID);
+    c->gid = tetra_read_u32(cred, TETRA_OFF_CRED_GID);
+    c->suid = tetra_read_u32(cred, TETRA_OFF_CRED_SUID);
+    c->sgid = tetra_read_u32(cred, TETRA_OFF_CRED_SGID);
+    c->euid = tetra_read_u32(cred, TETRA_OFF_CRED_EUID);
+    c->egid = tetra_read_u32(cred, TETRA_OFF_CRED_EGID);
+    c->fsuid = tetra_read_u32(cred, TETRA_OFF_CRED_FSUID);
+    c->fsgid = tetra_read_u32(cred, TETRA_OFF_CRED_FSGID);
+    c->securebits = tetra_read_u32(cred, TETRA_OFF_CRED_SECUREBITS);
+    c->cap_permitted = tetra_read_u64(cred, TETRA_OFF_CRED_CAP_PERMITTED);
+    c->cap_effective = tetra_read_u64(cred, TETRA_OFF_CRED_CAP_EFFECTIVE);
+    c->cap_inheritable = tetra_read_u64(cred, TETRA_OFF_CRED_CAP_INHERITABLE);
+    c->user_ns = tetra_read_u32(tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS), TETRA_OFF_USER_NS_INUM);
+}
+
+/* The task's (effective) credentials and their user namespace's level and owner. */
+static __always_inline void tetra_read_exec_cred(struct tetra_exec_cred *c, void *task)
+{
+    void *cred = tetra_read_ptr(task, TETRA_OFF_TASK_CRED);
+    tetra_read_cred(&c->cred, cred);
+    void *userns = tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS);
+    c->userns_level = tetra_read_u32(userns, TETRA_OFF_USER_NS_LEVEL);
+    c->userns_owner = tetra_read_u32(userns, TETRA_OFF_USER_NS_OWNER);
+    c->userns_group = tetra_read_u32(userns, TETRA_OFF_USER_NS_GROUP);
+    c->_pad = 0;
+}
+
+/* The pid namespace a task lives in (not the one for its children): the
+ * namespace of its pid at the pid's deepest level. */
+static __always_inline __u32 tetra_task_pid_ns_inum(void *task)
+{
+    void *pid = tetra_read_ptr(task, TETRA_OFF_TASK_THREAD_PID);
+    __u32 level = tetra_read_u32(pid, TETRA_OFF_PID_LEVEL);
+    TETRA_BOUND(level, 31);
+    void *ns = tetra_read_ptr(pid, TETRA_OFF_PID_NUMBERS + level * TETRA_SIZEOF_UPID + TETRA_OFF_UPID_NS);
+    return tetra_read_u32(ns, TETRA_OFF_PID_NS_INUM);
+}
+
+/* The inode number of the namespace at nsproxy + member (ns.inum at inum in its struct). */
+static __always_inline __u32 tetra_ns_inum(void *nsproxy, unsigned long member, unsigned long inum)
+{
+    return tetra_read_u32(tetra_read_ptr(nsproxy, member), inum);
+}
+
+/* Every namespace of the task, as Tetragon's Namespaces lists them. */
+static __always_inline void tetra_read_ns(struct tetra_ns *ns, void *task)
+{
+    void *nsproxy = tetra_read_ptr(task, TETRA_OFF_TASK_NSPROXY);
+    void *cred = tetra_read_ptr(task, TETRA_OFF_TASK_CRED);
+    ns->uts = tetra_ns_inum(nsproxy, TETRA_OFF_NSPROXY_UTS, TETRA_OFF_UTS_NS_INUM);
+    ns->ipc = tetra_ns_inum(nsproxy, TETRA_OFF_NSPROXY_IPC, TETRA_OFF_IPC_NS_INUM);
+    ns->mnt = tetra_ns_inum(nsproxy, TETRA_OFF_NSPROXY_MNT, TETRA_OFF_MNT_NS_INUM);
+    ns->pid = tetra_task_pid_ns_inum(task);
+    ns->pid_for_children = tetra_ns_inum(nsproxy, TETRA_OFF_NSPROXY_PID_FOR_CHILDREN, TETRA_OFF_PID_NS_INUM);
+    ns->net = tetra_ns_inum(nsproxy, TETRA_OFF_NSPROXY_NET, TETRA_OFF_NET_NS_INUM);
+    ns->time = tetra_ns_inum(nsproxy, TETRA_OFF_NSPROXY_TIME, TETRA_OFF_TIME_NS_INUM);
+    ns->time_for_children = tetra_ns_inum(nsproxy, TETRA_OFF_NSPROXY_TIME_FOR_CHILDREN, TETRA_OFF_TIME_NS_INUM);
+    ns->cgroup = tetra_ns_inum(nsproxy, TETRA_OFF_NSPROXY_CGROUP, TETRA_OFF_CGROUP_NS_INUM);
+    ns->user = tetra_read_u32(tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS), TETRA_OFF_USER_NS_INUM);
+}
+
+#endif

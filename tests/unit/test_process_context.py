@@ -1,0 +1,132 @@
+"""The process context (--enable-process-cred, --enable-process-ns): decoded from the
+exec record, read from the real /proc, rendered as Tetragon's Process members."""
+
+import os
+import subprocess
+import time
+
+import orjson
+
+from tetra.decode import process  # noqa: F401  (registers the decoders)
+from tetra.decode.process import CloneRecord, ExecRecord
+from tetra.decode.registry import decode
+from tetra.node import BootClock
+from tetra.process import procfs
+from tetra.process.cache import ProcessCache
+from tetra.process.context import TETRAGON_CAPABILITIES, ProcessContext, capabilities_json
+from tetra.wire import layouts
+from tetra.wire.constants import ExecFlags, Op
+
+HOST = {name: 4026531830 + i for i, name in enumerate(layouts.NS_NAMES)}
+# uid gid suid sgid euid egid fsuid fsgid securebits user_ns permitted effective inheritable level owner group
+SETUID_CRED = (1000, 1000, 0, 1000, 0, 1000, 0, 1000, 0b10001, HOST["user"], 1 << 21 | 1 << 1, 1 << 21, 0, 0, 0, 0)
+
+
+def exec_with_context(cred: tuple[int, ...] | None, ns: tuple[int, ...] | None) -> bytes:
+    """An exec record with the context blocks the probe writes under TETRA_PROCESS_CRED/_NS."""
+    fname, cwd, args, cg = b"/usr/bin/su\0", b"/tmp", b"su\0", b"\0"
+    flags, context = 0, b""
+    if cred is not None:
+        flags |= ExecFlags.CRED
+        context += layouts.EXEC_CRED.codec.pack(*cred, 0)
+    if ns is not None:
+        flags |= ExecFlags.NS
+        context += layouts.NS.codec.pack(*ns)
+    size = layouts.EXEC.size + len(context) + len(fname) + len(cwd) + len(args) + len(cg)
+    head = layouts.EXEC.codec.pack(Op.EXEC, 0, 0, size, 5, 42, 42, 7, 1000, 1000, 1000, 99,
+                                   len(fname), len(cwd), len(args), len(cg), flags, 0)
+    return head + context + fname + cwd + args + cg
+
+
+def test_decode_reads_the_context_between_header_and_filename() -> None:
+    ns = tuple(HOST.values())
+    rec = decode(exec_with_context(SETUID_CRED, ns))
+    assert isinstance(rec, ExecRecord)
+    assert rec.cred == SETUID_CRED and rec.ns == ns
+    assert (rec.filename, rec.cwd, rec.argv, rec.flags) == ("/usr/bin/su", "/tmp", ["su"], ["execve"])
+    only_ns = decode(exec_with_context(None, ns))
+    assert only_ns.cred is None and only_ns.ns == ns and only_ns.filename == "/usr/bin/su"
+    plain = decode(exec_with_context(None, None))
+    assert plain.cred is None and plain.ns is None
+
+
+def test_credentials_and_caps_in_tetragons_shape() -> None:
+    rec = decode(exec_with_context(SETUID_CRED, None))
+    fields = ProcessContext(cred=True, ns=False, host_ns=HOST)(rec)
+    assert fields == {
+        "cap": {"permitted": ["DAC_OVERRIDE", "CAP_SYS_ADMIN"], "effective": ["CAP_SYS_ADMIN"]},
+        "process_credentials": {
+            "uid": 1000, "gid": 1000, "euid": 0, "egid": 1000, "suid": 0, "sgid": 1000, "fsuid": 0, "fsgid": 1000,
+            "securebits": ["SecBitNoRoot", "SecBitKeepCaps"],
+            "caps": {"permitted": ["DAC_OVERRIDE", "CAP_SYS_ADMIN"], "effective": ["CAP_SYS_ADMIN"]},
+            "user_ns": {"level": 0, "uid": 0, "gid": 0, "ns": {"inum": HOST["user"], "is_host": True}},
+        },
+    }
+
+
+def test_namespaces_host_and_not() -> None:
+    ns = tuple(HOST.values())[:-1] + (4026532999,)  # a new user namespace
+    fields = ProcessContext(cred=False, ns=True, host_ns=HOST)(decode(exec_with_context(None, ns)))
+    assert fields is not None and list(fields) == ["ns"]
+    assert fields["ns"]["uts"] == {"inum": HOST["uts"], "is_host": True}
+    assert fields["ns"]["user"] == {"inum": 4026532999}  # false is left out, as protojson does
+    assert list(fields["ns"]) == list(layouts.NS_NAMES)
+
+
+def test_capability_names_are_tetragons() -> None:
+    assert TETRAGON_CAPABILITIES[:3] == ("CAP_CHOWN", "DAC_OVERRIDE", "CAP_DAC_READ_SEARCH")
+    assert TETRAGON_CAPABILITIES[40] == "CAP_CHECKPOINT_RESTORE"
+    assert capabilities_json(0, 0, 0) == {}
+
+
+def test_flags_off_leave_the_process_json_unchanged() -> None:
+    rec = decode(exec_with_context(SETUID_CRED, tuple(HOST.values())))
+    plain = ProcessCache("n", BootClock()).add_exec(rec)
+    assert plain.context is None
+    assert set(orjson.loads(plain.json_bytes())) == {"exec_id", "pid", "uid", "cwd", "binary", "flags",
+                                                    "start_time", "auid", "tid", "refcnt"}
+
+
+def test_cache_shows_context_and_a_fork_inherits_it() -> None:
+    cache = ProcessCache("n", BootClock())
+    cache.process_context = ProcessContext(cred=True, ns=True, host_ns=HOST)
+    proc = cache.add_exec(decode(exec_with_context(SETUID_CRED, tuple(HOST.values()))))
+    shown = orjson.loads(proc.json_bytes())
+    assert shown["process_credentials"]["euid"] == 0 and shown["ns"]["pid"]["is_host"] is True
+    assert shown == proc.to_json()
+    child = cache.add_clone(CloneRecord(6, 43, 43, 42, 99))
+    assert child is not None and child.context == proc.context
+
+
+def test_procfs_reads_credentials_and_namespaces_of_a_real_process() -> None:
+    rec = procfs.read_process(os.getpid())
+    assert rec is not None and rec.cred is not None and rec.ns is not None
+    uid, gid, suid, sgid, euid, egid, fsuid, fsgid, securebits, user_ns, _, effective, _, level, owner, group = rec.cred
+    assert (uid, euid, suid) == os.getresuid() and (gid, egid, sgid) == os.getresgid()
+    assert (fsuid, fsgid) == (euid, egid)
+    assert securebits is None and group is None  # /proc does not show them
+    assert user_ns == os.stat("/proc/self/ns/user").st_ino and level == 0
+    if os.geteuid() == 0:
+        assert effective >> 21 & 1  # CAP_SYS_ADMIN
+    assert rec.ns == tuple(os.stat(f"/proc/self/ns/{name}").st_ino for name in layouts.NS_NAMES)
+
+
+def test_procfs_user_namespace_level_and_owner() -> None:
+    child = subprocess.Popen(["unshare", "--user", "/bin/sleep", "30"])
+    try:
+        rec = None
+        for _ in range(250):
+            rec = procfs.read_process(child.pid)
+            if rec is not None and rec.filename == "/usr/bin/sleep":
+                break
+            time.sleep(0.02)
+        assert rec is not None and rec.cred is not None and rec.ns is not None
+        assert rec.cred[13] == 1 and rec.cred[14] == os.geteuid()  # level, owner
+        assert rec.ns[-1] == rec.cred[9] != os.stat("/proc/self/ns/user").st_ino
+        fields = ProcessContext(cred=True, ns=True, host_ns={"user": os.stat("/proc/self/ns/user").st_ino})(rec)
+        assert fields is not None
+        assert fields["process_credentials"]["user_ns"] == {"level": 1, "uid": os.geteuid(),
+                                                            "ns": {"inum": rec.cred[9]}}
+    finally:
+        child.kill()
+        child.wait()

@@ -1,0 +1,99 @@
+"""The process context Tetragon shows with --enable-process-cred and --enable-process-ns.
+
+    ExecRecord.cred (kernel at exec, or /proc) ──> process.cap, process.process_credentials
+    ExecRecord.ns                              ──> process.ns (is_host: PID 1's namespace)
+
+A ProcessContext turns a record into those Process members once, when the process
+enters the cache; the Process keeps them (Process.context), so every event of the
+process, and of its children that name it as parent, reuses the same object.
+With both flags off the agent makes none, and the JSON is what it was without them.
+"""
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tetra.compiler.names import CAPABILITIES
+from tetra.decode.process import ExecRecord
+from tetra.process.procfs import namespaces
+from tetra.wire.layouts import NS_NAMES
+
+Json = dict[str, Any]
+log = logging.getLogger(__name__)
+
+# Tetragon's CapabilitiesType names: the kernel's, except that capability 1 is "DAC_OVERRIDE".
+TETRAGON_CAPABILITIES = tuple("DAC_OVERRIDE" if name == "CAP_DAC_OVERRIDE" else name for name in CAPABILITIES)
+# Tetragon's SecureBitsType names, by bit (include/uapi/linux/securebits.h).
+SECUREBITS = ("SecBitNoRoot", "SecBitNoRootLocked", "SecBitNoSetUidFixup", "SecBitNoSetUidFixupLocked",
+              "SecBitKeepCaps", "SecBitKeepCapsLocked", "SecBitNoCapAmbientRaise", "SecBitNoCapAmbientRaiseLocked")
+
+
+def _names(mask: int, names: tuple[str, ...]) -> list[str]:
+    return [name for bit, name in enumerate(names) if mask >> bit & 1]
+
+
+def capabilities_json(permitted: int, effective: int, inheritable: int) -> Json:
+    """Tetragon's Capabilities message; empty sets left out, as protojson leaves out empty lists."""
+    sets = (("permitted", permitted), ("effective", effective), ("inheritable", inheritable))
+    return {key: _names(mask, TETRAGON_CAPABILITIES) for key, mask in sets if mask}
+
+
+def host_namespaces(proc: Path = Path("/proc")) -> dict[str, int]:
+    """The inode of each namespace of the host: PID 1's, as Tetragon takes them. Where PID 1's
+    cannot be read (a sandbox may deny even root that), the agent's own, which must run in
+    the host's namespaces to see every process; 0 where the kernel has no such namespace."""
+    pid_dir = proc / "1"
+    try:
+        os.stat(pid_dir / "ns" / "user")
+    except PermissionError:
+        log.warning("cannot read /proc/1/ns: taking the agent's own namespaces as the host's")
+        pid_dir = proc / "self"
+    except OSError:
+        pass
+    return dict(zip(NS_NAMES, namespaces(pid_dir)))
+
+
+class ProcessContext:
+    """Makes the Process members the agent's flags ask for from an ExecRecord."""
+
+    def __init__(self, cred: bool, ns: bool, host_ns: Mapping[str, int]) -> None:
+        self.cred = cred
+        self.ns = ns
+        self.host_ns = dict(host_ns)
+
+    def __call__(self, rec: ExecRecord) -> Json | None:
+        """``cap``, ``process_credentials`` and ``ns`` of the process, or None if none applies."""
+        out: Json = {}
+        if self.cred and rec.cred is not None:
+            self._credentials(out, rec.cred)
+        if self.ns and rec.ns is not None:
+            out["ns"] = {name: self._namespace(name, inum) for name, inum in zip(NS_NAMES, rec.ns)}
+        return out or None
+
+    def _namespace(self, name: str, inum: int | None) -> Json:
+        """Tetragon's Namespace message: zero and false left out, as protojson does."""
+        if not inum:
+            return {}
+        return {"inum": inum, "is_host": True} if inum == self.host_ns.get(name) else {"inum": inum}
+
+    def _credentials(self, out: Json, cred: tuple[int | None, ...]) -> None:
+        (uid, gid, suid, sgid, euid, egid, fsuid, fsgid, securebits, user_ns,
+         permitted, effective, inheritable, level, owner, group) = cred[:16]
+        caps = capabilities_json(permitted or 0, effective or 0, inheritable or 0)
+        if caps:
+            out["cap"] = caps
+        creds: Json = {"uid": uid, "gid": gid, "euid": euid, "egid": egid, "suid": suid, "sgid": sgid,
+                       "fsuid": fsuid, "fsgid": fsgid}
+        if securebits:
+            creds["securebits"] = _names(securebits, SECUREBITS)
+        if caps:
+            creds["caps"] = caps
+        userns: Json = {key: value for key, value in (("level", level), ("uid", owner), ("gid", group))
+                        if value is not None}
+        namespace = self._namespace("user", user_ns)
+        if namespace:
+            userns["ns"] = namespace
+        creds["user_ns"] = userns
+        out["process_credentials"] = creds
