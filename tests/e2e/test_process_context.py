@@ -1,9 +1,10 @@
-"""--enable-process-cred and --enable-process-ns: credentials, capabilities and
-namespaces on the process of every event, from the kernel at exec.
+"""--enable-process-cred, --enable-process-ns and --enable-ancestors: credentials,
+capabilities, namespaces and ancestors on the events of real processes.
 
 Real processes: a setuid-root binary run by an unprivileged user (the kernel
 raises its effective uid and capabilities at exec), a plain unprivileged one,
-and a process in new namespaces made by unshare(1).
+a process in new namespaces made by unshare(1), and a three-deep process tree
+whose middle shell calls chdir(2) under a tracepoint policy.
 """
 
 import os
@@ -24,9 +25,24 @@ NOBODY = 65534
 ALL_CAPS = set(TETRAGON_CAPABILITIES)
 
 
+CHDIR_POLICY = """apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: chdir-ancestors
+spec:
+  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_chdir
+"""
+
+
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, root: None) -> Iterator[RunningAgent]:
-    running = RunningAgent(tmp_path_factory.mktemp("agent"), "--enable-process-cred", "--enable-process-ns").start()
+    workdir = tmp_path_factory.mktemp("agent")
+    policy = workdir / "chdir.yaml"
+    policy.write_text(CHDIR_POLICY)
+    running = RunningAgent(workdir, "--enable-process-cred", "--enable-process-ns",
+                           "--enable-ancestors", "base,tracepoint", "--tracing-policy", str(policy)).start()
     yield running
     if running.proc and running.proc.poll() is None:
         running.stop()
@@ -113,3 +129,32 @@ def test_process_in_new_namespaces(agent: RunningAgent) -> None:
     assert creds["uid"] == 0  # root inside its user namespace (mapped from root)
     assert creds["user_ns"]["level"] == 1 and creds["user_ns"]["uid"] == 0
     assert creds["user_ns"]["ns"] == ns["user"]
+
+
+def test_three_deep_tree_lists_ancestors_on_exec_exit_and_policy_events(agent: RunningAgent) -> None:
+    """python (this test) -> a: sh -> b: sh (chdir) -> c: sleep. c's events name b as parent
+    and list a, then this test's process, ...; b's policy event lists this test's process first."""
+    a = subprocess.Popen(["/bin/sh", "-c", 'sh -c "cd /; sleep 0.1; exit 3"; exit 0'])
+    assert a.wait() == 0
+    events = agent.wait_for(lambda evs: any(
+        e["process"]["binary"] == "/usr/bin/sleep" and e.get("ancestors", [{}])[0].get("pid") == a.pid
+        for e in (ev.get("process_exit") for ev in evs) if e))
+    a_exec = of_pid(events, "process_exec", a.pid)[-1]["process"]
+    c_exec = next(e for e in (ev.get("process_exec") for ev in events)
+                  if e and e["process"]["binary"] == "/usr/bin/sleep" and e.get("ancestors", [{}])[0].get("pid") == a.pid)
+    b_pid = c_exec["parent"]["pid"]
+    ancestors = c_exec["ancestors"]
+    assert ancestors[0]["exec_id"] == a_exec["exec_id"]
+    assert ancestors[1]["pid"] == os.getpid()
+    assert all(p["exec_id"] == c["parent_exec_id"] for c, p in zip([c_exec["parent"], *ancestors], ancestors))
+    assert ancestors[-1]["pid"] in (1, 2) or len(ancestors) >= 3  # up to init, as far as the cache knows
+    assert all("process_credentials" in p and "ns" in p for p in ancestors)  # every process has its context
+    c_exit = of_pid(events, "process_exit", c_exec["process"]["pid"])[-1]
+    assert c_exit["ancestors"] == ancestors or [p["exec_id"] for p in c_exit["ancestors"]] == [
+        p["exec_id"] for p in ancestors]  # refcnt may differ: a and b were still alive at the exec
+    chdirs = [e["process_tracepoint"] for e in events
+              if "process_tracepoint" in e and e["process_tracepoint"]["process"]["pid"] == b_pid]
+    assert chdirs, "no chdir event of b"
+    assert chdirs[0]["parent"]["exec_id"] == a_exec["exec_id"]
+    assert chdirs[0]["ancestors"][0]["pid"] == os.getpid()
+    assert chdirs[0]["process"]["process_credentials"]["uid"] == 0 and "ns" in chdirs[0]["process"]

@@ -28,6 +28,7 @@ from tetra.node import BootClock, node_name
 from tetra.observer.recording import RingRecorder
 from tetra.observer.ringbuf import RingBufferObserver
 from tetra.process import procfs
+from tetra.agent.ancestors import ancestor_kinds
 from tetra.process.cache import ProcessCache
 from tetra.process.context import ProcessContext, host_namespaces
 from tetra.sensors.process import ProcessSensor
@@ -135,6 +136,9 @@ class Agent:
         self.cgroup2_root = _cgroup2_root()
         self.pods = self._pod_watcher(config, node)
         self.pipeline = Pipeline(self.cache, self.sinks, self.clock, self.cgroup2_root)
+        if config.enable_ancestors:
+            self.cache.hold_ancestors = True
+            self.pipeline.ancestor_kinds = ancestor_kinds(config.enable_ancestors)
         self.recorder = RingRecorder.for_node(config.record_ring, node, self.clock) if config.record_ring else None
         if self.recorder is not None:
             self.recorder.attach(self.pipeline)

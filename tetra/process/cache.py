@@ -5,6 +5,10 @@ must stay until its children are gone. refcnt = 1 while the process lives, +1
 per live child that names it. At 0 the entry waits ``grace`` seconds (late
 events still resolve) and is then collected. The cache is bounded: past
 ``max_size`` the least recently used entries are evicted and counted.
+
+With ancestors (--enable-ancestors) a process holds its parent until the
+process itself is released, not only until it exits: the whole chain above a
+live process stays, so its events can list their ancestors.
 """
 
 import time
@@ -17,6 +21,8 @@ from tetra.decode.process import CloneRecord, ExecRecord
 from tetra.node import BootClock
 from tetra.process.container import DOCKER_FIELD_LEN, container_id
 from tetra.process.model import Process, join_arguments, make_exec_id
+
+MAX_ANCESTORS = 1024  # a chain longer than this is cut (pid namespaces nest 32 deep; chains are short)
 
 
 @dataclass
@@ -42,6 +48,8 @@ class ProcessCache:
         self.enrich: Callable[[Process], dict[str, Any] | None] | None = None
         # --enable-process-cred/-ns: a new process's cap, ns, process_credentials (None: flags off).
         self.process_context: Callable[[ExecRecord], dict[str, Any] | None] | None = None
+        # --enable-ancestors: keep every ancestor of a live process (see the module docstring).
+        self.hold_ancestors = False
         self._by_id: OrderedDict[str, Process] = OrderedDict()
         self._by_pid: dict[int, Process] = {}
 
@@ -56,6 +64,17 @@ class ProcessCache:
 
     def parent_of(self, proc: Process) -> Process | None:
         return self._by_id.get(proc.parent_exec_id) if proc.parent_exec_id else None
+
+    def ancestors(self, parent: Process | None) -> list[Process]:
+        """The ancestors above ``parent``, nearest first, as Tetragon lists them: up to the
+        first one with pid 1 or 2 (init, kthreadd), or the first the cache does not know."""
+        out: list[Process] = []
+        while parent is not None and parent.pid > 2 and len(out) < MAX_ANCESTORS:
+            parent = self.parent_of(parent)
+            if parent is None:
+                break
+            out.append(parent)
+        return out
 
     def add_exec(self, rec: ExecRecord) -> Process:
         """A new image for rec.pid; it replaces whatever that pid ran before."""
@@ -130,13 +149,20 @@ class ProcessCache:
             return
         proc.exited = True
         self._ref(proc, -1)
+        if not self.hold_ancestors:
+            self._release_parent(proc)
+
+    def _release_parent(self, proc: Process) -> None:
         parent = self.parent_of(proc)
         if parent is not None:
             self._ref(parent, -1)
 
     def _ref(self, proc: Process, delta: int) -> None:
+        held = proc.refcnt
         proc.refcnt = max(0, proc.refcnt + delta)
         proc.released_at = time.monotonic() if proc.refcnt == 0 else None
+        if held and not proc.refcnt and self.hold_ancestors and proc.exited:
+            self._release_parent(proc)  # the last holder of proc is gone: proc lets go of its parent
 
     def _evict(self) -> None:
         while len(self._by_id) > self.max_size:
