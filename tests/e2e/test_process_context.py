@@ -1,5 +1,5 @@
-"""--enable-process-cred, --enable-process-ns and --enable-ancestors: credentials,
-capabilities, namespaces and ancestors on the events of real processes.
+"""--enable-process-cred, --enable-process-ns, --enable-ancestors and --username-metadata:
+credentials, capabilities, namespaces, ancestors and user names on the events of real processes.
 
 Real processes: a setuid-root binary run by an unprivileged user (the kernel
 raises its effective uid and capabilities at exec), a plain unprivileged one,
@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.e2e.harness import Event, RunningAgent, of_pid
@@ -41,8 +42,13 @@ def agent(tmp_path_factory: pytest.TempPathFactory, root: None) -> Iterator[Runn
     workdir = tmp_path_factory.mktemp("agent")
     policy = workdir / "chdir.yaml"
     policy.write_text(CHDIR_POLICY)
-    running = RunningAgent(workdir, "--enable-process-cred", "--enable-process-ns",
-                           "--enable-ancestors", "base,tracepoint", "--tracing-policy", str(policy)).start()
+    # Only this test's processes: with the context each event is kilobytes, and a busy machine
+    # would rotate the export file past what the tests look for.
+    only_mine = orjson.dumps({"pid_set": [os.getpid()]}).decode()
+    running = RunningAgent(workdir, "--enable-pid-set-filter", "--export-allowlist", only_mine,
+                           "--enable-process-cred", "--enable-process-ns",
+                           "--enable-ancestors", "base,tracepoint", "--username-metadata", "unix",
+                           "--tracing-policy", str(policy)).start()
     yield running
     if running.proc and running.proc.poll() is None:
         running.stop()
@@ -97,6 +103,7 @@ def test_unprivileged_process_has_no_capabilities(agent: RunningAgent) -> None:
     assert {k: creds[k] for k in ("uid", "gid", "euid", "egid", "suid", "sgid", "fsuid", "fsgid")} == dict.fromkeys(
         ("uid", "gid", "euid", "egid", "suid", "sgid", "fsuid", "fsgid"), NOBODY)
     assert "caps" not in creds and "securebits" not in creds
+    assert p["user"] == {"name": "nobody"}  # --username-metadata unix: from /etc/passwd
 
 
 def test_root_process_in_the_host_namespaces(agent: RunningAgent) -> None:
@@ -104,6 +111,7 @@ def test_root_process_in_the_host_namespaces(agent: RunningAgent) -> None:
     proc.wait()
     p = exec_of(agent, proc.pid)["process"]
     assert set(p["cap"]["effective"]) >= {"CAP_SYS_ADMIN", "CAP_BPF", "DAC_OVERRIDE"}
+    assert p["user"] == {"name": "root"}
     for name, ns in p["ns"].items():
         host = os.stat(f"/proc/self/ns/{name}").st_ino
         assert ns == {"inum": host, "is_host": True}, name
@@ -125,6 +133,7 @@ def test_process_in_new_namespaces(agent: RunningAgent) -> None:
     for name in ("uts", "ipc", "net", "mnt", "cgroup", "user", "pid"):
         assert ns[name]["inum"] != host[name] and "is_host" not in ns[name], name
     assert ns["time"] == {"inum": host["time"], "is_host": True}  # not unshared
+    assert "user" not in sleep["process"]  # another mount namespace: the host's passwd does not name its users
     creds = sleep["process"]["process_credentials"]
     assert creds["uid"] == 0  # root inside its user namespace (mapped from root)
     assert creds["user_ns"]["level"] == 1 and creds["user_ns"]["uid"] == 0
@@ -136,12 +145,13 @@ def test_three_deep_tree_lists_ancestors_on_exec_exit_and_policy_events(agent: R
     and list a, then this test's process, ...; b's policy event lists this test's process first."""
     a = subprocess.Popen(["/bin/sh", "-c", 'sh -c "cd /; sleep 0.1; exit 3"; exit 0'])
     assert a.wait() == 0
-    events = agent.wait_for(lambda evs: any(
-        e["process"]["binary"] == "/usr/bin/sleep" and e.get("ancestors", [{}])[0].get("pid") == a.pid
-        for e in (ev.get("process_exit") for ev in evs) if e))
+
+    def is_c(e: Event | None) -> bool:
+        return bool(e) and e["process"]["binary"] == "/usr/bin/sleep" and e.get("ancestors", [{}])[0].get("pid") == a.pid
+
+    events = agent.wait_for(lambda evs: any(is_c(ev.get("process_exit")) for ev in evs))
     a_exec = of_pid(events, "process_exec", a.pid)[-1]["process"]
-    c_exec = next(e for e in (ev.get("process_exec") for ev in events)
-                  if e and e["process"]["binary"] == "/usr/bin/sleep" and e.get("ancestors", [{}])[0].get("pid") == a.pid)
+    c_exec = next(e for e in (ev.get("process_exec") for ev in events) if is_c(e))
     b_pid = c_exec["parent"]["pid"]
     ancestors = c_exec["ancestors"]
     assert ancestors[0]["exec_id"] == a_exec["exec_id"]

@@ -1,19 +1,23 @@
-"""The process context (--enable-process-cred, --enable-process-ns): decoded from the
-exec record, read from the real /proc, rendered as Tetragon's Process members."""
+"""The process context (--enable-process-cred, --enable-process-ns, --username-metadata):
+decoded from the exec record, read from the real /proc and passwd files, rendered as
+Tetragon's Process members."""
 
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import orjson
+import pytest
 
 from tetra.decode import process  # noqa: F401  (registers the decoders)
 from tetra.decode.process import CloneRecord, ExecRecord
 from tetra.decode.registry import decode
 from tetra.node import BootClock
-from tetra.process import procfs
+from tetra.process import procfs, users
 from tetra.process.cache import ProcessCache
 from tetra.process.context import TETRAGON_CAPABILITIES, ProcessContext, capabilities_json
+from tetra.process.users import UserNames, parse_passwd
 from tetra.wire import layouts
 from tetra.wire.constants import ExecFlags, Op
 
@@ -130,3 +134,47 @@ def test_procfs_user_namespace_level_and_owner() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_passwd_parsing_first_name_of_a_uid_wins() -> None:
+    text = "root:x:0:0:root:/root:/bin/bash\n#comment:x:5:5\nbroken\ntoor:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:\n"
+    assert parse_passwd(text) == {0: "root", 65534: "nobody"}
+
+
+def test_user_names_follow_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    passwd = tmp_path / "passwd"
+    passwd.write_text("alice:x:1000:1000::/home/alice:/bin/sh\n")
+    names = UserNames(passwd)
+    assert names.name(1000) == "alice" and names.name(1001) is None
+    passwd.write_text("alice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n")
+    assert names.name(1001) is None  # looked at no more than once a second
+    monkeypatch.setattr(users, "RECHECK_S", 0.0)
+    assert names.name(1001) == "bob"
+    passwd.unlink()
+    assert names.name(1000) is None
+
+
+def test_only_processes_in_the_host_mount_namespace_are_named(tmp_path: Path) -> None:
+    passwd = tmp_path / "passwd"
+    passwd.write_text("alice:x:1000:1000::/home/alice:/bin/sh\n")
+    context = ProcessContext(cred=False, ns=False, host_ns=HOST, users=UserNames(passwd))
+    host = decode(exec_with_context(None, tuple(HOST.values())))  # uid 1000
+    assert context(host) == {"user": {"name": "alice"}}  # ns collected for the check, not shown
+    container_ns = list(HOST.values())
+    container_ns[layouts.NS_NAMES.index("mnt")] = 4026532777
+    assert context(decode(exec_with_context(None, tuple(container_ns)))) is None
+    assert context(decode(exec_with_context(None, None))) is None  # cannot tell: not named
+
+
+def test_same_context_is_rendered_once_and_renamed_when_passwd_changes(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    passwd = tmp_path / "passwd"
+    passwd.write_text("alice:x:1000:1000::/:/bin/sh\n")
+    context = ProcessContext(cred=True, ns=True, host_ns=HOST, users=UserNames(passwd))
+    first = context(decode(exec_with_context(SETUID_CRED, tuple(HOST.values()))))
+    again = context(decode(exec_with_context(SETUID_CRED, tuple(HOST.values()))))
+    assert first is again and first is not None and first["user"] == {"name": "alice"}
+    monkeypatch.setattr(users, "RECHECK_S", 0.0)
+    passwd.write_text("alicia:x:1000:1000::/:/bin/sh\n")
+    renamed = context(decode(exec_with_context(SETUID_CRED, tuple(HOST.values()))))
+    assert renamed is not None and renamed["user"] == {"name": "alicia"}

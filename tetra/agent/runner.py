@@ -31,6 +31,7 @@ from tetra.process import procfs
 from tetra.agent.ancestors import ancestor_kinds
 from tetra.process.cache import ProcessCache
 from tetra.process.context import ProcessContext, host_namespaces
+from tetra.process.users import UserNames
 from tetra.sensors.process import ProcessSensor
 
 if TYPE_CHECKING:
@@ -144,11 +145,13 @@ class Agent:
             self.recorder.attach(self.pipeline)
         self.btf = Btf.load()
         self.offsets = resolve_offsets(self.btf)
+        users = UserNames() if config.username_metadata == "unix" else None
+        # User names need the namespaces (host mount namespace or not), shown or not.
         self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages,
-                                    config.enable_process_cred, config.enable_process_ns)
-        if config.enable_process_cred or config.enable_process_ns:
+                                    config.enable_process_cred, config.enable_process_ns or users is not None)
+        if config.enable_process_cred or config.enable_process_ns or users is not None:
             self.cache.process_context = ProcessContext(config.enable_process_cred, config.enable_process_ns,
-                                                        host_namespaces())
+                                                        host_namespaces(), users)
         scope = PolicyScope(self.cgroup2_root, self.pods) if self.pods is not None and self.cgroup2_root else None
         self.policies = PolicyManager(self.pipeline.policies, self.btf,
                                       {**self.offsets, "TETRA_RINGBUF_PAGES": config.ringbuf_pages,

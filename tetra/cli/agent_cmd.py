@@ -77,6 +77,9 @@ def _ancestor_types(_ctx: click.Context, _param: click.Parameter, values: tuple[
 @click.option("--enable-process-cred", is_flag=True,
               help="Show each process's credentials and capabilities (process.process_credentials, process.cap).")
 @click.option("--enable-process-ns", is_flag=True, help="Show each process's namespaces (process.ns).")
+@click.option("--username-metadata", type=click.Choice(["disabled", "unix"]), default="disabled", show_default=True,
+              help="unix: name the uid of processes in the host's mount namespace from /etc/passwd "
+                   "(process.user.name).")
 @click.option("--enable-ancestors", multiple=True, metavar="TYPES", callback=_ancestor_types,
               help="List each process's ancestors (ancestors) on these events, comma-separated: base "
                    "(process_exec, process_exit; required by the others), kprobe, tracepoint, uprobe, lsm.")
@@ -95,7 +98,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
           export_otlp_ca_file: str | None, metrics_server: str | None, enable_k8s_api: bool,
           k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
-          enable_process_cred: bool, enable_process_ns: bool, enable_ancestors: tuple[str, ...],
+          enable_process_cred: bool, enable_process_ns: bool, username_metadata: str, enable_ancestors: tuple[str, ...],
           record_ring: str | None, log_level: str) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
@@ -144,6 +147,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         enable_pod_annotations=enable_pod_annotations,
         enable_process_cred=enable_process_cred,
         enable_process_ns=enable_process_ns,
+        username_metadata=username_metadata,
         enable_ancestors=enable_ancestors,
         record_ring=record_ring,
     )

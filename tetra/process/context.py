@@ -2,6 +2,7 @@
 
     ExecRecord.cred (kernel at exec, or /proc) ──> process.cap, process.process_credentials
     ExecRecord.ns                              ──> process.ns (is_host: PID 1's namespace)
+    ExecRecord.uid, in the host's mount ns     ──> process.user.name (--username-metadata unix)
 
 A ProcessContext turns a record into those Process members once, when the process
 enters the cache; the Process keeps them (Process.context), so every event of the
@@ -18,10 +19,14 @@ from typing import Any
 from tetra.compiler.names import CAPABILITIES
 from tetra.decode.process import ExecRecord
 from tetra.process.procfs import namespaces
+from tetra.process.users import UserNames
 from tetra.wire.layouts import NS_NAMES
 
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
+_MNT = NS_NAMES.index("mnt")
+_MISSING: Any = object()
+RENDERED_MAX = 4096  # distinct contexts kept rendered; past it the table starts over
 
 # Tetragon's CapabilitiesType names: the kernel's, except that capability 1 is "DAC_OVERRIDE".
 TETRAGON_CAPABILITIES = tuple("DAC_OVERRIDE" if name == "CAP_DAC_OVERRIDE" else name for name in CAPABILITIES)
@@ -58,18 +63,39 @@ def host_namespaces(proc: Path = Path("/proc")) -> dict[str, int]:
 class ProcessContext:
     """Makes the Process members the agent's flags ask for from an ExecRecord."""
 
-    def __init__(self, cred: bool, ns: bool, host_ns: Mapping[str, int]) -> None:
+    def __init__(self, cred: bool, ns: bool, host_ns: Mapping[str, int], users: UserNames | None = None) -> None:
+        """``users``: name uids (needs ExecRecord.ns: only processes in the host's mount
+        namespace are named, a container's uids mean other users)."""
         self.cred = cred
         self.ns = ns
         self.host_ns = dict(host_ns)
+        self.users = users
+        self._host_mnt = self.host_ns.get("mnt", 0)
+        self._rendered: dict[tuple[Any, ...], Json | None] = {}
 
     def __call__(self, rec: ExecRecord) -> Json | None:
-        """``cap``, ``process_credentials`` and ``ns`` of the process, or None if none applies."""
+        """``cap``, ``process_credentials``, ``ns`` and ``user`` of the process, or None if none
+        applies. Processes with the same context share one object (read-only, as events are):
+        an exec storm renders it once, not once per process."""
+        users = self.users
+        key = (rec.cred, rec.ns, rec.uid, users.refresh() if users is not None else 0)
+        fields = self._rendered.get(key, _MISSING)
+        if fields is _MISSING:
+            if len(self._rendered) >= RENDERED_MAX:
+                self._rendered.clear()
+            fields = self._rendered[key] = self._render(rec)
+        return fields
+
+    def _render(self, rec: ExecRecord) -> Json | None:
         out: Json = {}
         if self.cred and rec.cred is not None:
             self._credentials(out, rec.cred)
         if self.ns and rec.ns is not None:
             out["ns"] = {name: self._namespace(name, inum) for name, inum in zip(NS_NAMES, rec.ns)}
+        if self.users is not None and rec.ns is not None and rec.ns[_MNT] == self._host_mnt != 0:
+            name = self.users.name(rec.uid)
+            if name is not None:
+                out["user"] = {"name": name}
         return out or None
 
     def _namespace(self, name: str, inum: int | None) -> Json:
