@@ -9,6 +9,9 @@
 #ifndef TETRA_CONTEXT_H
 #define TETRA_CONTEXT_H
 
+#define TETRA_AT_SECURE  23  /* the auxv entry the kernel sets from bprm->secureexec */
+#define TETRA_AUXV_PAIRS 24  /* (type, value) pairs of mm->saved_auxv looked at; AT_SECURE comes early */
+
 /* A struct cred: ids, securebits, capability sets, user namespace inode. */
 static __always_inline void tetra_read_cred(struct tetra_cred *c, void *cred)
 {
@@ -27,7 +30,26 @@ static __always_inline void tetra_read_cred(struct tetra_cred *c, void *cred)
     c->user_ns = tetra_read_u32(tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS), TETRA_OFF_USER_NS_INUM);
 }
 
-/* The task's (effective) credentials and their user namespace's level and owner. */
+/* AT_SECURE of the new image: the kernel's verdict that the exec raised
+ * privileges (setuid, setgid, file capabilities), kept in mm->saved_auxv. */
+static __always_inline __u32 tetra_secureexec(void *mm)
+{
+    const char *auxv = (const char *)mm + TETRA_OFF_MM_SAVED_AUXV;
+    __u64 pair[2];
+#pragma unroll
+    for (int i = 0; i < TETRA_AUXV_PAIRS; i++) {
+        if (bpf_probe_read_kernel(pair, sizeof(pair), auxv + i * sizeof(pair)) < 0 || pair[0] == 0)
+            return 0;  /* AT_NULL ends the vector */
+        if (pair[0] == TETRA_AT_SECURE)
+            return pair[1] != 0;
+    }
+    return 0;
+}
+
+/* The task's (effective) credentials, their user namespace's level and owner,
+ * and the file the new image came from (mm->exe_file): its inode, links, owner
+ * and mode, and AT_SECURE, from which user space tells setuid/setgid/file
+ * capability privilege changes. */
 static __always_inline void tetra_read_exec_cred(struct tetra_exec_cred *c, void *task)
 {
     void *cred = tetra_read_ptr(task, TETRA_OFF_TASK_CRED);
@@ -36,7 +58,14 @@ static __always_inline void tetra_read_exec_cred(struct tetra_exec_cred *c, void
     c->userns_level = tetra_read_u32(userns, TETRA_OFF_USER_NS_LEVEL);
     c->userns_owner = tetra_read_u32(userns, TETRA_OFF_USER_NS_OWNER);
     c->userns_group = tetra_read_u32(userns, TETRA_OFF_USER_NS_GROUP);
-    c->_pad = 0;
+    void *mm = tetra_read_ptr(task, TETRA_OFF_TASK_MM);
+    void *inode = tetra_read_ptr(tetra_read_ptr(mm, TETRA_OFF_MM_EXE_FILE), TETRA_OFF_FILE_F_INODE);
+    c->exe_nlink = tetra_read_u32(inode, TETRA_OFF_INODE_NLINK);
+    c->exe_ino = tetra_read_u64(inode, TETRA_OFF_INODE_INO);
+    c->exe_uid = tetra_read_u32(inode, TETRA_OFF_INODE_UID);
+    c->exe_gid = tetra_read_u32(inode, TETRA_OFF_INODE_GID);
+    c->exe_mode = tetra_read_u32(inode, TETRA_OFF_INODE_MODE) & 0xFFFF;  /* umode_t: 16 bits */
+    c->secureexec = mm ? tetra_secureexec(mm) : 0;
 }
 
 /* The pid namespace a task lives in (not the one for its children): the

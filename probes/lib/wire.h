@@ -163,14 +163,21 @@ struct tetra_cred {
     __u64 cap_inheritable;
 };
 
-/* The credentials of a process at exec (--enable-process-cred): its cred and
- * what Tetragon shows of the user namespace they belong to. */
+/* The credentials of a process at exec (--enable-process-cred): its cred, what
+ * Tetragon shows of the user namespace they belong to, and what tells how the
+ * exec changed them (binary_properties): the executed file's inode and whether
+ * the kernel ran the new image in secure mode (AT_SECURE). */
 struct tetra_exec_cred {
     struct tetra_cred cred;
     __s32 userns_level;  /* 0: the initial user namespace */
     __u32 userns_owner;  /* uid that created the user namespace */
     __u32 userns_group;
-    __u32 _pad;
+    __u32 exe_nlink;     /* links of the executed file: 0 if deleted, or a memfd */
+    __u64 exe_ino;
+    __u32 exe_uid;
+    __u32 exe_gid;
+    __u32 exe_mode;      /* S_ISUID, S_ISGID, ... */
+    __u32 secureexec;    /* AT_SECURE: setuid, setgid or file capabilities raised privileges */
 };
 
 /* The namespaces of a process at exec (--enable-process-ns): inode numbers. */

@@ -92,6 +92,33 @@ def test_setuid_binary_run_by_an_unprivileged_user(agent: RunningAgent, public_d
     assert creds["user_ns"] == {"level": 0, "uid": 0, "gid": 0, "ns": {"inum": os.stat("/proc/self/ns/user").st_ino,
                                                                         "is_host": True}}
     assert p["uid"] == NOBODY
+    assert p["binary_properties"] == {"setuid": 0, "privileges_changed": ["PRIVILEGES_RAISED_EXEC_FILE_SETUID"]}
+
+
+@pytest.mark.skipif(shutil.which("setcap") is None, reason="setcap (libcap2-bin) is not installed")
+def test_file_capabilities_raise_privileges(agent: RunningAgent, public_dir: Path) -> None:
+    ping = public_dir / "caps-true"
+    shutil.copy("/bin/true", ping)
+    subprocess.run(["setcap", "cap_net_raw+ep", str(ping)], check=True)
+    proc = subprocess.Popen([str(ping)], user=NOBODY, group=NOBODY, extra_groups=[])
+    proc.wait()
+    p = exec_of(agent, proc.pid)["process"]
+    assert p["cap"] == {"permitted": ["CAP_NET_RAW"], "effective": ["CAP_NET_RAW"]}
+    assert p["binary_properties"] == {"privileges_changed": ["PRIVILEGES_RAISED_EXEC_FILE_CAP"]}
+
+
+def test_fileless_exec_shows_the_unlinked_inode(agent: RunningAgent) -> None:
+    """A memfd has no links: binary_properties.file says so, with its inode."""
+    fd = os.memfd_create("tetra-fileless", 0)
+    try:
+        with open("/bin/true", "rb") as src:
+            os.write(fd, src.read())
+        proc = subprocess.Popen([f"/proc/self/fd/{fd}"], pass_fds=(fd,))
+        proc.wait()
+        p = exec_of(agent, proc.pid)["process"]
+        assert p["binary_properties"] == {"file": {"inode": {"number": os.fstat(fd).st_ino, "links": 0}}}
+    finally:
+        os.close(fd)
 
 
 def test_unprivileged_process_has_no_capabilities(agent: RunningAgent) -> None:
@@ -102,7 +129,7 @@ def test_unprivileged_process_has_no_capabilities(agent: RunningAgent) -> None:
     creds = p["process_credentials"]
     assert {k: creds[k] for k in ("uid", "gid", "euid", "egid", "suid", "sgid", "fsuid", "fsgid")} == dict.fromkeys(
         ("uid", "gid", "euid", "egid", "suid", "sgid", "fsuid", "fsgid"), NOBODY)
-    assert "caps" not in creds and "securebits" not in creds
+    assert "caps" not in creds and "securebits" not in creds and "binary_properties" not in p
     assert p["user"] == {"name": "nobody"}  # --username-metadata unix: from /etc/passwd
 
 

@@ -3,7 +3,9 @@ decoded from the exec record, read from the real /proc and passwd files, rendere
 Tetragon's Process members."""
 
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,14 +18,16 @@ from tetra.decode.registry import decode
 from tetra.node import BootClock
 from tetra.process import procfs, users
 from tetra.process.cache import ProcessCache
-from tetra.process.context import TETRAGON_CAPABILITIES, ProcessContext, capabilities_json
+from tetra.process.context import TETRAGON_CAPABILITIES, ProcessContext, binary_properties, capabilities_json
 from tetra.process.users import UserNames, parse_passwd
 from tetra.wire import layouts
 from tetra.wire.constants import ExecFlags, Op
 
 HOST = {name: 4026531830 + i for i, name in enumerate(layouts.NS_NAMES)}
-# uid gid suid sgid euid egid fsuid fsgid securebits user_ns permitted effective inheritable level owner group
-SETUID_CRED = (1000, 1000, 0, 1000, 0, 1000, 0, 1000, 0b10001, HOST["user"], 1 << 21 | 1 << 1, 1 << 21, 0, 0, 0, 0)
+# uid gid suid sgid euid egid fsuid fsgid securebits user_ns permitted effective inheritable level owner group,
+# then the executable: links inode uid gid mode, and AT_SECURE
+SETUID_CRED = (1000, 1000, 0, 1000, 0, 1000, 0, 1000, 0b10001, HOST["user"], 1 << 21 | 1 << 1, 1 << 21, 0, 0, 0, 0,
+               1, 777, 0, 0, 0o104755, 1)
 
 
 def exec_with_context(cred: tuple[int, ...] | None, ns: tuple[int, ...] | None) -> bytes:
@@ -32,7 +36,7 @@ def exec_with_context(cred: tuple[int, ...] | None, ns: tuple[int, ...] | None) 
     flags, context = 0, b""
     if cred is not None:
         flags |= ExecFlags.CRED
-        context += layouts.EXEC_CRED.codec.pack(*cred, 0)
+        context += layouts.EXEC_CRED.codec.pack(*cred)
     if ns is not None:
         flags |= ExecFlags.NS
         context += layouts.NS.codec.pack(*ns)
@@ -58,6 +62,7 @@ def test_credentials_and_caps_in_tetragons_shape() -> None:
     rec = decode(exec_with_context(SETUID_CRED, None))
     fields = ProcessContext(cred=True, ns=False, host_ns=HOST)(rec)
     assert fields == {
+        "binary_properties": {"setuid": 0, "privileges_changed": ["PRIVILEGES_RAISED_EXEC_FILE_SETUID"]},
         "cap": {"permitted": ["DAC_OVERRIDE", "CAP_SYS_ADMIN"], "effective": ["CAP_SYS_ADMIN"]},
         "process_credentials": {
             "uid": 1000, "gid": 1000, "euid": 0, "egid": 1000, "suid": 0, "sgid": 1000, "fsuid": 0, "fsgid": 1000,
@@ -105,7 +110,8 @@ def test_cache_shows_context_and_a_fork_inherits_it() -> None:
 def test_procfs_reads_credentials_and_namespaces_of_a_real_process() -> None:
     rec = procfs.read_process(os.getpid())
     assert rec is not None and rec.cred is not None and rec.ns is not None
-    uid, gid, suid, sgid, euid, egid, fsuid, fsgid, securebits, user_ns, _, effective, _, level, owner, group = rec.cred
+    (uid, gid, suid, sgid, euid, egid, fsuid, fsgid, securebits, user_ns,
+     _, effective, _, level, owner, group) = rec.cred[:16]
     assert (uid, euid, suid) == os.getresuid() and (gid, egid, sgid) == os.getresgid()
     assert (fsuid, fsgid) == (euid, egid)
     assert securebits is None and group is None  # /proc does not show them
@@ -113,6 +119,8 @@ def test_procfs_reads_credentials_and_namespaces_of_a_real_process() -> None:
     if os.geteuid() == 0:
         assert effective >> 21 & 1  # CAP_SYS_ADMIN
     assert rec.ns == tuple(os.stat(f"/proc/self/ns/{name}").st_ino for name in layouts.NS_NAMES)
+    exe = os.stat("/proc/self/exe")
+    assert rec.cred[16:21] == (exe.st_nlink, exe.st_ino, exe.st_uid, exe.st_gid, exe.st_mode)
 
 
 def test_procfs_user_namespace_level_and_owner() -> None:
@@ -178,3 +186,45 @@ def test_same_context_is_rendered_once_and_renamed_when_passwd_changes(tmp_path:
     passwd.write_text("alicia:x:1000:1000::/:/bin/sh\n")
     renamed = context(decode(exec_with_context(SETUID_CRED, tuple(HOST.values()))))
     assert renamed is not None and renamed["user"] == {"name": "alicia"}
+
+
+def cred_with(**changes: int) -> tuple[int, ...]:
+    names = [name for name, _ in layouts.EXEC_CRED.fields]
+    values = dict(zip(names, SETUID_CRED))
+    values.update(changes)
+    return tuple(values[name] for name in names)
+
+
+def test_binary_properties_of_setgid_file_caps_and_deleted_files() -> None:
+    setgid = cred_with(uid=1000, euid=1000, suid=1000, fsuid=1000, egid=0, exe_gid=0, exe_mode=0o102755)
+    assert binary_properties(setgid) == {"setgid": 0, "privileges_changed": ["PRIVILEGES_RAISED_EXEC_FILE_SETGID"]}
+    file_caps = cred_with(euid=1000, suid=1000, fsuid=1000, exe_mode=0o100755)  # secure mode, caps permitted
+    assert binary_properties(file_caps) == {"privileges_changed": ["PRIVILEGES_RAISED_EXEC_FILE_CAP"]}
+    plain = cred_with(euid=1000, suid=1000, fsuid=1000, exe_mode=0o100755, secureexec=0)
+    assert binary_properties(plain) == {}
+    root_runs_setuid_root = cred_with(uid=0)  # nothing changed: root stays root
+    assert binary_properties(root_runs_setuid_root) == {}
+    deleted = cred_with(euid=1000, suid=1000, fsuid=1000, exe_mode=0o100755, secureexec=0, exe_nlink=0)
+    assert binary_properties(deleted) == {"file": {"inode": {"number": 777, "links": 0}}}
+
+
+def test_procfs_sees_a_deleted_executable() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "sleeper"
+        shutil.copy("/bin/sleep", copy)
+        child = subprocess.Popen([str(copy), "30"])
+        try:
+            for _ in range(250):
+                if os.readlink(f"/proc/{child.pid}/exe") == str(copy):
+                    break
+                time.sleep(0.02)
+            copy.unlink()
+            rec = procfs.read_process(child.pid)
+            assert rec is not None and rec.cred is not None
+            assert rec.filename == f"{copy} (deleted)"
+            props = binary_properties(rec.cred)
+            assert props["file"]["inode"]["links"] == 0 and props["file"]["inode"]["number"] > 0
+            assert rec.cred[21] == 0  # AT_SECURE: an ordinary exec
+        finally:
+            child.kill()
+            child.wait()

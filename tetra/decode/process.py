@@ -48,8 +48,8 @@ class ExecRecord:
     argv: list[str]
     cgroup_name: str
     flags: list[str] = field(default_factory=list)
-    # With --enable-process-cred: struct tetra_exec_cred's fields (layouts.EXEC_CRED, _pad left out);
-    # from /proc, what it cannot tell is None.
+    # With --enable-process-cred: struct tetra_exec_cred's fields (layouts.EXEC_CRED); from /proc,
+    # what it cannot tell is None.
     cred: tuple[int | None, ...] | None = None
     ns: tuple[int, ...] | None = None  # with --enable-process-ns: inode numbers, in layouts.NS_NAMES order
 
@@ -105,7 +105,7 @@ def decode_exec(raw: bytes) -> ExecRecord:
     if exec_flags & _CONTEXT:
         if exec_flags & ExecFlags.CRED:
             _check_size(raw, at + _EXEC_CRED.size, "exec")
-            cred = _EXEC_CRED.unpack_from(raw, at)[:-1]
+            cred = _EXEC_CRED.unpack_from(raw, at)
             at += _EXEC_CRED.size
         if exec_flags & ExecFlags.NS:
             _check_size(raw, at + _NS.size, "exec")

@@ -12,6 +12,7 @@ With both flags off the agent makes none, and the JSON is what it was without th
 
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,33 @@ def host_namespaces(proc: Path = Path("/proc")) -> dict[str, int]:
     except OSError:
         pass
     return dict(zip(NS_NAMES, namespaces(pid_dir)))
+
+
+def binary_properties(cred: tuple[Any, ...]) -> Json:
+    """Tetragon's BinaryProperties of an exec (ExecRecord.cred): the ids a setuid/setgid file
+    gave, the privileges it raised (to root by setuid/setgid; file capabilities when the
+    kernel ran the image in secure mode for neither), and, for a file with no links left
+    (deleted, or a memfd), its inode. Empty when the exec changed nothing of that."""
+    uid, gid, _, _, euid, egid = cred[:6]
+    permitted = cred[10]
+    nlink, ino, file_uid, file_gid, mode, secure = cred[16:22]
+    out: Json = {}
+    raised: list[str] = []
+    if mode is not None and mode & stat.S_ISUID and euid == file_uid and euid != uid:
+        out["setuid"] = euid
+        if euid == 0:
+            raised.append("PRIVILEGES_RAISED_EXEC_FILE_SETUID")
+    if mode is not None and mode & stat.S_ISGID and egid == file_gid and egid != gid:
+        out["setgid"] = egid
+        if egid == 0:
+            raised.append("PRIVILEGES_RAISED_EXEC_FILE_SETGID")
+    if secure and not out and permitted and uid != 0 and euid != 0:
+        raised.append("PRIVILEGES_RAISED_EXEC_FILE_CAP")
+    if raised:
+        out["privileges_changed"] = raised
+    if nlink == 0 and ino:
+        out["file"] = {"inode": {"number": ino, "links": 0}}
+    return out
 
 
 class ProcessContext:
@@ -107,6 +135,9 @@ class ProcessContext:
     def _credentials(self, out: Json, cred: tuple[int | None, ...]) -> None:
         (uid, gid, suid, sgid, euid, egid, fsuid, fsgid, securebits, user_ns,
          permitted, effective, inheritable, level, owner, group) = cred[:16]
+        binary = binary_properties(cred)
+        if binary:
+            out["binary_properties"] = binary
         caps = capabilities_json(permitted or 0, effective or 0, inheritable or 0)
         if caps:
             out["cap"] = caps

@@ -10,6 +10,7 @@ only with --enable-process-cred / --enable-process-ns.
 
 import fcntl
 import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ PF_KTHREAD = 0x00200000
 NS_GET_PARENT = 0xB702  # ioctl on a namespace fd (linux/nsfs.h): its parent's fd
 NS_GET_OWNER_UID = 0xB704  # ioctl on a user namespace fd: the uid that created it
 _USER_NS_MAX_LEVEL = 32  # the kernel nests user namespaces at most 32 deep
+AT_SECURE = 23  # the auxv entry: the kernel ran the image in secure mode (privileges raised)
 
 
 def _read(path: Path) -> bytes:
@@ -80,15 +82,38 @@ def _user_ns(pid_dir: Path) -> tuple[int, int | None, int | None]:
         os.close(fd)
 
 
+def _secureexec(pid_dir: Path) -> int | None:
+    """AT_SECURE from /proc/<pid>/auxv ((type, value) pairs of native words), None if unreadable."""
+    try:
+        auxv = _read(pid_dir / "auxv")
+    except OSError:
+        return None
+    for at_type, value in struct.iter_unpack("=QQ", auxv[:len(auxv) // 16 * 16]):
+        if at_type == AT_SECURE:
+            return int(value != 0)
+        if at_type == 0:
+            break
+    return None
+
+
+def _executable(pid_dir: Path) -> tuple[int | None, ...]:
+    """(links, inode, uid, gid, mode) of the file the process runs (0 links: deleted, or a memfd)."""
+    try:
+        st = os.stat(pid_dir / "exe")
+    except OSError:
+        return None, None, None, None, None
+    return st.st_nlink, st.st_ino, st.st_uid, st.st_gid, st.st_mode
+
+
 def _credentials(status: dict[bytes, list[bytes]], pid_dir: Path) -> tuple[int | None, ...]:
-    """The fields of ExecRecord.cred: ids and capabilities from status; /proc shows no
-    securebits and no user namespace's group (None)."""
+    """The fields of ExecRecord.cred: ids and capabilities from status, the executable and
+    AT_SECURE; /proc shows no securebits and no user namespace's group (None)."""
     uid, euid, suid, fsuid = (int(v) for v in status[b"Uid"][:4])
     gid, egid, sgid, fsgid = (int(v) for v in status[b"Gid"][:4])
     permitted, effective, inheritable = (int(status[key][0], 16) for key in (b"CapPrm", b"CapEff", b"CapInh"))
     user_ns, level, owner = _user_ns(pid_dir)
     return (uid, gid, suid, sgid, euid, egid, fsuid, fsgid, None, user_ns,
-            permitted, effective, inheritable, level, owner, None)
+            permitted, effective, inheritable, level, owner, None, *_executable(pid_dir), _secureexec(pid_dir))
 
 
 def namespaces(pid_dir: Path) -> tuple[int, ...]:

@@ -99,7 +99,8 @@ CRED_FIELDS: tuple[tuple[str, str], ...] = (
 CRED = Layout("tetra_cred", CRED_FIELDS)
 # The process context after an exec record (ExecFlags.CRED, ExecFlags.NS).
 EXEC_CRED = Layout("tetra_exec_cred", CRED_FIELDS + (
-    ("userns_level", "i"), ("userns_owner", "I"), ("userns_group", "I"), ("_pad", "I"),
+    ("userns_level", "i"), ("userns_owner", "I"), ("userns_group", "I"), ("exe_nlink", "I"),
+    ("exe_ino", "Q"), ("exe_uid", "I"), ("exe_gid", "I"), ("exe_mode", "I"), ("secureexec", "I"),
 ))
 NS_NAMES: tuple[str, ...] = (
     "uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user",
