@@ -694,15 +694,6 @@ static __always_inline int tetra_binary_match(struct tetra_gen_scratch *g, __u32
     return tetra_bin_match(g, parent ? &info->parent : &info->binary, id, op);
 }
 
-/* The pid of a task as seen in its own pid namespace. */
-static __always_inline __u32 tetra_task_ns_pid(void *task)
-{
-    void *pid = tetra_read_ptr(task, TETRA_OFF_TASK_THREAD_PID);
-    __u32 level = tetra_read_u32(pid, TETRA_OFF_PID_LEVEL);
-    TETRA_BOUND(level, 31);
-    return tetra_read_u32(pid, TETRA_OFF_PID_NUMBERS + level * TETRA_SIZEOF_UPID + TETRA_OFF_UPID_NR);
-}
-
 static __always_inline __u32 tetra_ns_pid(void)
 {
     return tetra_task_ns_pid((void *)bpf_get_current_task());

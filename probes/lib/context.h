@@ -68,14 +68,26 @@ static __always_inline void tetra_read_exec_cred(struct tetra_exec_cred *c, void
     c->secureexec = mm ? tetra_secureexec(mm) : 0;
 }
 
-/* The pid namespace a task lives in (not the one for its children): the
- * namespace of its pid at the pid's deepest level. */
-static __always_inline __u32 tetra_task_pid_ns_inum(void *task)
+/* The upid of a task in the pid namespace it lives in (not the one for its
+ * children): its pid's deepest level. */
+static __always_inline const char *tetra_task_upid(void *task)
 {
     void *pid = tetra_read_ptr(task, TETRA_OFF_TASK_THREAD_PID);
     __u32 level = tetra_read_u32(pid, TETRA_OFF_PID_LEVEL);
     TETRA_BOUND(level, 31);
-    void *ns = tetra_read_ptr(pid, TETRA_OFF_PID_NUMBERS + level * TETRA_SIZEOF_UPID + TETRA_OFF_UPID_NS);
+    return (const char *)pid + TETRA_OFF_PID_NUMBERS + level * TETRA_SIZEOF_UPID;
+}
+
+/* The pid of a task as seen in its own pid namespace (1: the namespace's init). */
+static __always_inline __u32 tetra_task_ns_pid(void *task)
+{
+    return tetra_read_u32(tetra_task_upid(task), TETRA_OFF_UPID_NR);
+}
+
+/* The pid namespace a task lives in. */
+static __always_inline __u32 tetra_task_pid_ns_inum(void *task)
+{
+    void *ns = tetra_read_ptr(tetra_task_upid(task), TETRA_OFF_UPID_NS);
     return tetra_read_u32(ns, TETRA_OFF_PID_NS_INUM);
 }
 
@@ -100,6 +112,7 @@ static __always_inline void tetra_read_ns(struct tetra_ns *ns, void *task)
     ns->time_for_children = tetra_ns_inum(nsproxy, TETRA_OFF_NSPROXY_TIME_FOR_CHILDREN, TETRA_OFF_TIME_NS_INUM);
     ns->cgroup = tetra_ns_inum(nsproxy, TETRA_OFF_NSPROXY_CGROUP, TETRA_OFF_CGROUP_NS_INUM);
     ns->user = tetra_read_u32(tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS), TETRA_OFF_USER_NS_INUM);
+    ns->pid_nr = tetra_task_ns_pid(task);
 }
 
 #endif

@@ -180,7 +180,8 @@ struct tetra_exec_cred {
     __u32 secureexec;    /* AT_SECURE: setuid, setgid or file capabilities raised privileges */
 };
 
-/* The namespaces of a process at exec (--enable-process-ns): inode numbers. */
+/* The namespaces of a process at exec (--enable-process-ns): inode numbers, and
+ * the process's pid inside its own pid namespace (1: that namespace's init). */
 struct tetra_ns {
     __u32 uts;
     __u32 ipc;
@@ -192,6 +193,7 @@ struct tetra_ns {
     __u32 time_for_children;
     __u32 cgroup;
     __u32 user;
+    __u32 pid_nr;
 };
 
 #endif

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,6 +143,7 @@ def test_root_process_in_the_host_namespaces(agent: RunningAgent) -> None:
     for name, ns in p["ns"].items():
         host = os.stat(f"/proc/self/ns/{name}").st_ino
         assert ns == {"inum": host, "is_host": True}, name
+    assert p["in_init_tree"] is False  # the host's processes are no container's init tree
 
 
 def test_process_in_new_namespaces(agent: RunningAgent) -> None:
@@ -161,6 +163,7 @@ def test_process_in_new_namespaces(agent: RunningAgent) -> None:
         assert ns[name]["inum"] != host[name] and "is_host" not in ns[name], name
     assert ns["time"] == {"inum": host["time"], "is_host": True}  # not unshared
     assert "user" not in sleep["process"]  # another mount namespace: the host's passwd does not name its users
+    assert sleep["process"]["in_init_tree"] is True  # pid 1 of its pid namespace
     creds = sleep["process"]["process_credentials"]
     assert creds["uid"] == 0  # root inside its user namespace (mapped from root)
     assert creds["user_ns"]["level"] == 1 and creds["user_ns"]["uid"] == 0
@@ -174,7 +177,8 @@ def test_three_deep_tree_lists_ancestors_on_exec_exit_and_policy_events(agent: R
     assert a.wait() == 0
 
     def is_c(e: Event | None) -> bool:
-        return bool(e) and e["process"]["binary"] == "/usr/bin/sleep" and e.get("ancestors", [{}])[0].get("pid") == a.pid
+        return (e is not None and e["process"]["binary"] == "/usr/bin/sleep"
+                and e.get("ancestors", [{}])[0].get("pid") == a.pid)
 
     events = agent.wait_for(lambda evs: any(is_c(ev.get("process_exit")) for ev in evs))
     a_exec = of_pid(events, "process_exec", a.pid)[-1]["process"]
@@ -195,3 +199,31 @@ def test_three_deep_tree_lists_ancestors_on_exec_exit_and_policy_events(agent: R
     assert chdirs[0]["parent"]["exec_id"] == a_exec["exec_id"]
     assert chdirs[0]["ancestors"][0]["pid"] == os.getpid()
     assert chdirs[0]["process"]["process_credentials"]["uid"] == 0 and "ns" in chdirs[0]["process"]
+
+
+def test_a_process_entering_a_pid_namespace_is_not_in_its_init_tree(agent: RunningAgent) -> None:
+    """nsenter (as kubectl exec does) starts a process in a container's pid namespace whose parent
+    lives outside: unlike the container's own processes, it is not in the init tree."""
+    init = subprocess.Popen(["unshare", "--pid", "--fork", "/bin/sh", "-c", "sleep 1; /bin/true; sleep 3"])
+    try:
+        inner = ""  # the namespace's init: unshare's child
+        deadline = time.monotonic() + 10
+        while not inner and time.monotonic() < deadline:
+            inner = subprocess.run(["pgrep", "-P", str(init.pid)], capture_output=True, text=True).stdout.strip()
+            time.sleep(0.05)
+        assert inner, "unshare started no child"
+        entered = subprocess.Popen(["nsenter", "-t", inner, "--pid", "/bin/true"])
+        assert entered.wait() == 0
+
+        def trues_of(events: list[Event], parent: int) -> list[Event]:
+            return [e["process_exec"]["process"] for e in events if "process_exec" in e
+                    and e["process_exec"]["process"]["binary"] == "/usr/bin/true"
+                    and e["process_exec"].get("parent", {}).get("pid") == parent]
+
+        events = agent.wait_for(lambda evs: bool(trues_of(evs, entered.pid) and trues_of(evs, int(inner))),
+                                timeout=20)
+        assert trues_of(events, entered.pid)[0]["in_init_tree"] is False  # entered from the host
+        assert trues_of(events, int(inner))[0]["in_init_tree"] is True  # started by the namespace's init
+    finally:
+        init.kill()
+        init.wait()

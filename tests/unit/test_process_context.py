@@ -24,6 +24,7 @@ from tetra.wire import layouts
 from tetra.wire.constants import ExecFlags, Op
 
 HOST = {name: 4026531830 + i for i, name in enumerate(layouts.NS_NAMES)}
+HOST_NS = (*HOST.values(), 4242)  # struct tetra_ns: the inodes, then the pid in its own namespace
 # uid gid suid sgid euid egid fsuid fsgid securebits user_ns permitted effective inheritable level owner group,
 # then the executable: links inode uid gid mode, and AT_SECURE
 SETUID_CRED = (1000, 1000, 0, 1000, 0, 1000, 0, 1000, 0b10001, HOST["user"], 1 << 21 | 1 << 1, 1 << 21, 0, 0, 0, 0,
@@ -47,7 +48,7 @@ def exec_with_context(cred: tuple[int, ...] | None, ns: tuple[int, ...] | None) 
 
 
 def test_decode_reads_the_context_between_header_and_filename() -> None:
-    ns = tuple(HOST.values())
+    ns = HOST_NS
     rec = decode(exec_with_context(SETUID_CRED, ns))
     assert isinstance(rec, ExecRecord)
     assert rec.cred == SETUID_CRED and rec.ns == ns
@@ -74,9 +75,9 @@ def test_credentials_and_caps_in_tetragons_shape() -> None:
 
 
 def test_namespaces_host_and_not() -> None:
-    ns = tuple(HOST.values())[:-1] + (4026532999,)  # a new user namespace
+    ns = (*tuple(HOST.values())[:-1], 4026532999, 4242)  # a new user namespace
     fields = ProcessContext(cred=False, ns=True, host_ns=HOST)(decode(exec_with_context(None, ns)))
-    assert fields is not None and list(fields) == ["ns"]
+    assert fields is not None and list(fields) == ["ns", "in_init_tree"]
     assert fields["ns"]["uts"] == {"inum": HOST["uts"], "is_host": True}
     assert fields["ns"]["user"] == {"inum": 4026532999}  # false is left out, as protojson does
     assert list(fields["ns"]) == list(layouts.NS_NAMES)
@@ -89,7 +90,7 @@ def test_capability_names_are_tetragons() -> None:
 
 
 def test_flags_off_leave_the_process_json_unchanged() -> None:
-    rec = decode(exec_with_context(SETUID_CRED, tuple(HOST.values())))
+    rec = decode(exec_with_context(SETUID_CRED, HOST_NS))
     plain = ProcessCache("n", BootClock()).add_exec(rec)
     assert plain.context is None
     assert set(orjson.loads(plain.json_bytes())) == {"exec_id", "pid", "uid", "cwd", "binary", "flags",
@@ -99,9 +100,10 @@ def test_flags_off_leave_the_process_json_unchanged() -> None:
 def test_cache_shows_context_and_a_fork_inherits_it() -> None:
     cache = ProcessCache("n", BootClock())
     cache.process_context = ProcessContext(cred=True, ns=True, host_ns=HOST)
-    proc = cache.add_exec(decode(exec_with_context(SETUID_CRED, tuple(HOST.values()))))
+    proc = cache.add_exec(decode(exec_with_context(SETUID_CRED, HOST_NS)))
     shown = orjson.loads(proc.json_bytes())
     assert shown["process_credentials"]["euid"] == 0 and shown["ns"]["pid"]["is_host"] is True
+    assert shown["in_init_tree"] is False  # the host's processes are no container's init tree
     assert shown == proc.to_json()
     child = cache.add_clone(CloneRecord(6, 43, 43, 42, 99))
     assert child is not None and child.context == proc.context
@@ -118,7 +120,7 @@ def test_procfs_reads_credentials_and_namespaces_of_a_real_process() -> None:
     assert user_ns == os.stat("/proc/self/ns/user").st_ino and level == 0
     if os.geteuid() == 0:
         assert effective >> 21 & 1  # CAP_SYS_ADMIN
-    assert rec.ns == tuple(os.stat(f"/proc/self/ns/{name}").st_ino for name in layouts.NS_NAMES)
+    assert rec.ns == (*(os.stat(f"/proc/self/ns/{name}").st_ino for name in layouts.NS_NAMES), os.getpid())
     exe = os.stat("/proc/self/exe")
     assert rec.cred[16:21] == (exe.st_nlink, exe.st_ino, exe.st_uid, exe.st_gid, exe.st_mode)
 
@@ -134,7 +136,7 @@ def test_procfs_user_namespace_level_and_owner() -> None:
             time.sleep(0.02)
         assert rec is not None and rec.cred is not None and rec.ns is not None
         assert rec.cred[13] == 1 and rec.cred[14] == os.geteuid()  # level, owner
-        assert rec.ns[-1] == rec.cred[9] != os.stat("/proc/self/ns/user").st_ino
+        assert rec.ns[layouts.NS_NAMES.index("user")] == rec.cred[9] != os.stat("/proc/self/ns/user").st_ino
         fields = ProcessContext(cred=True, ns=True, host_ns={"user": os.stat("/proc/self/ns/user").st_ino})(rec)
         assert fields is not None
         assert fields["process_credentials"]["user_ns"] == {"level": 1, "uid": os.geteuid(),
@@ -166,9 +168,9 @@ def test_only_processes_in_the_host_mount_namespace_are_named(tmp_path: Path) ->
     passwd = tmp_path / "passwd"
     passwd.write_text("alice:x:1000:1000::/home/alice:/bin/sh\n")
     context = ProcessContext(cred=False, ns=False, host_ns=HOST, users=UserNames(passwd))
-    host = decode(exec_with_context(None, tuple(HOST.values())))  # uid 1000
+    host = decode(exec_with_context(None, HOST_NS))  # uid 1000
     assert context(host) == {"user": {"name": "alice"}}  # ns collected for the check, not shown
-    container_ns = list(HOST.values())
+    container_ns = list(HOST_NS)
     container_ns[layouts.NS_NAMES.index("mnt")] = 4026532777
     assert context(decode(exec_with_context(None, tuple(container_ns)))) is None
     assert context(decode(exec_with_context(None, None))) is None  # cannot tell: not named
@@ -179,12 +181,12 @@ def test_same_context_is_rendered_once_and_renamed_when_passwd_changes(tmp_path:
     passwd = tmp_path / "passwd"
     passwd.write_text("alice:x:1000:1000::/:/bin/sh\n")
     context = ProcessContext(cred=True, ns=True, host_ns=HOST, users=UserNames(passwd))
-    first = context(decode(exec_with_context(SETUID_CRED, tuple(HOST.values()))))
-    again = context(decode(exec_with_context(SETUID_CRED, tuple(HOST.values()))))
+    first = context(decode(exec_with_context(SETUID_CRED, HOST_NS)))
+    again = context(decode(exec_with_context(SETUID_CRED, HOST_NS)))
     assert first is again and first is not None and first["user"] == {"name": "alice"}
     monkeypatch.setattr(users, "RECHECK_S", 0.0)
     passwd.write_text("alicia:x:1000:1000::/:/bin/sh\n")
-    renamed = context(decode(exec_with_context(SETUID_CRED, tuple(HOST.values()))))
+    renamed = context(decode(exec_with_context(SETUID_CRED, HOST_NS)))
     assert renamed is not None and renamed["user"] == {"name": "alicia"}
 
 
@@ -228,3 +230,23 @@ def test_procfs_sees_a_deleted_executable() -> None:
         finally:
             child.kill()
             child.wait()
+
+
+def test_in_init_tree_follows_a_containers_init_and_not_what_enters_later() -> None:
+    cache = ProcessCache("n", BootClock())
+    cache.process_context = ProcessContext(cred=False, ns=True, host_ns=HOST)
+    container = list(HOST_NS)
+    container[layouts.NS_NAMES.index("pid")] = 4026532500
+
+    def start(pid: int, ppid: int, pid_ns: tuple[int, ...], ns_pid: int) -> object:
+        raw = exec_with_context(None, (*pid_ns[:-1], ns_pid))
+        rec = decode(raw)
+        rec.pid = rec.tid = pid
+        rec.ppid = ppid
+        return cache.add_exec(rec).to_json()["in_init_tree"]
+
+    assert start(100, 1, HOST_NS, 100) is False  # runc, containerd-shim, ... on the host
+    assert start(101, 100, tuple(container), 1) is True  # the container's init
+    assert start(102, 101, tuple(container), 2) is True  # what it starts
+    assert start(103, 100, tuple(container), 3) is False  # nsenter / kubectl exec: parent on the host
+    assert start(104, 103, tuple(container), 4) is False  # and its children

@@ -51,7 +51,8 @@ class ExecRecord:
     # With --enable-process-cred: struct tetra_exec_cred's fields (layouts.EXEC_CRED); from /proc,
     # what it cannot tell is None.
     cred: tuple[int | None, ...] | None = None
-    ns: tuple[int, ...] | None = None  # with --enable-process-ns: inode numbers, in layouts.NS_NAMES order
+    # With --enable-process-ns: inode numbers in layouts.NS_NAMES order, then the pid in its own pid namespace.
+    ns: tuple[int, ...] | None = None
 
 
 @dataclass(slots=True)

@@ -46,8 +46,8 @@ class ProcessCache:
         self.stats = CacheStats()
         # Kubernetes enrichment: the pod object of a new process (None: enrichment off).
         self.enrich: Callable[[Process], dict[str, Any] | None] | None = None
-        # --enable-process-cred/-ns: a new process's cap, ns, process_credentials (None: flags off).
-        self.process_context: Callable[[ExecRecord], dict[str, Any] | None] | None = None
+        # --enable-process-cred/-ns: the context of a new process, given its parent (None: flags off).
+        self.process_context: Callable[[ExecRecord, Process | None], dict[str, Any] | None] | None = None
         # --enable-ancestors: keep every ancestor of a live process (see the module docstring).
         self.hold_ancestors = False
         self._by_id: OrderedDict[str, Process] = OrderedDict()
@@ -91,7 +91,7 @@ class ProcessCache:
         if self.enrich is not None:
             proc.pod = self.enrich(proc)
         if self.process_context is not None:
-            proc.context = self.process_context(rec)
+            proc.context = self.process_context(rec, self._by_pid.get(rec.ppid))
         self._insert(proc, rec.ppid, previous)
         return proc
 

@@ -1,7 +1,7 @@
 """The process context Tetragon shows with --enable-process-cred and --enable-process-ns.
 
     ExecRecord.cred (kernel at exec, or /proc) ──> process.cap, process.process_credentials
-    ExecRecord.ns                              ──> process.ns (is_host: PID 1's namespace)
+    ExecRecord.ns (+ the parent's context)     ──> process.ns (is_host: PID 1's namespace), in_init_tree
     ExecRecord.uid, in the host's mount ns     ──> process.user.name (--username-metadata unix)
 
 A ProcessContext turns a record into those Process members once, when the process
@@ -19,6 +19,7 @@ from typing import Any
 
 from tetra.compiler.names import CAPABILITIES
 from tetra.decode.process import ExecRecord
+from tetra.process.model import Process
 from tetra.process.procfs import namespaces
 from tetra.process.users import UserNames
 from tetra.wire.layouts import NS_NAMES
@@ -26,6 +27,7 @@ from tetra.wire.layouts import NS_NAMES
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
 _MNT = NS_NAMES.index("mnt")
+_PID = NS_NAMES.index("pid")
 _MISSING: Any = object()
 RENDERED_MAX = 4096  # distinct contexts kept rendered; past it the table starts over
 
@@ -101,25 +103,40 @@ class ProcessContext:
         self._host_mnt = self.host_ns.get("mnt", 0)
         self._rendered: dict[tuple[Any, ...], Json | None] = {}
 
-    def __call__(self, rec: ExecRecord) -> Json | None:
-        """``cap``, ``process_credentials``, ``ns`` and ``user`` of the process, or None if none
-        applies. Processes with the same context share one object (read-only, as events are):
-        an exec storm renders it once, not once per process."""
+    def __call__(self, rec: ExecRecord, parent: Process | None = None) -> Json | None:
+        """``cap``, ``process_credentials``, ``binary_properties``, ``ns``, ``in_init_tree`` and
+        ``user`` of the process whose parent is ``parent``, or None if none applies. Processes
+        with the same context share one object (read-only, as events are): an exec storm
+        renders it once, not once per process."""
         users = self.users
-        key = (rec.cred, rec.ns, rec.uid, users.refresh() if users is not None else 0)
+        ns = rec.ns[:len(NS_NAMES)] if rec.ns is not None else None
+        tree = self._in_init_tree(rec.ns, parent) if self.ns and rec.ns is not None else None
+        key = (rec.cred, ns, tree, rec.uid, users.refresh() if users is not None else 0)
         fields = self._rendered.get(key, _MISSING)
         if fields is _MISSING:
             if len(self._rendered) >= RENDERED_MAX:
                 self._rendered.clear()
-            fields = self._rendered[key] = self._render(rec)
+            fields = self._rendered[key] = self._render(rec, tree)
         return fields
 
-    def _render(self, rec: ExecRecord) -> Json | None:
+    def _in_init_tree(self, ns: tuple[int, ...], parent: Process | None) -> bool:
+        """Whether the process descends, inside its pid namespace, from that namespace's init: a
+        container's first process and what it started, not what entered later (kubectl exec,
+        nsenter: their parents live outside). The host's own tree is not a container's."""
+        pid_ns = ns[_PID]
+        if len(ns) > len(NS_NAMES) and ns[-1] == 1:
+            return pid_ns != self.host_ns.get("pid")
+        context = parent.context if parent is not None else None
+        return bool(context and context.get("in_init_tree")
+                    and context["ns"]["pid"].get("inum") == pid_ns)
+
+    def _render(self, rec: ExecRecord, in_init_tree: bool | None) -> Json | None:
         out: Json = {}
         if self.cred and rec.cred is not None:
             self._credentials(out, rec.cred)
         if self.ns and rec.ns is not None:
             out["ns"] = {name: self._namespace(name, inum) for name, inum in zip(NS_NAMES, rec.ns)}
+            out["in_init_tree"] = in_init_tree
         if self.users is not None and rec.ns is not None and rec.ns[_MNT] == self._host_mnt != 0:
             name = self.users.name(rec.uid)
             if name is not None:

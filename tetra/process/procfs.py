@@ -149,6 +149,7 @@ def read_process(pid: int, proc: Path = Path("/proc"), cgroup2_root: Path | None
         status = _status(pid_dir)
         uid, gid = int(status[b"Uid"][0]), int(status[b"Gid"][0])
         cred = _credentials(status, pid_dir)
+        ns_pid = int(status[b"NSpid"][-1]) if b"NSpid" in status else pid  # its pid in its own pid namespace
         cmdline = _read(pid_dir / "cmdline")
         try:
             auid = int(_read(pid_dir / "loginuid") or NO_AUID)
@@ -174,7 +175,7 @@ def read_process(pid: int, proc: Path = Path("/proc"), cgroup2_root: Path | None
     return ExecRecord(
         ktime=start_ticks * _TICK_NS, pid=pid, tid=pid, ppid=ppid, uid=uid, gid=gid,
         auid=auid, cgroup_id=cgroup_id, filename=binary, cwd=cwd, argv=argv,
-        cgroup_name=cgroup_name, flags=["procFS"], cred=cred, ns=namespaces(pid_dir),
+        cgroup_name=cgroup_name, flags=["procFS"], cred=cred, ns=(*namespaces(pid_dir), ns_pid),
     )
 
 

@@ -105,6 +105,6 @@ EXEC_CRED = Layout("tetra_exec_cred", CRED_FIELDS + (
 NS_NAMES: tuple[str, ...] = (
     "uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user",
 )  # Tetragon's Namespaces fields, in the order of struct tetra_ns
-NS = Layout("tetra_ns", tuple((name, "I") for name in NS_NAMES))
+NS = Layout("tetra_ns", tuple((name, "I") for name in NS_NAMES) + (("pid_nr", "I"),))
 
 LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED, EXEC_CRED, NS)
