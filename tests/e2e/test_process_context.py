@@ -117,7 +117,7 @@ def test_fileless_exec_shows_the_unlinked_inode(agent: RunningAgent) -> None:
         proc = subprocess.Popen([f"/proc/self/fd/{fd}"], pass_fds=(fd,))
         proc.wait()
         p = exec_of(agent, proc.pid)["process"]
-        assert p["binary_properties"] == {"file": {"inode": {"number": os.fstat(fd).st_ino, "links": 0}}}
+        assert p["binary_properties"] == {"file": {"inode": {"number": str(os.fstat(fd).st_ino), "links": 0}}}
     finally:
         os.close(fd)
 

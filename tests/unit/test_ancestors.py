@@ -9,7 +9,7 @@ from tetra.agent.pipeline import Pipeline
 from tetra.decode.process import ExecRecord, ExitRecord
 from tetra.export.event import Event
 from tetra.node import BootClock
-from tetra.process.cache import ProcessCache
+from tetra.process.cache import MAX_ANCESTORS, ProcessCache
 
 
 def exec_rec(pid: int, ppid: int, ktime: int) -> ExecRecord:
@@ -112,3 +112,18 @@ def test_types_not_chosen_have_no_ancestors() -> None:
     for pid, ppid in ((1, 0), (10, 1), (11, 10)):
         pipeline.handle(exec_rec(pid, ppid, pid))
     assert all(b"ancestors" not in line for line in sink.lines)
+
+
+def test_a_long_chain_of_exited_processes_is_released_without_recursion() -> None:
+    cache = ProcessCache("n", BootClock(), grace=0.0, max_size=10_000)
+    cache.hold_ancestors = True
+    depth = 3000  # deeper than Python's recursion limit
+    for pid in range(10, 10 + depth):
+        cache.add_exec(exec_rec(pid, pid - 1, pid))
+    for pid in range(10, 10 + depth - 1):
+        cache.mark_exited(pid)
+    leaf = cache.by_pid(10 + depth - 1)
+    assert len(cache) == depth  # all kept for the live leaf
+    assert len(cache.ancestors(cache.parent_of(leaf))) == MAX_ANCESTORS  # the walk is bounded
+    cache.mark_exited(10 + depth - 1)
+    assert cache.collect(now=1e12) == depth

@@ -15,7 +15,9 @@ import pytest
 from tetra.decode import process  # noqa: F401  (registers the decoders)
 from tetra.decode.process import CloneRecord, ExecRecord
 from tetra.decode.registry import decode
+from tetra.api.convert import to_dict, to_message
 from tetra.node import BootClock
+from tetra.process.events import exec_event
 from tetra.process import procfs, users
 from tetra.process.cache import ProcessCache
 from tetra.process.context import TETRAGON_CAPABILITIES, ProcessContext, binary_properties, capabilities_json
@@ -207,7 +209,7 @@ def test_binary_properties_of_setgid_file_caps_and_deleted_files() -> None:
     root_runs_setuid_root = cred_with(uid=0)  # nothing changed: root stays root
     assert binary_properties(root_runs_setuid_root) == {}
     deleted = cred_with(euid=1000, suid=1000, fsuid=1000, exe_mode=0o100755, secureexec=0, exe_nlink=0)
-    assert binary_properties(deleted) == {"file": {"inode": {"number": 777, "links": 0}}}
+    assert binary_properties(deleted) == {"file": {"inode": {"number": "777", "links": 0}}}
 
 
 def test_procfs_sees_a_deleted_executable() -> None:
@@ -225,7 +227,7 @@ def test_procfs_sees_a_deleted_executable() -> None:
             assert rec is not None and rec.cred is not None
             assert rec.filename == f"{copy} (deleted)"
             props = binary_properties(rec.cred)
-            assert props["file"]["inode"]["links"] == 0 and props["file"]["inode"]["number"] > 0
+            assert props["file"]["inode"] == {"number": str(rec.cred[17]), "links": 0} and rec.cred[17] > 0
             assert rec.cred[21] == 0  # AT_SECURE: an ordinary exec
         finally:
             child.kill()
@@ -250,3 +252,14 @@ def test_in_init_tree_follows_a_containers_init_and_not_what_enters_later() -> N
     assert start(102, 101, tuple(container), 2) is True  # what it starts
     assert start(103, 100, tuple(container), 3) is False  # nsenter / kubectl exec: parent on the host
     assert start(104, 103, tuple(container), 4) is False  # and its children
+
+
+def test_the_json_is_protojsons_mapping_of_tetragons_messages() -> None:
+    """Every member the context adds parses as Tetragon's Process and prints back the same."""
+    cache = ProcessCache("n", BootClock())
+    cache.process_context = ProcessContext(cred=True, ns=True, host_ns=HOST)
+    deleted_setuid = cred_with(exe_nlink=0)
+    proc = cache.add_exec(decode(exec_with_context(deleted_setuid, HOST_NS)))
+    line = orjson.loads(exec_event(proc, None, "n", "2026-01-01T00:00:00Z").line)
+    assert to_dict(to_message(line)) == line
+    assert line["process_exec"]["process"]["binary_properties"]["file"]["inode"]["number"] == "777"

@@ -22,7 +22,7 @@ from tetra.node import BootClock
 from tetra.process.container import DOCKER_FIELD_LEN, container_id
 from tetra.process.model import Process, join_arguments, make_exec_id
 
-MAX_ANCESTORS = 1024  # a chain longer than this is cut (pid namespaces nest 32 deep; chains are short)
+MAX_ANCESTORS = 1024  # ancestors listed at most: a bound on the walk, whatever the cache holds
 
 
 @dataclass
@@ -148,21 +148,27 @@ class ProcessCache:
         if proc.exited:
             return
         proc.exited = True
+        if self.hold_ancestors:
+            self._release(proc)
+            return
         self._ref(proc, -1)
-        if not self.hold_ancestors:
-            self._release_parent(proc)
-
-    def _release_parent(self, proc: Process) -> None:
         parent = self.parent_of(proc)
         if parent is not None:
             self._ref(parent, -1)
 
+    def _release(self, proc: Process | None) -> None:
+        """Drop a reference to ``proc``; one that reaches 0 lets go of its parent, and so on up
+        (a loop: a chain of exited shells can be longer than Python's recursion limit)."""
+        while proc is not None:
+            held = proc.refcnt
+            self._ref(proc, -1)
+            if not (held and proc.refcnt == 0 and proc.exited):
+                return
+            proc = self.parent_of(proc)
+
     def _ref(self, proc: Process, delta: int) -> None:
-        held = proc.refcnt
         proc.refcnt = max(0, proc.refcnt + delta)
         proc.released_at = time.monotonic() if proc.refcnt == 0 else None
-        if held and not proc.refcnt and self.hold_ancestors and proc.exited:
-            self._release_parent(proc)  # the last holder of proc is gone: proc lets go of its parent
 
     def _evict(self) -> None:
         while len(self._by_id) > self.max_size:

@@ -1,13 +1,14 @@
-"""The process context Tetragon shows with --enable-process-cred and --enable-process-ns.
+"""The process context Tetragon shows with --enable-process-cred, --enable-process-ns and
+--username-metadata.
 
-    ExecRecord.cred (kernel at exec, or /proc) ──> process.cap, process.process_credentials
+    ExecRecord.cred (kernel at exec, or /proc) ──> process.cap, process_credentials, binary_properties
     ExecRecord.ns (+ the parent's context)     ──> process.ns (is_host: PID 1's namespace), in_init_tree
     ExecRecord.uid, in the host's mount ns     ──> process.user.name (--username-metadata unix)
 
 A ProcessContext turns a record into those Process members once, when the process
 enters the cache; the Process keeps them (Process.context), so every event of the
 process, and of its children that name it as parent, reuses the same object.
-With both flags off the agent makes none, and the JSON is what it was without them.
+With the flags off the agent makes none, and the JSON is what it was without them.
 """
 
 import logging
@@ -77,7 +78,8 @@ def binary_properties(cred: tuple[Any, ...]) -> Json:
         out["setuid"] = euid
         if euid == 0:
             raised.append("PRIVILEGES_RAISED_EXEC_FILE_SETUID")
-    if mode is not None and mode & stat.S_ISGID and egid == file_gid and egid != gid:
+    setgid_file = mode is not None and mode & (stat.S_ISGID | stat.S_IXGRP) == stat.S_ISGID | stat.S_IXGRP
+    if setgid_file and egid == file_gid and egid != gid:  # S_ISGID without group x: locking, not set-id
         out["setgid"] = egid
         if egid == 0:
             raised.append("PRIVILEGES_RAISED_EXEC_FILE_SETGID")
@@ -86,7 +88,7 @@ def binary_properties(cred: tuple[Any, ...]) -> Json:
     if raised:
         out["privileges_changed"] = raised
     if nlink == 0 and ino:
-        out["file"] = {"inode": {"number": ino, "links": 0}}
+        out["file"] = {"inode": {"number": str(ino), "links": 0}}  # uint64: a string in protojson
     return out
 
 
