@@ -17,6 +17,7 @@ from tetra.decode.process import CloneRecord, ExecRecord
 from tetra.decode.registry import decode
 from tetra.api.convert import to_dict, to_message
 from tetra.node import BootClock
+from tetra.observer.recording import process_from_json, process_to_json
 from tetra.process.events import exec_event
 from tetra.process import procfs, users
 from tetra.process.cache import ProcessCache
@@ -263,3 +264,13 @@ def test_the_json_is_protojsons_mapping_of_tetragons_messages() -> None:
     line = orjson.loads(exec_event(proc, None, "n", "2026-01-01T00:00:00Z").line)
     assert to_dict(to_message(line)) == line
     assert line["process_exec"]["process"]["binary_properties"]["file"]["inode"]["number"] == "777"
+
+
+def test_a_recorded_process_keeps_its_context() -> None:
+    """tetra replay: an ExecRecord read from /proc goes through JSON and comes back the same."""
+    rec = procfs.read_process(os.getpid())
+    assert rec is not None
+    back = process_from_json(orjson.loads(orjson.dumps(process_to_json(rec))))
+    assert back == rec and isinstance(back.cred, tuple) and isinstance(back.ns, tuple)
+    old = {k: v for k, v in process_to_json(rec).items() if k not in ("cred", "ns")}  # made before the context
+    assert process_from_json(old).cred is None
