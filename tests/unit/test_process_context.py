@@ -34,6 +34,14 @@ SETUID_CRED = (1000, 1000, 0, 1000, 0, 1000, 0, 1000, 0b10001, HOST["user"], 1 <
                1, 777, 0, 0, 0o104755, 1)
 
 
+def wait_for_exec(pid: int, binary: str, timeout: float = 30) -> None:
+    """Until the child runs ``binary`` (slow on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while os.readlink(f"/proc/{pid}/exe") != binary:
+        assert time.monotonic() < deadline, f"{pid} did not exec {binary} in {timeout}s"
+        time.sleep(0.02)
+
+
 def exec_with_context(cred: tuple[int, ...] | None, ns: tuple[int, ...] | None) -> bytes:
     """An exec record with the context blocks the probe writes under TETRA_PROCESS_CRED/_NS."""
     fname, cwd, args, cg = b"/usr/bin/su\0", b"/tmp", b"su\0", b"\0"
@@ -131,12 +139,8 @@ def test_procfs_reads_credentials_and_namespaces_of_a_real_process() -> None:
 def test_procfs_user_namespace_level_and_owner() -> None:
     child = subprocess.Popen(["unshare", "--user", "/bin/sleep", "30"])
     try:
-        rec = None
-        for _ in range(250):
-            rec = procfs.read_process(child.pid)
-            if rec is not None and rec.filename == "/usr/bin/sleep":
-                break
-            time.sleep(0.02)
+        wait_for_exec(child.pid, "/usr/bin/sleep")
+        rec = procfs.read_process(child.pid)
         assert rec is not None and rec.cred is not None and rec.ns is not None
         assert rec.cred[13] == 1 and rec.cred[14] == os.geteuid()  # level, owner
         assert rec.ns[layouts.NS_NAMES.index("user")] == rec.cred[9] != os.stat("/proc/self/ns/user").st_ino
@@ -219,12 +223,12 @@ def test_procfs_sees_a_deleted_executable() -> None:
         shutil.copy("/bin/sleep", copy)
         child = subprocess.Popen([str(copy), "30"])
         try:
-            for _ in range(250):
-                if os.readlink(f"/proc/{child.pid}/exe") == str(copy):
-                    break
-                time.sleep(0.02)
+            wait_for_exec(child.pid, str(copy))
             copy.unlink()
-            rec = procfs.read_process(child.pid)
+            deadline = time.monotonic() + 30
+            while (rec := procfs.read_process(child.pid)) is not None and rec.cred is not None and rec.cred[21] is None:
+                assert time.monotonic() < deadline, "no AT_SECURE: the exec never finished setting up auxv"
+                time.sleep(0.02)  # exe is set early in exec, the auxiliary vector later
             assert rec is not None and rec.cred is not None
             assert rec.filename == f"{copy} (deleted)"
             props = binary_properties(rec.cred)
