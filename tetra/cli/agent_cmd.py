@@ -75,8 +75,11 @@ def _ancestor_types(_ctx: click.Context, _param: click.Parameter, values: tuple[
                    "their load state in their status (=false: pod metadata only).")
 @click.option("--enable-pod-annotations", is_flag=True, help="Also add pod annotations to events.")
 @click.option("--enable-process-cred", is_flag=True,
-              help="Show each process's credentials and capabilities (process.process_credentials, process.cap).")
-@click.option("--enable-process-ns", is_flag=True, help="Show each process's namespaces (process.ns).")
+              help="Show each process's credentials and capabilities, and the privileges its exec raised "
+                   "(process.process_credentials, process.cap, process.binary_properties).")
+@click.option("--enable-process-ns", is_flag=True,
+              help="Show each process's namespaces and whether it descends from a container's init "
+                   "(process.ns, process.in_init_tree).")
 @click.option("--username-metadata", type=click.Choice(["disabled", "unix"]), default="disabled", show_default=True,
               help="unix: name the uid of processes in the host's mount namespace from /etc/passwd "
                    "(process.user.name).")
