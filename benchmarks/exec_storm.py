@@ -4,7 +4,8 @@
     warm-up storm (untimed)
     for each repetition, in shuffled order:
         baseline: storm alone ───────────────────────────────> processes/s
-        agent:    start agent, wait "ready" (bcc compile, untimed)
+        agent, agent+context (--enable-process-cred --enable-process-ns --enable-ancestors base):
+                  start agent, wait "ready" (bcc compile, untimed)
                   storm ─────────────────────────────────────> processes/s
                   wait until the export file stops growing
                   read CPU and VmHWM from /proc, SIGTERM ─────> summary (kernel_lost)
@@ -41,7 +42,14 @@ DRIVER_SOURCE = HERE / "drivers" / "exec_storm.c"
 DEFAULT_JSON = HERE / "results" / "exec_storm-latest.json"
 
 STORM_BINARIES = frozenset({"/bin/true", "/usr/bin/true"})
-CONFIGS = ("baseline", "agent")
+# Each configuration and the agent's flags in it (None: no agent).
+AGENT_FLAGS: dict[str, tuple[str, ...] | None] = {
+    "baseline": None,
+    "agent": (),
+    # the process context's cost: credentials, namespaces, ancestors on exec and exit
+    "agent+context": ("--enable-process-cred", "--enable-process-ns", "--enable-ancestors", "base"),
+}
+CONFIGS = tuple(AGENT_FLAGS)
 WARMUP_PROCESSES = 1000
 
 
@@ -134,10 +142,13 @@ class StormCounter:
             self.other_true_execs += 1
 
 
-def measure_agent(driver: Path, processes: int, workdir: Path, name: str) -> tuple[Storm, AgentUsage]:
-    """One storm under a fresh agent; CPU and peak RSS are read just before SIGTERM."""
+def measure_agent(driver: Path, processes: int, workdir: Path, name: str,
+                  flags: tuple[str, ...] = ()) -> tuple[Storm, AgentUsage]:
+    """One storm under a fresh agent run with ``flags``; CPU and peak RSS are read just before SIGTERM."""
     export = workdir / f"{name}.json"
-    agent = Daemon(tetra_command(export), workdir / f"{name}.stderr", TETRA_READY_MARK)
+    # An API socket of its own: another agent on the machine may hold the default one.
+    api = ["--server-address", f"unix://{workdir / name}.sock"]
+    agent = Daemon(tetra_command(export) + api + list(flags), workdir / f"{name}.stderr", TETRA_READY_MARK)
     try:
         ready_s = agent.start()
         cpu_at_ready = cpu_seconds(agent.pid)
@@ -170,8 +181,9 @@ def run_all(driver: Path, processes: int, repetitions: int, workdir: Path) -> li
         order = random.sample(CONFIGS, k=len(CONFIGS))
         for config in order:
             usage: AgentUsage | None = None
-            if config == "agent":
-                storm, usage = measure_agent(driver, processes, workdir, f"agent-{rep}")
+            flags = AGENT_FLAGS[config]
+            if flags is not None:
+                storm, usage = measure_agent(driver, processes, workdir, f"{config}-{rep}", flags)
             else:
                 storm = run_storm(driver, processes)
             sample = Sample(config, rep, len(samples) + 1, storm, usage)
@@ -181,7 +193,7 @@ def run_all(driver: Path, processes: int, repetitions: int, workdir: Path) -> li
 
 
 def report_progress(sample: Sample, repetitions: int) -> None:
-    line = f"rep {sample.repetition}/{repetitions} {sample.config:<8} {sample.storm.rate:>8,.0f} proc/s"
+    line = f"rep {sample.repetition}/{repetitions} {sample.config:<13} {sample.storm.rate:>8,.0f} proc/s"
     if sample.agent:
         a = sample.agent
         line += (f"  ready {a.ready_s:.1f}s  delivered {a.delivered:,}/{sample.storm.count:,}"

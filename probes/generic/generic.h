@@ -22,6 +22,7 @@
 
 #include "lib/wire.h"
 #include "lib/kernel.h"
+#include "lib/context.h"
 #include "lib/path.h"
 #include "lib/emit.h"
 #include "lib/execve.h"
@@ -595,21 +596,8 @@ static __always_inline void tetra_put_cred(struct tetra_gen_scratch *g, __u32 sl
 {
     char *at = tetra_slot_at(g);
     struct tetra_cred c = {};
-    if (cred) {
-        c.uid = tetra_read_u32(cred, TETRA_OFF_CRED_UID);
-        c.gid = tetra_read_u32(cred, TETRA_OFF_CRED_GID);
-        c.suid = tetra_read_u32(cred, TETRA_OFF_CRED_SUID);
-        c.sgid = tetra_read_u32(cred, TETRA_OFF_CRED_SGID);
-        c.euid = tetra_read_u32(cred, TETRA_OFF_CRED_EUID);
-        c.egid = tetra_read_u32(cred, TETRA_OFF_CRED_EGID);
-        c.fsuid = tetra_read_u32(cred, TETRA_OFF_CRED_FSUID);
-        c.fsgid = tetra_read_u32(cred, TETRA_OFF_CRED_FSGID);
-        c.securebits = tetra_read_u32(cred, TETRA_OFF_CRED_SECUREBITS);
-        c.cap_permitted = tetra_read_u64(cred, TETRA_OFF_CRED_CAP_PERMITTED);
-        c.cap_effective = tetra_read_u64(cred, TETRA_OFF_CRED_CAP_EFFECTIVE);
-        c.cap_inheritable = tetra_read_u64(cred, TETRA_OFF_CRED_CAP_INHERITABLE);
-        c.user_ns = tetra_read_u32(tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS), TETRA_OFF_USER_NS_INUM);
-    }
+    if (cred)
+        tetra_read_cred(&c, cred);
     __builtin_memcpy(at, &c, sizeof(c));
     tetra_close_fixed(g, slot, at, sizeof(c), c.euid);
 }
@@ -789,15 +777,6 @@ static __always_inline int tetra_binary_match(struct tetra_gen_scratch *g, __u32
     return tetra_bin_match(g, parent ? &info->parent : &info->binary, id, op);
 }
 
-/* The pid of a task as seen in its own pid namespace. */
-static __always_inline __u32 tetra_task_ns_pid(void *task)
-{
-    void *pid = tetra_read_ptr(task, TETRA_OFF_TASK_THREAD_PID);
-    __u32 level = tetra_read_u32(pid, TETRA_OFF_PID_LEVEL);
-    TETRA_BOUND(level, 31);
-    return tetra_read_u32(pid, TETRA_OFF_PID_NUMBERS + level * TETRA_SIZEOF_UPID + TETRA_OFF_UPID_NR);
-}
-
 static __always_inline __u32 tetra_ns_pid(void)
 {
     return tetra_task_ns_pid((void *)bpf_get_current_task());
@@ -859,12 +838,7 @@ static __always_inline __u32 tetra_nsproxy_inum(unsigned long member, unsigned l
 /* The pid namespace the current task lives in (not the one for its children). */
 static __always_inline __u32 tetra_pid_ns_inum(void)
 {
-    void *task = (void *)bpf_get_current_task();
-    void *pid = tetra_read_ptr(task, TETRA_OFF_TASK_THREAD_PID);
-    __u32 level = tetra_read_u32(pid, TETRA_OFF_PID_LEVEL);
-    TETRA_BOUND(level, 31);
-    void *ns = tetra_read_ptr(pid, TETRA_OFF_PID_NUMBERS + level * TETRA_SIZEOF_UPID + TETRA_OFF_UPID_NS);
-    return tetra_read_u32(ns, TETRA_OFF_PID_NS_INUM);
+    return tetra_task_pid_ns_inum((void *)bpf_get_current_task());
 }
 
 static __always_inline __u32 tetra_user_ns_inum(void)

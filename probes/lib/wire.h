@@ -29,6 +29,8 @@
 #define TETRA_EXEC_CWD_ERROR      0x08  /* cwd could not be read */
 #define TETRA_EXEC_TRUNC_FILENAME 0x10  /* binary path deeper than TETRA_PATH_DEPTH or longer than TETRA_PATH_MAX */
 #define TETRA_EXEC_FILENAME_UNRESOLVED 0x20  /* no executable file to resolve: the name as exec'd */
+#define TETRA_EXEC_CRED           0x40  /* a struct tetra_exec_cred follows struct tetra_exec */
+#define TETRA_EXEC_NS             0x80  /* a struct tetra_ns follows (after the tetra_exec_cred, if any) */
 
 #define TETRA_PATH_MAX   4096   /* filename and cwd bytes */
 #define TETRA_ARGS_MAX   16384  /* argv bytes */
@@ -44,7 +46,8 @@ struct tetra_header {
     __u32 tid;      /* thread id */
 };
 
-/* Followed by filename[filename_len], cwd[cwd_len] (the path, no NUL),
+/* Followed by the process context the agent asked for (struct tetra_exec_cred
+ * if TETRA_EXEC_CRED, then struct tetra_ns if TETRA_EXEC_NS), then by filename[filename_len], cwd[cwd_len] (the path, no NUL),
  * args[args_len] (argv, NUL-separated, argv[0] included) and cgroup[cgroup_len]
  * (the cgroup v2 leaf name). */
 struct tetra_exec {
@@ -158,6 +161,39 @@ struct tetra_cred {
     __u64 cap_permitted;
     __u64 cap_effective;
     __u64 cap_inheritable;
+};
+
+/* The credentials of a process at exec (--enable-process-cred): its cred, what
+ * Tetragon shows of the user namespace they belong to, and what tells how the
+ * exec changed them (binary_properties): the executed file's inode and whether
+ * the kernel ran the new image in secure mode (AT_SECURE). */
+struct tetra_exec_cred {
+    struct tetra_cred cred;
+    __s32 userns_level;  /* 0: the initial user namespace */
+    __u32 userns_owner;  /* uid that created the user namespace */
+    __u32 userns_group;
+    __u32 exe_nlink;     /* links of the executed file: 0 if deleted, or a memfd */
+    __u64 exe_ino;
+    __u32 exe_uid;
+    __u32 exe_gid;
+    __u32 exe_mode;      /* S_ISUID, S_ISGID, ... */
+    __u32 secureexec;    /* AT_SECURE: setuid, setgid or file capabilities raised privileges */
+};
+
+/* The namespaces of a process at exec (--enable-process-ns): inode numbers, and
+ * the process's pid inside its own pid namespace (1: that namespace's init). */
+struct tetra_ns {
+    __u32 uts;
+    __u32 ipc;
+    __u32 mnt;
+    __u32 pid;
+    __u32 pid_for_children;
+    __u32 net;
+    __u32 time;
+    __u32 time_for_children;
+    __u32 cgroup;
+    __u32 user;
+    __u32 pid_nr;
 };
 
 #endif

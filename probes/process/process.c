@@ -9,17 +9,35 @@
  * tetra supports and need no kprobes.
  *
  * Compiled by tetra/sensors/process.py with the TETRA_OFF_* offsets of the
- * running kernel (tetra/kernel/offsets.py) and TETRA_RINGBUF_PAGES.
+ * running kernel (tetra/kernel/offsets.py) and TETRA_RINGBUF_PAGES; with
+ * TETRA_PROCESS_CRED and TETRA_PROCESS_NS when the agent shows credentials and
+ * namespaces. Without them the exec path reads nothing more than it needs:
+ * the context costs only those who ask for it.
  */
 #define TETRA_EVENTS_OWNER
 #include "lib/wire.h"
 #include "lib/kernel.h"
+#include "lib/context.h"
 #include "lib/path.h"
 #include "lib/emit.h"
 #include "lib/execve.h"
 
-/* Room for the largest exec record: header, filename, cwd, argv, cgroup name. */
-#define TETRA_EXEC_SCRATCH (sizeof(struct tetra_exec) + 2 * TETRA_PATH_MAX + TETRA_ARGS_MAX + TETRA_CGROUP_MAX)
+/* The process context between struct tetra_exec and the filename (wire.h). */
+#ifdef TETRA_PROCESS_CRED
+#define TETRA_EXEC_CRED_ROOM sizeof(struct tetra_exec_cred)
+#else
+#define TETRA_EXEC_CRED_ROOM 0
+#endif
+#ifdef TETRA_PROCESS_NS
+#define TETRA_EXEC_NS_ROOM sizeof(struct tetra_ns)
+#else
+#define TETRA_EXEC_NS_ROOM 0
+#endif
+/* Where the filename starts. */
+#define TETRA_EXEC_HEAD (sizeof(struct tetra_exec) + TETRA_EXEC_CRED_ROOM + TETRA_EXEC_NS_ROOM)
+
+/* Room for the largest exec record: header, context, filename, cwd, argv, cgroup name. */
+#define TETRA_EXEC_SCRATCH (TETRA_EXEC_HEAD + 2 * TETRA_PATH_MAX + TETRA_ARGS_MAX + TETRA_CGROUP_MAX)
 
 struct tetra_exec_scratch {
     char buf[TETRA_EXEC_SCRATCH];
@@ -132,6 +150,14 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     ev->cgroup_id = bpf_get_current_cgroup_id();
     ev->exec_flags = 0;
     ev->_pad2 = 0;
+#ifdef TETRA_PROCESS_CRED
+    tetra_read_exec_cred((struct tetra_exec_cred *)(buf + sizeof(*ev)), task);
+    ev->exec_flags |= TETRA_EXEC_CRED;
+#endif
+#ifdef TETRA_PROCESS_NS
+    tetra_read_ns((struct tetra_ns *)(buf + sizeof(*ev) + TETRA_EXEC_CRED_ROOM), task);
+    ev->exec_flags |= TETRA_EXEC_NS;
+#endif
 
     void *fs = tetra_read_ptr(task, TETRA_OFF_TASK_FS);
     void *root_dentry = tetra_read_ptr(fs, TETRA_OFF_FS_ROOT_DENTRY);
@@ -139,15 +165,15 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     void *mm = tetra_read_ptr(task, TETRA_OFF_TASK_MM);
 
     const char *exec_name = (const char *)args + (args->data_loc_filename & 0xFFFF);
-    read_binary(ev, buf + sizeof(*ev), exec_name, mm, fs, root_dentry, root_mnt);
+    read_binary(ev, buf + TETRA_EXEC_HEAD, exec_name, mm, fs, root_dentry, root_mnt);
     __u64 off = ev->filename_len;  /* read back from memory: the verifier forgets how it was made */
     TETRA_BOUND(off, TETRA_PATH_MAX);
-    off += sizeof(*ev);
+    off += TETRA_EXEC_HEAD;
 
     void *pwd_dentry = tetra_read_ptr(fs, TETRA_OFF_FS_PWD_DENTRY);
     void *pwd_mnt = tetra_read_ptr(fs, TETRA_OFF_FS_PWD_MNT);
     struct tetra_path_walk walk = {};
-    TETRA_BOUND(off, sizeof(*ev) + TETRA_PATH_MAX);
+    TETRA_BOUND(off, TETRA_EXEC_HEAD + TETRA_PATH_MAX);
     if (fs && pwd_dentry && pwd_mnt)
         walk = tetra_walk_path(buf + off, pwd_dentry, pwd_mnt, root_dentry, root_mnt);
     else
@@ -166,7 +192,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
         ev->exec_flags |= TETRA_EXEC_TRUNC_ARGS;
     }
     __u32 alen = clamp_len(want, TETRA_ARGS_MAX);
-    TETRA_BOUND(off, sizeof(*ev) + 2 * TETRA_PATH_MAX);
+    TETRA_BOUND(off, TETRA_EXEC_HEAD + 2 * TETRA_PATH_MAX);
     TETRA_BOUND(alen, TETRA_ARGS_MAX);
     if (alen && bpf_probe_read_user(buf + off, alen, (void *)arg_start) < 0) {
         alen = 0;
@@ -175,7 +201,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     ev->args_len = alen;
     off += alen;
 
-    TETRA_BOUND(off, sizeof(*ev) + 2 * TETRA_PATH_MAX + TETRA_ARGS_MAX);
+    TETRA_BOUND(off, TETRA_EXEC_HEAD + 2 * TETRA_PATH_MAX + TETRA_ARGS_MAX);
     __u32 glen = read_cgroup_name(buf + off, task);
     ev->cgroup_len = glen;
     off += glen;

@@ -41,6 +41,8 @@ C_ONLY: dict[str, str] = {
     "TETRA_GEN_BUF": "scratch buffer of a policy event, derived in C from sizeof and TETRA_MAX_ARGS",
     "TETRA_ANCESTOR_DEPTH": "generations followChildren climbs, checked in the kernel only",
     "TETRA_AGENT_TGID": "the agent passes its own pid as -D; 0 is the value when compiled alone",
+    "TETRA_AT_SECURE": "the auxv entry the kernel reads AT_SECURE from; Python sees its value, not where it was",
+    "TETRA_AUXV_PAIRS": "how far the kernel looks for AT_SECURE in mm->saved_auxv",
 }
 # Python constants with no define, and why.
 PYTHON_ONLY: dict[str, str] = {}

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tetra.wire.layouts import HEADER, HEADER_FIELDS, LAYOUTS, TUPLE, TUPLE_FIELDS, Layout
+from tetra.wire.layouts import CRED, CRED_FIELDS, HEADER, HEADER_FIELDS, LAYOUTS, TUPLE, TUPLE_FIELDS, Layout
 
 WIRE_H = Path(__file__).resolve().parents[2] / "probes" / "lib" / "wire.h"
 # Structs embedded as the first member of others, and that member's name in C.
-EMBEDDED = ((HEADER, HEADER_FIELDS, "h."), (TUPLE, TUPLE_FIELDS, "t."))
+EMBEDDED = ((HEADER, HEADER_FIELDS, "h."), (TUPLE, TUPLE_FIELDS, "t."), (CRED, CRED_FIELDS, "cred."))
 
 
 def _c_members(layout: Layout) -> list[tuple[str, str]]:

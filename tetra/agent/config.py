@@ -45,4 +45,8 @@ class AgentConfig:
     k8s_kubeconfig_path: str | None = None
     enable_tracing_policy_crd: bool = True  # with enable_k8s_api: load TracingPolicy(Namespaced) objects
     enable_pod_annotations: bool = False
+    enable_process_cred: bool = False  # process.cap and process.process_credentials on every process
+    enable_process_ns: bool = False  # process.ns on every process
+    username_metadata: str = "disabled"  # "unix": process.user.name from /etc/passwd
+    enable_ancestors: tuple[str, ...] = ()  # Tetragon's type words: base, kprobe, ... (agent/ancestors.py)
     record_ring: str | None = None  # hidden --record-ring: the pipeline's inputs written for `tetra replay`

@@ -27,7 +27,7 @@ from tetra.export.event import Event
 from tetra.node import BootClock
 from tetra.process import procfs
 from tetra.process.cache import ProcessCache
-from tetra.process.events import exec_event, exit_event
+from tetra.process.events import ProcessEvent, exec_event, exit_event
 from tetra.process.model import Process
 from tetra.wire.constants import Op
 from tetra.wire.events import PROCESS_EXEC, PROCESS_EXIT
@@ -50,6 +50,7 @@ class Pipeline:
         self.stats = PipelineStats()
         self.policies = PolicyEvents()
         self.lookup: Lookup = lookup or partial(procfs.read_process, cgroup2_root=cgroup2_root)
+        self.ancestor_kinds: frozenset[str] = frozenset()  # --enable-ancestors: events that list them
         self._handlers: dict[type, Callable[[object], None]] = {
             ExecRecord: self._on_exec,  # type: ignore[dict-item]
             CloneRecord: self._on_clone,  # type: ignore[dict-item]
@@ -93,6 +94,8 @@ class Pipeline:
         """ktime: when the kernel saw it, for the latency histogram (None: read from /proc)."""
         if ktime is not None:
             self.stats.latency.observe((self.clock.now_ktime() - ktime) / 1e9)
+        if self.ancestor_kinds and kind in self.ancestor_kinds:
+            self._add_ancestors(event)
         for sink in self.sinks:
             try:
                 sink.emit(event)
@@ -104,6 +107,13 @@ class Pipeline:
                 self.stats.sink_errors += 1
                 log.exception("sink %s failed", type(sink).__name__)
         self.stats.events[kind] += 1
+
+    def _add_ancestors(self, event: Event) -> None:
+        """Tetragon's ``ancestors``: the processes above the event's parent, nearest first."""
+        if isinstance(event, ProcessEvent):
+            ancestors = self.cache.ancestors(event.parent)
+            if ancestors:  # protojson leaves out empty lists
+                event.tail["ancestors"] = [proc.to_json() for proc in ancestors]
 
     def _ensure_known(self, pid: int) -> None:
         """Seed pid from /proc when the cache lacks it (it predates the agent)."""

@@ -166,6 +166,7 @@ class PolicyEvent(ProcessEvent):
             body["protected_process"] = True
         body.update(loaded.ends[rec.hook_id])
         body.update(self._stack_traces())
+        body.update(self.tail)  # what the pipeline added (ancestors)
         return body
 
     def _tail_json(self) -> bytes:
@@ -187,6 +188,8 @@ class PolicyEvent(ProcessEvent):
         stacks = self._stack_traces()
         if stacks:
             parts += (b",", fragment(stacks)[1:-1])
+        if self.tail:  # what the pipeline added (ancestors)
+            parts += (b",", fragment(self.tail)[1:-1])
         return b"".join(parts)
 
     def _stack_traces(self) -> Json:

@@ -32,7 +32,10 @@ from tetra.node import BootClock
 from tetra.observer.recording import RingRecorder
 from tetra.observer.ringbuf import RingBufferObserver
 from tetra.process import procfs
+from tetra.agent.ancestors import ancestor_kinds
 from tetra.process.cache import Enrich, ProcessCache
+from tetra.process.context import ProcessContext, host_namespaces
+from tetra.process.users import UserNames
 from tetra.sensors.process import ProcessSensor
 from tetra.status.model import (HANDOFF_DROPS, AgentStatus, KernelCount, Reporting, SensorStatus,
                                 Streaming)
@@ -133,13 +136,22 @@ class Agent:
         self.rates = RateMeter()
         self._started = time.monotonic()
         self.pipeline = Pipeline(self.cache, sinks, self.clock, self.cgroup2_root)
+        if config.enable_ancestors:
+            self.cache.hold_ancestors = True
+            self.pipeline.ancestor_kinds = ancestor_kinds(config.enable_ancestors)
         self.recorder = RingRecorder.for_node(config.record_ring, node, self.clock) if config.record_ring else None
         if self.recorder is not None:
             self.pipeline.lookup = self.recorder.tee_lookup(self.pipeline.lookup)
             self.pipeline.policies.listeners.append(self.recorder)
         self.btf = Btf.load()
         self.offsets = resolve_offsets(self.btf)
-        self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages)
+        users = UserNames() if config.username_metadata == "unix" else None
+        # User names need the namespaces (host mount namespace or not), shown or not.
+        self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages,
+                                    config.enable_process_cred, config.enable_process_ns or users is not None)
+        if config.enable_process_cred or config.enable_process_ns or users is not None:
+            self.cache.process_context = ProcessContext(config.enable_process_cred, config.enable_process_ns,
+                                                        host_namespaces(), users)
         scope = PolicyScope(self.cgroup2_root, self.pods) if self.pods is not None and self.cgroup2_root else None
         self.policies = PolicyManager(self.pipeline.policies, self.btf,
                                       {**self.offsets, "TETRA_RINGBUF_PAGES": config.ringbuf_pages,

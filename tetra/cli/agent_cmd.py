@@ -10,11 +10,19 @@ from types import FrameType
 import click
 import orjson
 
+from tetra.agent.ancestors import parse_ancestor_types
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
 from tetra.agent.pidfile import PidFile
 from tetra.cli.options import LOG_FORMAT, export_filter_options, parse_duration
 from tetra.export.jsonfile import parse_perm
 from tetra.wire.constants import RINGBUF_PAGES
+
+
+def _ancestor_types(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return parse_ancestor_types(values)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 @click.command()
@@ -69,6 +77,18 @@ from tetra.wire.constants import RINGBUF_PAGES
               help="With --enable-k8s-api: load TracingPolicy and TracingPolicyNamespaced objects live, "
                    "their load state in their status (=false: pod metadata only).")
 @click.option("--enable-pod-annotations", is_flag=True, help="Also add pod annotations to events.")
+@click.option("--enable-process-cred", is_flag=True,
+              help="Show each process's credentials and capabilities, and the privileges its exec raised "
+                   "(process.process_credentials, process.cap, process.binary_properties).")
+@click.option("--enable-process-ns", is_flag=True,
+              help="Show each process's namespaces and whether it descends from a container's init "
+                   "(process.ns, process.in_init_tree).")
+@click.option("--username-metadata", type=click.Choice(["disabled", "unix"]), default="disabled", show_default=True,
+              help="unix: name the uid of processes in the host's mount namespace from /etc/passwd "
+                   "(process.user.name).")
+@click.option("--enable-ancestors", multiple=True, metavar="TYPES", callback=_ancestor_types,
+              help="List each process's ancestors (ancestors) on these events, comma-separated: base "
+                   "(process_exec, process_exit; required by the others), kprobe, tracepoint, uprobe, lsm.")
 @click.option("--record-ring", metavar="FILE", hidden=True,
               help="Debugging: write every ring record the pipeline reads, and what it needs to decode them, "
                    "to FILE, for `tetra replay`.")
@@ -86,6 +106,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
           export_otlp_ca_file: str | None, metrics_server: str | None, enable_k8s_api: bool,
           k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
+          enable_process_cred: bool, enable_process_ns: bool, username_metadata: str, enable_ancestors: tuple[str, ...],
           record_ring: str | None, log_level: str, debug: bool) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
@@ -136,6 +157,10 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         k8s_kubeconfig_path=k8s_kubeconfig_path,
         enable_tracing_policy_crd=enable_tracing_policy_crd,
         enable_pod_annotations=enable_pod_annotations,
+        enable_process_cred=enable_process_cred,
+        enable_process_ns=enable_process_ns,
+        username_metadata=username_metadata,
+        enable_ancestors=enable_ancestors,
         record_ring=record_ring,
     )
     from tetra.app.build import build_agent  # here: every other command starts without the agent's modules

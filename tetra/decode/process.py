@@ -10,6 +10,9 @@ from tetra.wire.constants import BINARY_MAX, ExecFlags, Op
 _EXEC = layouts.EXEC.codec
 _CLONE = layouts.CLONE.codec
 _EXIT = layouts.EXIT.codec
+_EXEC_CRED = layouts.EXEC_CRED.codec
+_NS = layouts.NS.codec
+_CONTEXT = int(ExecFlags.CRED | ExecFlags.NS)
 
 # Tetragon's names for what went wrong while reading an exec (plain ints: an
 # IntFlag `&` costs a Python call per test on the hot path).
@@ -45,6 +48,11 @@ class ExecRecord:
     argv: list[str]
     cgroup_name: str
     flags: list[str] = field(default_factory=list)
+    # With --enable-process-cred: struct tetra_exec_cred's fields (layouts.EXEC_CRED); from /proc,
+    # what it cannot tell is None.
+    cred: tuple[int | None, ...] | None = None
+    # With --enable-process-ns: inode numbers in layouts.NS_NAMES order, then the pid in its own pid namespace.
+    ns: tuple[int, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -93,8 +101,18 @@ def decode_exec(raw: bytes) -> ExecRecord:
     _check_size(raw, _EXEC.size, "exec")
     (_, _, _, _, ktime, pid, tid, ppid, uid, gid, auid, cgroup_id,
      flen, clen, alen, glen, exec_flags, _) = _EXEC.unpack_from(raw)
-    _check_size(raw, _EXEC.size + flen + clen + alen + glen, "exec")
     at = _EXEC.size
+    cred = ns = None
+    if exec_flags & _CONTEXT:
+        if exec_flags & ExecFlags.CRED:
+            _check_size(raw, at + _EXEC_CRED.size, "exec")
+            cred = _EXEC_CRED.unpack_from(raw, at)
+            at += _EXEC_CRED.size
+        if exec_flags & ExecFlags.NS:
+            _check_size(raw, at + _NS.size, "exec")
+            ns = _NS.unpack_from(raw, at)
+            at += _NS.size
+    _check_size(raw, at + flen + clen + alen + glen, "exec")
     filename = raw[at:at + flen].rstrip(b"\0")
     at += flen
     cwd = text(raw[at:at + clen]) or "/"
@@ -106,7 +124,7 @@ def decode_exec(raw: bytes) -> ExecRecord:
     argv = [a.decode("utf-8", "backslashreplace") for a in body.split(b"\0")] if args else []  # text(), inlined
     flags = ["execve"] + [name for bit, name in _FLAG_NAMES if exec_flags & bit] if exec_flags else ["execve"]
     return ExecRecord(ktime, pid, tid, ppid, uid, gid, auid, cgroup_id,
-                      absolute(text(filename), cwd), cwd, argv, text(cgroup), flags)
+                      absolute(text(filename), cwd), cwd, argv, text(cgroup), flags, cred, ns)
 
 
 @register(Op.CLONE)

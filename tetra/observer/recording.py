@@ -68,7 +68,12 @@ def process_to_json(rec: ExecRecord) -> Json:
 
 
 def process_from_json(obj: Json) -> ExecRecord:
-    return ExecRecord(**{f.name: obj[f.name] for f in fields(ExecRecord)})
+    """Fields a recording lacks (made before they existed) keep their defaults; the context's
+    tuples, which JSON made lists, are tuples again."""
+    rec = ExecRecord(**{f.name: obj[f.name] for f in fields(ExecRecord) if f.name in obj})
+    rec.cred = tuple(rec.cred) if rec.cred is not None else None
+    rec.ns = tuple(rec.ns) if rec.ns is not None else None
+    return rec
 
 
 def _atype_to_json(atype: ArgType) -> Json:

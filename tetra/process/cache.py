@@ -5,6 +5,10 @@ must stay until its children are gone. refcnt = 1 while the process lives, +1
 per live child that names it. At 0 the entry waits ``grace`` seconds (late
 events still resolve) and is then collected. The cache is bounded: past
 ``max_size`` the least recently used entries are evicted and counted.
+
+With ancestors (--enable-ancestors) a process holds its parent until the
+process itself is released, not only until it exits: the whole chain above a
+live process stays, so its events can list their ancestors.
 """
 
 import time
@@ -20,6 +24,7 @@ from tetra.process.model import Process, join_arguments, make_exec_id
 
 # Enrichment: a new process -> its pod object (None: in no known pod); kept with the process.
 Enrich = Callable[[Process], dict[str, Any] | None]
+MAX_ANCESTORS = 1024  # ancestors listed at most: a bound on the walk, whatever the cache holds
 
 
 @dataclass
@@ -45,6 +50,10 @@ class ProcessCache:
         self.grace = grace
         self.stats = CacheStats()
         self.enrich = enrich
+        # --enable-process-cred/-ns: the context of a new process, given its parent (None: flags off).
+        self.process_context: Callable[[ExecRecord, Process | None], dict[str, Any] | None] | None = None
+        # --enable-ancestors: keep every ancestor of a live process (see the module docstring).
+        self.hold_ancestors = False
         self._by_id: OrderedDict[str, Process] = OrderedDict()
         self._by_pid: dict[int, Process] = {}
 
@@ -60,6 +69,17 @@ class ProcessCache:
     def parent_of(self, proc: Process) -> Process | None:
         return self._by_id.get(proc.parent_exec_id) if proc.parent_exec_id else None
 
+    def ancestors(self, parent: Process | None) -> list[Process]:
+        """The ancestors above ``parent``, nearest first, as Tetragon lists them: up to the
+        first one with pid 1 or 2 (init, kthreadd), or the first the cache does not know."""
+        out: list[Process] = []
+        while parent is not None and parent.pid > 2 and len(out) < MAX_ANCESTORS:
+            parent = self.parent_of(parent)
+            if parent is None:
+                break
+            out.append(parent)
+        return out
+
     def add_exec(self, rec: ExecRecord) -> Process:
         """A new image for rec.pid; it replaces whatever that pid ran before."""
         previous = self._by_pid.get(rec.pid)
@@ -74,6 +94,8 @@ class ProcessCache:
                          join_arguments(rec.argv), " ".join(flags), cid[:DOCKER_FIELD_LEN])
         if self.enrich is not None:
             proc.pod = self.enrich(proc)
+        if self.process_context is not None:
+            proc.context = self.process_context(rec, self._by_pid.get(rec.ppid))
         self._insert(proc, rec.ppid, previous)
         return proc
 
@@ -85,6 +107,7 @@ class ProcessCache:
         proc = self._new(rec.ktime, rec.pid, rec.cgroup_id, parent.uid, parent.auid, parent.cwd, parent.binary,
                          parent.arguments, "clone", parent.docker)
         proc.pod = parent.pod
+        proc.context = parent.context  # a fork shares its parent's credentials and namespaces
         self._insert(proc, rec.ppid, self._by_pid.get(rec.pid))
         return proc
 
@@ -129,10 +152,23 @@ class ProcessCache:
         if proc.exited:
             return
         proc.exited = True
+        if self.hold_ancestors:
+            self._release(proc)
+            return
         self._ref(proc, -1)
         parent = self.parent_of(proc)
         if parent is not None:
             self._ref(parent, -1)
+
+    def _release(self, proc: Process | None) -> None:
+        """Drop a reference to ``proc``; one that reaches 0 lets go of its parent, and so on up
+        (a loop: a chain of exited shells can be longer than Python's recursion limit)."""
+        while proc is not None:
+            held = proc.refcnt
+            self._ref(proc, -1)
+            if not (held and proc.refcnt == 0 and proc.exited):
+                return
+            proc = self.parent_of(proc)
 
     def _ref(self, proc: Process, delta: int) -> None:
         proc.refcnt = max(0, proc.refcnt + delta)

@@ -39,6 +39,7 @@ class Process:
     exited: bool = False
     released_at: float | None = None  # monotonic time refcnt reached 0
     pod: dict[str, Any] | None = None  # Tetragon's pod object, when Kubernetes enrichment knows it
+    context: dict[str, Any] | None = None  # cap, ns, process_credentials, when the agent's flags ask (context.py)
     _json: dict[str, Any] | None = field(default=None, repr=False)  # what never changes, tid left out
     _head: bytes | None = field(default=None, repr=False)  # _json encoded, without its closing brace
     _last: tuple[int, int, bytes] = field(default=(-1, -1, b""), repr=False)  # tid, refcnt, json_bytes()
@@ -59,6 +60,8 @@ class Process:
                 out["docker"] = self.docker
             if self.parent_exec_id:
                 out["parent_exec_id"] = self.parent_exec_id
+            if self.context:
+                out.update(self.context)
             self._json = out
         return self._json
 

@@ -4,17 +4,26 @@ They become ExecRecords flagged ``procFS`` and go through the same cache path as
 live execs, parents first (sorted by start time), so the children that run
 later have parents. The start time is /proc/<pid>/stat field 22 (clock ticks
 since boot, the kernel's start_boottime), on the same clock as live events.
+Credentials and namespaces are read too (status, ns/*); the cache shows them
+only with --enable-process-cred / --enable-process-ns.
 """
 
+import fcntl
 import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 from tetra.decode.process import ExecRecord, text
+from tetra.wire.layouts import NS_NAMES
 
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 NO_AUID = 0xFFFFFFFF
 PF_KTHREAD = 0x00200000
+NS_GET_PARENT = 0xB702  # ioctl on a namespace fd (linux/nsfs.h): its parent's fd
+NS_GET_OWNER_UID = 0xB704  # ioctl on a user namespace fd: the uid that created it
+_USER_NS_MAX_LEVEL = 32  # the kernel nests user namespaces at most 32 deep
+AT_SECURE = 23  # the auxv entry: the kernel ran the image in secure mode (privileges raised)
 
 
 def _read(path: Path) -> bytes:
@@ -33,16 +42,89 @@ def _stat_fields(pid_dir: Path) -> tuple[str, int, int, bool]:
     return text(comm), int(fields[1]), int(fields[19]), bool(int(fields[6]) & PF_KTHREAD)
 
 
-def _ids(pid_dir: Path) -> tuple[int, int]:
-    """Real uid and gid from /proc/<pid>/status."""
-    uid = gid = 0
+def _status(pid_dir: Path) -> dict[bytes, list[bytes]]:
+    """The lines of /proc/<pid>/status as name -> values."""
+    result = {}
     for line in _read(pid_dir / "status").splitlines():
-        if line.startswith(b"Uid:"):
-            uid = int(line.split()[1])
-        elif line.startswith(b"Gid:"):
-            gid = int(line.split()[1])
+        name, _, values = line.partition(b":")
+        result[name] = values.split()
+    return result
+
+
+def _user_ns(pid_dir: Path) -> tuple[int, int | None, int | None]:
+    """(inode, level, owner uid) of the process's user namespace; None where it cannot be told."""
+    try:
+        fd = os.open(pid_dir / "ns" / "user", os.O_RDONLY)
+    except OSError:
+        return 0, None, None
+    try:
+        inum = os.fstat(fd).st_ino
+        owner_buf = bytearray(4)
+        owner: int | None = None
+        try:
+            fcntl.ioctl(fd, NS_GET_OWNER_UID, owner_buf)
+            owner = int.from_bytes(owner_buf, "little")
+        except OSError:
+            pass
+        level = 0
+        at = os.dup(fd)
+        while level < _USER_NS_MAX_LEVEL:
+            try:
+                parent = fcntl.ioctl(at, NS_GET_PARENT)
+            except OSError:  # EPERM: no parent the agent can see, the initial namespace
+                break
+            os.close(at)
+            at = parent
+            level += 1
+        os.close(at)
+        return inum, level, owner
+    finally:
+        os.close(fd)
+
+
+def _secureexec(pid_dir: Path) -> int | None:
+    """AT_SECURE from /proc/<pid>/auxv ((type, value) pairs of native words), None if unreadable."""
+    try:
+        auxv = _read(pid_dir / "auxv")
+    except OSError:
+        return None
+    for at_type, value in struct.iter_unpack("=QQ", auxv[:len(auxv) // 16 * 16]):
+        if at_type == AT_SECURE:
+            return int(value != 0)
+        if at_type == 0:
             break
-    return uid, gid
+    return None
+
+
+def _executable(pid_dir: Path) -> tuple[int | None, ...]:
+    """(links, inode, uid, gid, mode) of the file the process runs (0 links: deleted, or a memfd)."""
+    try:
+        st = os.stat(pid_dir / "exe")
+    except OSError:
+        return None, None, None, None, None
+    return st.st_nlink, st.st_ino, st.st_uid, st.st_gid, st.st_mode
+
+
+def _credentials(status: dict[bytes, list[bytes]], pid_dir: Path) -> tuple[int | None, ...]:
+    """The fields of ExecRecord.cred: ids and capabilities from status, the executable and
+    AT_SECURE; /proc shows no securebits and no user namespace's group (None)."""
+    uid, euid, suid, fsuid = (int(v) for v in status[b"Uid"][:4])
+    gid, egid, sgid, fsgid = (int(v) for v in status[b"Gid"][:4])
+    permitted, effective, inheritable = (int(status[key][0], 16) for key in (b"CapPrm", b"CapEff", b"CapInh"))
+    user_ns, level, owner = _user_ns(pid_dir)
+    return (uid, gid, suid, sgid, euid, egid, fsuid, fsgid, None, user_ns,
+            permitted, effective, inheritable, level, owner, None, *_executable(pid_dir), _secureexec(pid_dir))
+
+
+def namespaces(pid_dir: Path) -> tuple[int, ...]:
+    """The inode of each of the process's namespaces (layouts.NS_NAMES order), 0 where none."""
+    result = []
+    for name in NS_NAMES:
+        try:
+            result.append(os.stat(pid_dir / "ns" / name).st_ino)
+        except OSError:
+            result.append(0)
+    return tuple(result)
 
 
 def _cgroup(pid_dir: Path, cgroup2_root: Path | None) -> tuple[int, str]:
@@ -64,14 +146,17 @@ def read_process(pid: int, proc: Path = Path("/proc"), cgroup2_root: Path | None
     pid_dir = proc / str(pid)
     try:
         comm, ppid, start_ticks, kthread = _stat_fields(pid_dir)
-        uid, gid = _ids(pid_dir)
+        status = _status(pid_dir)
+        uid, gid = int(status[b"Uid"][0]), int(status[b"Gid"][0])
+        cred = _credentials(status, pid_dir)
+        ns_pid = int(status[b"NSpid"][-1]) if b"NSpid" in status else pid  # its pid in its own pid namespace
         cmdline = _read(pid_dir / "cmdline")
         try:
             auid = int(_read(pid_dir / "loginuid") or NO_AUID)
         except (OSError, ValueError):
             auid = NO_AUID
         cgroup_id, cgroup_name = _cgroup(pid_dir, cgroup2_root)
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError, IndexError, KeyError):
         return None
     try:
         binary = os.readlink(pid_dir / "exe")
@@ -90,7 +175,7 @@ def read_process(pid: int, proc: Path = Path("/proc"), cgroup2_root: Path | None
     return ExecRecord(
         ktime=start_ticks * _TICK_NS, pid=pid, tid=pid, ppid=ppid, uid=uid, gid=gid,
         auid=auid, cgroup_id=cgroup_id, filename=binary, cwd=cwd, argv=argv,
-        cgroup_name=cgroup_name, flags=["procFS"],
+        cgroup_name=cgroup_name, flags=["procFS"], cred=cred, ns=(*namespaces(pid_dir), ns_pid),
     )
 
 

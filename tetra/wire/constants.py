@@ -48,6 +48,8 @@ class ExecFlags(enum.IntFlag):
     CWD_ERROR = 0x08
     TRUNC_FILENAME = 0x10
     FILENAME_UNRESOLVED = 0x20
+    CRED = 0x40  # the record carries the process's credentials (--enable-process-cred)
+    NS = 0x80  # the record carries the process's namespaces (--enable-process-ns)
 
 
 PATH_MAX = 4096  # bytes of an exec's filename and of its cwd

@@ -91,10 +91,20 @@ TUPLE_FIELDS: tuple[tuple[str, str], ...] = (
 TUPLE = Layout("tetra_tuple", TUPLE_FIELDS)
 SOCK = Layout("tetra_sock", TUPLE_FIELDS + (("type", "H"), ("_pad", "H"), ("_pad2", "I")))
 SKB = Layout("tetra_skb", TUPLE_FIELDS + (("len", "I"), ("priority", "I"), ("mark", "I"), ("_pad", "I")))
-CRED = Layout("tetra_cred", (
+CRED_FIELDS: tuple[tuple[str, str], ...] = (
     ("uid", "I"), ("gid", "I"), ("suid", "I"), ("sgid", "I"), ("euid", "I"), ("egid", "I"),
     ("fsuid", "I"), ("fsgid", "I"), ("securebits", "I"), ("user_ns", "I"),
     ("cap_permitted", "Q"), ("cap_effective", "Q"), ("cap_inheritable", "Q"),
+)
+CRED = Layout("tetra_cred", CRED_FIELDS)
+# The process context after an exec record (ExecFlags.CRED, ExecFlags.NS).
+EXEC_CRED = Layout("tetra_exec_cred", CRED_FIELDS + (
+    ("userns_level", "i"), ("userns_owner", "I"), ("userns_group", "I"), ("exe_nlink", "I"),
+    ("exe_ino", "Q"), ("exe_uid", "I"), ("exe_gid", "I"), ("exe_mode", "I"), ("secureexec", "I"),
 ))
+NS_NAMES: tuple[str, ...] = (
+    "uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user",
+)  # Tetragon's Namespaces fields, in the order of struct tetra_ns
+NS = Layout("tetra_ns", tuple((name, "I") for name in NS_NAMES) + (("pid_nr", "I"),))
 
-LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED)
+LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED, EXEC_CRED, NS)
