@@ -1,6 +1,7 @@
 """The process cache: exec_ids, parent links, reference counts, collection, bounds."""
 
 import base64
+import time
 
 import pytest
 
@@ -47,6 +48,31 @@ def test_exited_parent_stays_while_a_child_lives(cache: ProcessCache) -> None:
     cache.mark_exited(11)
     assert cache.collect(now=1e12) == 2
     assert len(cache) == 0
+
+
+def test_collect_waits_grace_after_the_last_release() -> None:
+    cache = ProcessCache("node1", BootClock(), max_size=100, grace=10.0)
+    cache.add_exec(exec_rec(10, 1, 1))
+    cache.add_exec(exec_rec(11, 10, 2))
+    cache.mark_exited(11)  # released now; its parent still runs
+    assert cache.collect(now=time.monotonic() + 5) == 0
+    cache.mark_exited(10)
+    released = time.monotonic()
+    assert cache.collect(now=released + 5) == 0
+    assert cache.collect(now=released + 11) == 2
+    assert len(cache) == 0 and cache.stats.collected == 2
+
+
+def test_collect_counts_only_what_it_removes() -> None:
+    """A released entry that was evicted meanwhile is not collected (nor counted) again."""
+    cache = ProcessCache("node1", BootClock(), max_size=2, grace=0.0)
+    for pid in (10, 11):
+        cache.add_exec(exec_rec(pid, 1, pid))
+        cache.mark_exited(pid)
+    cache.add_exec(exec_rec(12, 1, 12))  # evicts 10, released but not collected yet
+    assert cache.stats.evictions == 1
+    assert cache.collect(now=1e12) == 1  # 11; 12 still runs
+    assert len(cache) == 1 and cache.by_pid(12) is not None
 
 
 def test_clone_then_exec_flags(cache: ProcessCache) -> None:

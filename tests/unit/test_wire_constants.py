@@ -36,7 +36,7 @@ C_ONLY: dict[str, str] = {
     "TETRA_NAME_MAX": "bytes read of one path component, inside the walk",
     "TETRA_WALK_HEAD_LOST": "the walk's result inside C; it reaches Python as EXEC_TRUNC_* and BIN_* flags",
     "TETRA_WALK_TAIL_LOST": "the walk's result inside C; it reaches Python as EXEC_TRUNC_* and BIN_* flags",
-    "TETRA_WAKE_EVERY": "how often the kernel wakes the reader: a C tuning default",
+    "TETRA_WAKE_BYTES": "how often the kernel wakes the reader: a C tuning default",
     "TETRA_ARG_ROOM": "scratch room of one argument, derived in C from TETRA_STR_MAX",
     "TETRA_GEN_BUF": "scratch buffer of a policy event, derived in C from sizeof and TETRA_MAX_ARGS",
     "TETRA_ANCESTOR_DEPTH": "generations followChildren climbs, checked in the kernel only",

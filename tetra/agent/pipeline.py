@@ -135,7 +135,8 @@ class Pipeline:
         proc = self.cache.add_exec(rec)
         parent = self._parent(proc) if rec.ppid else None  # pid 1 and kthreadd have none
         live = None if "procFS" in rec.flags else rec.ktime
-        self._emit(PROCESS_EXEC.key, exec_event(proc, parent, self.cache.node, self.clock.rfc3339(rec.ktime)), live)
+        # the exec happened when its process image started: start_time is rec.ktime's RFC 3339
+        self._emit(PROCESS_EXEC.key, exec_event(proc, parent, self.cache.node, proc.start_time), live)
 
     def _on_clone(self, rec: CloneRecord) -> None:
         self._ensure_known(rec.ppid)

@@ -15,7 +15,7 @@ wraps around the end is still contiguous. Reading it is a loop over
 The consumer position is published every ``PUBLISH_EVERY`` records and at the
 end of a batch, so writers get space back while a long backlog drains. Waiting
 uses epoll on the map's descriptor, which the kernel wakes when a writer asks
-for it (probes/lib/emit.h wakes every few records; ``poll`` also reads
+for it (probes/lib/emit.h wakes every 16 KiB of records per CPU; ``poll`` also reads
 whatever is there when the wait times out).
 """
 

@@ -9,10 +9,15 @@ events still resolve) and is then collected. The cache is bounded: past
 With ancestors (--enable-ancestors) a process holds its parent until the
 process itself is released, not only until it exits: the whole chain above a
 live process stays, so its events can list their ancestors.
+
+Released entries also go into a queue in the order they were released: with
+one ``grace`` for all, that is the order they become due, so collecting (every
+second) looks at the due ones only, not at the whole cache (tens of thousands
+of entries during an exec storm, most of them alive or not due yet).
 """
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
@@ -56,6 +61,9 @@ class ProcessCache:
         self.hold_ancestors = False
         self._by_id: OrderedDict[str, Process] = OrderedDict()
         self._by_pid: dict[int, Process] = {}
+        # (released_at, process) in release order; stale when the process was referenced again
+        # (its released_at changed) or evicted meanwhile
+        self._released: deque[tuple[float, Process]] = deque()
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -121,12 +129,16 @@ class ProcessCache:
     def collect(self, now: float | None = None) -> int:
         """Remove entries released more than ``grace`` seconds ago; returns how many."""
         now = time.monotonic() if now is None else now
-        doomed = [p.exec_id for p in self._by_id.values()
-                  if p.released_at is not None and now - p.released_at >= self.grace]
-        for exec_id in doomed:
-            del self._by_id[exec_id]
-        self.stats.collected += len(doomed)
-        return len(doomed)
+        due = now - self.grace
+        released, by_id = self._released, self._by_id
+        collected = 0
+        while released and released[0][0] <= due:
+            released_at, proc = released.popleft()
+            if proc.released_at == released_at and by_id.get(proc.exec_id) is proc:
+                del by_id[proc.exec_id]
+                collected += 1
+        self.stats.collected += collected
+        return collected
 
     def _new(self, ktime: int, pid: int, cgroup_id: int, uid: int, auid: int, cwd: str, binary: str,
              arguments: str, flags: str, docker: str) -> Process:
@@ -171,8 +183,12 @@ class ProcessCache:
             proc = self.parent_of(proc)
 
     def _ref(self, proc: Process, delta: int) -> None:
-        proc.refcnt = max(0, proc.refcnt + delta)
-        proc.released_at = time.monotonic() if proc.refcnt == 0 else None
+        refcnt = proc.refcnt = max(0, proc.refcnt + delta)
+        if refcnt:
+            proc.released_at = None
+        else:
+            released_at = proc.released_at = time.monotonic()
+            self._released.append((released_at, proc))
 
     def _evict(self) -> None:
         while len(self._by_id) > self.max_size:
