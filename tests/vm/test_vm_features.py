@@ -96,11 +96,14 @@ LSM_PROBE(file_open, struct file *file)
     bpf_probe_read_kernel(&ino, sizeof(ino), inode + OFF_INODE_I_INO);
     bpf_probe_read_kernel(&sb, sizeof(sb), inode + OFF_INODE_I_SB);
     bpf_probe_read_kernel(&dev, sizeof(dev), sb + OFF_SUPER_BLOCK_S_DEV);
-    // Branches, not -(a && b): 6.12's verifier checks an LSM program's return is in
-    // [-4095, 0] and loses the bounds of a negated scalar.
-    if (ino != BLOCKED_INO || dev != BLOCKED_DEV)
-        return 0;
-    return -BLOCK_ERRNO;
+    // 6.12's verifier checks that an LSM program returns a value in [-4095, 0], and
+    // clang would fold a plain branch into -(a && b), a negated scalar it cannot bound.
+    // The errno in a register clang cannot see into leaves it a branch between constants.
+    int deny = -BLOCK_ERRNO;
+    asm volatile("" : "+r"(deny));
+    if (ino == BLOCKED_INO && dev == BLOCKED_DEV)
+        return deny;
+    return 0;
 }
 """
 
