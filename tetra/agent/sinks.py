@@ -4,7 +4,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any, Protocol
 
 from tetra.export.compact import render_compact
@@ -30,6 +30,23 @@ class Sink(Protocol):
     def emit(self, event: Event) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
+
+
+# Where a batch of ready JSON lines goes (LineSink.emit_lines).
+LineTarget = Callable[[list[bytes]], None]
+
+
+def line_targets(sinks: Sequence[object]) -> list[LineTarget] | None:
+    """Where the compiled line path (tetra/agent/line_path.py) sends lines for ``sinks``: each
+    sink's ``line_targets()``; None when one has none (it needs events: filters, compact, gRPC)."""
+    targets: list[LineTarget] = []
+    for sink in sinks:
+        of = getattr(sink, "line_targets", None)
+        got = of() if of is not None else None
+        if got is None:
+            return None
+        targets += got
+    return targets
 
 
 class LineWriter(Protocol):
@@ -141,6 +158,10 @@ class LineSink:
             if line is not None:
                 self._put(line)
 
+    def emit_lines(self, lines: list[bytes]) -> None:
+        """Ready lines, as ``emit`` would queue them one by one (what does not fit is counted)."""
+        self.handoff.put_all(lines)
+
     def flush(self) -> None:
         """Ask the writer thread to write what is queued and flush (the agent's tick)."""
         self.handoff.flush()
@@ -191,6 +212,10 @@ class JsonSink(LineSink):
         super().__init__("json" if isinstance(writer, RotatingFile) else "stdout", _line, writer,
                          queue_size=queue_size)
 
+    def line_targets(self) -> list[LineTarget]:
+        """Its lines are the events' lines as they are."""
+        return [self.emit_lines]
+
 
 class CompactSink(LineSink):
     """One human line per event in Tetragon's compact style (🚀 process ...)."""
@@ -231,6 +256,12 @@ class ChainSink:
             return
         for sink in self.sinks:
             sink.emit(event)
+
+    def line_targets(self) -> list[LineTarget] | None:
+        """Its sinks' line targets when no filter or rate limit sees the events, else None."""
+        if self.chain.reads_events or self.chain.limiter is not None:
+            return None
+        return line_targets(self.sinks)
 
     def flush(self) -> None:
         for report in self.chain.ticks(self._clock()):

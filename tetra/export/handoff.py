@@ -144,6 +144,20 @@ class Handoff(Generic[T]):
             with self._cond:
                 self._cond.notify()
 
+    def put_all(self, items: list[T]) -> None:
+        """``put`` of each item, in one go: what does not fit is counted in ``dropped_queue_full``."""
+        if self._closing:
+            raise ValueError(f"{self.name}: put after close")
+        queue = self._queue
+        room = self._capacity - len(queue)
+        if room < len(items):
+            self.stats.dropped_queue_full += len(items) - max(room, 0)
+            items = items[:max(room, 0)]
+        queue.extend(items)
+        if self._idle and len(queue) >= self._batch:
+            with self._cond:
+                self._cond.notify()
+
     def flush(self) -> None:
         """Ask the writer to take everything queued and flush; does not wait for it."""
         with self._cond:
