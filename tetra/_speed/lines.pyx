@@ -184,7 +184,6 @@ cdef class LineEncoder:
     cdef long latency[_MAX_BUCKETS + 1]
     cdef double latency_total
     cdef long records
-    cdef readonly long made  # lines made here since the start, for status and tests
     cdef int generic_op
     cdef _Buf buf
 
@@ -206,7 +205,6 @@ cdef class LineEncoder:
         for i, bound in enumerate(latency_bounds):
             self.bounds[i] = bound
         self.generic_op = generic_op
-        self.made = 0
         self.buf = _Buf()
         self._reset_counts()
 
@@ -229,6 +227,7 @@ cdef class LineEncoder:
         cdef HookLine hook
         stats = self.stats
         stats.records += self.records
+        stats.compiled_lines += self.records
         for i in range(self.n_actions + 1):
             if self.action_counts[i]:
                 stats.actions[self.action_names[i]] += self.action_counts[i]
@@ -411,7 +410,6 @@ cdef class LineEncoder:
         hook.events += 1
         self.action_counts[action] += 1
         self.records += 1
-        self.made += 1
         seconds = (now - <int64_t>ktime) / 1e9
         bucket = 0
         while bucket < self.n_bounds and seconds > self.bounds[bucket]:
