@@ -18,7 +18,7 @@ from tetra.agent.pipeline import Pipeline
 from tetra.agent.runner import build_chain, build_exporters
 from tetra.agent.sinks import ChainSink, Sink
 from tetra.decode.process import ExecRecord
-from tetra.observer.recording import Frame, Recording, hook_from_json, process_from_json
+from tetra.observer.recording import Recording, hook_from_json, process_from_json
 from tetra.process.cache import ProcessCache
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,10 @@ class ReplayObserver:
         self.pipeline.handle_raw(raw)
         self._handled()
 
-    def _deliver(self, frame: Frame) -> None:
+    def _deliver(self, frame: dict[str, Any]) -> None:
+        """One note: a /proc seed or answer, a policy loaded or unloaded."""
         pipeline = self.pipeline
-        if isinstance(frame, bytes):
-            self._deliver_records([frame])
-        elif "seed" in frame:
+        if "seed" in frame:
             pipeline.handle(process_from_json(frame["seed"]))
             self._handled()
         elif "lookup" in frame:
