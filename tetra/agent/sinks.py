@@ -148,7 +148,11 @@ class LineSink:
         self.writer = writer
         self._render = render
         self._out = _LinesOut(writer)
-        self.handoff: Handoff[bytes] = Handoff(name, self._out, capacity=queue_size, batch=LINE_BATCH)
+        # The writer takes all that is queued: each time it waits for the GIL (after a write, say)
+        # costs up to the switch interval (5 ms), so a writer behind a fast agent thread catches up
+        # in few large writes rather than falling further behind in batches of LINE_BATCH.
+        self.handoff: Handoff[bytes] = Handoff(name, self._out, capacity=queue_size, batch=LINE_BATCH,
+                                               take=queue_size)
         self._put = self.handoff.put
         self._has_room = self.handoff.has_room
 

@@ -81,15 +81,17 @@ class HandoffStats:
 class Handoff(Generic[T]):
     """A bounded queue from the agent thread to a writer thread of its own (named ``name``)."""
 
-    def __init__(self, name: str, writer: BatchWriter[T], *, capacity: int, batch: int,
+    def __init__(self, name: str, writer: BatchWriter[T], *, capacity: int, batch: int, take: int | None = None,
                  interval: float = 1.0, close_timeout: float = 5.0, stats: HandoffStats | None = None) -> None:
-        if capacity <= 0 or batch <= 0 or interval <= 0:
+        """``batch``: items that wake the writer; ``take``: the most it takes at once (default ``batch``)."""
+        if capacity <= 0 or batch <= 0 or interval <= 0 or (take is not None and take <= 0):
             raise ExportError(f"{name}: queue size, batch and interval must be positive")
         self.name = name
         self.stats = stats if stats is not None else HandoffStats()  # a sink may extend it with its own
         self._writer = writer
         self._capacity = capacity
         self._batch = batch
+        self._take_most = batch if take is None else take
         self._interval = interval
         self._close_timeout = close_timeout
         self._queue: deque[T] = deque()
@@ -217,7 +219,7 @@ class Handoff(Generic[T]):
             self._idle = False
             if self._abandoned:
                 return [], False, True
-            batch = [queue.popleft() for _ in range(min(len(queue), self._batch))]
+            batch = [queue.popleft() for _ in range(min(len(queue), self._take_most))]
             flush = not queue and (self._flush_requested or self._closing or not woken)
             if flush:
                 self._flush_requested = False
