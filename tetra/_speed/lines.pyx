@@ -52,9 +52,26 @@ cdef extern from *:
         if (!gmtime_r(&t, &tm)) return 0;
         return (int)strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     }
-    static inline int tetra_fmt_i64(char *out, int64_t v) { return sprintf(out, "%lld", (long long)v); }
-    static inline int tetra_fmt_u64(char *out, uint64_t v) { return sprintf(out, "%llu", (unsigned long long)v); }
-    static inline int tetra_fmt_frac(char *out, uint64_t v, int digits) { return sprintf(out, ".%0*llu", digits, (unsigned long long)v); }
+    /* decimal digits without printf's format parsing (it was a tenth of the line's cost) */
+    static inline int tetra_fmt_u64(char *out, uint64_t v) {
+        char tmp[24];
+        int n = 0, i;
+        do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+        for (i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+        return n;
+    }
+    static inline int tetra_fmt_i64(char *out, int64_t v) {
+        if (v >= 0) return tetra_fmt_u64(out, (uint64_t)v);
+        out[0] = '-';
+        return 1 + tetra_fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
+    }
+    /* "." and v with leading zeros to ``digits`` digits (v < 10**digits) */
+    static inline int tetra_fmt_frac(char *out, uint64_t v, int digits) {
+        int i;
+        out[0] = '.';
+        for (i = digits; i > 0; i--) { out[i] = (char)('0' + v % 10); v /= 10; }
+        return digits + 1;
+    }
     """
     uint64_t tetra_load_u64(const uint8_t *p) nogil
     uint32_t tetra_load_u32(const uint8_t *p) nogil
@@ -170,6 +187,9 @@ cdef class LineEncoder:
     cdef object by_pid, parent_of, hook_line, text_json, stats
     cdef dict hooks  # policy_id << 32 | hook_id -> HookLine, or None (the Python path's)
     cdef dict memo  # pid << 32 | tid -> the process's JSON and its parent's
+    # the last hook and process looked up: a storm's records mostly repeat them
+    cdef uint64_t last_hook_key, last_process_key
+    cdef object last_hook, last_process
     cdef bytes closing
     cdef int64_t epoch_ns
     cdef int64_t second
@@ -195,6 +215,7 @@ cdef class LineEncoder:
         self.by_pid, self.parent_of, self.hook_line, self.text_json, self.stats = (
             by_pid, parent_of, hook_line, text_json, stats)
         self.hooks, self.memo = {}, {}
+        self.last_hook = self.last_process = None
         self.closing, self.epoch_ns, self.second, self.prefix_len = closing, epoch_ns, -1, 0
         if len(action_names) > _MAX_ACTIONS + 1 or len(action_names) != len(action_json):
             raise ValueError("action tables do not fit")
@@ -220,6 +241,7 @@ cdef class LineEncoder:
     def forget_hooks(self):
         """The loaded policies changed: hooks are looked up again."""
         self.hooks.clear()
+        self.last_hook = None
 
     def publish(self):
         """Add what was counted here to the pipeline's stats (as the Python path counts)."""
@@ -242,18 +264,30 @@ cdef class LineEncoder:
         stats.latency.total += self.latency_total
         self._reset_counts()
 
+    cdef inline void _forget_processes(self):
+        self.memo.clear()
+        self.last_process = None
+
     cdef inline HookLine _hook(self, uint32_t policy_id, uint32_t hook_id):
-        key = (<uint64_t>policy_id << 32) | hook_id
+        cdef uint64_t key = (<uint64_t>policy_id << 32) | hook_id
+        if self.last_hook is not None and key == self.last_hook_key:
+            return <HookLine>self.last_hook
         hook = self.hooks.get(key, False)
         if hook is False:
             hook = self.hooks[key] = self.hook_line(policy_id, hook_id)
-        return <HookLine>hook if hook is not None else None
+        if hook is None:
+            return None
+        self.last_hook, self.last_hook_key = hook, key
+        return <HookLine>hook
 
     cdef inline object _process(self, uint32_t pid, uint32_t tid):
         """The process's JSON and its parent's (``,"parent":...``), or None if the cache lacks it."""
-        key = (<uint64_t>pid << 32) | tid
+        cdef uint64_t key = (<uint64_t>pid << 32) | tid
+        if self.last_process is not None and key == self.last_process_key:
+            return self.last_process
         part = self.memo.get(key)
         if part is not None:
+            self.last_process, self.last_process_key = part, key
             return part
         proc = self.by_pid(pid)
         if proc is None:
@@ -263,6 +297,7 @@ cdef class LineEncoder:
         if parent is not None:
             part = part + b',"parent":' + parent.json_bytes()
         self.memo[key] = part
+        self.last_process, self.last_process_key = part, key
         return part
 
     cdef int _time(self, uint64_t ktime) except -1:
@@ -423,7 +458,7 @@ cdef class LineEncoder:
         cdef list lines = []
         cdef bytes raw
         cdef int64_t now = tetra_boottime_ns()
-        self.memo.clear()
+        self._forget_processes()
         try:
             for raw in records:
                 line = self.line(<const uint8_t *>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), now)
@@ -434,7 +469,7 @@ cdef class LineEncoder:
                     send(lines)
                     lines = []
                 on_record(raw)
-                self.memo.clear()  # the Python path may have changed the cache
+                self._forget_processes()  # the Python path may have changed the cache
                 now = tetra_boottime_ns()
             if lines:
                 send(lines)
@@ -455,7 +490,7 @@ cdef class LineEncoder:
         cdef long done = 0
         cdef list lines = []
         cdef int64_t now = tetra_boottime_ns()
-        self.memo.clear()
+        self._forget_processes()
         try:
             while position < end:
                 at = data + <Py_ssize_t>(position & mask)
@@ -474,7 +509,7 @@ cdef class LineEncoder:
                             send(lines)
                             lines = []
                         on_record(PyBytes_FromStringAndSize(<const char *>(base + at + _HEADER), size))
-                        self.memo.clear()
+                        self._forget_processes()
                         now = tetra_boottime_ns()
                     done += 1
                 position += (size + _HEADER + 7) & ~(<uint64_t>7)

@@ -219,7 +219,11 @@ class Handoff(Generic[T]):
             self._idle = False
             if self._abandoned:
                 return [], False, True
-            batch = [queue.popleft() for _ in range(min(len(queue), self._take_most))]
+            if len(queue) <= self._take_most:  # all of it: copied in C, not item by item
+                batch = list(queue)
+                queue.clear()
+            else:
+                batch = [queue.popleft() for _ in range(self._take_most)]
             flush = not queue and (self._flush_requested or self._closing or not woken)
             if flush:
                 self._flush_requested = False
