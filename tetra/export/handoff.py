@@ -41,6 +41,7 @@ import logging
 import threading
 from collections import deque
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Generic, Protocol, TypeVar
 
 from tetra.errors import ExportError
@@ -219,11 +220,9 @@ class Handoff(Generic[T]):
             self._idle = False
             if self._abandoned:
                 return [], False, True
-            if len(queue) <= self._take_most:  # all of it: copied in C, not item by item
-                batch = list(queue)
-                queue.clear()
-            else:
-                batch = [queue.popleft() for _ in range(self._take_most)]
+            # popleft by popleft, as put() appends without the lock; map runs them in C, with no
+            # bytecode (so no thread switch) in between (a copy, then clear(), could lose an append)
+            batch = list(map(deque.popleft, repeat(queue, min(len(queue), self._take_most))))
             flush = not queue and (self._flush_requested or self._closing or not woken)
             if flush:
                 self._flush_requested = False
