@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Build the compiled event path (tetra/_speed/*.pyx -> .so in place) with the virtualenv's
+# Build the compiled event path (tetra/_speed/*.pyx -> .so beside it) with the virtualenv's
 # Cython; needs gcc and python3-dev (scripts/setup.sh installs them). Idempotent: a module is
-# rebuilt only when its .pyx is newer than its .so. Usage: scripts/build_speed.sh [PYTHON]
+# rebuilt only when its .pyx is newer than its .so. Built in a temp dir and renamed into place,
+# so an agent running the old module keeps its (unlinked) file instead of crashing on a rewrite.
+# Usage: scripts/build_speed.sh [PYTHON]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +15,14 @@ for pyx in tetra/_speed/*.pyx; do
         continue
     fi
     echo "build_speed: compiling $pyx"
-    "$python" -m Cython.Build.Cythonize -q -i -3 "$pyx" >/dev/null
-    rm -rf tetra/_speed/build
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    mkdir -p "$tmp/tetra/_speed"
+    touch "$tmp/tetra/__init__.py" "$tmp/tetra/_speed/__init__.py"  # the module's full name: tetra._speed.X
+    cp "$pyx" "$tmp/$pyx"
+    (cd "$tmp" && "$python" -m Cython.Build.Cythonize -q -i -3 "$pyx" >/dev/null)
+    built=$(ls "$tmp/${pyx%.pyx}".cpython-*.so)
+    mv -f "$built" "tetra/_speed/$(basename "$built")"
+    rm -rf "$tmp"
+    trap - EXIT
 done

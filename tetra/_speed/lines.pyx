@@ -239,7 +239,8 @@ cdef class LineEncoder:
         self.records = 0
 
     def forget_hooks(self):
-        """The loaded policies changed: hooks are looked up again."""
+        """The loaded policies changed: hooks are looked up again (their counts published first)."""
+        self.publish()
         self.hooks.clear()
         self.last_hook = None
 
