@@ -12,7 +12,7 @@ say() { printf 'setup: %s\n' "$*"; }
 [ "$(id -u)" = 0 ] || { echo "setup: run me as root (bcc loads programs into the kernel)" >&2; exit 1; }
 
 # 1. Debian packages. dpkg-query first, so that a prepared machine never touches apt.
-packages=(python3-bpfcc bpftool linux-headers-amd64 python3-venv gcc libc6-dev rsyslog logrotate)
+packages=(python3-bpfcc bpftool linux-headers-amd64 python3-venv python3-dev gcc libc6-dev rsyslog logrotate)
 # The VM test lane (tests/vm) boots Debian's stock kernel under QEMU for kprobes,
 # fentry and BPF LSM; linux-image-amd64 matches linux-headers-amd64 above. The lane
 # boots both of bookworm's kernel series: 6.1 and 6.12 (from bookworm-security).
@@ -82,6 +82,9 @@ if [ "$reinstalled" = yes ] || [ "$(cat "$api_stamp" 2>/dev/null)" != "$want_api
     say "generating the gRPC code from tetra/api/tetra.proto"
     "$here/scripts/gen_api.sh" "$venv/bin/python"
 fi
+# 6. The compiled event path (tetra/_speed), built from source with the virtualenv's Cython;
+# rebuilt only when its .pyx changed. Without it tetra runs the pure-Python path.
+"$here/scripts/build_speed.sh" "$venv/bin/python"
 "$venv/bin/python" -c "import bcc, tetra, tetra.api" \
     || { echo "setup: the virtualenv cannot import bcc, tetra or tetra.api" >&2; exit 1; }
 say "ready: $venv/bin/tetra"

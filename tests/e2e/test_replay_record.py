@@ -2,9 +2,12 @@
 
 The corpus tests (tests/unit/test_replay_golden.py) pin a recording made once;
 this one proves the recorder on today's agent and kernel, including a policy,
-the /proc seeds and lookups, and the recording's permissions.
+the /proc seeds and lookups, and the recording's permissions. The live agent
+runs the compiled line path (tetra/_speed) when it is built, the replay pure
+Python: the two paths write the same lines from the same kernel records.
 """
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 from tests.e2e.harness import TETRA, RunningAgent
+from tetra._speed import PURE_PYTHON_ENV, lines_module
 
 POLICY = """\
 apiVersion: cilium.io/v1alpha1
@@ -54,9 +58,11 @@ def test_replay_of_a_recording_writes_what_the_agent_wrote(tmp_path: Path, nobod
         given.chmod(0o644)
         out = Path(shared) / "replayed.json"
         done = subprocess.run([*TETRA, "replay", str(given), "-o", "none", "--export-filename", str(out)],
-                              capture_output=True, user=nobody)
+                              capture_output=True, user=nobody, env={**os.environ, PURE_PYTHON_ENV: "1"})
         replayed = out.read_bytes() if out.exists() else b""
     assert done.returncode == 0, done.stderr
     assert replayed == agent.export.read_bytes()
     assert b'"diverged":0' in done.stderr
     assert f'"records":{summary["pipeline"]["records"]}'.encode() in done.stderr
+    if lines_module() is not None:  # the tracepoint's events took the compiled path
+        assert summary["pipeline"]["compiled_lines"] > 0

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from tetra._speed import PURE_PYTHON_ENV, lines_module
 from tetra.cli.replay_cmd import replay
 
 CORPUS = Path(__file__).parents[1] / "replay" / "corpus"
@@ -29,6 +30,15 @@ def _replay(*args: str) -> Any:
     result = CliRunner().invoke(replay, [str(CORPUS / f"{NAME}.rec"), *_flags(), *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
+
+
+@pytest.fixture(autouse=True, params=["compiled", "pure"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test on both event paths: the compiled one (tetra/_speed) and pure Python."""
+    monkeypatch.setenv(PURE_PYTHON_ENV, "1" if request.param == "pure" else "0")
+    if request.param == "compiled" and lines_module() is None:
+        pytest.skip("tetra/_speed is not built (scripts/build_speed.sh)")
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from tetra.export.sinks import Sink
+from tetra.agent.line_path import LinePath
+from tetra.export.sinks import LineTarget, Sink, line_targets
 from tetra.agent.stats import PipelineStats
 from tetra.agent.policy_events import PolicyEvents
 from tetra.decode import process as _process_decoders  # noqa: F401  (registers decoders)
@@ -63,6 +64,8 @@ class Pipeline:
             int(op): (DECODERS[op], self._handlers[kind])
             for op, kind in ((Op.EXEC, ExecRecord), (Op.CLONE, CloneRecord), (Op.EXIT, ExitRecord),
                              (Op.GENERIC, GenericRecord))}
+        # the compiled line path (tetra/_speed), None when not built or TETRA_PURE_PYTHON=1
+        self.line_path = LinePath.create(self)
 
     def handle_raw(self, raw: bytes) -> None:
         """A record straight from the ring buffer."""
@@ -78,6 +81,11 @@ class Pipeline:
             self.handle(record)
         else:
             route[1](record)
+
+    def line_targets(self) -> list[LineTarget] | None:
+        """Where a batch of ready JSON lines goes, when every sink takes lines as they are
+        (``line_targets()`` of each); None when one needs events (filters, compact, gRPC)."""
+        return line_targets(self.sinks)
 
     def handle(self, record: object) -> None:
         self._handlers[type(record)](record)

@@ -128,7 +128,7 @@ class PolicyEvents:
         return PolicyEvent(rec, loaded, process, parent, node, time)
 
 
-_ACTION_JSON = {name: b',"action":"%s"' % name.encode()
+ACTION_JSON = {name: b',"action":"%s"' % name.encode()
                 for name in (*TETRAGON_ACTIONS.values(), TETRAGON_UNKNOWN_ACTION)}
 
 
@@ -179,7 +179,7 @@ class PolicyEvent(ProcessEvent):
         flags = rec.flags
         if flags & GEN_RETURN and hook.return_arg is not None:
             parts += (b',"return":', fragment(int_arg(rec.ret, hook.return_arg)))
-        parts.append(_ACTION_JSON[self.action])
+        parts.append(ACTION_JSON[self.action])
         if flags & GEN_MONITOR:
             parts.append(b',"policy_mode":"monitor"')
         if flags & GEN_PROTECTED:

@@ -172,9 +172,12 @@ class Agent:
         running: list[Service] = []
         try:
             handle_raw, handle = self.pipeline.handle_raw, self.pipeline.handle
+            batch = self.pipeline.line_path  # the compiled path, None if not built
             if self.recorder is not None:
                 handle_raw, handle = self.recorder.tee_ring(handle_raw), self.recorder.tee_seed(handle)
-            observer = self.observer = RingBufferObserver(bpf, "tetra_events", handle_raw)
+                if batch is not None:
+                    batch.tee = self.recorder.write
+            observer = self.observer = RingBufferObserver(bpf, "tetra_events", handle_raw, batch)
             records = list(procfs.scan(cgroup2_root=self.cgroup2_root))
             self.sensor.remember_binaries(records)
             for record in records:

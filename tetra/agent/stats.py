@@ -22,6 +22,7 @@ class PipelineStats:
     # execs whose binary path the kernel keeps only in part (deeper than its walk or longer
     # than its binary map): matchBinaries compares only the part it has (docs/policy-limits.md)
     binary_truncated: int = 0
+    compiled_lines: int = 0  # events whose line the compiled path made (tetra/_speed), in ``events`` too
     actions: Counter[str] = field(default_factory=Counter)  # policy events by action taken
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
@@ -40,4 +41,5 @@ class PipelineStats:
             "process_unknown": self.process_unknown,
             "policy_unknown": self.policy_unknown,
             "binary_truncated": self.binary_truncated,
+            "compiled_lines": self.compiled_lines,
         }

@@ -20,6 +20,7 @@ import itertools
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,10 @@ class Broadcaster:
             except queue.Full:
                 sub.dropped += 1
                 self.dropped += 1
+
+    def line_targets(self) -> list[Callable[[list[bytes]], None]] | None:
+        """Nothing to take while nobody subscribes (the compiled line path may run); None otherwise."""
+        return None if self.subscribers else []
 
     def flush(self) -> None:
         """Nothing is buffered here: queues are drained by the subscribers' threads."""

@@ -18,7 +18,7 @@ from tetra.agent.pipeline import Pipeline
 from tetra.app.build import build_chain, build_exporters
 from tetra.decode.process import ExecRecord
 from tetra.export.sinks import ChainSink, Sink
-from tetra.observer.recording import Frame, Recording, hook_from_json, process_from_json
+from tetra.observer.recording import Recording, hook_from_json, process_from_json
 from tetra.process.cache import ProcessCache
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,34 @@ class ReplayObserver:
         return None
 
     def drain(self) -> None:
-        """Deliver every frame of the recording."""
+        """Deliver every frame of the recording: runs of ring records as the ring's batches go
+        (through the compiled line path when there is one), the notes between them one by one."""
+        run: list[bytes] = []
         for frame in self.recording.frames():
+            if isinstance(frame, bytes):
+                run.append(frame)
+                continue
+            self._deliver_records(run)
+            run = []
             self._deliver(frame)
+        self._deliver_records(run)
 
-    def _deliver(self, frame: Frame) -> None:
+    def _deliver_records(self, records: list[bytes]) -> None:
+        line_path = self.pipeline.line_path
+        if records and (line_path is None or not line_path.feed(records, self._record)):
+            for raw in records:
+                self._record(raw)
+        self.received += len(records)
+
+    def _record(self, raw: bytes) -> None:
+        """One ring record by the Python path, its /proc answers used or counted."""
+        self.pipeline.handle_raw(raw)
+        self._handled()
+
+    def _deliver(self, frame: dict[str, Any]) -> None:
+        """One note: a /proc seed or answer, a policy loaded or unloaded."""
         pipeline = self.pipeline
-        if isinstance(frame, bytes):
-            pipeline.handle_raw(frame)
-            self.received += 1
-            self._handled()
-        elif "seed" in frame:
+        if "seed" in frame:
             pipeline.handle(process_from_json(frame["seed"]))
             self._handled()
         elif "lookup" in frame:

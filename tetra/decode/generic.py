@@ -69,13 +69,13 @@ def decode_generic(raw: bytes) -> GenericRecord:
 _CAST_BITS = {"__s8": 8, "__u8": 8, "__s16": 16, "__u16": 16, "__s32": 32, "__u32": 32}
 
 
-def _width(atype: ArgType) -> int:
+def int_width(atype: ArgType) -> int:
     """How many bits of the raw 64-bit value the type keeps."""
     return _CAST_BITS.get(atype.cast, 64)
 
 
 def _int_value(raw: int, atype: ArgType) -> int:
-    bits = _width(atype)
+    bits = int_width(atype)
     value = raw & ((1 << bits) - 1)
     if not atype.unsigned and value >= 1 << (bits - 1):
         value -= 1 << bits
@@ -197,13 +197,13 @@ Reader = Callable[[bytes, int], tuple[Json, int]]
 LineReader = Callable[[bytes, int], tuple[bytes, int]]
 
 
-def _label_json(label: str | None) -> bytes:
+def label_json(label: str | None) -> bytes:
     return b',"label":' + fragment(label) if label else b""
 
 
 def _int_readers(atype: ArgType, label: str | None) -> tuple[Reader, LineReader]:
     """A plain integer argument: narrowing, sign and JSON key worked out once per hook."""
-    bits = _width(atype)
+    bits = int_width(atype)
     mask, sign = (1 << bits) - 1, 1 << (bits - 1)
     key, unsigned, as_text = atype.json_key, atype.unsigned, atype.json_key in ("long_arg", "size_arg")
     unpack = _I64.unpack_from
@@ -223,7 +223,7 @@ def _int_readers(atype: ArgType, label: str | None) -> tuple[Reader, LineReader]
         return obj, at + 8
 
     quote = b'"' if as_text else b""  # protojson's 64-bit integers are strings
-    opening, closing = b"{" + fragment(key) + b":" + quote, quote + _label_json(label) + b"}"
+    opening, closing = b"{" + fragment(key) + b":" + quote, quote + label_json(label) + b"}"
 
     def line(blob: bytes, at: int) -> tuple[bytes, int]:
         return b"%s%d%s" % (opening, value_at(blob, at), closing), at + 8
@@ -266,7 +266,7 @@ def _sized_readers(arg: ArgPlan) -> tuple[Reader, LineReader]:
 
     if not as_text:
         return read, _line_of(read)
-    opening, closing = b"{" + fragment(key) + b":", _label_json(label) + b"}"
+    opening, closing = b"{" + fragment(key) + b":", label_json(label) + b"}"
 
     def line(blob: bytes, at: int) -> tuple[bytes, int]:
         data, _, end = data_at(blob, at)

@@ -41,6 +41,7 @@ import logging
 import threading
 from collections import deque
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Generic, Protocol, TypeVar
 
 from tetra.errors import ExportError
@@ -81,15 +82,17 @@ class HandoffStats:
 class Handoff(Generic[T]):
     """A bounded queue from the agent thread to a writer thread of its own (named ``name``)."""
 
-    def __init__(self, name: str, writer: BatchWriter[T], *, capacity: int, batch: int,
+    def __init__(self, name: str, writer: BatchWriter[T], *, capacity: int, batch: int, take: int | None = None,
                  interval: float = 1.0, close_timeout: float = 5.0, stats: HandoffStats | None = None) -> None:
-        if capacity <= 0 or batch <= 0 or interval <= 0:
+        """``batch``: items that wake the writer; ``take``: the most it takes at once (default ``batch``)."""
+        if capacity <= 0 or batch <= 0 or interval <= 0 or (take is not None and take <= 0):
             raise ExportError(f"{name}: queue size, batch and interval must be positive")
         self.name = name
         self.stats = stats if stats is not None else HandoffStats()  # a sink may extend it with its own
         self._writer = writer
         self._capacity = capacity
         self._batch = batch
+        self._take_most = batch if take is None else take
         self._interval = interval
         self._close_timeout = close_timeout
         self._queue: deque[T] = deque()
@@ -139,6 +142,20 @@ class Handoff(Generic[T]):
             self.stats.dropped_queue_full += 1
             return
         queue.append(item)
+        if self._idle and len(queue) >= self._batch:
+            with self._cond:
+                self._cond.notify()
+
+    def put_all(self, items: list[T]) -> None:
+        """``put`` of each item, in one go: what does not fit is counted in ``dropped_queue_full``."""
+        if self._closing:
+            raise ValueError(f"{self.name}: put after close")
+        queue = self._queue
+        room = self._capacity - len(queue)
+        if room < len(items):
+            self.stats.dropped_queue_full += len(items) - max(room, 0)
+            items = items[:max(room, 0)]
+        queue.extend(items)
         if self._idle and len(queue) >= self._batch:
             with self._cond:
                 self._cond.notify()
@@ -202,7 +219,9 @@ class Handoff(Generic[T]):
             self._idle = False
             if self._abandoned:
                 return [], False, True
-            batch = [queue.popleft() for _ in range(min(len(queue), self._batch))]
+            # popleft by popleft, as put() appends without the lock; map runs them in C, with no
+            # bytecode (so no thread switch) in between (a copy, then clear(), could lose an append)
+            batch = list(map(deque.popleft, repeat(queue, min(len(queue), self._take_most))))
             flush = not queue and (self._flush_requested or self._closing or not woken)
             if flush:
                 self._flush_requested = False

@@ -59,6 +59,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from types import TracebackType
 
 from tetra.errors import ExportError
@@ -230,7 +231,8 @@ class RotatingFile:
     def write_lines(self, lines: list[bytes]) -> None:
         """:meth:`write` for several lines at once, all queued before any is written
         (so :attr:`unwritten` covers them all while a write blocks)."""
-        lines = [line if line.endswith(b"\n") else line + b"\n" for line in lines]
+        if not all(map(bytes.endswith, lines, repeat(b"\n"))):  # the check in C: lines come by the thousand
+            lines = [line if line.endswith(b"\n") else line + b"\n" for line in lines]
         with self._lock:
             if self._closed:
                 raise ValueError(f"write to closed export file {self._path}")

@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any, Protocol
 
 from tetra.export.compact import render_compact
@@ -37,6 +37,23 @@ class Sink(Protocol):
     def emit(self, event: Event) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
+
+
+# Where a batch of ready JSON lines goes (LineSink.emit_lines).
+LineTarget = Callable[[list[bytes]], None]
+
+
+def line_targets(sinks: Sequence[object]) -> list[LineTarget] | None:
+    """Where the compiled line path (tetra/agent/line_path.py) sends lines for ``sinks``: each
+    sink's ``line_targets()``; None when one has none (it needs events: filters, compact, gRPC)."""
+    targets: list[LineTarget] = []
+    for sink in sinks:
+        of = getattr(sink, "line_targets", None)
+        got = of() if of is not None else None
+        if got is None:
+            return None
+        targets += got
+    return targets
 
 
 class LineWriter(Protocol):
@@ -138,7 +155,11 @@ class LineSink:
         self.writer = writer
         self._render = render
         self._out = _LinesOut(writer)
-        self.handoff: Handoff[bytes] = Handoff(name, self._out, capacity=queue_size, batch=LINE_BATCH)
+        # The writer takes all that is queued: each time it waits for the GIL (after a write, say)
+        # costs up to the switch interval (5 ms), so a writer behind a fast agent thread catches up
+        # in few large writes rather than falling further behind in batches of LINE_BATCH.
+        self.handoff: Handoff[bytes] = Handoff(name, self._out, capacity=queue_size, batch=LINE_BATCH,
+                                               take=queue_size)
         self._put = self.handoff.put
         self._has_room = self.handoff.has_room
 
@@ -147,6 +168,10 @@ class LineSink:
             line = self._render(event)
             if line is not None:
                 self._put(line)
+
+    def emit_lines(self, lines: list[bytes]) -> None:
+        """Ready lines, as ``emit`` would queue them one by one (what does not fit is counted)."""
+        self.handoff.put_all(lines)
 
     def flush(self) -> None:
         """Ask the writer thread to write what is queued and flush (the agent's tick)."""
@@ -195,6 +220,10 @@ class JsonSink(LineSink):
     def __init__(self, writer: LineWriter, *, queue_size: int = LINE_QUEUE_SIZE) -> None:
         super().__init__("json" if isinstance(writer, RotatingFile) else "stdout", _line, writer,
                          queue_size=queue_size)
+
+    def line_targets(self) -> list[LineTarget]:
+        """Its lines are the events' lines as they are."""
+        return [self.emit_lines]
 
 
 class CompactSink(LineSink):
@@ -251,6 +280,12 @@ class ChainSink:
             return
         for sink in self.sinks:
             sink.emit(event)
+
+    def line_targets(self) -> list[LineTarget] | None:
+        """Its sinks' line targets when no filter or rate limit sees the events, else None."""
+        if self.chain.reads_events or self.chain.limiter is not None:
+            return None
+        return line_targets(self.sinks)
 
     def flush(self) -> None:
         for report in self.chain.ticks(self._clock()):

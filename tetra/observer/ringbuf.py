@@ -23,6 +23,7 @@ import mmap
 import select
 import struct
 from collections.abc import Callable
+from typing import Protocol
 
 BUSY = 1 << 31
 DISCARDED = 1 << 30
@@ -32,16 +33,27 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
 
-class RingBufferObserver:
-    """Polls one ring buffer map and passes each record to ``on_record``."""
+class BatchDrain(Protocol):
+    """A compiled reader of the ring (tetra/agent/line_path.py LinePath): delivers the records
+    in order, returns how many, or None when ``drain`` must read them in Python this time."""
 
-    def __init__(self, bpf: object, map_name: str, on_record: Callable[[bytes], None]) -> None:
+    def drain_ring(self, ring: mmap.mmap, consumer: mmap.mmap, data: int, mask: int,
+                   on_record: Callable[[bytes], None]) -> int | None: ...
+
+
+class RingBufferObserver:
+    """Polls one ring buffer map and passes each record to ``on_record`` (or, when given, has
+    ``batch`` drain it: the compiled path, which hands ``on_record`` what it does not take)."""
+
+    def __init__(self, bpf: object, map_name: str, on_record: Callable[[bytes], None],
+                 batch: BatchDrain | None = None) -> None:
         table = bpf[map_name]  # type: ignore[index]
         fd, size = int(table.map_fd), int(table.max_entries)
         if size & (size - 1):
             raise ValueError(f"ring buffer {map_name}: size {size} is not a power of two")
         self.received = 0
         self._on_record = on_record
+        self._batch = batch
         self._mask = size - 1
         page = mmap.PAGESIZE
         self._consumer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
@@ -57,6 +69,11 @@ class RingBufferObserver:
 
     def drain(self) -> None:
         """Deliver everything already in the ring without waiting."""
+        if self._batch is not None:
+            done = self._batch.drain_ring(self._ring, self._consumer, self._data, self._mask, self._on_record)
+            if done is not None:
+                self.received += done
+                return
         ring, consumer, on_record = self._ring, self._consumer, self._on_record
         unpack_u32, pack_u64 = _U32.unpack_from, _U64.pack_into
         data, mask = self._data, self._mask

@@ -21,18 +21,20 @@ _OPENINGS: dict[str, bytes] = {}  # event kind -> b'{"kind":{"process":'
 _CLOSINGS: dict[str, bytes] = {}  # node name -> b'},"node_name":"node","time":"'
 
 
-def _opening(kind: str) -> bytes:
-    opening = _OPENINGS.get(kind)
-    if opening is None:
-        opening = _OPENINGS[kind] = b'{%s:{"process":' % fragment(kind)
-    return opening
+def opening(kind: str) -> bytes:
+    """What an event's line starts with, up to its process (shared with tetra/agent/line_path.py)."""
+    made = _OPENINGS.get(kind)
+    if made is None:
+        made = _OPENINGS[kind] = b'{%s:{"process":' % fragment(kind)
+    return made
 
 
-def _closing(node: str) -> bytes:
-    closing = _CLOSINGS.get(node)
-    if closing is None:
-        closing = _CLOSINGS[node] = b'},"node_name":%s,"time":"' % fragment(node)
-    return closing
+def closing(node: str) -> bytes:
+    """What follows an event's body, up to its time's digits."""
+    made = _CLOSINGS.get(node)
+    if made is None:
+        made = _CLOSINGS[node] = b'},"node_name":%s,"time":"' % fragment(node)
+    return made
 
 
 class ProcessEvent(Event):
@@ -75,12 +77,12 @@ class ProcessEvent(Event):
         process, parent = self.process, self.parent
         # The time is BootClock's digits, "-", ":", "T", "." and "Z": nothing to escape.
         return b"".join((
-            _OPENINGS.get(self.kind) or _opening(self.kind),
+            _OPENINGS.get(self.kind) or opening(self.kind),
             process.json_bytes(self.tid) if process is not None else b'{"pid":%d,"tid":%d}' % (self.pid, self.tid),
             b"" if parent is None else b',"parent":',
             b"" if parent is None else parent.json_bytes(),
             self._tail_json(),
-            _CLOSINGS.get(self.node) or _closing(self.node), self.time.encode(), b'"}\n'))
+            _CLOSINGS.get(self.node) or closing(self.node), self.time.encode(), b'"}\n'))
 
 
 def exec_event(proc: Process, parent: Process | None, node: str, time: str) -> ProcessEvent:
