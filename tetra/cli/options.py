@@ -46,6 +46,21 @@ class Duration(click.ParamType):
         return seconds
 
 
+class Size(click.ParamType):
+    """A byte count as Tetragon's size flags take it: digits with an optional K, M or G (powers of 1024)."""
+
+    name = "size"
+    _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"(\d+)([kmg]?)b?", str(value).strip().lower())
+        if match is None:
+            self.fail(f"{value!r} is not a size such as 65536, 64K or 8M", param, ctx)
+        return int(match[1]) * self._UNITS[match[2]]
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 LOG_FORMAT = "tetra: %(levelname)s: %(message)s"  # the agent's log, and every command's with -d
