@@ -15,7 +15,7 @@ from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
 from tetra.agent.pidfile import PidFile
 from tetra.cli.agent_config import load_config_dir, load_config_file
 from tetra.cli.logformat import LOG_FORMATS, configure_logging
-from tetra.cli.options import Size, export_filter_options, parse_duration
+from tetra.cli.options import Size, cluster_name_option, export_filter_options, parse_duration
 from tetra.export.jsonfile import parse_perm
 from tetra.wire.constants import RINGBUF_PAGES
 
@@ -73,8 +73,7 @@ def _ring_pages(ctx: click.Context, ringbuf_pages: int, rb_size: int, rb_size_to
               show_default=True, help="What to print on standard output.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
 @click.option("--node-name", default=None, help="Node name in events and exec_ids (default: $NODE_NAME or host name).")
-@click.option("--cluster-name", default="", metavar="NAME",
-              help="Add cluster_name to every exported event (JSON file, stdout, OTLP; not the gRPC stream).")
+@cluster_name_option
 @click.option("--tracing-policy", "tracing_policies", multiple=True, metavar="FILE",
               help="Load a TracingPolicy file (repeatable).")
 @click.option("--tracing-policy-dir", metavar="DIR", help="Load every *.yaml policy in this directory.")
