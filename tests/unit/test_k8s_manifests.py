@@ -23,7 +23,6 @@ import yaml
 from click.testing import CliRunner
 
 from tetra.agent.config import AgentConfig
-
 from tetra.policy.loader import load_policies
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
