@@ -84,7 +84,8 @@ def _api_server(config: AgentConfig, commands: CommandQueue) -> "ApiServer | Non
     from tetra.api.server import ApiServer, TlsFiles
 
     return ApiServer(addresses, commands, TlsFiles(config.server_tls_cert_file, config.server_tls_key_file,
-                                                   config.server_tls_client_ca_file), config.server_insecure_tcp)
+                                                   config.server_tls_client_ca_file), config.server_insecure_tcp,
+                     cluster_name=config.cluster_name)
 
 
 def _pod_enrichment(config: AgentConfig, node: str, parts: Parts) -> None:

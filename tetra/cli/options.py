@@ -66,7 +66,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Tetragon's --cluster-name, for the agent and for `tetra replay` (which must export what the agent did).
 cluster_name_option = click.option(
     "--cluster-name", default="", metavar="NAME",
-    help="Add cluster_name to every exported event (JSON file, stdout, OTLP; not the gRPC stream).")
+    help="Add cluster_name to every event (JSON export, stdout, OTLP, gRPC), as Tetragon does.")
 
 LOG_FORMAT = "tetra: %(levelname)s: %(message)s"  # the agent's log, and every command's with -d
 ENV_PREFIX = "TETRA_"  # TETRA_SERVER_ADDRESS, TETRA_TIMEOUT, ...: Tetragon's tetra reads the same names
