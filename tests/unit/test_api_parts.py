@@ -175,6 +175,18 @@ def test_field_filtered_subscribers_get_their_own_copy() -> None:
         "process": {"binary": "/bin/true"}}
 
 
+def test_cluster_name_goes_to_grpc_subscribers_as_tetragons_field() -> None:
+    """--cluster-name: GetEventsResponse.cluster_name (the exporters get it from the ChainSink)."""
+    broadcaster = Broadcaster(cluster_name="prod")
+    sub = broadcaster.subscribe("c")
+    original = _event("/bin/true", pid=9)
+    broadcaster.emit(Event(original))
+    data = broadcaster.encoded(sub, sub.queue.get_nowait())
+    assert data is not None and convert.pb.GetEventsResponse.FromString(data).cluster_name == "prod"
+    assert convert.to_dict(convert.pb.GetEventsResponse.FromString(data)) == {**original, "cluster_name": "prod"}
+    assert "cluster_name" not in original  # the event other sinks share is not changed
+
+
 def test_an_event_that_does_not_convert_is_counted_once() -> None:
     broadcaster = Broadcaster()
     first, second = broadcaster.subscribe("a"), broadcaster.subscribe("b")

@@ -11,6 +11,7 @@ references between the objects (ConfigMap keys, volumes, the ServiceAccount,
 RBAC covering the CRDs).
 """
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from tetra.agent.config import AgentConfig
 from tetra.policy.loader import load_policies
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
@@ -125,15 +128,10 @@ def test_daemonset_references_resolve() -> None:
 
     env = {e["name"]: e for e in container["env"]}
     assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
-    for e in env.values():
-        ref = e["valueFrom"].get("configMapKeyRef")
-        if ref:
-            assert ref["name"] == config["metadata"]["name"] and ref["key"] in config["data"], e["name"]
-    for arg in container["args"]:
-        for var in re.findall(r"\$\((\w+)\)", arg):
-            assert var in env, f"{arg}: no env var {var}"
-    flags = {arg.split("=")[0].removeprefix("--") for arg in container["args"] if arg.startswith("--")}
-    assert set(config["data"]) <= flags, "a ConfigMap key no flag reads"
+    (config_dir,) = [arg.split("=", 1)[1] for arg in container["args"] if arg.startswith("--config-dir=")]
+    (config_mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == config_dir]
+    (config_volume,) = [v for v in pod["volumes"] if v["name"] == config_mount["name"]]
+    assert config_volume["configMap"]["name"] == config["metadata"]["name"]
 
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["name"]: m for m in container["volumeMounts"]}
@@ -148,3 +146,34 @@ def test_daemonset_references_resolve() -> None:
     assert str(Path(socket).parent) in host.values(), "the gRPC socket is not on a hostPath"
     policies = config["data"]["tracing-policy-dir"]
     assert any(m["mountPath"] == policies for m in mounts.values())
+
+
+def test_configmap_is_flags_the_agent_takes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ConfigMap as the DaemonSet mounts it (a file per key) is read by `tetra agent --config-dir`:
+    every key a flag, every value one it accepts (the agent stops at build_agent, before any BPF)."""
+    import tetra.app.build
+    from tetra.cli.main import _register, cli
+
+    for key, value in _one("ConfigMap")["data"].items():
+        (tmp_path / key).write_text(value)
+
+    def built(config: object) -> None:
+        raise SystemExit(config)
+
+    _register()
+    monkeypatch.setattr(tetra.app.build, "build_agent", built)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)  # its root check: nothing is loaded
+    done = CliRunner().invoke(cli, ["agent", "--config-dir", str(tmp_path)])
+    assert done.exit_code != 2, done.output
+    config = done.exception.code if isinstance(done.exception, SystemExit) else None
+    assert isinstance(config, AgentConfig), done.output
+    assert config.stdout == "none" and config.enable_k8s_api and config.health_server_address == ":6789"
+
+
+def test_probes_reach_the_health_server() -> None:
+    (container,) = _one("DaemonSet")["spec"]["template"]["spec"]["containers"]
+    port = int(_one("ConfigMap")["data"]["health-server-address"].rpartition(":")[2])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] == "/healthz" and ports[get["port"]] == port, probe

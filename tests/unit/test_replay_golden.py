@@ -96,3 +96,23 @@ def test_grpc_conversion_round_trips_each_line(golden: list[bytes]) -> None:
     for number, line in enumerate(golden, 1):
         event = orjson.loads(line)
         assert to_dict(pb.GetEventsResponse.FromString(to_bytes(event))) == event, f"line {number}"
+
+
+def test_cluster_name_is_the_last_top_level_field_of_every_line(tmp_path: Path) -> None:
+    """--cluster-name: each line is the one without it with cluster_name after node_name and time
+    (where Tetragon's GetEventsResponse has it), whether the line is spliced from the event's own
+    line or encoded from the new dict a redaction filter made (the digits of arguments); without
+    the flag the lines stay the golden ones (test_json_lines_are_the_live_agents)."""
+    def lines(*args: str) -> list[bytes]:
+        out = tmp_path / "events.json"
+        out.unlink(missing_ok=True)
+        _replay("-o", "none", "--export-filename", str(out), *args)
+        return out.read_bytes().splitlines(keepends=True)
+
+    for extra in ((), ("--redaction-filters", '{"redact": ["(\\\\d+)"]}')):
+        plain, named = lines(*extra), lines("--cluster-name", 'c1 "east"', *extra)
+        assert len(named) == len(plain) > 0
+        for number, (got, want) in enumerate(zip(named, plain), 1):
+            assert got == want[:-2] + b',"cluster_name":"c1 \\"east\\""}\n', f"line {number} differs"
+            assert list(orjson.loads(got))[-3:] == ["node_name", "time", "cluster_name"]
+    assert b"*****" in b"".join(plain)  # the redaction did change events

@@ -21,6 +21,7 @@ class AgentConfig:
     stdout: str = "compact"  # compact | json | none
     color: bool = False
     node_name: str | None = None
+    cluster_name: str = ""  # top-level cluster_name of exported events ("": none)
     tracing_policies: tuple[str, ...] = ()
     tracing_policy_dir: str | None = None
     tracing_policy_keep_going: bool = False  # run when a start-up policy failed (default: refuse to start)
@@ -41,6 +42,7 @@ class AgentConfig:
     export_otlp_endpoint: str | None = None
     export_otlp_ca_file: str | None = None
     metrics_server: str | None = None
+    health_server_address: str = ""  # GET /healthz for probes ("": none; Tetragon's default :6789 is opt-in here)
     enable_k8s_api: bool = False
     k8s_kubeconfig_path: str | None = None
     enable_tracing_policy_crd: bool = True  # with enable_k8s_api: load TracingPolicy(Namespaced) objects

@@ -69,8 +69,10 @@ class Subscriber:
 class Broadcaster:
     """A sink that copies events to every subscriber's queue, never waiting."""
 
-    def __init__(self, target: str = "", queue_size: int = QUEUE_SIZE, max_subscribers: int = MAX_SUBSCRIBERS) -> None:
+    def __init__(self, target: str = "", queue_size: int = QUEUE_SIZE, max_subscribers: int = MAX_SUBSCRIBERS,
+                 cluster_name: str = "") -> None:
         self.target = target  # the server's addresses, for status
+        self.cluster_name = cluster_name  # --cluster-name: on every event sent ("": none)
         self.subscribers: tuple[Subscriber, ...] = ()
         self.dropped = 0  # over all subscribers, past ones included
         self.convert_errors = 0
@@ -87,6 +89,8 @@ class Broadcaster:
         if not subscribers:
             return  # no dict made for nobody
         data = event.data
+        if self.cluster_name:  # the exporters have it from the ChainSink, which this sink is not behind
+            data = {**data, "cluster_name": self.cluster_name}
         envelope = Envelope(data)
         for sub in subscribers:
             if sub.events is not None and not sub.events.accepts(data):

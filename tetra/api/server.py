@@ -91,7 +91,7 @@ class ApiServer:
     """The gRPC endpoints of one agent run."""
 
     def __init__(self, addresses: tuple[str, ...], commands: CommandQueue, tls: TlsFiles = TlsFiles(),
-                 insecure_tcp: bool = False) -> None:
+                 insecure_tcp: bool = False, cluster_name: str = "") -> None:
         self.addresses: list[Address] = [parse_address(a) for a in addresses]
         self._credentials = tls.credentials()
         self._client_auth = tls.client_ca_file is not None
@@ -104,7 +104,7 @@ class ApiServer:
             if address.unix_path is not None:
                 prepare_socket_path(address.unix_path)
             check_bindable(address)
-        self.broadcaster = Broadcaster(target=", ".join(map(str, self.addresses)))
+        self.broadcaster = Broadcaster(target=", ".join(map(str, self.addresses)), cluster_name=cluster_name)
         self.commands = commands
         self.stopping = threading.Event()
         self._server: grpc.Server | None = None

@@ -42,6 +42,7 @@ from tetra.agent.policies import (PolicyConflict, PolicyExists, PolicyLoadFailed
 from tetra.api import pb
 from tetra.api.broadcast import Broadcaster, TooManySubscribers
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
+from tetra.agent.health import check
 from tetra.api.convert import to_dict
 from tetra.api.status import policy_status, status_json
 from tetra.errors import TetraError
@@ -62,7 +63,6 @@ T = TypeVar("T")
 Context: TypeAlias = grpc.ServicerContext
 
 CALL_TIMEOUT = 60.0  # longest wait for the agent thread (a policy compiles and loads in seconds)
-STALLED_AFTER = 5.0  # seconds without a loop iteration before health says so
 POLL_S = 0.25  # how often an idle stream checks that its client and the server are still there
 STATUS_MESSAGE_BYTES = 6000  # of the 8 KiB of metadata a gRPC client accepts, as sent (percent-encoded)
 
@@ -132,13 +132,8 @@ class TetraService:
     # -- state --------------------------------------------------------------------------------
 
     def GetHealth(self, request: Any, context: Context) -> Any:
-        idle = time.monotonic() - self.commands.last_run
-        if self.stopping.is_set():
-            return pb.GetHealthStatusResponse(status="HEALTH_STATUS_STOPPED", details="the agent is stopping")
-        if idle > STALLED_AFTER:
-            return pb.GetHealthStatusResponse(status="HEALTH_STATUS_ERROR",
-                                              details=f"the agent loop has not run for {idle:.0f}s")
-        return pb.GetHealthStatusResponse(status="HEALTH_STATUS_RUNNING", details="running")
+        health = check(self.commands, self.stopping.is_set())
+        return pb.GetHealthStatusResponse(status=health.status, details=health.details)
 
     def GetVersion(self, request: Any, context: Context) -> Any:
         return pb.GetVersionResponse(version=__version__)

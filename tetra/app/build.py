@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from tetra.agent.commands import CommandQueue
 from tetra.agent.config import AgentConfig
 from tetra.agent.runner import Agent, Parts
-from tetra.app.services import MetricsEndpoint, PolicyObjectWatch
+from tetra.app.services import HealthEndpoint, MetricsEndpoint, PolicyObjectWatch
 from tetra.errors import KernelError
 from tetra.export.jsonfile import RotatingFile
 from tetra.export.sinks import ChainSink, CompactSink, JsonSink, Sink, StreamWriter
@@ -56,8 +56,8 @@ def build_agent(config: AgentConfig) -> Agent:
     node = config.node_name or node_name()
     commands = CommandQueue()
     exporters = build_exporters(config)
-    parts = Parts(commands, exporters, ChainSink(build_chain(config, node), exporters),
-                  cgroup2_root=_cgroup2_root())
+    chain = ChainSink(build_chain(config, node), exporters, cluster_name=config.cluster_name)
+    parts = Parts(commands, exporters, chain, cgroup2_root=_cgroup2_root())
     api = _api_server(config, commands)
     if api is not None:
         parts.sinks.append(api.broadcaster)
@@ -67,6 +67,8 @@ def build_agent(config: AgentConfig) -> Agent:
         metrics = MetricsEndpoint(config.metrics_server)
         parts.on_status.append(metrics.collector.update)
         parts.services.append(metrics)
+    if config.health_server_address:
+        parts.services.append(HealthEndpoint(config.health_server_address))
     if config.enable_k8s_api:
         _pod_enrichment(config, node, parts)
         if config.enable_tracing_policy_crd:
@@ -82,7 +84,8 @@ def _api_server(config: AgentConfig, commands: CommandQueue) -> "ApiServer | Non
     from tetra.api.server import ApiServer, TlsFiles
 
     return ApiServer(addresses, commands, TlsFiles(config.server_tls_cert_file, config.server_tls_key_file,
-                                                   config.server_tls_client_ca_file), config.server_insecure_tcp)
+                                                   config.server_tls_client_ca_file), config.server_insecure_tcp,
+                     cluster_name=config.cluster_name)
 
 
 def _pod_enrichment(config: AgentConfig, node: str, parts: Parts) -> None:

@@ -126,7 +126,8 @@ class Replay:
         node = config.node_name or header.node_name
         self.cache = ProcessCache(node, self.clock, max_size=config.process_cache_size)
         self.exporters = build_exporters(config)
-        sinks: list[Sink] = [ChainSink(build_chain(config, node), self.exporters), *(extra_sinks or [])]
+        chain = ChainSink(build_chain(config, node), self.exporters, cluster_name=config.cluster_name)
+        sinks: list[Sink] = [chain, *(extra_sinks or [])]
         self.pipeline = Pipeline(self.cache, sinks, self.clock)
         self.observer = ReplayObserver(self.recording, self.pipeline)
 

@@ -1,6 +1,5 @@
 """``tetra agent``: run the agent in the foreground until SIGINT or SIGTERM; SIGHUP reopens the export file."""
 
-import logging
 import os
 import signal
 import sys
@@ -9,11 +8,14 @@ from types import FrameType
 
 import click
 import orjson
+from click.core import ParameterSource
 
 from tetra.agent.ancestors import parse_ancestor_types
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
 from tetra.agent.pidfile import PidFile
-from tetra.cli.options import LOG_FORMAT, export_filter_options, parse_duration
+from tetra.cli.agent_config import load_config_dir, load_config_file
+from tetra.cli.logformat import LOG_FORMATS, configure_logging
+from tetra.cli.options import Size, cluster_name_option, export_filter_options, parse_duration
 from tetra.export.jsonfile import parse_perm
 from tetra.wire.constants import RINGBUF_PAGES
 
@@ -25,7 +27,27 @@ def _ancestor_types(_ctx: click.Context, _param: click.Parameter, values: tuple[
         raise click.BadParameter(str(err)) from None
 
 
+def _ring_pages(ctx: click.Context, ringbuf_pages: int, rb_size: int, rb_size_total: int) -> int:
+    """--ringbuf-pages, or Tetragon's --rb-size (per CPU) / --rb-size-total in bytes (0: not set).
+    tetra has one BPF ring buffer for all CPUs: --rb-size counts once per CPU, and the bytes are
+    rounded up to a power of two pages, which the kernel requires."""
+    if rb_size and rb_size_total:
+        raise click.UsageError("--rb-size and --rb-size-total: give one of them")
+    size = rb_size_total or rb_size * (os.cpu_count() or 1)
+    if not size:
+        return ringbuf_pages
+    if ctx.get_parameter_source("ringbuf_pages") not in (ParameterSource.DEFAULT, None):
+        raise click.UsageError("--ringbuf-pages and --rb-size(-total): give one of them")
+    pages = -(-size // os.sysconf("SC_PAGE_SIZE"))
+    return 1 << (pages - 1).bit_length()
+
+
 @click.command()
+@click.option("--config-dir", metavar="DIR", is_eager=True, expose_value=False, callback=load_config_dir,
+              help="Take flags from this directory: one file per flag, named after it, holding its value "
+                   "(a mounted ConfigMap). The command line wins over it; it wins over --config-file.")
+@click.option("--config-file", metavar="FILE", is_eager=True, expose_value=False, callback=load_config_file,
+              help="Take flags from this YAML file: flag names (without --) to values.")
 @click.option("--export-filename", metavar="PATH", help="Write events as JSON lines to this file.")
 @click.option("--export-file-max-size-mb", type=click.FloatRange(min=0, min_open=True), default=10,
               show_default=True, help="Rotate the export file at this size.")
@@ -41,10 +63,17 @@ def _ancestor_types(_ctx: click.Context, _param: click.Parameter, values: tuple[
               help="Most processes kept in the process cache.")
 @click.option("--ringbuf-pages", type=click.IntRange(min=1), default=RINGBUF_PAGES, show_default=True,
               help="Kernel ring buffer size in pages (a power of two).")
+@click.option("--rb-size", type=Size(), default="0", metavar="SIZE",
+              help="Tetragon's per-CPU ring buffer size (K/M/G suffixes): the ring buffer gets this times the "
+                   "CPUs, rounded up to a power of two pages (instead of --ringbuf-pages).")
+@click.option("--rb-size-total", type=Size(), default="0", metavar="SIZE",
+              help="Tetragon's total ring buffer size (K/M/G suffixes), rounded up to a power of two pages "
+                   "(instead of --ringbuf-pages).")
 @click.option("-o", "--output", "stdout", type=click.Choice(["compact", "json", "none"]), default="compact",
               show_default=True, help="What to print on standard output.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
 @click.option("--node-name", default=None, help="Node name in events and exec_ids (default: $NODE_NAME or host name).")
+@cluster_name_option
 @click.option("--tracing-policy", "tracing_policies", multiple=True, metavar="FILE",
               help="Load a TracingPolicy file (repeatable).")
 @click.option("--tracing-policy-dir", metavar="DIR", help="Load every *.yaml policy in this directory.")
@@ -69,6 +98,9 @@ def _ancestor_types(_ctx: click.Context, _param: click.Parameter, values: tuple[
 @click.option("--export-otlp-endpoint", metavar="HOST:PORT", help="Also send events as OTLP log records over gRPC.")
 @click.option("--export-otlp-ca-file", metavar="PATH", help="TLS to the OTLP endpoint, trusting this CA.")
 @click.option("--metrics-server", metavar="[HOST]:PORT", help="Serve Prometheus metrics here (e.g. :2112).")
+@click.option("--health-server-address", metavar="[HOST]:PORT", default="",
+              help="Serve GET /healthz here (e.g. :6789): 200 while the agent loop runs, 503 once it stalls or "
+                   "stops, for Kubernetes probes (default: none).")
 @click.option("--enable-k8s-api", is_flag=True,
               help="Use the Kubernetes API: pod metadata on events (pods of this node), and TracingPolicy objects.")
 @click.option("--k8s-kubeconfig-path", metavar="PATH", help="Kubeconfig to use instead of the in-cluster config.")
@@ -94,20 +126,24 @@ def _ancestor_types(_ctx: click.Context, _param: click.Parameter, values: tuple[
                    "to FILE, for `tetra replay`.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
+              help="json: one JSON object per log line (time, level, msg).")
 @click.option("-d", "--debug", is_flag=True, help="Same as --log-level debug.")
 def agent(export_filename: str | None, export_file_max_size_mb: float, export_file_max_backups: int,
           export_file_rotation_interval: str | None, export_file_compress: bool, export_file_perm: str,
-          pid_file: str | None, process_cache_size: int, ringbuf_pages: int, stdout: str, color: str, node_name: str | None,
+          pid_file: str | None, process_cache_size: int, ringbuf_pages: int, rb_size: int, rb_size_total: int,
+          stdout: str, color: str, node_name: str | None, cluster_name: str,
           tracing_policies: tuple[str, ...], tracing_policy_dir: str | None, tracing_policy_keep_going: bool,
           policy_cache_dir: str,
           server_addresses: tuple[str, ...],
           server_tls_cert_file: str | None, server_tls_key_file: str | None, server_tls_client_ca_file: str | None,
           server_insecure_tcp: bool, export_allowlist: str, export_denylist: str, field_filters: str, redaction_filters: str,
           export_rate_limit: int, enable_pid_set_filter: bool, export_otlp_endpoint: str | None,
-          export_otlp_ca_file: str | None, metrics_server: str | None, enable_k8s_api: bool,
+          export_otlp_ca_file: str | None, metrics_server: str | None, health_server_address: str,
+          enable_k8s_api: bool,
           k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
           enable_process_cred: bool, enable_process_ns: bool, username_metadata: str, enable_ancestors: tuple[str, ...],
-          record_ring: str | None, log_level: str, debug: bool) -> None:
+          record_ring: str | None, log_level: str, log_format: str, debug: bool) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default; the processes read from
@@ -119,8 +155,9 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
     reopens the export file (after logrotate moved it; a move or delete is also
     noticed within a second without it).
     """
-    # a no-op after `tetra -d`, which configured the same format at debug level
-    logging.basicConfig(level="DEBUG" if debug else log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    ctx = click.get_current_context()
+    debug = debug or bool(ctx.find_root().params.get("debug"))  # `tetra -d agent` too
+    configure_logging("debug" if debug else log_level, log_format)
     if os.geteuid() != 0:
         raise click.ClickException("the agent needs root: it loads BPF programs into the kernel")
     config = AgentConfig(
@@ -131,10 +168,11 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         export_file_compress=export_file_compress,
         export_file_perm=parse_perm(export_file_perm),
         process_cache_size=process_cache_size,
-        ringbuf_pages=ringbuf_pages,
+        ringbuf_pages=_ring_pages(ctx, ringbuf_pages, rb_size, rb_size_total),
         stdout=stdout,
         color=color == "always" or (color == "auto" and sys.stdout.isatty()),
         node_name=node_name,
+        cluster_name=cluster_name,
         tracing_policies=tracing_policies,
         tracing_policy_dir=tracing_policy_dir,
         tracing_policy_keep_going=tracing_policy_keep_going,
@@ -153,6 +191,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         export_otlp_endpoint=export_otlp_endpoint,
         export_otlp_ca_file=export_otlp_ca_file,
         metrics_server=metrics_server,
+        health_server_address=health_server_address,
         enable_k8s_api=enable_k8s_api,
         k8s_kubeconfig_path=k8s_kubeconfig_path,
         enable_tracing_policy_crd=enable_tracing_policy_crd,

@@ -46,7 +46,27 @@ class Duration(click.ParamType):
         return seconds
 
 
+class Size(click.ParamType):
+    """A byte count as Tetragon's size flags take it: digits with an optional K, M or G (powers of 1024)."""
+
+    name = "size"
+    _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"(\d+)([kmg]?)b?", str(value).strip().lower())
+        if match is None:
+            self.fail(f"{value!r} is not a size such as 65536, 64K or 8M", param, ctx)
+        return int(match[1]) * self._UNITS[match[2]]
+
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Tetragon's --cluster-name, for the agent and for `tetra replay` (which must export what the agent did).
+cluster_name_option = click.option(
+    "--cluster-name", default="", metavar="NAME",
+    help="Add cluster_name to every event (JSON export, stdout, OTLP, gRPC), as Tetragon does.")
 
 LOG_FORMAT = "tetra: %(levelname)s: %(message)s"  # the agent's log, and every command's with -d
 ENV_PREFIX = "TETRA_"  # TETRA_SERVER_ADDRESS, TETRA_TIMEOUT, ...: Tetragon's tetra reads the same names

@@ -7,7 +7,7 @@ import click
 import orjson
 
 from tetra.agent.config import AgentConfig
-from tetra.cli.options import export_filter_options
+from tetra.cli.options import cluster_name_option, export_filter_options
 from tetra.app.replay import Replay
 
 
@@ -18,13 +18,14 @@ from tetra.app.replay import Replay
               show_default=True, help="What to print on standard output.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
 @click.option("--node-name", default=None, help="Node name in events and exec_ids (default: the recording's).")
+@cluster_name_option
 @click.option("--process-cache-size", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Most processes kept in the process cache.")
 @export_filter_options
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def replay(recording: str, export_filename: str | None, stdout: str, color: str, node_name: str | None,
-           process_cache_size: int, export_allowlist: str, export_denylist: str, field_filters: str,
+           cluster_name: str, process_cache_size: int, export_allowlist: str, export_denylist: str, field_filters: str,
            redaction_filters: str, export_rate_limit: int, enable_pid_set_filter: bool, log_level: str) -> None:
     """Feed a recording made by `tetra agent --record-ring FILE` to the agent's pipeline.
 
@@ -39,6 +40,7 @@ def replay(recording: str, export_filename: str | None, stdout: str, color: str,
         stdout=stdout,
         color=color == "always" or (color == "auto" and sys.stdout.isatty()),
         node_name=node_name,
+        cluster_name=cluster_name,
         process_cache_size=process_cache_size,
         server_addresses=(),
         export_allowlist=export_allowlist,

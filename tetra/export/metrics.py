@@ -179,11 +179,11 @@ def _exporter_drops(exporter: ExporterStatus) -> Iterator[tuple[str, int]]:
             yield _EXPORTER_DROPS[key], value
 
 
-def parse_address(address: str) -> tuple[str, int]:
+def parse_address(address: str, flag: str = "--metrics-server") -> tuple[str, int]:
     """":2112" (all interfaces, as Tetragon's flag), "localhost:2112" or "[::1]:2112"."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ExportError(f"--metrics-server {address!r}: expected [host]:port, e.g. :2112 or localhost:2112")
+        raise ExportError(f"{flag} {address!r}: expected [host]:port, e.g. :2112 or localhost:2112")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 

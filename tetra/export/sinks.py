@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import IO, Any, Protocol
 
+from tetra.export.cluster import ClusterNamed, cluster_member
 from tetra.export.compact import render_compact
 from tetra.export.event import Event
 from tetra.export.handoff import Handoff
@@ -261,14 +262,19 @@ class ChainSink:
     the rate limit, whose rate_limit_info reports go out on flush (every tick).
     gRPC subscribers are not behind it: they bring their own filters."""
 
-    def __init__(self, chain: ExportChain, sinks: list[Sink], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, chain: ExportChain, sinks: list[Sink], clock: Callable[[], float] = time.monotonic,
+                 cluster_name: str = "") -> None:
         self.chain = chain
         self.sinks = sinks
         self._clock = clock
+        self.cluster_name = cluster_name  # --cluster-name: on every event ("": none, as Tetragon)
+        self._cluster_member = cluster_member(cluster_name)
 
     def emit(self, event: Event) -> None:
         """With no filter that reads or changes events, the event goes on as it came (its
         line made once, for all the line sinks, and no dict); else as the filters left it."""
+        if self.cluster_name:
+            event = ClusterNamed(event, self.cluster_name, self._cluster_member)
         if self.chain.reads_events:
             data = event.data
             out = self.chain.process(data)
@@ -289,7 +295,7 @@ class ChainSink:
 
     def flush(self) -> None:
         for report in self.chain.ticks(self._clock()):
-            event = Event(report)
+            event = Event({**report, "cluster_name": self.cluster_name} if self.cluster_name else report)
             for sink in self.sinks:
                 sink.emit(event)
         for sink in self.sinks:
