@@ -81,6 +81,15 @@ def test_with_export_filters_every_record_takes_the_python_path(tmp_path: Path,
     assert made == 0
 
 
+
+def test_with_a_cluster_name_every_line_carries_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--cluster-name splices the field into each line after it is made: the compiled path, which
+    writes finished lines, leaves such an export to the Python path rather than drop the field."""
+    made = _both_ways(CORPUS, tmp_path, monkeypatch, flags={"cluster_name": "prod-eu"})
+    assert made == 0
+    lines = (tmp_path / "compiled.json").read_bytes().splitlines()
+    assert lines and all(line.endswith(b',"cluster_name":"prod-eu"}') for line in lines)
+
 # --- records built from the wire layouts --------------------------------------------------------------------
 
 def _type(name: str, encoding: str, cast: str, json_key: str, unsigned: bool = False) -> dict[str, Any]:

@@ -288,8 +288,9 @@ class ChainSink:
             sink.emit(event)
 
     def line_targets(self) -> list[LineTarget] | None:
-        """Its sinks' line targets when no filter or rate limit sees the events, else None."""
-        if self.chain.reads_events or self.chain.limiter is not None:
+        """Its sinks' line targets when no filter, rate limit or cluster name sees the events, else
+        None (the cluster name is spliced into each line after it is made, by ``emit``)."""
+        if self.cluster_name or self.chain.reads_events or self.chain.limiter is not None:
             return None
         return line_targets(self.sinks)
 
