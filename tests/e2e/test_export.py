@@ -175,14 +175,14 @@ def test_sighup_reopens_and_a_moved_or_deleted_file_is_noticed(tmp_path: Path, r
         running.wait_for(lambda ev: _marker_execs([orjson.dumps(e) for e in ev], "hup-b") != [])
         assert running.proc.poll() is None, "SIGHUP killed the agent"
         state = _json_state(running)
-        assert state["state"] == "ok (reopened: SIGHUP)" and state["counters"]["reopens"] == "1"
+        assert state["state"] == "ok (reopened: SIGHUP)" and state["counters"]["reopens"] == 1
         assert _marker_execs(_lines_of([moved]), "hup-") == ["hup-a"]
 
         running.export.unlink()  # no signal: the agent's tick notices
         subprocess.run(["/usr/bin/true", "hup-c"], check=True)
         running.wait_for(lambda ev: _marker_execs([orjson.dumps(e) for e in ev], "hup-c") != [], timeout=5)
         state = _json_state(running)
-        assert state["state"] == "ok (reopened: deleted)" and state["counters"]["reopens"] == "2"
+        assert state["state"] == "ok (reopened: deleted)" and state["counters"]["reopens"] == 2
     finally:
         summary = running.stop()
     assert summary["export_write_errors"] == 0 and summary["export_lines_dropped"] == 0
@@ -253,7 +253,7 @@ def test_a_full_disk_keeps_status_answering_and_recovers(tmp_path: Path, root: N
             started = time.monotonic()
             state = _json_state(running)
             assert time.monotonic() - started < 5
-            assert 0 < int(state["counters"]["write_errors"]) < 30  # backing off, not retrying per event
+            assert 0 < state["counters"]["write_errors"] < 30  # backing off, not retrying per event
             assert state["state"] == "failing: No space left on device"
 
             (mnt / "filler").unlink()

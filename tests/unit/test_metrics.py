@@ -15,8 +15,8 @@ def _status() -> AgentStatus:
     hook = HookStatus("__x64_sys_openat", "kprobe", "kprobe", False, seen=10, posted=3)
     return AgentStatus(
         node_name="n", uptime_seconds=1.0, sensors=(),
-        policies=(PolicyStatus(1, "p", "file", PolicyLoadState.LOADED, "enforce", (hook,)),
-                  PolicyStatus(2, "q", "file", PolicyLoadState.ERROR, "enforce")),
+        policies=(PolicyStatus(1, "p", "file", PolicyLoadState.ENABLED, "enforce", (hook,)),
+                  PolicyStatus(2, "q", "file", PolicyLoadState.LOAD_ERROR, "enforce")),
         events={"process_exec": 7}, rates={}, pipeline={"decode_errors": 1, "sink_errors": 0},
         kernel=(KernelCount("exec", 7, 2),), ringbuf_received=5, cache_size=5, cache_capacity=100,
         cache_evictions=1,
