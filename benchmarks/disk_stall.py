@@ -28,10 +28,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-
 from tetra.api import pb
 from tetra.api.client import Client, ClientError, ClientOptions
+from tetra.api.plainjson import message_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (DRIVERS, TETRA, TETRA_READY_MARK, Daemon, ProcWatch, compile_driver, console,  # noqa: E402
@@ -77,7 +76,7 @@ class StallResult:
     events: int = 0  # events the agent built (summary pipeline.events)
     file_lines: int = 0
     export_lines_dropped: int = 0  # summary: every line an exporter dropped
-    exporter_counters: dict[str, str] = field(default_factory=dict)  # the JSON exporter's, last status
+    exporter_counters: dict[str, int] = field(default_factory=dict)  # the JSON exporter's, last status
     status_asked: int = 0
     status_answered: int = 0
     status_slowest_s: float = 0.0
@@ -100,9 +99,7 @@ def _status(address: str) -> tuple[float, dict[str, Any] | None]:
         return time.monotonic() - started, None
     finally:
         client.close()
-    answer = json_format.MessageToDict(response, preserving_proto_field_name=True,
-                                       always_print_fields_with_no_presence=True)
-    return time.monotonic() - started, answer
+    return time.monotonic() - started, message_json(response)
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -138,7 +135,7 @@ def scenario(workdir: Path, rate: int, before_s: int, stall_s: int, after_s: int
                     result.status_slowest_s = max(result.status_slowest_s, round(took, 3))
                     if answer is not None:
                         result.status_answered += 1
-                        result.kernel_lost_during_stall.append(int(answer["losses"]["kernel_lost"]))
+                        result.kernel_lost_during_stall.append(answer["losses"]["kernel_lost"])
                     time.sleep(max(0.0, min(STATUS_EVERY_S, thaw_at - time.monotonic() - 1)))
                 time.sleep(max(0.0, thaw_at - time.monotonic()))
             out, _ = storm.communicate(timeout=before_s + stall_s + after_s + 60)

@@ -36,7 +36,7 @@ ROUND = 2000  # processes per driver run
 def cache_size(address: str) -> int:
     done = subprocess.run([str(TETRA), "status", "-o", "json", "--server-address", address],
                           capture_output=True, timeout=60, check=True)
-    return int(orjson.loads(done.stdout)["process_cache"]["size"])
+    return orjson.loads(done.stdout)["process_cache"]["size"]
 
 
 def soak(duration: float, every: float, workdir: Path) -> dict[str, Any]:

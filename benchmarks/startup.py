@@ -31,7 +31,7 @@ LIBRARY = HERE.parent / "policies"
 TETRA = [sys.executable, "-m", "tetra"]
 TIMEOUT_S = 600.0
 READY = re.compile(r"ready in ")
-SETTLED = re.compile(r"policies settled in [\d.]+s: (\d+) loaded \((\d+) from the cache\), \d+ loading, (\d+) failed")
+SETTLED = re.compile(r"policies settled in [\d.]+s: (\d+) enabled \((\d+) from the cache\), \d+ loading, (\d+) load_error")
 LOADED = re.compile(r"policy (\S+) loaded in ([\d.]+)s \(([^)]*)\)")
 SYSCALLS = ("sys_openat", "sys_execve", "sys_connect", "sys_unlinkat", "sys_mkdirat", "sys_fchmodat",
             "sys_renameat2", "sys_setuid", "sys_ptrace", "sys_mount")

@@ -286,4 +286,4 @@ def test_hostile_values_are_data_not_code(tmp_path: Path, btf: Btf, root: None) 
         summary = agent.stop()
     paths = sorted(e["process_kprobe"]["args"][0]["string_arg"] for e in agent.events() if "process_kprobe" in e)
     assert paths == sorted(str(tmp_path / n) for n in HOSTILE)
-    assert summary["policies"][0]["state"] == "loaded"
+    assert summary["policies"][0]["state"] == "enabled"

@@ -114,8 +114,8 @@ def listed(agent: RunningAgent) -> dict[str, dict[str, Any]]:
 def test_an_object_created_loads_its_policy_and_its_events_come(agent: RunningAgent, api: FakeApiServer,
                                                                 root_dir: Path) -> None:
     api.put_policy(make_policy("crd-created", opens(f"{root_dir}/created/")))
-    status = wait_status(api, agent, "crd-created", state="loaded")
-    assert status == {"state": "loaded", "mode": "enforce", "observedGeneration": 1}
+    status = wait_status(api, agent, "crd-created", state="enabled")
+    assert status == {"state": "enabled", "mode": "enforce", "observedGeneration": 1}
     entry = listed(agent)["crd-created"]
     assert (entry["source"], entry["state"]) == ("k8s:TracingPolicy/crd-created", "TP_STATE_ENABLED")
     target = root_dir / "created" / "one"
@@ -131,13 +131,13 @@ def test_a_changed_object_changes_what_is_reported_without_a_restart(agent: Runn
     assert agent.proc is not None
     pid = agent.proc.pid
     api.put_policy(make_policy("crd-changed", opens(f"{root_dir}/before/")))
-    wait_status(api, agent, "crd-changed", state="loaded")
+    wait_status(api, agent, "crd-changed", state="enabled")
     first = root_dir / "before" / "1"
     touch(first)
     agent.wait_for(lambda ev: bool(hits(ev, "crd-changed", first)), timeout=30)
 
     api.put_policy(make_policy("crd-changed", opens(f"{root_dir}/after/")))
-    wait_status(api, agent, "crd-changed", state="loaded", generation=2)
+    wait_status(api, agent, "crd-changed", state="enabled", generation=2)
     old, new = root_dir / "before" / "2", root_dir / "after" / "2"
     touch(old, new)  # one process, in this order: once the second is reported, the first would have been
     events = agent.wait_for(lambda ev: bool(hits(ev, "crd-changed", new)), timeout=30)
@@ -147,7 +147,7 @@ def test_a_changed_object_changes_what_is_reported_without_a_restart(agent: Runn
 
 def test_a_deleted_object_stops_its_events(agent: RunningAgent, api: FakeApiServer, root_dir: Path) -> None:
     api.put_policy(make_policy("crd-deleted", opens(f"{root_dir}/deleted/")))
-    wait_status(api, agent, "crd-deleted", state="loaded")
+    wait_status(api, agent, "crd-deleted", state="enabled")
     before = root_dir / "deleted" / "before"
     touch(before)
     agent.wait_for(lambda ev: bool(hits(ev, "crd-deleted", before)), timeout=30)
@@ -165,14 +165,14 @@ def test_an_invalid_object_gets_an_error_status_with_its_location(agent: Running
     bad = opens(f"{root_dir}/invalid/")
     bad["tracepoints"][0]["args"][0]["type"] = "no-such-type"
     api.put_policy(make_policy("crd-invalid", bad))
-    status = wait_status(api, agent, "crd-invalid", state="error")
+    status = wait_status(api, agent, "crd-invalid", state="load_error")
     assert re.match(r"k8s:TracingPolicy/crd-invalid:\d+:\d+: spec\.tracepoints\[0\]\.args\[0\]\.type: ",
                     status["error"]), status["error"]
     assert "crd-invalid" not in listed(agent)
     file_policy_works(agent, root_dir, "after-invalid")  # the others run on
 
     api.put_policy(make_policy("crd-invalid", opens(f"{root_dir}/invalid/")))  # fixed
-    status = wait_status(api, agent, "crd-invalid", state="loaded", generation=2)
+    status = wait_status(api, agent, "crd-invalid", state="enabled", generation=2)
     assert "error" not in status
 
 
@@ -180,7 +180,7 @@ def test_an_object_named_like_a_file_policy_is_refused(agent: RunningAgent, api:
                                                        root_dir: Path) -> None:
     source = listed(agent)[FILE_POLICY]["source"]
     api.put_policy(make_policy(FILE_POLICY, opens(f"{root_dir}/conflict/")))
-    status = wait_status(api, agent, FILE_POLICY, state="error")
+    status = wait_status(api, agent, FILE_POLICY, state="load_error")
     assert f"loaded already, from {source}" in status["error"]
     assert listed(agent)[FILE_POLICY]["source"] == source
     api.delete_policy(FILE_POLICY)  # unloads nothing: the policy of that name is not the object's
@@ -192,7 +192,7 @@ def test_an_object_named_like_a_file_policy_is_refused(agent: RunningAgent, api:
 def test_a_namespaced_object_loads_with_its_namespace(agent: RunningAgent, api: FakeApiServer,
                                                       root_dir: Path) -> None:
     api.put_policy(make_policy("team-opens", opens(f"{root_dir}/team/"), namespace="team-a"))
-    wait_status(api, agent, "team-opens", "team-a", state="loaded")
+    wait_status(api, agent, "team-opens", "team-a", state="enabled")
     entry = listed(agent)["team-opens"]
     assert (entry["namespace"], entry["source"]) == ("team-a", "k8s:TracingPolicyNamespaced/team-a/team-opens")
 
@@ -201,8 +201,8 @@ def test_an_api_outage_keeps_the_policies_and_the_return_reconciles(agent: Runni
                                                                    root_dir: Path) -> None:
     api.put_policy(make_policy("crd-stays", opens(f"{root_dir}/stays/")))
     api.put_policy(make_policy("crd-goes", opens(f"{root_dir}/goes/")))
-    wait_status(api, agent, "crd-stays", state="loaded")
-    wait_status(api, agent, "crd-goes", state="loaded")
+    wait_status(api, agent, "crd-stays", state="enabled")
+    wait_status(api, agent, "crd-goes", state="enabled")
     stays_id = listed(agent)["crd-stays"]["id"]
 
     api.stop()
@@ -215,7 +215,7 @@ def test_an_api_outage_keeps_the_policies_and_the_return_reconciles(agent: Runni
     api.put_policy(make_policy("crd-new", opens(f"{root_dir}/new/")), event=False)
     api.start()
 
-    wait_status(api, agent, "crd-new", state="loaded")
+    wait_status(api, agent, "crd-new", state="enabled")
     wait(lambda: "crd-goes" not in listed(agent), "crd-goes unloaded", agent)
     assert listed(agent)["crd-stays"]["id"] == stays_id  # unchanged: not reloaded
     target = root_dir / "new" / "after"

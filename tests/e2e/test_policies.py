@@ -492,10 +492,10 @@ def test_namespaces_and_capabilities(agent: RunningAgent, root_dir: Path) -> Non
 def test_summary_counts_and_broken_policy(agent: RunningAgent, root_dir: Path) -> None:
     summary = agent.stop()
     policies = {p["name"]: p for p in summary["policies"]}
-    assert policies["broken"]["state"] == "error"
+    assert policies["broken"]["state"] == "load_error"
     assert "type 'sock' is a kernel pointer" in policies["broken"]["error"]
     assert "broken.yaml:" in policies["broken"]["error"]
-    assert all(p["state"] == "loaded" for name, p in policies.items() if name != "broken")
+    assert all(p["state"] == "enabled" for name, p in policies.items() if name != "broken")
     events = agent.events()
     for name in ("open-prefix", "rate-and-stack"):
         hook = policies[name]["hooks"][0]

@@ -89,7 +89,7 @@ def test_second_start_loads_from_the_cache_and_enforces(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
 
     first = start(tmp_path / "first", policies, cache)
-    assert "policies: 0 loaded (0 from the cache), 2 loading, 0 failed" in line(first, "ready in")
+    assert "policies: 0 enabled (0 from the cache), 2 loading, 0 load_error" in line(first, "ready in")
     assert origins(first.stop()) == {"cached-a": "built", "cached-b": "built"}
     st = os.lstat(cache)
     assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
@@ -99,7 +99,7 @@ def test_second_start_loads_from_the_cache_and_enforces(tmp_path: Path) -> None:
 
     second = start(tmp_path / "second", policies, cache)
     try:
-        assert re.search(r"policies settled in [\d.]+s: 2 loaded \(2 from the cache\), 0 loading, 0 failed",
+        assert re.search(r"policies settled in [\d.]+s: 2 enabled \(2 from the cache\), 0 loading, 0 load_error",
                          line(second, "policies settled in"))
         (root / "cached-b-watched").write_text("x")
         (root / "staged").write_text("x")
@@ -180,9 +180,9 @@ def test_a_failing_policy_does_not_stop_the_others(tmp_path: Path) -> None:
         agent = start(tmp_path / run, policies, cache, "--tracing-policy-keep-going")
         settled = line(agent, "policies settled in")
         summary = agent.stop()
-        assert "1 loaded" in settled and "1 failed" in settled, settled
+        assert "1 enabled" in settled and "1 load_error" in settled, settled
         states = {p["name"]: p["state"] for p in summary["policies"]}
-        assert states == {"fine-one": "loaded", "broken": "error"}
+        assert states == {"fine-one": "enabled", "broken": "load_error"}
     assert origins(summary)["fine-one"] == "cache"
 
 

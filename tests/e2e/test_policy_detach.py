@@ -118,4 +118,4 @@ def test_delete_and_disable_detach_every_program(agent: RunningAgent, tmp_path: 
 def policy_unknown(agent: RunningAgent) -> int:
     done = tetra(agent, "status", "-o", "json")
     assert done.returncode == 0, done.stderr.decode()
-    return int(orjson.loads(done.stdout)["losses"]["pipeline"]["policy_unknown"])
+    return orjson.loads(done.stdout)["losses"]["pipeline"]["policy_unknown"]

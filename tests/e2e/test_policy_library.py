@@ -529,7 +529,7 @@ def test_kill_exec_dev_shm_enforced(agent: RunningAgent, scratch: Path,
             if e.get("process_exit", {}).get("process", {}).get("pid") == killed.pid]
         assert exits[0]["signal"] == "SIGKILL"
         summary = enforcer.stop()
-        assert [(p["name"], p["state"]) for p in summary["policies"]] == [("kill-exec-dev-shm", "loaded")]
+        assert [(p["name"], p["state"]) for p in summary["policies"]] == [("kill-exec-dev-shm", "enabled")]
         assert summary["policies"][0]["mode"].startswith("enforce")
     finally:
         if enforcer.proc and enforcer.proc.poll() is None:
@@ -641,7 +641,7 @@ def test_summary_every_policy_loaded_and_counted(agent: RunningAgent) -> None:
     summary = agent.stop()
     policies = {p["name"]: p for p in summary["policies"]}
     assert set(policies) == {p.stem for p in POLICY_FILES}
-    not_loaded = {name: p.get("error") for name, p in policies.items() if p["state"] != "loaded"}
+    not_loaded = {name: p.get("error") for name, p in policies.items() if p["state"] != "enabled"}
     assert not not_loaded
     assert policies["kill-exec-dev-shm"]["mode"].startswith("monitor")
     assert all(p["mode"].startswith("enforce") for name, p in policies.items() if name != "kill-exec-dev-shm")

@@ -61,7 +61,7 @@ def test_a_policy_the_kernel_refuses_stops_the_agent_once_settled(tmp_path: Path
     lines = done.stderr.splitlines()
     assert any("ready in" in line for line in lines), done.stderr
     settled = next(line for line in lines if "policies settled in" in line)
-    assert "1 loaded (0 from the cache), 0 loading, 1 failed: unattachable (" in settled, settled
+    assert "1 enabled (0 from the cache), 0 loading, 1 load_error: unattachable (" in settled, settled
     assert "refusing to run: 1 of 2 start-up policies did not load" in done.stderr
     assert (f"  unattachable ({policies / 'unattachable.yaml'}):\n    policy unattachable: cannot attach a uprobe to "
             "/usr/bin/true:no_such_symbol: ") in done.stderr, done.stderr
@@ -74,12 +74,12 @@ def test_keep_going_runs_and_says_which_failed(tmp_path: Path, root: None) -> No
                          "--tracing-policy-keep-going").start()
     try:
         ready = next(line for line in agent.stderr_lines if "ready in" in line)
-        assert ready.endswith(f"policies: 0 loaded (0 from the cache), 0 loading, 2 failed: "
+        assert ready.endswith(f"policies: 0 enabled (0 from the cache), 0 loading, 2 load_error: "
                               f"{tmp_path / 'no-dir'} (--tracing-policy-dir {tmp_path / 'no-dir'}: not a directory), "
                               f"{missing} ({missing}:1:1: cannot read: No such file or directory)"), ready
         status = subprocess.run([*TETRA, "status", "--server-address", agent.address], capture_output=True,
                                 text=True, timeout=60)
         assert status.returncode == 0, status.stderr
-        assert "policies: 0 loaded, 2 failed" in status.stdout, status.stdout
+        assert "policies: 0 enabled, 2 load_error" in status.stdout, status.stdout
     finally:
         agent.stop()

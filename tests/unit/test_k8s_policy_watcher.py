@@ -54,9 +54,9 @@ class StandInAgent:
         try:
             (policy,) = load_policies_text(obj.text, obj.source)
         except TetraError as err:
-            return LoadOutcome(PolicyLoadState.ERROR, str(err))
+            return LoadOutcome(PolicyLoadState.LOAD_ERROR, str(err))
         self.loaded[obj.source] = obj.text
-        return LoadOutcome(PolicyLoadState.LOADED, mode=policy.policy_mode)
+        return LoadOutcome(PolicyLoadState.ENABLED, mode=policy.policy_mode)
 
     def unload(self, obj: PolicyObject) -> None:
         self.threads.add(threading.get_ident())
@@ -128,7 +128,7 @@ def test_objects_of_both_kinds_load_on_the_agent_thread_with_a_status(
     assert text.startswith("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicyNamespaced\nmetadata:\n"
                            "  name: team-opens\n  namespace: team-a\nspec:\n")
     eventually(lambda: node_status(api, "opens") is not None and node_status(api, "team-opens", "team-a") is not None)
-    loaded = {"state": "loaded", "mode": "enforce", "observedGeneration": 1}
+    loaded = {"state": "enabled", "mode": "enforce", "observedGeneration": 1}
     assert node_status(api, "opens") == loaded  # the merge patch's nulls removed "error"
     assert node_status(api, "team-opens", "team-a") == loaded
     writes = {(w.method, w.resource, w.namespace, w.name, w.content_type, w.code) for w in api.status_writes}
@@ -175,12 +175,12 @@ def test_an_invalid_object_gets_an_error_status_with_its_location(api: FakeApiSe
     api.put_policy(make_policy("bad", bad))
     eventually(lambda: node_status(api, "bad") is not None)
     status = node_status(api, "bad")
-    assert status is not None and status["state"] == "error" and "mode" not in status
+    assert status is not None and status["state"] == "load_error" and "mode" not in status
     assert re.match(r"k8s:TracingPolicy/bad:\d+:\d+: spec\.tracepoints\[0\]\.args\[0\]\.type: ", status["error"])
     assert "k8s:TracingPolicy/bad" not in agent.loaded
 
     api.put_policy(make_policy("bad", spec()))  # fixed
-    eventually(lambda: (node_status(api, "bad") or {}).get("state") == "loaded")
+    eventually(lambda: (node_status(api, "bad") or {}).get("state") == "enabled")
     assert "error" not in node_status(api, "bad")  # type: ignore[operator]
     assert "k8s:TracingPolicy/bad" in agent.loaded
 
@@ -246,7 +246,7 @@ def test_failed_status_writes_are_counted_and_written_later(api: FakeApiServer, 
     assert any("status not written" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     api.fail_status = 0
     api.expire()  # the next sighting (here a relist) writes it
-    eventually(lambda: (node_status(api, "unreported") or {}).get("state") == "loaded")
+    eventually(lambda: (node_status(api, "unreported") or {}).get("state") == "enabled")
     assert agent.loads("k8s:TracingPolicy/unreported") == 1
 
 

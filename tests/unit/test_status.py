@@ -1,22 +1,26 @@
 """One status, three readings: GetStatus's StatusResponse and the exit summary (metrics: test_metrics.py).
 
 The agent fills tetra/status/model.py with numbers; each reader formats them.
-These pin the formats the clients and scripts already read, so that the typed
-model changes none of them.
+These pin the formats the clients and scripts read: counters as JSON numbers,
+policy states in Tetragon's words.
 """
+
+from typing import Any
 
 from google.protobuf import json_format
 
 from tetra.agent.runner import Summary
 from tetra.api import pb
+from tetra.api.plainjson import message_json
 from tetra.api.status import status_json
 from tetra.status.model import (AgentStatus, ExporterStatus, HookStatus, KernelCount, PolicyLoadState, PolicyStatus,
                                 SensorStatus, StreamStatus, SubscriberStatus)
+from tetra.cli.policy_api_cmd import state_word
 
-LOADED = PolicyStatus(1, "open", "file:/p/open.yaml", PolicyLoadState.LOADED, "monitor",
+LOADED = PolicyStatus(1, "open", "file:/p/open.yaml", PolicyLoadState.ENABLED, "monitor",
                       (HookStatus("security_file_open", "kprobe", "fentry", True, seen=12, posted=4),),
                       load_seconds=0.1234, origin="cache")
-FAILED = PolicyStatus(2, "bad", "api", PolicyLoadState.ERROR, "enforce",
+FAILED = PolicyStatus(2, "bad", "api", PolicyLoadState.LOAD_ERROR, "enforce",
                       (HookStatus("no_such_fn", "kprobe", "kprobe", False),), namespace="ns", error="no such function")
 
 
@@ -37,33 +41,47 @@ def _status(streams: StreamStatus | None) -> AgentStatus:
     )
 
 
-def test_status_response_in_protobufs_json_form() -> None:
+def _printed(status: AgentStatus) -> dict[str, Any]:
+    """What `tetra status -o json` prints: the agent's StatusResponse, through protobuf, as the CLI renders it."""
+    return message_json(json_format.ParseDict(status_json(status), pb.StatusResponse()))
+
+
+def test_status_json_has_numbers_for_counters() -> None:
     streams = StreamStatus(dropped=4, convert_errors=1, subscribers=(SubscriberStatus(7, "unix:", 2, 10, 4),))
-    out = status_json(_status(streams))
-    json_format.ParseDict(out, pb.StatusResponse())  # every field is one tetra.proto has
+    out = _printed(_status(streams))
     assert out["uptime_seconds"] == 12.346
     assert [s["name"] for s in out["sensors"]] == ["process", "policy open"]  # enabled policies only
     loaded, failed = out["policies"]
-    assert (loaded["state"], loaded["mode"], loaded["load_seconds"], loaded["origin"]) == \
-        ("TP_STATE_ENABLED", "TP_MODE_MONITOR", 0.123, "cache")
+    assert (loaded["id"], loaded["state"], loaded["mode"], loaded["load_seconds"], loaded["origin"]) == \
+        ("1", "TP_STATE_ENABLED", "TP_MODE_MONITOR", 0.123, "cache")  # the id: Tetragon's uint64, a string there too
     assert loaded["hooks"] == [{"hook": "security_file_open", "mechanism": "kprobe", "attach": "fentry",
-                                "return": True, "seen": "12", "posted": "4"}]
+                                "return": True, "seen": 12, "posted": 4}]
     assert (failed["state"], failed["namespace"], failed["error"]) == ("TP_STATE_LOAD_ERROR", "ns", "no such function")
-    assert failed["hooks"][0]["seen"] == "0"  # not in the kernel: nothing counted
-    assert out["events"] == [{"type": "process_exec", "total": "5", "rate": 0.3},
-                             {"type": "process_exit", "total": "3", "rate": 0.0}]
+    assert failed["hooks"][0]["seen"] == 0  # not in the kernel: nothing counted
+    assert out["events"] == [{"type": "process_exec", "total": 5, "rate": 0.3},
+                             {"type": "process_exit", "total": 3, "rate": 0.0}]
     losses = out["losses"]
-    assert (losses["kernel_lost"], losses["ringbuf_received"], losses["decode_errors"]) == ("3", "8", "1")
-    assert losses["pipeline"] == {"records": "9", "decode_errors": "1", "sink_errors": "0"}
-    assert (losses["subscriber_dropped"], losses["convert_errors"]) == ("4", "1")
-    assert losses["exporter_errors"] == str(2 + 3 + 5 + 11)  # write errors and drops, never queued or sent
-    assert out["exporters"][0]["counters"]["queued"] == "7"
-    assert out["subscribers"] == [{"id": "7", "peer": "unix:", "queued": "2", "sent": "10", "dropped": "4"}]
+    assert losses["kernel"] == [{"opcode": "exec", "sent": 5, "lost": 1}, {"opcode": "exit", "sent": 3, "lost": 2}]
+    assert (losses["kernel_lost"], losses["ringbuf_received"], losses["decode_errors"]) == (3, 8, 1)
+    assert losses["pipeline"] == {"records": 9, "decode_errors": 1, "sink_errors": 0}
+    assert (losses["subscriber_dropped"], losses["convert_errors"]) == (4, 1)
+    assert losses["exporter_errors"] == 2 + 3 + 5 + 11  # write errors and drops, never queued or sent
+    assert out["exporters"][0]["counters"]["queued"] == 7
+    assert out["process_cache"] == {"size": 4, "capacity": 100, "evictions": 0}
+    assert out["subscribers"] == [{"id": 7, "peer": "unix:", "queued": 2, "sent": 10, "dropped": 4}]
 
 
 def test_without_an_api_server_the_streams_are_zero() -> None:
-    out = status_json(_status(None))
-    assert (out["losses"]["subscriber_dropped"], out["subscribers"]) == ("0", [])
+    out = _printed(_status(None))
+    assert (out["losses"]["subscriber_dropped"], out["subscribers"]) == (0, [])
+
+
+def test_one_state_vocabulary() -> None:
+    """The summary's word is the enum's name without TP_STATE_, lower case: what Tetragon's list shows."""
+    for state in PolicyLoadState:
+        assert state.api_name in pb.TracingPolicyState.keys()
+        assert state_word(state.api_name) == state.value
+    assert [state.value for state in PolicyLoadState] == ["loading", "enabled", "disabled", "load_error"]
 
 
 def test_the_exit_summary_counts_the_line_exporters() -> None:
@@ -74,7 +92,7 @@ def test_the_exit_summary_counts_the_line_exporters() -> None:
     assert summary["kernel"] == {"exec": {"sent": 5, "lost": 1}, "exit": {"sent": 3, "lost": 2}}
     assert (summary["export_write_errors"], summary["export_lines_dropped"]) == (2, 3 + 5)
     loaded, failed = summary["policies"]
-    assert loaded == {"id": 1, "name": "open", "source": "file:/p/open.yaml", "state": "loaded", "mode": "monitor",
+    assert loaded == {"id": 1, "name": "open", "source": "file:/p/open.yaml", "state": "enabled", "mode": "monitor",
                       "load_seconds": 0.123, "origin": "cache",
                       "hooks": [{"hook": "security_file_open", "mechanism": "kprobe", "attach": "fentry",
                                  "return": True, "seen": 12, "posted": 4}]}

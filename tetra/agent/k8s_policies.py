@@ -112,7 +112,7 @@ class PolicyObject:
 
 @dataclass(frozen=True, slots=True)
 class LoadOutcome:
-    state: PolicyLoadState  # LOADED or ERROR
+    state: PolicyLoadState  # ENABLED or LOAD_ERROR
     error: str = ""
     mode: str = ""  # enforce | monitor, when loaded
 
@@ -125,14 +125,14 @@ def load_object(manager: PolicyManager, obj: PolicyObject) -> LoadOutcome:
         current = None
     if current is not None:
         if current.source != obj.source:
-            return LoadOutcome(PolicyLoadState.ERROR, f"a policy named {obj.name!r} is loaded already, from {current.source}: "
+            return LoadOutcome(PolicyLoadState.LOAD_ERROR, f"a policy named {obj.name!r} is loaded already, from {current.source}: "
                                         "this one is not loaded (rename one of them)")
         manager.delete(obj.name, obj.namespace)
     try:
         (state,) = manager.add_text(obj.text, obj.source)
     except TetraError as err:  # PolicyErrors (file:line:col), PolicyLoadFailed (compile, verifier, attach)
-        return LoadOutcome(PolicyLoadState.ERROR, str(err))
-    return LoadOutcome(PolicyLoadState.LOADED, mode=state.mode)
+        return LoadOutcome(PolicyLoadState.LOAD_ERROR, str(err))
+    return LoadOutcome(PolicyLoadState.ENABLED, mode=state.mode)
 
 
 def unload_object(manager: PolicyManager, obj: PolicyObject) -> None:
@@ -230,7 +230,7 @@ class PolicyWatcher(ListWatcher):
                                  watch=self.counts())
 
     def _loaded(self) -> int:
-        return sum(record.outcome.state is PolicyLoadState.LOADED for record in list(self._records.values()))
+        return sum(record.outcome.state is PolicyLoadState.ENABLED for record in list(self._records.values()))
 
     # ── ListWatcher's hooks, on this watcher's thread ───────────────────────────────────────
 
@@ -269,7 +269,7 @@ class PolicyWatcher(ListWatcher):
         with self._doing_now(f"loading {obj.source}"):
             outcome = self._hand_off.load(obj)
         self._tally["loads"] += 1
-        if outcome.state is PolicyLoadState.LOADED:
+        if outcome.state is PolicyLoadState.ENABLED:
             log.info("%s: loaded (generation %d)", obj.source, obj.generation)
         else:
             log.warning("%s: not loaded: %s", obj.source, outcome.error)
@@ -284,7 +284,7 @@ class PolicyWatcher(ListWatcher):
             self._hand_off.unload(record.obj)
         self._tally["unloads"] += 1
         del self._records[key]
-        unloaded = ", policy unloaded" if record.outcome.state is PolicyLoadState.LOADED else ""
+        unloaded = ", policy unloaded" if record.outcome.state is PolicyLoadState.ENABLED else ""
         log.info("%s: object gone%s", record.obj.source, unloaded)
 
     def _write_status(self, record: _Record) -> None:

@@ -150,7 +150,7 @@ class PolicyManager:
 
     def add(self, policy: TracingPolicy, source: str, background: bool = False) -> PolicyState:
         """Register and load ``policy``; a failure is kept as an ``error`` state with its reason."""
-        state = PolicyState(policy.name, source, PolicyLoadState.ERROR, policy.policy_mode, id=self._new_id(),
+        state = PolicyState(policy.name, source, PolicyLoadState.LOAD_ERROR, policy.policy_mode, id=self._new_id(),
                             namespace=policy.namespace or "", policy=policy)
         self.states[state.id] = state
         self._load(state, background)
@@ -177,10 +177,10 @@ class PolicyManager:
 
     def counts(self) -> dict[str, int]:
         """How many policies are in each state, and how many of those loaded came from the cache."""
-        out: dict[str, int] = {"loaded": 0, "loading": 0, "error": 0, "disabled": 0, "cache": 0}
+        out: dict[str, int] = {**dict.fromkeys(PolicyLoadState, 0), "cache": 0}
         for state in self.states.values():
-            out[state.state] = out.get(state.state, 0) + 1
-            out["cache"] += state.state == "loaded" and state.origin == "cache"
+            out[state.state] += 1
+            out["cache"] += state.state is PolicyLoadState.ENABLED and state.origin == "cache"
         return out
 
     def add_text(self, text: str, source: str = "api") -> list[PolicyState]:
@@ -239,7 +239,7 @@ class PolicyManager:
 
     def _all_or_none(self, states: list[PolicyState]) -> None:
         """One failed: all of them are removed, and PolicyLoadFailed says why."""
-        failed = [s for s in states if s.state == "error"]
+        failed = [s for s in states if s.state is PolicyLoadState.LOAD_ERROR]
         if failed:
             self._remove_all(states)
             raise PolicyLoadFailed("; ".join(f"policy {s.name} not loaded: {s.error}" for s in failed))
@@ -248,7 +248,7 @@ class PolicyManager:
         """Complete the futures of ``add_policies_later`` whose policies are all in (or failed, or gone)."""
         for batch in list(self._batches):
             states, future = batch
-            if any(s.state == "loading" and s.id in self.states for s in states):
+            if any(s.state is PolicyLoadState.LOADING and s.id in self.states for s in states):
                 continue
             self._batches.remove(batch)
             try:
@@ -271,7 +271,7 @@ class PolicyManager:
 
     def disable(self, name: str, namespace: str = "") -> PolicyState:
         state = self.get(name, namespace)
-        if state.state != "loaded":
+        if state.state is not PolicyLoadState.ENABLED:
             raise PolicyConflict(f"policy {_label(name, namespace)} is not enabled (it is {state.state})")
         self._unload(state)
         state.state = PolicyLoadState.DISABLED
@@ -281,13 +281,13 @@ class PolicyManager:
     def enable(self, name: str, namespace: str = "") -> PolicyState:
         """Load a disabled policy (or retry one in error) again, in its current mode."""
         state = self.get(name, namespace)
-        if state.state in ("loaded", "loading"):
-            already = "enabled already" if state.state == "loaded" else "loading"
+        if state.state in (PolicyLoadState.ENABLED, PolicyLoadState.LOADING):
+            already = "enabled already" if state.state is PolicyLoadState.ENABLED else "loading"
             raise PolicyConflict(f"policy {_label(name, namespace)} is {already}")
         if state.policy is None:
             raise PolicyConflict(f"policy {_label(name, namespace)} never loaded: {state.error}")
         self._load(state)
-        if state.state == "error":
+        if state.state is PolicyLoadState.LOAD_ERROR:
             raise PolicyLoadFailed(f"policy {state.name} not loaded: {state.error}")
         return state
 
@@ -409,7 +409,7 @@ class PolicyManager:
             self._internal_error(state, err)
             return
         compiled = sensor.compiled
-        state.sensor, state.state, state.error = sensor, PolicyLoadState.LOADED, ""
+        state.sensor, state.state, state.error = sensor, PolicyLoadState.ENABLED, ""
         state.load_seconds, state.origin = time.monotonic() - started, origin
         if policy.scoped:  # attached with an empty scope: nothing is seen until the cgroups are in
             state.scope_cgroups = 0
@@ -426,12 +426,12 @@ class PolicyManager:
     def _error(self, state: PolicyState, err: TetraError) -> None:
         """PolicyErrors, SensorError, BtfError: all reported the same way."""
         log.error("policy %s (%s) not loaded:\n%s", state.name, state.source, err)
-        state.state, state.error = PolicyLoadState.ERROR, str(err)
+        state.state, state.error = PolicyLoadState.LOAD_ERROR, str(err)
 
     def _internal_error(self, state: PolicyState, err: Exception) -> None:
         """A bug of ours must not take the other policies down."""
         log.exception("policy %s (%s) not loaded: internal error", state.name, state.source)
-        state.state, state.error = PolicyLoadState.ERROR, f"internal error: {err!r}"
+        state.state, state.error = PolicyLoadState.LOAD_ERROR, f"internal error: {err!r}"
 
     def _unload(self, state: PolicyState) -> None:
         """Detach the sensor (or stop its loading); events of the policy still in the ring buffer are
@@ -450,7 +450,7 @@ class PolicyManager:
         self._settle_batches()  # an add waiting for this one (deleted while loading) is answered
 
     def _failed(self, name: str, source: str, error: str) -> PolicyState:
-        state = PolicyState(name, source, PolicyLoadState.ERROR, error=error, id=self._new_id())
+        state = PolicyState(name, source, PolicyLoadState.LOAD_ERROR, error=error, id=self._new_id())
         self.states[state.id] = state
         return state
 

@@ -221,8 +221,8 @@ class Agent:
     def _policy_counts(self) -> str:
         counts = self.policies.counts()
         failed = failed_summary(self.policies.states.values())
-        return (f"{counts['loaded']} loaded ({counts['cache']} from the cache), {counts['loading']} loading, "
-                f"{counts['error']} failed" + (f": {failed}" if failed else ""))
+        return (f"{counts['enabled']} enabled ({counts['cache']} from the cache), {counts['loading']} loading, "
+                f"{counts['load_error']} load_error" + (f": {failed}" if failed else ""))
 
     def _loop(self, observer: RingBufferObserver, started: float) -> None:
         next_tick = time.monotonic() + TICK_S

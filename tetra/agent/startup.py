@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 from tetra.agent.policies import PolicyState
 from tetra.errors import TetraError
+from tetra.status.model import PolicyLoadState
 
 KEEP_GOING_FLAG = "--tracing-policy-keep-going"
 
@@ -31,13 +32,13 @@ def first_line(text: str) -> str:
 
 def failed_summary(states: Iterable[PolicyState]) -> str:
     """``"broken (p/broken.yaml:3:5: spec: ...), other (...)"``: which failed and why, on one line."""
-    return ", ".join(f"{s.name} ({first_line(s.error)})" for s in states if s.state == "error")
+    return ", ".join(f"{s.name} ({first_line(s.error)})" for s in states if s.state is PolicyLoadState.LOAD_ERROR)
 
 
 def refuse_failed(states: list[PolicyState], keep_going: bool) -> None:
     """Raise StartupPolicyFailed naming every failed start-up policy and its whole error,
     unless ``keep_going``."""
-    failed = [s for s in states if s.state == "error"]
+    failed = [s for s in states if s.state is PolicyLoadState.LOAD_ERROR]
     if not failed or keep_going:
         return
     reasons = "\n".join(f"  {_label(s)}:\n    " + s.error.replace("\n", "\n    ") for s in failed)

@@ -7,8 +7,8 @@ kernel's ring buffer per opcode, decoding, the pipeline's counters, each
 subscriber's queue, each exporter's writes).
 
 Only the formatting is here: the agent builds the numbers (``Agent.status``),
-and /metrics and the exit summary read the same ones. uint64 fields are
-strings in protobuf's JSON form.
+and /metrics and the exit summary read the same ones. Counters are ints here (json_format
+takes them for uint64 fields); the CLI prints them as numbers (plainjson.py).
 """
 
 from typing import Any
@@ -24,13 +24,13 @@ _MODES = {"enforce": "TP_MODE_ENFORCE", "monitor": "TP_MODE_MONITOR"}
 def policy_status(policy: PolicyStatus) -> Json:
     """One policy as a TracingPolicyStatus."""
     out: Json = {
-        "id": str(policy.id),
+        "id": policy.id,
         "name": policy.name,
         "source": policy.source,
         "state": policy.state.api_name,
         "mode": _MODES.get(policy.mode, "TP_MODE_UNKNOWN"),
         "hooks": [{"hook": h.hook, "mechanism": h.mechanism, "attach": h.attach, "return": h.returns,
-                   "seen": str(h.seen or 0), "posted": str(h.posted or 0)} for h in policy.hooks],
+                   "seen": h.seen or 0, "posted": h.posted or 0} for h in policy.hooks],
     }
     if policy.namespace:
         out["namespace"] = policy.namespace
@@ -45,12 +45,12 @@ def policy_status(policy: PolicyStatus) -> Json:
 
 def _exporter(exporter: ExporterStatus) -> Json:
     return {"name": exporter.name, "target": exporter.target, "state": exporter.state,
-            "counters": {key: str(count) for key, count in exporter.counters.items()}}
+            "counters": dict(exporter.counters)}
 
 
 def status_json(status: AgentStatus) -> Json:
     """The StatusResponse of ``status``."""
-    enabled = [p for p in status.policies if p.state is PolicyLoadState.LOADED]
+    enabled = [p for p in status.policies if p.state is PolicyLoadState.ENABLED]
     streams = status.streams
     return {
         "version": __version__,
@@ -62,21 +62,21 @@ def status_json(status: AgentStatus) -> Json:
                    + [{"name": f"policy {p.name}", "hooks": [{"hook": h.hook, "mechanism": h.mechanism}
                                                               for h in p.hooks]} for p in enabled],
         "policies": [policy_status(p) for p in status.policies],
-        "events": [{"type": kind, "total": str(count), "rate": round(status.rates.get(kind, 0.0), 1)}
+        "events": [{"type": kind, "total": count, "rate": round(status.rates.get(kind, 0.0), 1)}
                    for kind, count in sorted(status.events.items())],
         "losses": {
-            "kernel": [{"opcode": k.opcode, "sent": str(k.sent), "lost": str(k.lost)} for k in status.kernel],
-            "kernel_lost": str(status.kernel_lost),
-            "ringbuf_received": str(status.ringbuf_received),
-            "decode_errors": str(status.pipeline.get("decode_errors", 0)),
-            "pipeline": {key: str(count) for key, count in status.pipeline.items()},
-            "subscriber_dropped": str(streams.dropped if streams else 0),
-            "convert_errors": str(streams.convert_errors if streams else 0),
-            "exporter_errors": str(status.exporter_errors),
+            "kernel": [{"opcode": k.opcode, "sent": k.sent, "lost": k.lost} for k in status.kernel],
+            "kernel_lost": status.kernel_lost,
+            "ringbuf_received": status.ringbuf_received,
+            "decode_errors": status.pipeline.get("decode_errors", 0),
+            "pipeline": dict(status.pipeline),
+            "subscriber_dropped": streams.dropped if streams else 0,
+            "convert_errors": streams.convert_errors if streams else 0,
+            "exporter_errors": status.exporter_errors,
         },
-        "process_cache": {"size": str(status.cache_size), "capacity": str(status.cache_capacity),
-                          "evictions": str(status.cache_evictions)},
+        "process_cache": {"size": status.cache_size, "capacity": status.cache_capacity,
+                          "evictions": status.cache_evictions},
         "exporters": [_exporter(e) for e in status.exporters],
-        "subscribers": [{"id": str(s.id), "peer": s.peer, "queued": str(s.queued), "sent": str(s.sent),
-                         "dropped": str(s.dropped)} for s in (streams.subscribers if streams else ())],
+        "subscribers": [{"id": s.id, "peer": s.peer, "queued": s.queued, "sent": s.sent,
+                         "dropped": s.dropped} for s in (streams.subscribers if streams else ())],
     }

@@ -21,10 +21,14 @@ from tetra.policy import load_policies_report
 from tetra.policy.loader import load_policies_text_report
 
 LOAD_TIMEOUT = 60.0  # add and enable compile and load BPF programs: seconds per policy
-STATE_WORDS = {"TP_STATE_ENABLED": "enabled", "TP_STATE_DISABLED": "disabled", "TP_STATE_LOAD_ERROR": "error",
-           "TP_STATE_LOADING": "loading", "TP_STATE_UNKNOWN": "unknown"}
 _ORIGINS = {"cache": "from the cache", "built": "built, now cached", "compiled": "compiled in the agent"}
 _MODES = {"TP_MODE_ENFORCE": "enforce", "TP_MODE_MONITOR": "monitor", "TP_MODE_UNKNOWN": "unknown"}
+
+
+def state_word(state: str) -> str:
+    """"TP_STATE_LOAD_ERROR" -> "load_error": the word Tetragon's `tetra tracingpolicy list` shows,
+    and the one the exit summary, the log and a CRD's status use (tetra/status/model.py)."""
+    return state.removeprefix("TP_STATE_").lower()
 
 
 def _call(client: Any, method: str, request: Any) -> Any:
@@ -38,16 +42,15 @@ def _call(client: Any, method: str, request: Any) -> Any:
 
 
 def _as_dict(message: Any) -> dict[str, Any]:
-    from google.protobuf import json_format
+    from tetra.api.plainjson import message_json
 
-    return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    return message_json(message)
 
 
 def _describe(policy: dict[str, Any]) -> str:
     """"name: enabled, enforce; hooks: __x64_sys_openat (kprobe); loaded in 0.05s (from the cache)"."""
     hooks = ", ".join(f"{h['hook']} ({h['mechanism']})" for h in policy.get("hooks", ()))
-    text = f"{policy['name']}: {STATE_WORDS[policy['state']]}, {_MODES[policy['mode']]}"
+    text = f"{policy['name']}: {state_word(policy['state'])}, {_MODES[policy['mode']]}"
     if hooks:
         text += f"; hooks: {hooks}"
     if "load_seconds" in policy:
@@ -154,10 +157,10 @@ def policy_table(policies: Iterable[dict[str, Any]]) -> Table:
     for p in policies:
         hooks = p.get("hooks", [])
         name = f"{p['namespace']}/{p['name']}" if p.get("namespace") else p["name"]
-        state = STATE_WORDS[p["state"]] + (f": {p['error']}" if p.get("error") else "")
+        state = state_word(p["state"]) + (f": {p['error']}" if p.get("error") else "")
         table.add_row(str(p["id"]), name, state, _MODES[p["mode"]],
                       ", ".join(f"{h['hook']} ({h['mechanism']})" for h in hooks) or "-",
-                      str(sum(int(h["seen"]) for h in hooks)), str(sum(int(h["posted"]) for h in hooks)),
+                      str(sum(h["seen"] for h in hooks)), str(sum(h["posted"] for h in hooks)),
                       f"{p['load_seconds']:.2f}s ({p['origin']})" if "load_seconds" in p else "-",
                       p.get("source", ""))
     return table

@@ -4,7 +4,8 @@
 sensors and their attach mechanisms, policies with their hook counters,
 events by type with the rate the agent measured, each loss counter, the
 process cache and the exporters. A loss counter above zero is shown in red.
-``-o json`` prints the StatusResponse with every field, zeros included.
+``-o json`` prints the StatusResponse with every field, zeros included, and
+its counters as JSON numbers (tetra/api/plainjson.py).
 """
 
 from collections import Counter
@@ -19,22 +20,20 @@ from rich.text import Text
 from tetra import __version__
 from tetra.cli import tables
 from tetra.cli.options import client_options
-from tetra.cli.policy_api_cmd import STATE_WORDS, policy_table
+from tetra.cli.policy_api_cmd import policy_table, state_word
 
 
 def _status(client: Any) -> dict[str, Any]:
-    from google.protobuf import json_format
-
     from tetra.api import pb
     from tetra.api.client import Client
+    from tetra.api.plainjson import message_json
 
     connection = Client(client)
     try:
         response = connection.call("GetStatus", pb.GetStatusRequest())
     finally:
         connection.close()
-    return json_format.MessageToDict(response, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    return message_json(response)
 
 
 @click.command()
@@ -53,21 +52,21 @@ def _table(*columns: str) -> Table:
     return tables.table(*columns, right=("TOTAL", "RATE/S", "SENT", "LOST", "VALUE", "QUEUED", "DROPPED"))
 
 
-def _count(value: Any) -> Text:
+def _count(value: int) -> Text:
     """A loss counter: red when it is not zero."""
-    return Text(str(value), style="bold red" if int(value) else "")
+    return Text(str(value), style="bold red" if value else "")
 
 
 def _policy_counts(policies: list[dict[str, Any]]) -> Text:
-    """"policies: 3 loaded, 1 failed (broken)": whether the node is protected as intended, at a glance."""
+    """"policies: 3 enabled, 1 load_error (broken)": whether the node is protected as intended, at a glance."""
     failed = [p["name"] for p in policies if p["state"] == "TP_STATE_LOAD_ERROR"]
-    loaded = sum(p["state"] == "TP_STATE_ENABLED" for p in policies)
+    enabled = sum(p["state"] == "TP_STATE_ENABLED" for p in policies)
     others = Counter(p["state"] for p in policies if p["state"] not in ("TP_STATE_ENABLED", "TP_STATE_LOAD_ERROR"))
-    text = Text(f"policies: {loaded} loaded, ")
-    text.append(f"{len(failed)} failed" + (f" ({', '.join(failed)})" if failed else ""),
+    text = Text(f"policies: {enabled} enabled, ")
+    text.append(f"{len(failed)} load_error" + (f" ({', '.join(failed)})" if failed else ""),
                 style="bold red" if failed else "")
     for state, count in sorted(others.items()):
-        text.append(f", {count} {STATE_WORDS.get(state, state)}")
+        text.append(f", {count} {state_word(state)}")
     return text
 
 
@@ -81,7 +80,7 @@ def render(state: dict[str, Any]) -> Group:
             sensors.add_row(sensor["name"], hook["hook"], hook["mechanism"])
     events = _table("EVENTS", "TOTAL", "RATE/S")
     for row in state["events"]:
-        events.add_row(row["type"], row["total"], f"{row['rate']:.1f}")
+        events.add_row(row["type"], str(row["total"]), f"{row['rate']:.1f}")
     losses = state["losses"]
     lost = _table("LOSS", "VALUE")
     for row in losses["kernel"]:
@@ -100,7 +99,7 @@ def render(state: dict[str, Any]) -> Group:
         exporters.add_row(e["name"], e["target"], e["state"], counters)
     subscribers = _table("SUBSCRIBER", "PEER", "QUEUED", "SENT", "DROPPED")
     for s in state["subscribers"]:
-        subscribers.add_row(s["id"], s["peer"], s["queued"], s["sent"], _count(s["dropped"]))
+        subscribers.add_row(str(s["id"]), s["peer"], str(s["queued"]), str(s["sent"]), _count(s["dropped"]))
     parts: list[Any] = [title, Text(), sensors, Text(), events, Text(), lost, Text(),
                         Text(f"process cache: {cache['size']} of {cache['capacity']}, "
                              f"{cache['evictions']} evicted"), Text(), exporters]

@@ -6,42 +6,53 @@ status` shows: BPF maps may only be read there) and hands it to
 status when scraped. So a scrape never touches the kernel or blocks the
 agent, and metrics and status can never disagree.
 
-Names follow Tetragon's (``tetragon_events_total`` ...) with the ``tetra_``
-prefix. Every place an event can be lost has its counter:
+Where Tetragon has a metric for the same number, it has Tetragon's name and
+labels, so that its dashboards and alerts work unchanged; the others have
+the ``tetra_`` prefix. Every place an event can be lost has its counter:
 
-==============================================  ====================================
-metric                                          what
-==============================================  ====================================
-tetra_events_total{type}                        events sent to the exporters
-tetra_policy_events_total{policy,hook}          events each policy hook posted
-tetra_policy_hook_calls_total{policy,hook}      calls each hook saw in the kernel
-tetra_observer_ringbuf_events_lost_total{op}    records the kernel ring buffer had no room for
-tetra_observer_ringbuf_events_total{op}         records handed to the ring buffer
-tetra_events_dropped_total{stage}               drops after the kernel: decode, subscriber queue,
-                                                export filter, export rate limit, sinks, each
-                                                exporter's queue (json_queue, otlp_queue, ...)
-tetra_process_cache_size / _capacity            process cache entries
-tetra_process_cache_evictions_total             entries evicted because the cache was full
-tetra_export_bytes_total{exporter}              bytes written by an exporter
-tetra_export_errors_total{exporter}             write errors of an exporter
-tetra_export_dropped_bytes_total{exporter}      bytes of the lines an exporter dropped (full disk)
-tetra_export_reopens_total{exporter}            export file reopened (SIGHUP, moved or deleted)
-tetra_policies{state}                           policies loaded, disabled, failed
-tetra_policy_actions_total{action}              policy events by action (POST, SIGKILL, OVERRIDE...)
-tetra_event_handling_latency_seconds            kernel timestamp -> hand-off to the exporters
-==============================================  ====================================
+==================================================  ===========================================
+metric                                              what
+==================================================  ===========================================
+tetragon_events_total{type}                         events sent to the exporters; type as
+                                                    Tetragon's: PROCESS_EXEC, PROCESS_KPROBE, ...
+tetragon_policy_events_total{policy,hook}           events each policy hook posted
+tetragon_tracingpolicy_loaded{state}                policies by state: enabled, disabled,
+                                                    loading, load_error
+tetragon_bpf_missed_events_total{msg_op,error}      records the kernel ring buffer had no room
+                                                    for; msg_op is tetra's opcode name (exec,
+                                                    generic, ...), error always ENOSPC
+tetragon_observer_ringbuf_events_received_total     records read from the ring buffer
+tetragon_notify_overflowed_events_total             events dropped at full subscriber queues
+tetragon_export_ratelimit_events_dropped_total      events the export rate limit dropped
+tetragon_process_cache_size / _capacity             process cache entries
+tetragon_process_cache_evictions_total              entries evicted because the cache was full
+process_cpu_seconds_total, process_resident_...     the agent's CPU and memory (prometheus_client)
+tetra_policy_hook_calls_total{policy,hook}          calls each hook saw in the kernel
+tetra_observer_ringbuf_events_total{op}             records handed to the ring buffer
+tetra_events_dropped_total{stage}                   every drop after the kernel, by stage: decode,
+                                                    subscriber queue, export filter, export rate
+                                                    limit, sinks, each exporter's queue
+                                                    (json_queue, otlp_queue, ...): the two
+                                                    tetragon_ drop counters above are in it too
+tetra_export_bytes_total{exporter}                  bytes written by an exporter
+tetra_export_errors_total{exporter}                 write errors of an exporter
+tetra_export_dropped_bytes_total{exporter}          bytes of the lines an exporter dropped (full disk)
+tetra_export_reopens_total{exporter}                export file reopened (SIGHUP, moved or deleted)
+tetra_policy_actions_total{action}                  policy events by action (POST, SIGKILL, OVERRIDE...)
+tetra_event_handling_latency_seconds                kernel timestamp -> hand-off to the exporters
+==================================================  ===========================================
 """
 
 import logging
 import threading
 from collections.abc import Iterator
 
-from prometheus_client import start_http_server
+from prometheus_client import ProcessCollector, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from tetra.errors import ExportError
-from tetra.status.model import HANDOFF_DROPS, LATENCY_BUCKETS, AgentStatus, ExporterStatus
+from tetra.status.model import HANDOFF_DROPS, LATENCY_BUCKETS, AgentStatus, ExporterStatus, PolicyLoadState
 
 log = logging.getLogger(__name__)
 
@@ -95,42 +106,44 @@ class SnapshotCollector(Collector):
         yield from self._exporters(status)
 
     def _events(self, status: AgentStatus) -> Iterator[Metric]:
-        events = CounterMetricFamily("tetra_events", "Events sent to the exporters, by type.", labels=["type"])
+        events = CounterMetricFamily("tetragon_events", "Events sent to the exporters, by type.", labels=["type"])
         for kind, count in sorted(status.events.items()):
-            events.add_metric([kind], count)
+            events.add_metric([kind.upper()], count)  # process_exec -> PROCESS_EXEC, as Tetragon's label
         yield events
 
     def _policies(self, status: AgentStatus) -> Iterator[Metric]:
-        posted = CounterMetricFamily("tetra_policy_events", "Events posted by each policy hook.",
+        posted = CounterMetricFamily("tetragon_policy_events", "Events posted by each policy hook.",
                                      labels=["policy", "hook"])
         calls = CounterMetricFamily("tetra_policy_hook_calls", "Calls each policy hook saw in the kernel.",
                                     labels=["policy", "hook"])
-        states: dict[str, int] = {}
+        states = dict.fromkeys(PolicyLoadState, 0)  # every state, zeros included, as Tetragon's
         for policy in status.policies:
-            state = policy.state.api_name
-            states[state] = states.get(state, 0) + 1
+            states[policy.state] += 1
             for hook in policy.hooks:
                 posted.add_metric([policy.name, hook.hook], hook.posted or 0)
                 calls.add_metric([policy.name, hook.hook], hook.seen or 0)
-        by_state = GaugeMetricFamily("tetra_policies", "Tracing policies by state.", labels=["state"])
-        for state, count in sorted(states.items()):
-            by_state.add_metric([state], count)
+        by_state = GaugeMetricFamily("tetragon_tracingpolicy_loaded", "Tracing policies by state.", labels=["state"])
+        for state, count in states.items():
+            by_state.add_metric([state.value], count)
         yield from (posted, calls, by_state)
 
     def _losses(self, status: AgentStatus) -> Iterator[Metric]:
-        lost = CounterMetricFamily("tetra_observer_ringbuf_events_lost",
-                                   "Records the kernel ring buffer had no room for.", labels=["op"])
+        lost = CounterMetricFamily("tetragon_bpf_missed_events",
+                                   "Records the kernel ring buffer had no room for.", labels=["msg_op", "error"])
         sent = CounterMetricFamily("tetra_observer_ringbuf_events", "Records handed to the kernel ring buffer.",
                                    labels=["op"])
         for entry in status.kernel:
-            lost.add_metric([entry.opcode], entry.lost)
+            lost.add_metric([entry.opcode, "ENOSPC"], entry.lost)  # a ring buffer reservation that failed
             sent.add_metric([entry.opcode], entry.sent)
+        received = CounterMetricFamily("tetragon_observer_ringbuf_events_received",
+                                       "Records read from the ring buffer.", value=status.ringbuf_received)
         dropped = CounterMetricFamily("tetra_events_dropped", "Events dropped after the kernel, by stage.",
                                       labels=["stage"])
         for key, stage in _PIPELINE_DROPS.items():
             dropped.add_metric([stage], status.pipeline.get(key, 0))
         streams = status.streams
-        dropped.add_metric(["subscriber_queue"], streams.dropped if streams else 0)
+        overflowed = streams.dropped if streams else 0
+        dropped.add_metric(["subscriber_queue"], overflowed)
         dropped.add_metric(["grpc_convert"], streams.convert_errors if streams else 0)
         by_stage: dict[str, int] = {}
         for exporter in status.exporters:
@@ -138,13 +151,18 @@ class SnapshotCollector(Collector):
                 by_stage[stage] = by_stage.get(stage, 0) + count
         for stage, count in by_stage.items():
             dropped.add_metric([stage], count)
-        yield from (lost, sent, dropped)
+        notify = CounterMetricFamily("tetragon_notify_overflowed_events",
+                                     "Events dropped because a subscriber's queue was full.", value=overflowed)
+        rate_limited = CounterMetricFamily("tetragon_export_ratelimit_events_dropped",
+                                           "Events the export rate limit dropped.",
+                                           value=by_stage.get(_EXPORTER_DROPS["rate_limited"], 0))
+        yield from (lost, received, sent, dropped, notify, rate_limited)
 
     def _cache(self, status: AgentStatus) -> Iterator[Metric]:
-        yield GaugeMetricFamily("tetra_process_cache_size", "Processes in the cache.", value=status.cache_size)
-        yield GaugeMetricFamily("tetra_process_cache_capacity", "Most processes the cache keeps.",
+        yield GaugeMetricFamily("tetragon_process_cache_size", "Processes in the cache.", value=status.cache_size)
+        yield GaugeMetricFamily("tetragon_process_cache_capacity", "Most processes the cache keeps.",
                                 value=status.cache_capacity)
-        yield CounterMetricFamily("tetra_process_cache_evictions", "Processes evicted because the cache was full.",
+        yield CounterMetricFamily("tetragon_process_cache_evictions", "Processes evicted because the cache was full.",
                                   value=status.cache_evictions)
 
     def _exporters(self, status: AgentStatus) -> Iterator[Metric]:
@@ -192,6 +210,7 @@ def serve(address: str, collector: SnapshotCollector) -> object:
     host, port = parse_address(address)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    ProcessCollector(registry=registry)  # the agent's CPU, memory and fds: process_cpu_seconds_total, ...
     try:
         server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as err:

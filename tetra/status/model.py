@@ -28,21 +28,22 @@ class LatencyHistogram:
 
 
 class PolicyLoadState(StrEnum):
-    """Where a tracing policy is: the words of the exit summary and the log, and (``api_name``)
-    those of tetra.proto's TracingPolicyState, which `tetra status` and /metrics show."""
+    """Where a tracing policy is, in the one vocabulary of every reader: Tetragon's.
+
+    The values are the words of Tetragon's `tetra tracingpolicy list` and of its
+    ``tetragon_tracingpolicy_loaded{state}`` metric (tetra.proto's
+    TracingPolicyState without ``TP_STATE_``, lower case): the exit summary, the
+    log, a CRD's status, `tetra tracingpolicy list` and `tetra status` say them;
+    ``api_name`` is the enum's name, which GetStatus and ``-o json`` carry."""
 
     LOADING = "loading"
-    LOADED = "loaded"
+    ENABLED = "enabled"
     DISABLED = "disabled"
-    ERROR = "error"
+    LOAD_ERROR = "load_error"
 
     @property
     def api_name(self) -> str:
-        return _API_STATES[self]
-
-
-_API_STATES = {PolicyLoadState.LOADING: "TP_STATE_LOADING", PolicyLoadState.LOADED: "TP_STATE_ENABLED",
-               PolicyLoadState.DISABLED: "TP_STATE_DISABLED", PolicyLoadState.ERROR: "TP_STATE_LOAD_ERROR"}
+        return f"TP_STATE_{self.name}"
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from tetra.cli.main import _register, cli
 from tetra.cli.policy_api_cmd import policy_table
 
 LONG = "sensitive-file-read-with-a-rather-long-name"
-HOOKS = [{"hook": "__x64_sys_openat_and_then_some", "mechanism": "kprobe", "attach": "x", "seen": "3", "posted": "1"},
-         {"hook": "security_file_permission", "mechanism": "fentry", "attach": "y", "seen": "0", "posted": "0"}]
+HOOKS = [{"hook": "__x64_sys_openat_and_then_some", "mechanism": "kprobe", "attach": "x", "seen": 3, "posted": 1},
+         {"hook": "security_file_permission", "mechanism": "fentry", "attach": "y", "seen": 0, "posted": 0}]
 POLICY = {"id": "1", "name": LONG, "namespace": "", "state": "TP_STATE_ENABLED", "mode": "TP_MODE_ENFORCE",
           "hooks": HOOKS, "source": "/etc/tetra/policies/" + LONG + ".yaml", "load_seconds": 0.05, "origin": "cache"}
 
