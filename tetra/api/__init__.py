@@ -42,14 +42,17 @@ class ApiUnavailable(TetraError, ImportError):
     """The generated gRPC modules are missing or stale: scripts/setup.sh was not run."""
 
 
+def proto_hash(here: Path = Path(__file__).parent) -> str:
+    """The hash of the .proto files, as scripts/gen_api.sh stamps it (the same files, in its order)."""
+    protos = [here / "tetra.proto", *sorted(here.glob("tetragon/*.proto"), key=lambda p: p.name.encode())]
+    return hashlib.sha256(b"".join(proto.read_bytes() for proto in protos)).hexdigest()
+
+
 def _check_generated() -> None:
     here = Path(__file__).parent
-    # the files and their order are gen_api.sh's (proto_hash)
-    protos = [here / "tetra.proto", *sorted(here.glob("tetragon/*.proto"), key=lambda p: p.name.encode())]
     stamp = here / "tetra_pb2.sha256"
-    if protos[0].exists() and stamp.exists():
-        digest = hashlib.sha256(b"".join(proto.read_bytes() for proto in protos)).hexdigest()
-        if digest != stamp.read_text().strip():
+    if (here / "tetra.proto").exists() and stamp.exists():
+        if proto_hash(here) != stamp.read_text().strip():
             raise ApiUnavailable("the gRPC code is older than tetra/api/*.proto: run scripts/setup.sh to "
                                  "generate the gRPC code")
 
@@ -67,4 +70,4 @@ except Exception as err:  # VersionError, RuntimeError: generated for another gr
     raise ApiUnavailable(f"the gRPC code does not fit the installed grpcio/protobuf ({err}): run "
                          "scripts/setup.sh to generate the gRPC code") from err
 
-__all__ = ["ApiUnavailable", "pb", "pb_grpc", "tg_events", "tg_sensors", "tg_tetragon"]
+__all__ = ["ApiUnavailable", "proto_hash", "pb", "pb_grpc", "tg_events", "tg_sensors", "tg_tetragon"]
