@@ -71,15 +71,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     reinstalled=yes
 fi
 
-# 5. The gRPC code, generated from tetra/api/tetra.proto and never committed.
-# Regenerated when the .proto changed (its hash is the stamp, which tetra.api
-# also checks at import) or grpcio-tools/protobuf may have (a reinstall).
+# 5. The gRPC code, generated from tetra/api/tetra.proto and tetra/api/tetragon/*.proto
+# and never committed. Regenerated when a .proto changed (their hash is the stamp,
+# which tetra.api also checks at import) or grpcio-tools/protobuf may have (a reinstall).
 api="$here/tetra/api"
 api_stamp="$api/tetra_pb2.sha256"
-want_api=$(sha256sum "$api/tetra.proto" | cut -d' ' -f1)
+want_api=$("$here/scripts/gen_api.sh" --hash)
 if [ "$reinstalled" = yes ] || [ "$(cat "$api_stamp" 2>/dev/null)" != "$want_api" ] \
-        || [ ! -f "$api/tetra_pb2.py" ] || [ ! -f "$api/tetra_pb2_grpc.py" ]; then
-    say "generating the gRPC code from tetra/api/tetra.proto"
+        || [ ! -f "$api/tetra_pb2.py" ] || [ ! -f "$api/tetra_pb2_grpc.py" ] \
+        || [ ! -f "$api/tetragon/sensors_pb2_grpc.py" ]; then
+    say "generating the gRPC code from tetra/api/tetra.proto and tetra/api/tetragon/*.proto"
     "$here/scripts/gen_api.sh" "$venv/bin/python"
 fi
 # 6. The compiled event path (tetra/_speed), built from source with the virtualenv's Cython;

@@ -50,7 +50,7 @@ def test_the_build_steps_run(tmp_path: Path) -> None:
                 src, target = REPO / source, workdir / dest.rstrip("/") / Path(source).name \
                     if dest.endswith("/") else workdir / dest
                 if src.is_dir():
-                    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "tetra_pb2*"))
+                    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*_pb2*"))
                 else:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy(src, target)

@@ -158,7 +158,7 @@ def test_full_queues_drop_for_their_subscriber_only(monkeypatch: pytest.MonkeyPa
 
     conversions: list[dict] = []
     real = convert.to_bytes
-    monkeypatch.setattr("tetra.api.broadcast.to_bytes", lambda e: conversions.append(e) or real(e))
+    monkeypatch.setattr("tetra.api.broadcast.to_bytes", lambda e, *wire: conversions.append(e) or real(e, *wire))
     envelope = slow.queue.get_nowait()
     other = broadcaster.subscribe("other")
     assert broadcaster.encoded(slow, envelope) == broadcaster.encoded(other, envelope) == real(envelope.event)

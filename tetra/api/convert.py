@@ -14,6 +14,10 @@ descriptor, saying which fields need a change of form:
   and each value is turned into its JSON form.
 
 The results equal json_format's (tests/unit/test_api_convert.py compares them).
+
+An event becomes either service's GetEventsResponse: tetra.api.v1's or
+Tetragon's (package tetragon). Both have the JSON export's field names, so the
+same dict fits both; the plans are per descriptor.
 """
 
 import base64
@@ -49,17 +53,17 @@ class ConvertError(TetraError):
 # -- dict -> message ------------------------------------------------------------
 
 
-def to_message(event: Json) -> Any:
-    """``event`` (one line of the JSON export) as a GetEventsResponse."""
+def to_message(event: Json, response: Any = pb.GetEventsResponse) -> Any:
+    """``event`` (one line of the JSON export) as a ``response`` (a GetEventsResponse class)."""
     try:
-        return pb.GetEventsResponse(**_to_init(pb.GetEventsResponse.DESCRIPTOR, event))
+        return response(**_to_init(response.DESCRIPTOR, event))
     except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as err:
-        raise ConvertError(f"event does not fit GetEventsResponse: {err}") from None
+        raise ConvertError(f"event does not fit {response.DESCRIPTOR.full_name}: {err}") from None
 
 
-def to_bytes(event: Json) -> bytes:
-    """``event`` serialized as a GetEventsResponse: what a GetEvents stream carries."""
-    return to_message(event).SerializeToString()
+def to_bytes(event: Json, response: Any = pb.GetEventsResponse) -> bytes:
+    """``event`` serialized as a ``response``: what a GetEvents stream carries."""
+    return to_message(event, response).SerializeToString()
 
 
 def _to_init(descriptor: Descriptor, value: Json) -> Json:

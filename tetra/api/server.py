@@ -10,8 +10,12 @@ one of its services, from its own thread:
     .start(agent)         bind (unix sockets 0600) and serve, just before the agent says it is ready
     .stop()               before any sensor closes: refuse new calls, end streams, remove socket files
 
-Handlers are registered from tetra.proto's service descriptor rather than
-the generated servicer, for two reasons: GetEvents yields bytes serialized
+Two services share the server: tetra.api.v1.Tetra (tetra's CLI) and
+Tetragon's tetragon.FineGuidanceSensors (clients generated from Tetragon's
+.proto files), the second by way of the first (tetragon_service.py).
+
+Handlers are registered from the services' descriptors rather than the
+generated servicers, for two reasons: GetEvents yields bytes serialized
 once per event (the generated code would serialize per subscriber), and a
 request that does not parse is answered INVALID_ARGUMENT (gRPC's own answer
 would be INTERNAL).
@@ -33,13 +37,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
+from google.protobuf.message_factory import GetMessageClass
 
-from tetra.api import pb
+from tetra.api import pb, tg_sensors
 from tetra.api.address import Address, AddressError, check_bindable, parse_address, prepare_socket_path
 from tetra.agent.commands import CommandQueue
 from tetra.api.broadcast import MAX_SUBSCRIBERS, Broadcaster
 from tetra.api.service import TetraService
+from tetra.api.tetragon_service import TetragonService
 from tetra.policy.limits import MAX_FILE_BYTES
 
 if TYPE_CHECKING:
@@ -113,8 +120,11 @@ class ApiServer:
 
     def start(self, agent: "Agent") -> None:
         self._service = TetraService(agent, self.broadcaster, self.commands, self.stopping)
+        handlers = [_handlers(self._service, pb.DESCRIPTOR.services_by_name["Tetra"]),
+                    _handlers(TetragonService(self._service),
+                              tg_sensors.DESCRIPTOR.services_by_name["FineGuidanceSensors"])]
         server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="tetra-api"),
-                             handlers=[_handlers(self._service)], maximum_concurrent_rpcs=WORKERS,
+                             handlers=handlers, maximum_concurrent_rpcs=WORKERS,
                              options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
                                       ("grpc.so_reuseport", 0)])
         for address in self.addresses:
@@ -177,12 +187,14 @@ def _add_port(add: Callable[[], int], address: Address) -> None:
         raise AddressError(f"cannot serve at {address}: the address is in use or not local")
 
 
-def _handlers(service: TetraService) -> grpc.GenericRpcHandler:
-    """One handler per RPC of the Tetra service, from its descriptor."""
-    descriptor = pb.DESCRIPTOR.services_by_name["Tetra"]
+def _handlers(service: object, descriptor: ServiceDescriptor) -> grpc.GenericRpcHandler:
+    """One handler per RPC of ``descriptor`` that ``service`` has a method for (the others are
+    UNIMPLEMENTED, gRPC's answer for a call the server does not know)."""
     handlers = {}
     for method in descriptor.methods:
-        request_class = getattr(pb, method.input_type.name)
+        if not hasattr(service, method.name):
+            continue
+        request_class = GetMessageClass(method.input_type)
         behavior = _guarded(getattr(service, method.name))
         deserialize = _lenient(request_class)
         if method.server_streaming:
@@ -191,7 +203,7 @@ def _handlers(service: TetraService) -> grpc.GenericRpcHandler:
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
                 behavior, request_deserializer=deserialize,
-                response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+                response_serializer=GetMessageClass(method.output_type).SerializeToString)
     return grpc.method_handlers_generic_handler(descriptor.full_name, handlers)
 
 

@@ -99,9 +99,14 @@ class TetraService:
 
     def GetEvents(self, request: Any, context: Context) -> Iterator[bytes]:
         """Each event that passes the request's filters, serialized once and shared."""
-        events, fields = self._selection(request, context)
+        return self.stream(context, *self.selection(request, context))
+
+    def stream(self, context: Context, events: ExportFilter | None, fields: FieldFilters | None,
+               response: Any = pb.GetEventsResponse) -> Iterator[bytes]:
+        """A GetEvents stream of ``response`` messages (tetra.api.v1's or Tetragon's) until the client
+        or the server goes."""
         try:
-            sub = self.broadcaster.subscribe(context.peer(), events, fields)
+            sub = self.broadcaster.subscribe(context.peer(), events, fields, response)
         except TooManySubscribers as err:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
         log.info("event stream %d opened by %s", sub.id, sub.peer)
@@ -119,12 +124,14 @@ class TetraService:
             self.broadcaster.unsubscribe(sub)
             log.info("event stream %d closed: %d sent, %d dropped (queue full)", sub.id, sub.sent, sub.dropped)
 
-    def _selection(self, request: Any, context: Context) -> tuple[ExportFilter | None, FieldFilters | None]:
-        """The request's allow/deny lists and field filters, checked by tetra.filters."""
+    def selection(self, request: Any, context: Context, field_filter_json: Callable[[Any], dict[str, Any]] = to_dict
+                  ) -> tuple[ExportFilter | None, FieldFilters | None]:
+        """The request's allow/deny lists and field filters (as JSON objects by ``field_filter_json``),
+        checked by tetra.filters; both services' Filter messages have the JSON shape they read."""
         try:
             allow = parse_filter_list(_json_lines(request.allow_list), "allow_list")
             deny = parse_filter_list(_json_lines(request.deny_list), "deny_list")
-            fields = parse_field_filters(_json_lines(request.field_filters), "field_filters")
+            fields = parse_field_filters(_json_lines(request.field_filters, field_filter_json), "field_filters")
         except FilterError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         return (ExportFilter(allow, deny) if allow or deny else None), (fields if fields.filters else None)
@@ -139,7 +146,7 @@ class TetraService:
         return pb.GetVersionResponse(version=__version__)
 
     def GetStatus(self, request: Any, context: Context) -> Any:
-        status = self._on_agent(context, self.agent.status)
+        status = self.on_agent(context, self.agent.status)
         return json_format.ParseDict(status_json(status), pb.StatusResponse())
 
     # -- tracing policies ------------------------------------------------------------------
@@ -157,7 +164,7 @@ class TetraService:
             policies, warnings = load_policies_text_report(request.yaml, "api", deadline)
         except PolicyErrors as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, status_message(err))
-        loading = self._on_agent(context, lambda: self.agent.policies.add_policies_later(policies, warnings, "api"))
+        loading = self.on_agent(context, lambda: self.agent.policies.add_policies_later(policies, warnings, "api"))
         try:
             added = {state.id for state in self._answer(context, lambda: loading.result(_time_left(context)))}
             if _abandoned(context):  # loaded, but nobody hears of it
@@ -174,7 +181,7 @@ class TetraService:
 
     def DeleteTracingPolicy(self, request: Any, context: Context) -> Any:
         name, namespace = _policy_name(request, context)
-        self._on_agent(context, lambda: self.agent.policies.delete(name, namespace), f"delete of {name}")
+        self.on_agent(context, lambda: self.agent.policies.delete(name, namespace), f"delete of {name}")
         return pb.DeleteTracingPolicyResponse()
 
     def EnableTracingPolicy(self, request: Any, context: Context) -> Any:
@@ -201,7 +208,7 @@ class TetraService:
     def _policies(self, context: Context, fn: Callable[[PolicyManager], list[PolicyStatus]],
                   change: str | None = None) -> list[Any]:
         """``fn(policies)`` on the agent thread; its policies as TracingPolicyStatus messages."""
-        statuses = self._on_agent(context, lambda: fn(self.agent.policies), change)
+        statuses = self.on_agent(context, lambda: fn(self.agent.policies), change)
         return [json_format.ParseDict(policy_status(p), pb.TracingPolicyStatus()) for p in statuses]
 
     def _policy(self, context: Context, fn: Callable[[PolicyManager], PolicyState], change: str) -> Any:
@@ -212,7 +219,7 @@ class TetraService:
 
         return self._policies(context, changed, change)[0]
 
-    def _on_agent(self, context: Context, fn: Callable[[], T], change: str | None = None) -> T:
+    def on_agent(self, context: Context, fn: Callable[[], T], change: str | None = None) -> T:
         """``fn()`` on the agent thread, within the call's deadline; errors end the call with a status.
 
         ``change`` names what ``fn`` changes: when it is done after the client stopped waiting,
@@ -290,6 +297,6 @@ def grpc_message_size(text: str) -> int:
     return sum(1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3 for byte in text.encode())
 
 
-def _json_lines(messages: Any) -> str:
-    """Filter messages as the JSON objects tetra.filters reads (their protojson form)."""
-    return "\n".join(orjson.dumps(to_dict(message)).decode() for message in messages)
+def _json_lines(messages: Any, json: Callable[[Any], dict[str, Any]] = to_dict) -> str:
+    """Filter messages as the JSON objects tetra.filters reads (their protojson form, or ``json``'s)."""
+    return "\n".join(orjson.dumps(json(message)).decode() for message in messages)

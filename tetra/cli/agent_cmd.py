@@ -85,7 +85,8 @@ def _ring_pages(ctx: click.Context, ringbuf_pages: int, rb_size: int, rb_size_to
                    "'' to compile at every start.")
 @click.option("--server-address", "server_addresses", multiple=True, metavar="ADDRESS",
               default=(DEFAULT_SERVER_ADDRESS,), show_default=True,
-              help="Serve the gRPC API (tetra getevents, status, tracingpolicy) at unix:///path or host:port; "
+              help="Serve the gRPC API (tetra getevents, status, tracingpolicy; and Tetragon's "
+                   "FineGuidanceSensors, for Tetragon's clients) at unix:///path or host:port; "
                    "repeatable; only what is given is bound; '' for no server.")
 @click.option("--server-tls-cert-file", metavar="PATH", help="TLS certificate for host:port addresses.")
 @click.option("--server-tls-key-file", metavar="PATH", help="TLS private key for host:port addresses.")

@@ -34,7 +34,7 @@ _PERF_TYPES = ("PERF_TYPE_HARDWARE", "PERF_TYPE_SOFTWARE", "PERF_TYPE_TRACEPOINT
 # The kernel's module taint bits (include/linux/panic.h) with Tetragon's names (TaintedBitsType).
 _TAINTS = {0: "TAINT_PROPRIETARY_MODULE", 1: "TAINT_FORCED_MODULE", 2: "TAINT_FORCED_UNLOAD_MODULE",
            10: "TAINT_STAGED_MODULE", 12: "TAINT_OUT_OF_TREE_MODULE", 13: "TAINT_UNSIGNED_MODULE",
-           15: "TAINT_KERNEL_LIVEPATCH_MODULE", 18: "TAINT_TEST_MODULE"}
+           15: "TAINT_KERNEL_LIVE_PATCH_MODULE", 18: "TAINT_TEST_MODULE"}
 
 
 def _name(table: tuple[str, ...], prefix: str, value: int) -> str:
