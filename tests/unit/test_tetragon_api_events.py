@@ -60,7 +60,7 @@ def test_capabilities_go_out_as_tetragons_enum() -> None:
 
 
 def test_a_policy_status_in_tetragons_terms() -> None:
-    policy = PolicyStatus(7, "watch-open", "api", PolicyLoadState.LOADED, "monitor",
+    policy = PolicyStatus(7, "watch-open", "api", PolicyLoadState.ENABLED, "monitor",
                           (HookStatus("do_sys_openat2", "kprobe", "fentry", False, seen=9, posted=4),
                            HookStatus("sys_exit", "tracepoint", "raw", True, seen=3, posted=2)), namespace="ns")
     status = tracing_policy_status(policy)
@@ -71,7 +71,7 @@ def test_a_policy_status_in_tetragons_terms() -> None:
     assert status.stats.action_counters.post == 6
     assert [(h.hook, h.mechanism, h.seen, h.posted) for h in status.tetra_hooks] == [
         ("do_sys_openat2", "kprobe", 9, 4), ("sys_exit", "tracepoint", 3, 2)]
-    failed = tracing_policy_status(PolicyStatus(8, "bad", "api", PolicyLoadState.ERROR, "enforce", error="no BTF"))
+    failed = tracing_policy_status(PolicyStatus(8, "bad", "api", PolicyLoadState.LOAD_ERROR, "enforce", error="no BTF"))
     assert failed.state == tg_sensors.TP_STATE_LOAD_ERROR and failed.error == "no BTF" and not failed.enabled
 
 

@@ -98,7 +98,7 @@ class TetragonService:
         """The agent's own sensors, and each policy's hooks with the policy as their collection."""
         status = self.tetra.on_agent(context, self.tetra.agent.status)
         sensors = [tg_sensors.SensorStatus(name=sensor.name, enabled=True) for sensor in status.sensors]
-        sensors += [tg_sensors.SensorStatus(name=hook.hook, enabled=policy.state is PolicyLoadState.LOADED,
+        sensors += [tg_sensors.SensorStatus(name=hook.hook, enabled=policy.state is PolicyLoadState.ENABLED,
                                             collection=policy.name)
                     for policy in status.policies for hook in policy.hooks]
         return tg_sensors.ListSensorsResponse(sensors=sensors)
@@ -147,7 +147,7 @@ def _mode_request(request: Any) -> Any:
 def tracing_policy_status(policy: PolicyStatus) -> Any:
     """``policy`` as Tetragon's TracingPolicyStatus: its hooks are its sensors, their posted events its
     ``stats.action_counters.post``; the hooks in full (mechanism, counters) are tetra's ``tetra_hooks``."""
-    loaded = policy.state is PolicyLoadState.LOADED
+    loaded = policy.state is PolicyLoadState.ENABLED
     hooks = [tg_sensors.TracingPolicyHook(hook=h.hook, mechanism=h.mechanism, attach=h.attach,
                                           **{"return": h.returns}, seen=h.seen or 0, posted=h.posted or 0)
              for h in policy.hooks]
