@@ -14,8 +14,15 @@ The filter options are Tetragon's; values of one option OR, options AND.
 Over gRPC they travel in the request and the agent applies them (no
 bandwidth for events nobody wants); on standard input tetra.filters applies
 the same filter here. ``-e``, ``-n``, ``--policy-names``, ``-f`` and ``-F`` also
-split on commas; the regular expressions of ``--process`` and ``--pod`` do not
-(a pattern may hold a comma): repeat those options instead.
+split on commas; the regular expressions of ``--process``, ``--pod`` and
+``--namespace-regex`` do not (a pattern may hold a comma): repeat those options
+instead.
+
+``--stack-traces`` prints a policy event's kernel and user stack traces under
+its compact line; ``-t/--tty-encode PATH`` replaces the output with the raw
+bytes written to terminal PATH (tetra.export.tty). ``--cel-expression`` is not
+offered: tetra's filters refuse CEL (tetra.filters.checks), so it would be a
+flag that filters nothing.
 """
 
 import os
@@ -28,12 +35,12 @@ from typing import IO, Any
 import click
 from click.core import ParameterSource
 
-from tetra.cli.options import client_options
-from tetra.export.compact import render_compact
+from tetra.cli.options import Duration, client_options
+from tetra.export.compact import render_compact, render_stack_traces
 from tetra.export.encode import encode
+from tetra.export.tty import tty_bytes
 
 Event = dict[str, Any]
-RECONNECT_S = 1.0
 
 
 def _split(values: Iterable[str]) -> list[str]:
@@ -48,6 +55,8 @@ def _split(values: Iterable[str]) -> list[str]:
               help="Only these event types, e.g. PROCESS_EXEC,PROCESS_KPROBE.")
 @click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NAMES",
               help="Only processes in these Kubernetes namespaces.")
+@click.option("--namespace-regex", "namespace_regexes", multiple=True, metavar="REGEX",
+              help="Only processes in Kubernetes namespaces whose name matches (RE2 syntax, repeatable).")
 @click.option("--host", is_flag=True, help="With --namespace: processes outside any pod too.")
 @click.option("--pod", "pods", multiple=True, metavar="REGEX",
               help="Only pods whose name matches (RE2 syntax, repeatable).")
@@ -58,23 +67,31 @@ def _split(values: Iterable[str]) -> list[str]:
               help="Keep only these fields, e.g. process.binary,process.pid.")
 @click.option("-F", "--exclude-fields", multiple=True, metavar="PATHS", help="Drop these fields.")
 @click.option("--timestamps", is_flag=True, help="Prefix compact lines with the event's time.")
+@click.option("--stack-traces", is_flag=True, help="Compact output: each policy event's stack traces under its line.")
+@click.option("-t", "--tty-encode", metavar="PATH", default="",
+              help="Print only the raw bytes policy events wrote to terminal PATH (their first argument the file, "
+                   "the second the buffer); every other event is skipped.")
 @click.option("--reconnect", is_flag=True, help="When the agent goes away, wait for it and go on.")
+@click.option("--reconnect-wait", type=Duration(), default="1s", show_default=True, metavar="DURATION",
+              help="With --reconnect: how long to wait between attempts, e.g. 500ms, 2s.")
 @client_options
 @click.pass_context
 def getevents(ctx: click.Context, output: str, color: str, event_types: tuple[str, ...],
-              namespaces: tuple[str, ...], host: bool, pods: tuple[str, ...], processes: tuple[str, ...],
-              policy_names: tuple[str, ...], include_fields: tuple[str, ...], exclude_fields: tuple[str, ...],
-              timestamps: bool, reconnect: bool, client: Any) -> None:
+              namespaces: tuple[str, ...], namespace_regexes: tuple[str, ...], host: bool, pods: tuple[str, ...],
+              processes: tuple[str, ...], policy_names: tuple[str, ...], include_fields: tuple[str, ...], exclude_fields: tuple[str, ...],
+              timestamps: bool, stack_traces: bool, tty_encode: str, reconnect: bool, reconnect_wait: float,
+              client: Any) -> None:
     """Print events as JSON lines or compact lines, from the agent or from standard input."""
     from tetra.filters.clientside import ClientFilter
 
     options: dict[str, Any] = {
-        "event_types": _split(event_types), "namespaces": _split(namespaces), "pods": list(pods),
+        "event_types": _split(event_types), "namespaces": _split(namespaces),
+        "namespace_regexes": list(namespace_regexes), "pods": list(pods),
         "processes": list(processes), "policy_names": _split(policy_names), "host": host,
         "include_fields": _split(include_fields), "exclude_fields": _split(exclude_fields)}
     selection = ClientFilter(**options)  # checks every option, FilterError naming the flags
     colored = color == "always" or (color == "auto" and sys.stdout.isatty())
-    write = _printer(sys.stdout.buffer, output, colored, timestamps)
+    write = _printer(sys.stdout.buffer, output, colored, timestamps, stack_traces, tty_encode)
     explicit = ctx.get_parameter_source("server_address") != ParameterSource.DEFAULT
     try:
         if not explicit and _stdin_is_data():
@@ -84,7 +101,7 @@ def getevents(ctx: click.Context, output: str, color: str, event_types: tuple[st
                 click.echo(f"tetra: {selection.invalid_lines} lines were not JSON events and were skipped",
                            err=True)
         else:
-            for event in _from_agent(client, options, reconnect):
+            for event in _from_agent(client, options, reconnect_wait if reconnect else None):
                 write(event)
     except BrokenPipeError:  # `tetra getevents | head`: the reader is gone, so are we
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -101,8 +118,18 @@ def _stdin_is_data() -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
 
 
-def _printer(out: IO[bytes], output: str, color: bool, timestamps: bool) -> Callable[[Event], None]:
+def _printer(out: IO[bytes], output: str, color: bool, timestamps: bool, stack_traces: bool,
+             tty: str) -> Callable[[Event], None]:
     """One event out, flushed at once: a reader of a pipe sees events as they happen."""
+    if tty:
+        def write_tty(event: Event) -> None:
+            data = tty_bytes(event, tty)
+            if data:
+                out.write(data)
+                out.flush()
+
+        return write_tty
+
     if output == "json":
         def write_json(event: Event) -> None:
             out.write(encode(event))
@@ -113,14 +140,15 @@ def _printer(out: IO[bytes], output: str, color: bool, timestamps: bool) -> Call
     def write_compact(event: Event) -> None:
         line = render_compact(event, color=color, timestamps=timestamps)
         if line is not None:
-            out.write(line.encode("utf-8", "surrogateescape") + b"\n")
+            text = line + "\n" + (render_stack_traces(event, color) if stack_traces else "")
+            out.write(text.encode("utf-8", "surrogateescape"))
             out.flush()
 
     return write_compact
 
 
-def _from_agent(options: Any, selection: dict[str, Any], reconnect: bool) -> Iterator[Event]:
-    """The agent's events as dicts; with ``reconnect``, across agent restarts."""
+def _from_agent(options: Any, selection: dict[str, Any], reconnect_wait: float | None) -> Iterator[Event]:
+    """The agent's events as dicts; with ``reconnect_wait`` (seconds between attempts), across agent restarts."""
     from tetra.api.client import Client, ClientError
     from tetra.api.convert import to_dict
 
@@ -139,12 +167,12 @@ def _from_agent(options: Any, selection: dict[str, Any], reconnect: bool) -> Ite
             problem = err
         finally:
             client.close()
-        if not reconnect:
+        if reconnect_wait is None:
             raise problem
         if not waiting:
             click.echo(f"tetra: {problem}; reconnecting", err=True)
             waiting = True
-        time.sleep(RECONNECT_S)
+        time.sleep(reconnect_wait)
 
 
 def _request(selection: dict[str, Any]) -> Any:
@@ -154,6 +182,7 @@ def _request(selection: dict[str, Any]) -> Any:
     spec = {
         "event_set": [name.upper() for name in selection["event_types"]],
         "namespace": [*selection["namespaces"], *([""] if selection["host"] else [])],
+        "namespace_regex": selection["namespace_regexes"],
         "pod_regex": selection["pods"],
         "binary_regex": selection["processes"],
         "policy_names": selection["policy_names"],

@@ -439,3 +439,43 @@ _KPROBES: dict[str, Callable[[list[Json]], Rendered]] = {
     "security_mmap_file": _mmap_file,
     "security_path_truncate": _truncate,
 }
+
+
+def render_stack_traces(event: Json, color: bool = False) -> str:
+    """The kernel and user stack traces of a policy event, as the lines ``getevents --stack-traces``
+    prints under its compact line (Tetragon's ``HumanStackTrace``); "" when it has none.
+
+    Addresses and offsets are uint64, which protojson writes as strings; symbols and
+    modules are cleaned like every other field, since a user binary names its own.
+    """
+    paint = _Paint(color)
+    lines: list[str] = []
+    for body in event.values():
+        if not isinstance(body, dict):
+            continue
+        for key, title in (("kernel_stack_trace", "Kernel:"), ("user_stack_trace", "User:")):
+            frames = body.get(key)
+            if not isinstance(frames, list) or not frames:
+                continue
+            lines.append(title)
+            for frame in frames:
+                lines.append(_frame(frame, paint, user=key == "user_stack_trace"))
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _frame(frame: Json, paint: _Paint, user: bool) -> str:
+    address = paint(GREEN, f"   0x{_uint(frame.get('address')):x}:")
+    offset = f"0x{_uint(frame.get('offset')):x}"
+    symbol = _clean(frame.get("symbol", ""))
+    if not user:
+        return f"{address} {paint(BLUE, symbol)}+{paint(YELLOW, offset)}"
+    named = f" {paint(BLUE, symbol)}" if symbol else ""
+    module = _clean(frame.get("module", ""))
+    return f"{address}{named} {paint(YELLOW, f'({module}+{offset})')}"
+
+
+def _uint(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0

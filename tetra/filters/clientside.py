@@ -3,7 +3,7 @@
 Tetragon's getevents (cmd/tetra/getevents) turns its options into a single
 allowlist Filter, so the options AND and the values of one option OR:
 ``--process`` is ``binary_regex``, ``--namespace`` is ``namespace`` (``--host``
-adds "", host processes), ``--pod`` is ``pod_regex``, ``--event-types`` is
+adds "", host processes), ``--namespace-regex`` is ``namespace_regex``, ``--pod`` is ``pod_regex``, ``--event-types`` is
 ``event_set`` and ``--policy-names`` is ``policy_names``; ``-f``/``-F`` are field
 filters applied to the events that pass. No option at all passes everything.
 
@@ -26,19 +26,21 @@ from tetra.filters.reader import Issues, Reader
 
 Event = dict[str, Any]
 
-_LABELS = {"binary_regex": "--process", "namespace": "--namespace", "pod_regex": "--pod",
+_LABELS = {"binary_regex": "--process", "namespace": "--namespace", "namespace_regex": "--namespace-regex",
+           "pod_regex": "--pod",
            "event_set": "--event-types", "policy_names": "--policy-names"}
 
 
 class ClientFilter:
     """The getevents options, checked at construction (FilterError lists every problem)."""
 
-    def __init__(self, *, event_types: Iterable[str] = (), namespaces: Iterable[str] = (), pods: Iterable[str] = (),
-                 processes: Iterable[str] = (), policy_names: Iterable[str] = (), host: bool = False,
-                 include_fields: Iterable[str] = (), exclude_fields: Iterable[str] = ()) -> None:
+    def __init__(self, *, event_types: Iterable[str] = (), namespaces: Iterable[str] = (),
+                 namespace_regexes: Iterable[str] = (), pods: Iterable[str] = (), processes: Iterable[str] = (),
+                 policy_names: Iterable[str] = (), host: bool = False, include_fields: Iterable[str] = (), exclude_fields: Iterable[str] = ()) -> None:
         spec = {
             "event_set": [name.upper() for name in event_types],
             "namespace": [*namespaces, *([""] if host else [])],
+            "namespace_regex": list(namespace_regexes),
             "pod_regex": list(pods),
             "binary_regex": list(processes),
             "policy_names": list(policy_names),

@@ -24,6 +24,8 @@ def test_no_option_passes_everything() -> None:
     ({"namespaces": ["default"], "host": True}, [IN_POD, HOST, kprobe()]),
     ({"host": True}, [HOST, kprobe()]),
     ({"pods": ["^xw"]}, [IN_POD]),
+    ({"namespace_regexes": ["^def"]}, [IN_POD]),
+    ({"namespace_regexes": ["^kube-"]}, []),
     ({"processes": ["wget", "^/usr/bin/curl$"]}, [IN_POD, HOST, kprobe()]),  # values OR
     ({"processes": ["curl"], "namespaces": ["default"]}, [IN_POD]),  # options AND
     ({"policy_names": ["files"]}, [kprobe()]),
