@@ -1,4 +1,4 @@
-"""``tetra tracingpolicy compile`` and ``generate``: what a policy becomes, and templates.
+"""``tetra tracingpolicy compile``: what a policy becomes.
 
 ``compile`` shows, per hook, the mechanism the running kernel gives it and,
 with --emit-c, the generated BPF C (bcc's view, includes not expanded), so a
@@ -9,7 +9,6 @@ mechanism existed (to read the kprobe/fentry/LSM C on a kernel without them).
 
 import os
 import sys
-from importlib import resources
 
 import click
 from rich.table import Table
@@ -20,9 +19,6 @@ from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.program import CompiledPolicy, compile_policy
 from tetra.kernel.btf import Btf
 from tetra.policy import load_policies
-
-TEMPLATES = ("file-monitoring", "process-connect", "sigkill-exec", "tracepoint")
-
 
 @tracingpolicy.command("compile")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
@@ -47,10 +43,3 @@ def _hooks_table(compiled: CompiledPolicy) -> Table:
         table.add_row(hook.function_name, hook.event, hook.mechanism.value, hook.attach,
                       hook.return_attach or "-", str(len(hook.selectors)), str(len(compiled.map_entries)))
     return table
-
-
-@tracingpolicy.command("generate")
-@click.argument("template", type=click.Choice(TEMPLATES))
-def generate_cmd(template: str) -> None:
-    """Print a TracingPolicy template to start from."""
-    click.echo(resources.files("tetra.cli").joinpath("templates", f"{template}.yaml").read_text(), nl=False)

@@ -49,8 +49,8 @@ def cli(debug: bool, **_client_flags: object) -> None:
 
 def _register() -> None:
     """Attach the subcommands (imported here so `tetra --help` stays fast)."""
-    from tetra.cli import (agent_cmd, compile_cmd, getevents_cmd, policy_api_cmd, probe_cmd,  # noqa: F401
-                           replay_cmd, status_cmd, tracingpolicy_cmd)  # compile_cmd and policy_api_cmd add to tracingpolicy
+    from tetra.cli import (agent_cmd, compile_cmd, generate_cmd, getevents_cmd, policy_api_cmd,  # noqa: F401
+                           probe_cmd, replay_cmd, status_cmd, tracingpolicy_cmd)  # *_cmd add to tracingpolicy
 
     cli.add_command(agent_cmd.agent)
     cli.add_command(getevents_cmd.getevents)

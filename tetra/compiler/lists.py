@@ -119,15 +119,20 @@ class KernelLists:
 
     def ftrace(self, spec_list: ListSpec) -> tuple[str, ...]:
         """The functions of ``available_filter_functions`` the list's pattern matches."""
-        try:
-            regex = compile_regex(spec_list.pattern or "")
-        except RegexError as err:  # the loader checked it; kept total for direct callers
-            raise ListError(str(err)) from None
-        matched = tuple(dict.fromkeys(f for f in self._available_functions() if regex.search(f)))
+        matched = self.functions_matching(spec_list.pattern or "")
         if not matched:
             raise ListError(f"generated_ftrace list {spec_list.name!r}: pattern {spec_list.pattern!r} matches no "
                             "function of this kernel's available_filter_functions")
         return matched
+
+    def functions_matching(self, pattern: str) -> tuple[str, ...]:
+        """The functions of ``available_filter_functions`` ``pattern`` matches, once each, in the file's order
+        (also what ``tracingpolicy generate ftrace-list`` writes)."""
+        try:
+            regex = compile_regex(pattern)
+        except RegexError as err:  # the loader checked a policy's; the CLI's arrives here
+            raise ListError(str(err)) from None
+        return tuple(dict.fromkeys(f for f in self._available_functions() if regex.search(f)))
 
     def _available_functions(self) -> tuple[str, ...]:
         if self._functions is None:

@@ -261,7 +261,7 @@ def test_all_problems_are_reported_together() -> None:
 def test_cli_generate_templates_validate_and_compile(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from click.testing import CliRunner
 
-    from tetra.cli.compile_cmd import TEMPLATES
+    from tetra.cli.generate_cmd import TEMPLATES
     from tetra.cli.main import _register, cli
 
     _register()
