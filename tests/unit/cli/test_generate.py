@@ -1,7 +1,10 @@
 """``tetra tracingpolicy generate``: Tetragon's kinds (empty, all-syscalls, all-syscalls-list,
-ftrace-list) and tetra's templates, each output read back with the agent's own loader."""
+ftrace-list, uprobes) and tetra's templates, each output read back with the agent's own loader."""
 
+import importlib.util
 import platform
+import shutil
+import subprocess
 from pathlib import Path
 
 import click
@@ -54,14 +57,17 @@ def test_all_syscalls_one_kprobe_each_split_to_tetras_hook_limit(tetra: click.Gr
         assert (binaries.operator, binaries.values) == ("In", ("/usr/bin/curl",))
 
 
-def test_all_syscalls_list_one_kprobe_over_a_syscalls_list(tetra: click.Group) -> None:
-    [policy] = _generate(tetra, "all-syscalls-list", "--arch", ARCH)
-    assert policy.name == "syscalls"
-    [syscalls] = policy.spec.lists
-    assert (syscalls.name, syscalls.type) == ("syscalls", "syscalls")
-    assert set(syscalls.values) == {f"sys_{name}" for name in TABLES[ARCH]}
-    [kprobe] = policy.spec.kprobes
-    assert (kprobe.call, kprobe.syscall, kprobe.selectors) == ("list:syscalls", True, ())
+def test_all_syscalls_list_one_kprobe_over_a_syscalls_list_per_policy(tetra: click.Group) -> None:
+    policies = _generate(tetra, "all-syscalls-list", "--arch", ARCH)
+    assert [p.name for p in policies] == [f"syscalls-{n}" for n in range(1, len(policies) + 1)]
+    values = []
+    for policy in policies:
+        [syscalls] = policy.spec.lists
+        assert (syscalls.name, syscalls.type) == ("syscalls", "syscalls") and len(syscalls.values) <= MAX_HOOKS
+        values.extend(syscalls.values)
+        [kprobe] = policy.spec.kprobes
+        assert (kprobe.call, kprobe.syscall, kprobe.selectors) == ("list:syscalls", True, ())
+    assert values == [f"sys_{name}" for name in sorted(TABLES[ARCH])]
 
 
 def test_ftrace_functions_matching_a_regex(tmp_path: Path) -> None:
@@ -102,8 +108,42 @@ def test_ftrace_list_bad_regex_is_a_clear_error(tetra: click.Group) -> None:
     assert done.exit_code == 1 and "Error: " in done.output and "missing )" in done.output
 
 
+NEEDS_BCC = pytest.mark.skipif(importlib.util.find_spec("bcc") is None,
+                               reason="needs bcc (its ELF reader lists the symbols)")
+
+
+@NEEDS_BCC
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_uprobes_every_defined_function_of_a_binary(tetra: click.Group, tmp_path: Path) -> None:
+    source = tmp_path / "prog.c"
+    source.write_text("#include <stdio.h>\n"
+                      "int tetra_probe_me(int x) { return x + 1; }\n"
+                      "static int tetra_kept_static(int x) { return x * 2; }\n"
+                      "int main(int argc, char **argv) { printf(\"%d\\n\", tetra_kept_static(argc)); "
+                      "return tetra_probe_me(argc); }\n")
+    binary = tmp_path / "prog"
+    subprocess.run(["cc", "-O0", "-o", str(binary), str(source)], check=True)
+    [policy] = _generate(tetra, "uprobes", "-b", str(binary))
+    [uprobe] = policy.spec.uprobes
+    assert policy.name == "uprobes" and uprobe.path == str(binary)
+    assert {"tetra_probe_me", "tetra_kept_static", "main"} <= set(uprobe.symbols)
+    assert "printf" not in uprobe.symbols  # imported, not defined here
+    assert len(uprobe.symbols) == len(set(uprobe.symbols))
+
+
+@NEEDS_BCC
+def test_uprobes_refuses_what_it_cannot_read(tetra: click.Group, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not an ELF file\n")
+    for args, message in ((["-b", str(tmp_path / "none")], "no such file"),
+                          (["-b", str(tmp_path / "notes.txt")], "not an ELF file")):
+        done = CliRunner().invoke(tetra, ["tp", "generate", "uprobes", *args])
+        assert done.exit_code == 1 and message in done.output, done.output
+    done = CliRunner().invoke(tetra, ["tp", "generate", "-m", "/bin/sh", "uprobes", "-b", "/bin/sh"])
+    assert done.exit_code == 2 and "--match-binary applies to generated kprobes" in done.output
+
+
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_templates_are_kinds_too(tetra: click.Group, template: str) -> None:
     assert _generate(tetra, template)
     done = CliRunner().invoke(tetra, ["tp", "generate", "-m", "/bin/sh", template])
-    assert done.exit_code == 2 and "--match-binary applies to generated kinds" in done.output
+    assert done.exit_code == 2 and "--match-binary applies to generated kprobes" in done.output
