@@ -3,8 +3,10 @@
 
 import base64
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,41 @@ def test_tty_encode_replays_the_terminal_bytes(tmp_path: Path) -> None:
         done = _getevents(tmp_path, events, flag, "/dev/pts/1")
         assert done.returncode == 0, done.stderr
         assert done.stdout == b"\x1b[1mls\r\na b\n"
+
+
+def _attempts(tmp_path: Path, wait: str, window: float = 4.0) -> int:
+    """How many times getevents --reconnect connects, in ``window`` seconds from its first attempt, to a
+    socket that hangs up at once (an agent going away at every connection)."""
+    path = tmp_path / f"{wait}.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(64)
+    server.settimeout(0.1)
+    client = subprocess.Popen([sys.executable, "-m", "tetra", "getevents", "--server-address", f"unix://{path}",
+                               "--retries", "0", "--reconnect", "--reconnect-wait", wait],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    attempts, end = 0, time.monotonic() + 30
+    try:
+        while time.monotonic() < end:
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            connection.close()
+            if not attempts:
+                end = time.monotonic() + window
+            attempts += 1
+    finally:
+        client.kill()
+        client.wait()
+        server.close()
+    return attempts
+
+
+def test_reconnect_wait_paces_the_attempts(tmp_path: Path) -> None:
+    assert _attempts(tmp_path, "100ms") >= 8
+    assert 1 <= _attempts(tmp_path, "3s") <= 3
 
 
 def test_reconnect_wait_is_a_duration(tmp_path: Path) -> None:
