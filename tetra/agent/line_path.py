@@ -16,16 +16,13 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from tetra._speed import lines_module
 from tetra.agent.policy_events import ACTION_JSON, PolicyHooks
 from tetra.export.sinks import LineTarget
 from tetra.status.model import LATENCY_BUCKETS
 from tetra.compiler.argtypes import ArgType, Encoding
 from tetra.compiler.plan import ArgPlan, HookPlan
-from tetra.decode.generic import int_width, label_json
-from tetra.export.encode import fragment
+from tetra.decode.generic import TEXT_INT_KEYS, int_json_ends, int_width, is_text, text_json, text_json_ends
 from tetra.process.events import closing, opening
 from tetra.wire.constants import TETRAGON_ACTIONS, TETRAGON_UNKNOWN_ACTION, Op
 
@@ -36,17 +33,10 @@ if TYPE_CHECKING:
 _PLAIN_INT_KEYS = frozenset({"int_arg", "uint_arg", "long_arg", "size_arg"})
 
 
-def _text_json(data: bytes) -> bytes:
-    """A string argument's JSON, as tetra/decode/generic.py writes it (for what is not plain ASCII)."""
-    return orjson.dumps(data.decode("utf-8", "backslashreplace"))
-
-
 def _int_line(lines: ModuleType, atype: ArgType, label: str | None) -> Any:
     """An integer's encoder: the same JSON as generic.py's ``_int_readers``."""
-    as_text = atype.json_key in ("long_arg", "size_arg")  # protojson's 64-bit integers are strings
-    quote = b'"' if as_text else b""
-    return lines.ArgLine(lines.INT_TEXT if as_text else lines.INT, int_width(atype), atype.unsigned,
-                         b"{" + fragment(atype.json_key) + b":" + quote, quote + label_json(label) + b"}")
+    kind = lines.INT_TEXT if atype.json_key in TEXT_INT_KEYS else lines.INT
+    return lines.ArgLine(kind, int_width(atype), atype.unsigned, *int_json_ends(atype, label))
 
 
 def _arg_line(lines: ModuleType, arg: ArgPlan) -> Any:
@@ -54,9 +44,8 @@ def _arg_line(lines: ModuleType, arg: ArgPlan) -> Any:
     atype = arg.atype
     if atype.encoding is Encoding.INT and atype.json_key in _PLAIN_INT_KEYS:
         return _int_line(lines, atype, arg.label)
-    if atype.encoding is Encoding.BYTES and atype.json_key != "bytes_arg":  # a string, as text
-        return lines.ArgLine(lines.TEXT, 0, False, b"{" + fragment(atype.json_key) + b":",
-                             label_json(arg.label) + b"}")
+    if is_text(atype):
+        return lines.ArgLine(lines.TEXT, 0, False, *text_json_ends(atype, arg.label))
     return None
 
 
@@ -93,12 +82,11 @@ class LinePath:
 
         self.encoder = lines.LineEncoder(
             by_pid=pipeline.cache.by_pid, parent_of=pipeline.cache.parent_of, hook_line=for_hook,
-            text_json=_text_json, stats=pipeline.stats, closing=closing(pipeline.cache.node),
+            text_json=text_json, stats=pipeline.stats, closing=closing(pipeline.cache.node),
             epoch_ns=pipeline.clock.epoch_ns, action_names=names, action_json=[ACTION_JSON[n] for n in names],
             latency_bounds=LATENCY_BUCKETS, generic_op=int(Op.GENERIC))
         pipeline.policies.listeners.append(self)
         self.tee: Callable[[bytes], None] | None = None  # the ring recorder: told of each record made a line
-
 
     @classmethod
     def create(cls, pipeline: "Pipeline") -> "LinePath | None":

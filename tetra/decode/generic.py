@@ -89,7 +89,7 @@ def int_arg(raw: int, atype: ArgType) -> Json:
         if 0 <= value < len(CAPABILITIES):
             return {"capability_arg": {"value": value, "name": CAPABILITIES[value]}}
         return {"capability_arg": {"value": value}}  # no name: left out, as protojson does
-    if atype.json_key in ("long_arg", "size_arg"):
+    if atype.json_key in TEXT_INT_KEYS:
         return {atype.json_key: str(value)}
     if atype.json_key == "syscall_id":
         return {"syscall_id": _syscall_id(value)}
@@ -201,11 +201,37 @@ def label_json(label: str | None) -> bytes:
     return b',"label":' + fragment(label) if label else b""
 
 
+# The integer arguments protojson writes as strings (64-bit); the others are numbers.
+TEXT_INT_KEYS = frozenset({"long_arg", "size_arg"})
+
+
+def int_json_ends(atype: ArgType, label: str | None) -> tuple[bytes, bytes]:
+    """The JSON before and after a plain integer argument's digits (its key, a 64-bit one's
+    quotes, its label): for this module's line readers and the compiled path's (agent/line_path.py)."""
+    quote = b'"' if atype.json_key in TEXT_INT_KEYS else b""
+    return b"{" + fragment(atype.json_key) + b":" + quote, quote + label_json(label) + b"}"
+
+
+def is_text(atype: ArgType) -> bool:
+    """A length-prefixed argument written as a JSON string (the rest: paths, base64 bytes)."""
+    return atype.encoding is Encoding.BYTES and atype.json_key != "bytes_arg"
+
+
+def text_json_ends(atype: ArgType, label: str | None) -> tuple[bytes, bytes]:
+    """The JSON before and after a string argument's text (``text_json``)."""
+    return b"{" + fragment(atype.json_key) + b":", label_json(label) + b"}"
+
+
+def text_json(data: bytes) -> bytes:
+    """A string argument's text as JSON; backslashreplace leaves no lone surrogate, so orjson takes it."""
+    return orjson.dumps(data.decode("utf-8", "backslashreplace"))
+
+
 def _int_readers(atype: ArgType, label: str | None) -> tuple[Reader, LineReader]:
     """A plain integer argument: narrowing, sign and JSON key worked out once per hook."""
     bits = int_width(atype)
     mask, sign = (1 << bits) - 1, 1 << (bits - 1)
-    key, unsigned, as_text = atype.json_key, atype.unsigned, atype.json_key in ("long_arg", "size_arg")
+    key, unsigned, as_text = atype.json_key, atype.unsigned, atype.json_key in TEXT_INT_KEYS
     unpack = _I64.unpack_from
 
     def value_at(blob: bytes, at: int) -> int:
@@ -222,8 +248,7 @@ def _int_readers(atype: ArgType, label: str | None) -> tuple[Reader, LineReader]
             obj["label"] = label
         return obj, at + 8
 
-    quote = b'"' if as_text else b""  # protojson's 64-bit integers are strings
-    opening, closing = b"{" + fragment(key) + b":" + quote, quote + label_json(label) + b"}"
+    opening, closing = int_json_ends(atype, label)
 
     def line(blob: bytes, at: int) -> tuple[bytes, int]:
         return b"%s%d%s" % (opening, value_at(blob, at), closing), at + 8
@@ -237,7 +262,7 @@ def _sized_readers(arg: ArgPlan) -> tuple[Reader, LineReader]:
     atype, label, index = arg.atype, arg.label, arg.spec.index
     key = atype.json_key
     unpack = _U32.unpack_from
-    as_text = atype.encoding is Encoding.BYTES and key != "bytes_arg"  # the hot one: strings
+    as_text = is_text(atype)  # the hot one: strings
 
     def data_at(blob: bytes, at: int) -> tuple[bytes, int, int]:
         """(the argument's bytes, its head: length and flags, where the next one starts)"""
@@ -266,12 +291,11 @@ def _sized_readers(arg: ArgPlan) -> tuple[Reader, LineReader]:
 
     if not as_text:
         return read, _line_of(read)
-    opening, closing = b"{" + fragment(key) + b":", label_json(label) + b"}"
+    opening, closing = text_json_ends(atype, label)
 
     def line(blob: bytes, at: int) -> tuple[bytes, int]:
         data, _, end = data_at(blob, at)
-        # backslashreplace leaves no lone surrogate: orjson takes it as it is
-        return b"%s%s%s" % (opening, orjson.dumps(data.decode("utf-8", "backslashreplace")), closing), end
+        return b"%s%s%s" % (opening, text_json(data), closing), end
 
     return read, line
 
