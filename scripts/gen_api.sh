@@ -19,13 +19,12 @@ if [ "${1:-}" = --hash ]; then
     exit 0
 fi
 python=${1:?usage: gen_api.sh PYTHON | --hash}
-(cd "$here" && "$python" -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
-    tetra/api/tetra.proto)
 # Tetragon's files import each other as "tetragon/NAME.proto" (their names in the descriptor
-# pool, as in Tetragon's); protoc makes that "from tetragon import NAME_pb2", which must name
-# this package instead.
+# pool, as in Tetragon's), and tetra.proto imports them the same way; protoc makes that
+# "from tetragon import NAME_pb2", which must name this package instead.
 (cd "$here/tetra/api" && "$python" -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
-    tetragon/*.proto)
-sed -i 's/^from tetragon import /from tetra.api.tetragon import /' "$here"/tetra/api/tetragon/*_pb2*.py \
-    "$here"/tetra/api/tetragon/*_pb2.pyi
+    tetra.proto tetragon/*.proto)
+sed -i 's/^import tetra_pb2 as /from tetra.api import tetra_pb2 as /' "$here"/tetra/api/tetra_pb2_grpc.py
+sed -i 's/^from tetragon import /from tetra.api.tetragon import /' "$here"/tetra/api/tetra_pb2*.py \
+    "$here"/tetra/api/tetra_pb2.pyi "$here"/tetra/api/tetragon/*_pb2*.py "$here"/tetra/api/tetragon/*_pb2.pyi
 proto_hash > "$here/tetra/api/tetra_pb2.sha256"

@@ -37,7 +37,7 @@ def posted(agent: RunningAgent, name: str) -> int:
     done = tetra(agent, "status", "-o", "json")
     assert done.returncode == 0, done.stderr
     policy = next(p for p in orjson.loads(done.stdout)["policies"] if p["name"] == name)
-    return sum(hook["posted"] for hook in policy["hooks"])
+    return sum(hook["posted"] for hook in policy["tetra_hooks"])
 
 
 def of_policy(events: list[Event], name: str) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from google.protobuf import json_format
 
 from tests.e2e.harness import TETRA, Event, RunningAgent, tetra
 from tests.unit.policy.hostile import merge_bomb
-from tetra.api import pb, pb_grpc
+from tetra.api import tg_events, tg_sensors, tg_sensors_grpc, tg_tetragon
 from tetra.api.convert import to_dict, to_message
 
 pytestmark = pytest.mark.usefixtures("root")
@@ -512,7 +512,7 @@ def test_status_reports_counters_and_rates(agent: RunningAgent, root_dir: Path) 
     policies = {p["name"]: p for p in state["policies"]}
     assert set(policies) == set(POLICIES)
     assert all(p["state"] == "TP_STATE_ENABLED" for p in policies.values())
-    assert policies["api-open"]["hooks"][0]["seen"] > 0
+    assert policies["api-open"]["tetra_hooks"][0]["seen"] > 0
     text = tetra(agent, "status")
     assert text.returncode == 0 and b"process_exec" in text.stdout and b"kernel ring buffer: exec" in text.stdout
 
@@ -549,7 +549,7 @@ def test_real_events_round_trip_through_protobuf(agent: RunningAgent, root_dir: 
     events = agent.wait_for(lambda ev: kinds(ev) >= (wanted, arg_kinds), timeout=30)
     assert any("user_stack_trace" in e.get("process_kprobe", {}) for e in events)
     for event in events:
-        message = json_format.ParseDict(event, pb.GetEventsResponse(), ignore_unknown_fields=False)
+        message = json_format.ParseDict(event, tg_events.GetEventsResponse(), ignore_unknown_fields=False)
         assert json_format.MessageToDict(message, preserving_proto_field_name=True) == event
         assert to_message(event) == message and to_dict(message) == event
 
@@ -660,30 +660,32 @@ def test_stale_world_writable_socket_is_replaced(tmp_path: Path) -> None:
 def test_oversized_and_garbage_requests(agent: RunningAgent) -> None:
     channel = grpc.insecure_channel(f"unix:{agent.socket}",
                                     options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
-    stub = pb_grpc.TetraStub(channel)
+    stub = tg_sensors_grpc.FineGuidanceSensorsStub(channel)
 
     def code_of(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str]:
         with pytest.raises(grpc.RpcError) as caught:
             call()
         return caught.value.code(), caught.value.details()  # type: ignore[attr-defined]
 
-    code, _ = code_of(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml="#" * (5 << 20)), timeout=30))
+    code, _ = code_of(lambda: stub.AddTracingPolicy(tg_sensors.AddTracingPolicyRequest(yaml="#" * (5 << 20)), timeout=30))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    raw = channel.unary_unary("/tetra.api.v1.Tetra/AddTracingPolicy")
+    raw = channel.unary_unary("/tetragon.FineGuidanceSensors/AddTracingPolicy")
     code, details = code_of(lambda: raw(b"\xff\xff\xff\xff", timeout=10))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("malformed request")
-    code, details = code_of(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml="{{{ not yaml"),
+    code, details = code_of(lambda: stub.AddTracingPolicy(tg_sensors.AddTracingPolicyRequest(yaml="{{{ not yaml"),
                                                           timeout=30))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("api:2:1: ")
-    code, _ = code_of(lambda: stub.SetTracingPolicyMode(pb.SetTracingPolicyModeRequest(name="x"), timeout=10))
+    code, _ = code_of(lambda: stub.ConfigureTracingPolicy(tg_sensors.ConfigureTracingPolicyRequest(
+        name="x", mode=tg_sensors.TP_MODE_UNKNOWN), timeout=10))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    code, _ = code_of(lambda: channel.unary_unary("/tetra.api.v1.Tetra/Nope")(b"", timeout=10))
+    code, _ = code_of(lambda: channel.unary_unary("/tetra.api.v1.Tetra/GetEvents")(b"", timeout=10))
     assert code == grpc.StatusCode.UNIMPLEMENTED
-    for bad in (pb.Filter(binary_regex=["("]), pb.Filter(pid_set=[1]), pb.Filter(cel_expression=["true"])):
-        code, details = code_of(lambda: next(stub.GetEvents(pb.GetEventsRequest(allow_list=[bad]), timeout=10)))
+    for bad in (tg_events.Filter(binary_regex=["("]), tg_events.Filter(pid_set=[1]),
+                tg_events.Filter(cel_expression=["true"])):
+        code, details = code_of(lambda: next(stub.GetEvents(tg_events.GetEventsRequest(allow_list=[bad]), timeout=10)))
         assert code == grpc.StatusCode.INVALID_ARGUMENT, details
-    code, details = code_of(lambda: next(stub.GetEvents(pb.GetEventsRequest(
-        field_filters=[pb.FieldFilter(fields="process..binary")]), timeout=10)))
+    code, details = code_of(lambda: next(stub.GetEvents(tg_events.GetEventsRequest(
+        field_filters=[tg_events.FieldFilter(fields={"paths": ["process..binary"]})]), timeout=10)))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "field_filters:1" in details
     channel.close()
     for garbage in (os.urandom(4096), b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + os.urandom(512)):
@@ -724,7 +726,7 @@ spec:
 
 def _stub(agent: RunningAgent) -> tuple[grpc.Channel, Any]:
     channel = grpc.insecure_channel(f"unix:{agent.socket}")
-    return channel, pb_grpc.TetraStub(channel)
+    return channel, tg_sensors_grpc.FineGuidanceSensorsStub(channel)
 
 
 def _failure(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str]:
@@ -734,7 +736,7 @@ def _failure(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str]:
 
 
 def _listed(stub: Any) -> list[str]:
-    return [p.name for p in stub.ListTracingPolicies(pb.ListTracingPoliciesRequest(), timeout=30).policies]
+    return [p.name for p in stub.ListTracingPolicies(tg_sensors.ListTracingPoliciesRequest(), timeout=30).policies]
 
 
 def test_a_merge_bomb_is_refused_fast_and_the_agent_stays_healthy(agent: RunningAgent) -> None:
@@ -744,7 +746,7 @@ def test_a_merge_bomb_is_refused_fast_and_the_agent_stays_healthy(agent: Running
 
     def watch() -> None:
         while not done.is_set():
-            health.append(stub.GetHealth(pb.GetHealthStatusRequest(), timeout=10).status)
+            health.append(stub.GetHealth(tg_tetragon.GetHealthStatusRequest(), timeout=10).health_status[0].status)
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)
@@ -752,7 +754,7 @@ def test_a_merge_bomb_is_refused_fast_and_the_agent_stays_healthy(agent: Running
     try:
         time.sleep(0.3)
         started = time.monotonic()
-        code, details = _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=merge_bomb()),
+        code, details = _failure(lambda: stub.AddTracingPolicy(tg_sensors.AddTracingPolicyRequest(yaml=merge_bomb()),
                                                                timeout=30))
         took = time.monotonic() - started
         time.sleep(0.5)
@@ -762,7 +764,7 @@ def test_a_merge_bomb_is_refused_fast_and_the_agent_stays_healthy(agent: Running
     assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, "api:1:1: this document expands to more than "
                                "200000 YAML nodes (aliases are counted at each use): refusing to read it")
     assert took < 1.0
-    assert health and set(health) == {pb.HEALTH_STATUS_RUNNING}
+    assert health and set(health) == {tg_tetragon.HEALTH_STATUS_RUNNING}
     assert "merge-bomb" not in _listed(stub)
     channel.close()
 
@@ -770,27 +772,27 @@ def test_a_merge_bomb_is_refused_fast_and_the_agent_stays_healthy(agent: Running
 def test_policy_names_are_checked_and_never_echoed_in_full(agent: RunningAgent) -> None:
     channel, stub = _stub(agent)
     long_name = "a" * 100_000
-    for call in (lambda: stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name=long_name), timeout=10),
-                 lambda: stub.EnableTracingPolicy(pb.EnableTracingPolicyRequest(name=long_name), timeout=10),
-                 lambda: stub.DisableTracingPolicy(pb.DisableTracingPolicyRequest(name=long_name), timeout=10),
-                 lambda: stub.SetTracingPolicyMode(pb.SetTracingPolicyModeRequest(
-                     name=long_name, mode=pb.TP_MODE_MONITOR), timeout=10)):
+    for call in (lambda: stub.DeleteTracingPolicy(tg_sensors.DeleteTracingPolicyRequest(name=long_name), timeout=10),
+                 lambda: stub.EnableTracingPolicy(tg_sensors.EnableTracingPolicyRequest(name=long_name), timeout=10),
+                 lambda: stub.DisableTracingPolicy(tg_sensors.DisableTracingPolicyRequest(name=long_name), timeout=10),
+                 lambda: stub.ConfigureTracingPolicy(tg_sensors.ConfigureTracingPolicyRequest(
+                     name=long_name, mode=tg_sensors.TP_MODE_MONITOR), timeout=10)):
         assert _failure(call) == (grpc.StatusCode.INVALID_ARGUMENT,
                                   f"'{'a' * 80}…' is 100000 characters, a name may have at most 253")
-    code, details = _failure(lambda: stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name="Not_A_Name"),
+    code, details = _failure(lambda: stub.DeleteTracingPolicy(tg_sensors.DeleteTracingPolicyRequest(name="Not_A_Name"),
                                                               timeout=10))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details.startswith("'Not_A_Name' is not a valid Kubernetes name")
-    code, details = _failure(lambda: stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(
+    code, details = _failure(lambda: stub.DeleteTracingPolicy(tg_sensors.DeleteTracingPolicyRequest(
         name="api-open", namespace="n" * 64), timeout=10))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "is not a valid namespace" in details
-    code, details = _failure(lambda: stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name="b" * 253),
+    code, details = _failure(lambda: stub.DeleteTracingPolicy(tg_sensors.DeleteTracingPolicyRequest(name="b" * 253),
                                                               timeout=10))
     assert (code, details) == (grpc.StatusCode.NOT_FOUND, f"no policy {'b' * 80}…")
     # thousands of problems: as many lines as a client accepts, then how many more there are
     keys = "".join(f"  unknown{i}: 1\n" for i in range(3000))
     text = f"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: noisy\nspec:\n{keys}"
-    code, details = _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=text), timeout=30))
+    code, details = _failure(lambda: stub.AddTracingPolicy(tg_sensors.AddTracingPolicyRequest(yaml=text), timeout=30))
     lines = details.splitlines()
     assert code == grpc.StatusCode.INVALID_ARGUMENT and lines[0].startswith("api:6:3: spec: unknown key 'unknown0'")
     assert re.fullmatch(r"… and \d+ more lines: `tetra tracingpolicy validate` lists them all", lines[-1])
@@ -802,13 +804,13 @@ def test_an_add_whose_client_gave_up_does_not_take_effect_later(agent: RunningAg
     channel, stub = _stub(agent)
     started = time.monotonic()
     # the agent's policy cache starts empty, and the two adds differ in their hooks: each is built
-    stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=slow_policy(SLOW_CALLS)), timeout=60)
+    stub.AddTracingPolicy(tg_sensors.AddTracingPolicyRequest(yaml=slow_policy(SLOW_CALLS)), timeout=60)
     loading = time.monotonic() - started
-    stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name="api-slow"), timeout=30)
+    stub.DeleteTracingPolicy(tg_sensors.DeleteTracingPolicyRequest(name="api-slow"), timeout=30)
     assert loading > 0.6, f"the policy loads in {loading:.2f}s: too fast to time out in the middle"
     logged = len(agent.stderr_lines)
     # the agent takes the call within a loop turn (0.1 s), then compiles for longer than the client waits
-    code, _ = _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=slow_policy(SLOW_CALLS[:-1])),
+    code, _ = _failure(lambda: stub.AddTracingPolicy(tg_sensors.AddTracingPolicyRequest(yaml=slow_policy(SLOW_CALLS[:-1])),
                                                      timeout=loading / 2))
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
     wait_until(lambda: any("policies api-slow not added: their client stopped waiting" in line
@@ -832,11 +834,11 @@ def test_policies_beyond_the_limit_are_refused(tmp_path: Path) -> None:
         assert len(_listed(stub)) == 128
         one = ("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: more\n"
                "spec:\n  tracepoints: [{subsystem: syscalls, event: sys_enter_getppid}]\n")  # loads: it attaches
-        assert _failure(lambda: stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=one), timeout=30)) == (
+        assert _failure(lambda: stub.AddTracingPolicy(tg_sensors.AddTracingPolicyRequest(yaml=one), timeout=30)) == (
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "128 policies are registered and at most 128 may be at once: delete some before adding one more")
-        stub.DeleteTracingPolicy(pb.DeleteTracingPolicyRequest(name="nope-0-0"), timeout=30)
-        [added] = stub.AddTracingPolicy(pb.AddTracingPolicyRequest(yaml=one), timeout=60).policies
+        stub.DeleteTracingPolicy(tg_sensors.DeleteTracingPolicyRequest(name="nope-0-0"), timeout=30)
+        [added] = stub.AddTracingPolicy(tg_sensors.AddTracingPolicyRequest(yaml=one), timeout=60).tetra_policies
         assert added.name == "more"
     finally:
         channel.close()
@@ -849,7 +851,7 @@ def test_policies_beyond_the_limit_are_refused(tmp_path: Path) -> None:
 def test_slow_subscriber_never_blocks_the_agent(agent: RunningAgent, storm_binary: Path) -> None:
     channel = grpc.insecure_channel(f"unix:{agent.socket}")
     before = subscriber_ids(agent)
-    stuck = pb_grpc.TetraStub(channel).GetEvents(pb.GetEventsRequest())  # started, never read
+    stuck = tg_sensors_grpc.FineGuidanceSensorsStub(channel).GetEvents(tg_events.GetEventsRequest())  # started, never read
     wait_until(lambda: len(set(subscriber_ids(agent)) - set(before)) == 1, "the stuck subscriber")
     stuck_id = max(set(subscriber_ids(agent)) - set(before))
     reader = Stream(agent, "-o", "json", "--process", "^/usr/bin/true$")

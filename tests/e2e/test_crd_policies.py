@@ -117,7 +117,7 @@ def test_an_object_created_loads_its_policy_and_its_events_come(agent: RunningAg
     status = wait_status(api, agent, "crd-created", state="enabled")
     assert status == {"state": "enabled", "mode": "enforce", "observedGeneration": 1}
     entry = listed(agent)["crd-created"]
-    assert (entry["source"], entry["state"]) == ("k8s:TracingPolicy/crd-created", "TP_STATE_ENABLED")
+    assert (entry["info"], entry["state"]) == ("k8s:TracingPolicy/crd-created", "TP_STATE_ENABLED")
     target = root_dir / "created" / "one"
     touch(target)
     event = hits(agent.wait_for(lambda ev: bool(hits(ev, "crd-created", target)), timeout=30), "crd-created",
@@ -178,15 +178,15 @@ def test_an_invalid_object_gets_an_error_status_with_its_location(agent: Running
 
 def test_an_object_named_like_a_file_policy_is_refused(agent: RunningAgent, api: FakeApiServer,
                                                        root_dir: Path) -> None:
-    source = listed(agent)[FILE_POLICY]["source"]
+    source = listed(agent)[FILE_POLICY]["info"]
     api.put_policy(make_policy(FILE_POLICY, opens(f"{root_dir}/conflict/")))
     status = wait_status(api, agent, FILE_POLICY, state="load_error")
     assert f"loaded already, from {source}" in status["error"]
-    assert listed(agent)[FILE_POLICY]["source"] == source
+    assert listed(agent)[FILE_POLICY]["info"] == source
     api.delete_policy(FILE_POLICY)  # unloads nothing: the policy of that name is not the object's
     wait(lambda: api.policy(FILE_POLICY) is None, "object deleted", agent)
     file_policy_works(agent, root_dir, "after-conflict")
-    assert listed(agent)[FILE_POLICY]["source"] == source
+    assert listed(agent)[FILE_POLICY]["info"] == source
 
 
 def test_a_namespaced_object_loads_with_its_namespace(agent: RunningAgent, api: FakeApiServer,
@@ -194,7 +194,7 @@ def test_a_namespaced_object_loads_with_its_namespace(agent: RunningAgent, api: 
     api.put_policy(make_policy("team-opens", opens(f"{root_dir}/team/"), namespace="team-a"))
     wait_status(api, agent, "team-opens", "team-a", state="enabled")
     entry = listed(agent)["team-opens"]
-    assert (entry["namespace"], entry["source"]) == ("team-a", "k8s:TracingPolicyNamespaced/team-a/team-opens")
+    assert (entry["namespace"], entry["info"]) == ("team-a", "k8s:TracingPolicyNamespaced/team-a/team-opens")
 
 
 def test_an_api_outage_keeps_the_policies_and_the_return_reconciles(agent: RunningAgent, api: FakeApiServer,

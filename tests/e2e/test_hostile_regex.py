@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from tests.e2e.harness import Event, RunningAgent
-from tetra.api import pb, pb_grpc
+from tetra.api import pb, pb_grpc, tg_events, tg_sensors_grpc, tg_tetragon
 from tetra.api.convert import to_dict
 
 pytestmark = pytest.mark.usefixtures("root")
@@ -35,7 +35,8 @@ class _Subscriber:
 
     def __init__(self, stub: Any) -> None:
         self.events: list[Event] = []
-        self.stream = stub.GetEvents(pb.GetEventsRequest(allow_list=[pb.Filter(arguments_regex=[EVIL])]))
+        self.stream = stub.GetEvents(tg_events.GetEventsRequest(
+            allow_list=[tg_events.Filter(arguments_regex=[EVIL])]))
         self.changed = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -57,7 +58,7 @@ class _Subscriber:
 def test_pathological_pattern_and_hostile_process_do_not_freeze_the_agent(tmp_path: Any, root: None) -> None:
     running = RunningAgent(tmp_path, "--export-allowlist", f'{{"arguments_regex": ["{EVIL}"]}}').start()
     channel = grpc.insecure_channel(f"unix:{running.socket}")
-    stub = pb_grpc.TetraStub(channel)
+    stub = tg_sensors_grpc.FineGuidanceSensorsStub(channel)
     subscriber = _Subscriber(stub)
     try:
         for _ in range(30):  # the stream subscribes asynchronously: exec until it sees one
@@ -69,20 +70,20 @@ def test_pathological_pattern_and_hostile_process_do_not_freeze_the_agent(tmp_pa
 
         subprocess.run(["/bin/true", HOSTILE], check=True, user=NOBODY)  # any user can exec this
         # the agent thread answers: GetStatus runs on it (it waited forever behind re's backtracking)
-        status = stub.GetStatus(pb.GetStatusRequest(), timeout=5)
+        status = pb_grpc.TetraStub(channel).GetStatus(pb.GetStatusRequest(), timeout=5)
         assert status.version
         subprocess.run(["/bin/true", "aaa"], check=True)
         assert subscriber.wait_for_exec("aaa", timeout=5)
         events = running.wait_for(lambda ev: "aaa" in _arguments(ev), timeout=5)
-        health = stub.GetHealth(pb.GetHealthStatusRequest(), timeout=5)
-        assert health.status == pb.HEALTH_STATUS_RUNNING, health.details
+        health = stub.GetHealth(tg_tetragon.GetHealthStatusRequest(), timeout=5).health_status[0]
+        assert health.status == tg_tetragon.HEALTH_STATUS_RUNNING, health.details
 
         assert HOSTILE not in _arguments(events) + _arguments(events, "process_exit")  # filtered out, as it should
         assert HOSTILE not in _arguments(subscriber.events)
         assert "aa" in _arguments(events)
 
         with pytest.raises(grpc.RpcError) as refused:  # a subscriber's bad pattern: one located line
-            next(stub.GetEvents(pb.GetEventsRequest(allow_list=[pb.Filter(arguments_regex=["(a" * 3000])]),
+            next(stub.GetEvents(tg_events.GetEventsRequest(allow_list=[tg_events.Filter(arguments_regex=["(a" * 3000])]),
                                 timeout=10))
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
         assert refused.value.details() == (  # type: ignore[attr-defined]

@@ -211,4 +211,4 @@ def scopes(agent: RunningAgent) -> dict[str, int]:
     """How many cgroups each policy applies to, as `tetra status -o json` reports it."""
     done = tetra(agent, "status", "-o", "json")
     assert done.returncode == 0, done.stderr
-    return {p["name"]: p["scope_cgroups"] for p in orjson.loads(done.stdout)["policies"]}
+    return {p["name"]: p["tetra_scope_cgroups"] for p in orjson.loads(done.stdout)["policies"]}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
-from tetra.api import pb
+from tetra.api import tg_events
 from tetra.api.convert import ConvertError, to_bytes, to_dict, to_message
 from tetra.compiler.argtypes import TYPES, Encoding
 from tetra.decode import generic
@@ -128,12 +128,12 @@ def events() -> list[Json]:
 
 @pytest.mark.parametrize("event", events(), ids=lambda e: next(iter(e)))
 def test_round_trip_is_exact_and_matches_protobuf(event: Json) -> None:
-    reference = json_format.ParseDict(event, pb.GetEventsResponse(), ignore_unknown_fields=False)
+    reference = json_format.ParseDict(event, tg_events.GetEventsResponse(), ignore_unknown_fields=False)
     message = to_message(event)
     assert message == reference
     assert to_dict(message) == event
     assert json_format.MessageToDict(message, preserving_proto_field_name=True) == event
-    assert to_dict(pb.GetEventsResponse.FromString(to_bytes(event))) == event
+    assert to_dict(tg_events.GetEventsResponse.FromString(to_bytes(event))) == event
 
 
 def test_bytes_are_base64_both_ways() -> None:
@@ -159,4 +159,4 @@ def test_what_does_not_fit_is_an_error(event: Json) -> None:
                                    "1970-01-01T00:00:00Z", "2026-11-26T10:35:19.123456789Z"])
 def test_times_parse_as_protobuf_does(stamp: str) -> None:
     event = {"node_name": NODE, "time": stamp}
-    assert to_message(event) == json_format.ParseDict(event, pb.GetEventsResponse())
+    assert to_message(event) == json_format.ParseDict(event, tg_events.GetEventsResponse())

@@ -171,7 +171,7 @@ def test_field_filtered_subscribers_get_their_own_copy() -> None:
     broadcaster.emit(Event(_event("/bin/true", pid=9)))
     data = broadcaster.encoded(sub, sub.queue.get_nowait())
     assert data is not None
-    assert convert.to_dict(convert.pb.GetEventsResponse.FromString(data))["process_exec"] == {
+    assert convert.to_dict(convert.tg_events.GetEventsResponse.FromString(data))["process_exec"] == {
         "process": {"binary": "/bin/true"}}
 
 
@@ -182,8 +182,8 @@ def test_cluster_name_goes_to_grpc_subscribers_as_tetragons_field() -> None:
     original = _event("/bin/true", pid=9)
     broadcaster.emit(Event(original))
     data = broadcaster.encoded(sub, sub.queue.get_nowait())
-    assert data is not None and convert.pb.GetEventsResponse.FromString(data).cluster_name == "prod"
-    assert convert.to_dict(convert.pb.GetEventsResponse.FromString(data)) == {**original, "cluster_name": "prod"}
+    assert data is not None and convert.tg_events.GetEventsResponse.FromString(data).cluster_name == "prod"
+    assert convert.to_dict(convert.tg_events.GetEventsResponse.FromString(data)) == {**original, "cluster_name": "prod"}
     assert "cluster_name" not in original  # the event other sinks share is not changed
 
 

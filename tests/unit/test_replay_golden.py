@@ -90,12 +90,12 @@ def test_the_corpus_holds_every_case(golden: list[bytes]) -> None:
 def test_grpc_conversion_round_trips_each_line(golden: list[bytes]) -> None:
     """What a GetEvents client receives of each line converts back to the same event (the same
     fields and values; protobuf orders keys by field number, the export by how events are built)."""
-    from tetra.api import pb
+    from tetra.api import tg_events
     from tetra.api.convert import to_bytes, to_dict
 
     for number, line in enumerate(golden, 1):
         event = orjson.loads(line)
-        assert to_dict(pb.GetEventsResponse.FromString(to_bytes(event))) == event, f"line {number}"
+        assert to_dict(tg_events.GetEventsResponse.FromString(to_bytes(event))) == event, f"line {number}"
 
 
 def test_cluster_name_is_the_last_top_level_field_of_every_line(tmp_path: Path) -> None:

@@ -7,12 +7,11 @@ policy states in Tetragon's words.
 
 from typing import Any
 
-from google.protobuf import json_format
 
 from tetra.agent.runner import Summary
-from tetra.api import pb
+from tetra.api import tg_sensors
 from tetra.api.plainjson import message_json
-from tetra.api.status import status_json
+from tetra.api.status import status_message_of
 from tetra.status.model import (AgentStatus, ExporterStatus, HookStatus, KernelCount, PolicyLoadState, PolicyStatus,
                                 SensorStatus, StreamStatus, SubscriberStatus)
 from tetra.cli.policy_api_cmd import state_word
@@ -43,7 +42,7 @@ def _status(streams: StreamStatus | None) -> AgentStatus:
 
 def _printed(status: AgentStatus) -> dict[str, Any]:
     """What `tetra status -o json` prints: the agent's StatusResponse, through protobuf, as the CLI renders it."""
-    return message_json(json_format.ParseDict(status_json(status), pb.StatusResponse()))
+    return message_json(status_message_of(status))
 
 
 def test_status_json_has_numbers_for_counters() -> None:
@@ -52,12 +51,12 @@ def test_status_json_has_numbers_for_counters() -> None:
     assert out["uptime_seconds"] == 12.346
     assert [s["name"] for s in out["sensors"]] == ["process", "policy open"]  # enabled policies only
     loaded, failed = out["policies"]
-    assert (loaded["id"], loaded["state"], loaded["mode"], loaded["load_seconds"], loaded["origin"]) == \
+    assert (loaded["id"], loaded["state"], loaded["mode"], loaded["tetra_load_seconds"], loaded["tetra_origin"]) == \
         ("1", "TP_STATE_ENABLED", "TP_MODE_MONITOR", 0.123, "cache")  # the id: Tetragon's uint64, a string there too
-    assert loaded["hooks"] == [{"hook": "security_file_open", "mechanism": "kprobe", "attach": "fentry",
+    assert loaded["tetra_hooks"] == [{"hook": "security_file_open", "mechanism": "kprobe", "attach": "fentry",
                                 "return": True, "seen": 12, "posted": 4}]
     assert (failed["state"], failed["namespace"], failed["error"]) == ("TP_STATE_LOAD_ERROR", "ns", "no such function")
-    assert failed["hooks"][0]["seen"] == 0  # not in the kernel: nothing counted
+    assert failed["tetra_hooks"][0]["seen"] == 0  # not in the kernel: nothing counted
     assert out["events"] == [{"type": "process_exec", "total": 5, "rate": 0.3},
                              {"type": "process_exit", "total": 3, "rate": 0.0}]
     losses = out["losses"]
@@ -79,7 +78,7 @@ def test_without_an_api_server_the_streams_are_zero() -> None:
 def test_one_state_vocabulary() -> None:
     """The summary's word is the enum's name without TP_STATE_, lower case: what Tetragon's list shows."""
     for state in PolicyLoadState:
-        assert state.api_name in pb.TracingPolicyState.keys()
+        assert state.api_name in tg_sensors.TracingPolicyState.keys()
         assert state_word(state.api_name) == state.value
     assert [state.value for state in PolicyLoadState] == ["loading", "enabled", "disabled", "load_error"]
 

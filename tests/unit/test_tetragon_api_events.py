@@ -18,7 +18,8 @@ from google.protobuf import json_format
 
 from tetra.api import tg_events, tg_sensors
 from tetra.api.convert import to_bytes, to_dict, to_message
-from tetra.api.tetragon_service import _field_filter_json, log_level, tracing_policy_status
+from tetra.api.status import tracing_policy_status
+from tetra.api.tetragon_service import _field_filter_json, log_level
 from tetra.filters.fields import parse_field_filters
 from tetra.process.context import TETRAGON_CAPABILITIES
 from tetra.status.model import HookStatus, PolicyLoadState, PolicyStatus
@@ -46,17 +47,17 @@ def test_the_fast_conversion_equals_protobufs_and_survives_the_wire() -> None:
     """What the Broadcaster sends a FineGuidanceSensors client (convert.to_bytes) is ParseDict's message."""
     for number, event in enumerate(_corpus(), 1):
         expected = json_format.ParseDict(event, tg_events.GetEventsResponse())
-        assert to_message(event, tg_events.GetEventsResponse) == expected, f"line {number}"
-        received = tg_events.GetEventsResponse.FromString(to_bytes(event, tg_events.GetEventsResponse))
+        assert to_message(event) == expected, f"line {number}"
+        received = tg_events.GetEventsResponse.FromString(to_bytes(event))
         assert to_dict(received) == event, f"line {number}"
 
 
 def test_capabilities_go_out_as_tetragons_enum() -> None:
     """Every capability name tetra writes is a CapabilitiesType value, at the kernel's number."""
     event = {"process_exec": {"process": {"cap": {"effective": list(TETRAGON_CAPABILITIES)}}}}
-    effective = to_message(event, tg_events.GetEventsResponse).process_exec.process.cap.effective
+    effective = to_message(event).process_exec.process.cap.effective
     assert list(effective) == list(range(len(TETRAGON_CAPABILITIES)))
-    assert to_dict(to_message(event, tg_events.GetEventsResponse)) == event  # "DAC_OVERRIDE" and all
+    assert to_dict(to_message(event)) == event  # "DAC_OVERRIDE" and all
 
 
 def test_a_policy_status_in_tetragons_terms() -> None:

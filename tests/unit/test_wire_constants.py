@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tetra.api import pb
+from tetra.api import tg_events, tg_tetragon
 from tetra.policy import vocab
 from tetra.wire import constants, events
 from tetra.wire.constants import Action, ExecFlags, Op
@@ -173,7 +173,7 @@ def test_generated_c_names_each_action_by_its_define() -> None:
 
 def test_action_words_and_names_are_tetragons() -> None:
     """Each action: a word the policy language has, and a KprobeAction of Tetragon's API."""
-    tetragon = {value.name: value.number for value in pb.DESCRIPTOR.enum_types_by_name["KprobeAction"].values}
+    tetragon = {value.name: value.number for value in tg_tetragon.DESCRIPTOR.enum_types_by_name["KprobeAction"].values}
     for action in Action:
         assert action.word in vocab.ACTIONS
         assert action.tetragon in tetragon
@@ -184,10 +184,10 @@ def test_action_words_and_names_are_tetragons() -> None:
 
 def test_event_types_are_tetragons() -> None:
     """The table is exactly Tetragon's EventType enum; what tetra produces is a GetEventsResponse field."""
-    enum_values = {value.name: value.number for value in pb.DESCRIPTOR.enum_types_by_name["EventType"].values}
+    enum_values = {value.name: value.number for value in tg_events.DESCRIPTOR.enum_types_by_name["EventType"].values}
     enum_values.pop("UNDEF")
     assert {event.name: event.number for event in events.EVENT_TYPES} == enum_values
-    fields = {field.name: field.number for field in pb.GetEventsResponse.DESCRIPTOR.oneofs_by_name["event"].fields}
+    fields = {field.name: field.number for field in tg_events.GetEventsResponse.DESCRIPTOR.oneofs_by_name["event"].fields}
     produced = [event for event in events.EVENT_TYPES if event.opcode is not None] + [events.RATE_LIMIT_INFO]
     for event in produced:
         assert fields[event.key] == event.number

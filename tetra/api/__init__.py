@@ -14,9 +14,9 @@
     tetra tracingpolicy / status ──RPC──> gRPC thread: policy YAML validated (node budget, deadline)
                                             └──> CommandQueue ──> agent thread (bcc objects live there)
 
-    tetra.proto     messages (Tetragon's field names) and the Tetra service, which tetra's CLI uses
     tetragon/       Tetragon's API (package tetragon: its names and field numbers) and its
-                    FineGuidanceSensors service, for clients generated from Tetragon's .proto files
+                    FineGuidanceSensors service, which tetra's CLI and Tetragon's clients use
+    tetra.proto     tetra.api.v1.Tetra: GetStatus, which Tetragon's API has no call for
     convert         event dicts <-> messages, fast and exact (protojson's mapping)
     address         unix:// and host:port addresses, socket safety checks, TLS files
     broadcast       the Broadcaster sink, subscribers, envelopes
@@ -63,6 +63,7 @@ try:
     from tetra.api import tetra_pb2_grpc as pb_grpc
     from tetra.api.tetragon import events_pb2 as tg_events
     from tetra.api.tetragon import sensors_pb2 as tg_sensors
+    from tetra.api.tetragon import sensors_pb2_grpc as tg_sensors_grpc
     from tetra.api.tetragon import tetragon_pb2 as tg_tetragon
 except ImportError as err:
     raise ApiUnavailable("the gRPC code is missing: run scripts/setup.sh to generate the gRPC code") from err
@@ -70,4 +71,5 @@ except Exception as err:  # VersionError, RuntimeError: generated for another gr
     raise ApiUnavailable(f"the gRPC code does not fit the installed grpcio/protobuf ({err}): run "
                          "scripts/setup.sh to generate the gRPC code") from err
 
-__all__ = ["ApiUnavailable", "proto_hash", "pb", "pb_grpc", "tg_events", "tg_sensors", "tg_tetragon"]
+__all__ = ["ApiUnavailable", "proto_hash", "pb", "pb_grpc", "tg_events", "tg_sensors", "tg_sensors_grpc",
+           "tg_tetragon"]

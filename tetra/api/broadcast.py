@@ -9,8 +9,7 @@ never slows the agent or the other clients.
 
 The envelope turns the event into protobuf bytes the first time a
 subscriber's thread sends it, and keeps them for the others: one conversion
-per event and wire format (tetra.api.v1's GetEventsResponse, Tetragon's),
-none for events nobody sends. Subscribers with field filters get
+per event (Tetragon's GetEventsResponse), none for events nobody sends. Subscribers with field filters get
 their own reshaped copy, converted for them alone.
 
 Subscribers are a tuple replaced whole when one comes or goes, so the agent
@@ -25,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tetra.api import pb
 from tetra.api.convert import ConvertError, to_bytes
 from tetra.export.event import Event
 from tetra.filters.events import ExportFilter
@@ -45,14 +43,14 @@ class TooManySubscribers(Exception):
 
 
 class Envelope:
-    """One event on its way to subscribers; its protobuf bytes are made once per wire format, on first use."""
+    """One event on its way to subscribers; its protobuf bytes are made once, on first use."""
 
     __slots__ = ("event", "data", "failed")
 
     def __init__(self, event: Json) -> None:
         self.event = event
-        self.data: dict[Any, bytes] = {}  # by response class
-        self.failed: set[Any] = set()  # did not convert to these: counted once, skipped by their subscribers
+        self.data: bytes | None = None
+        self.failed = False  # did not convert: counted once, skipped by every subscriber
 
 
 @dataclass(eq=False)
@@ -61,7 +59,6 @@ class Subscriber:
 
     id: int
     peer: str
-    response: Any = pb.GetEventsResponse  # the wire format: tetra.api.v1's or Tetragon's GetEventsResponse
     events: ExportFilter | None = None
     fields: FieldFilters | None = None
     queue: "queue.Queue[Envelope]" = field(default_factory=lambda: queue.Queue(QUEUE_SIZE))
@@ -129,11 +126,11 @@ class Broadcaster:
     # -- subscribers, on gRPC threads -------------------------------------------------
 
     def subscribe(self, peer: str, events: ExportFilter | None = None,
-                  fields: FieldFilters | None = None, response: Any = pb.GetEventsResponse) -> Subscriber:
+                  fields: FieldFilters | None = None) -> Subscriber:
         with self._lock:
             if len(self.subscribers) >= self._max:
                 raise TooManySubscribers(f"{self._max} event streams are open already")
-            sub = Subscriber(next(self._ids), peer, response, events, fields, queue.Queue(self._queue_size))
+            sub = Subscriber(next(self._ids), peer, events, fields, queue.Queue(self._queue_size))
             self.subscribers = (*self.subscribers, sub)
         return sub
 
@@ -143,24 +140,21 @@ class Broadcaster:
 
     def encoded(self, sub: Subscriber, envelope: Envelope) -> bytes | None:
         """The bytes to send ``sub`` for ``envelope``; None (counted, logged) if it does not convert."""
-        response = sub.response
         if sub.fields is not None:
             try:
-                return to_bytes(sub.fields.apply(envelope.event), response)
+                return to_bytes(sub.fields.apply(envelope.event))
             except ConvertError as err:
                 self._failed(err)
                 return None
-        data = envelope.data.get(response)
-        if data is None and response not in envelope.failed:
+        if envelope.data is None and not envelope.failed:
             with self._convert:
-                data = envelope.data.get(response)
-                if data is None and response not in envelope.failed:
+                if envelope.data is None and not envelope.failed:
                     try:
-                        data = envelope.data[response] = to_bytes(envelope.event, response)
+                        envelope.data = to_bytes(envelope.event)
                     except ConvertError as err:
-                        envelope.failed.add(response)
+                        envelope.failed = True
                         self._failed(err)
-        return data
+        return envelope.data
 
     def _failed(self, err: ConvertError) -> None:
         self.convert_errors += 1

@@ -1,5 +1,8 @@
 """The CLI's end of the API: a channel to the agent, its calls, and failures said plainly.
 
+The CLI speaks Tetragon's FineGuidanceSensors, as Tetragon's own tetra does,
+and tetra.api.v1.Tetra for GetStatus alone, the call Tetragon has no match for.
+
 Every gRPC failure becomes a ``ClientError`` whose message says what to do:
 no agent at the address, a socket only root may use, a call that timed out,
 or the agent's own reason (an invalid policy, an unknown name).
@@ -16,7 +19,7 @@ from typing import Any
 import grpc
 
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS
-from tetra.api import pb_grpc
+from tetra.api import pb_grpc, tg_sensors_grpc
 from tetra.api.address import Address, parse_address
 from tetra.errors import TetraError
 
@@ -61,7 +64,8 @@ class Client:
             self.channel = grpc.insecure_channel(self.address.target, options=channel_options)
         else:
             self.channel = grpc.secure_channel(self.address.target, credentials, options=channel_options)
-        self.stub = pb_grpc.TetraStub(self.channel)
+        self.stub = tg_sensors_grpc.FineGuidanceSensorsStub(self.channel)
+        self.status_stub = pb_grpc.TetraStub(self.channel)
 
     def _credentials(self) -> grpc.ChannelCredentials | None:
         o = self.options
@@ -75,7 +79,8 @@ class Client:
             certificate_chain=_read(o.tls_cert_file) if o.tls_cert_file else None)
 
     def call(self, method: str, request: Any) -> Any:
-        """A unary call, e.g. ``call("GetStatus", pb.GetStatusRequest())``; one the agent was not
+        """A unary call of FineGuidanceSensors, e.g. ``call("GetVersion", tg_sensors.GetVersionRequest())``,
+        or tetra.api.v1's ``call("GetStatus", pb.GetStatusRequest())``; one the agent was not
         there for (UNAVAILABLE: not started yet, restarting) is retried ``retries`` times after a
         random wait of up to 1s, doubling, as gRPC's retry policy in Tetragon's tetra does."""
         attempt = 0
@@ -91,7 +96,8 @@ class Client:
     def _call_once(self, method: str, request: Any) -> Any:
         self._check_socket()
         try:
-            return getattr(self.stub, method)(request, timeout=self.options.timeout)
+            stub = self.status_stub if method == "GetStatus" else self.stub
+            return getattr(stub, method)(request, timeout=self.options.timeout)
         except grpc.RpcError as err:
             raise self.error(err) from None
 

@@ -15,9 +15,8 @@ descriptor, saying which fields need a change of form:
 
 The results equal json_format's (tests/unit/test_api_convert.py compares them).
 
-An event becomes either service's GetEventsResponse: tetra.api.v1's or
-Tetragon's (package tetragon). Both have the JSON export's field names, so the
-same dict fits both; the plans are per descriptor.
+An event becomes Tetragon's GetEventsResponse (package tetragon), whose field
+names are the JSON export's, so a line of the export is its JSON form.
 """
 
 import base64
@@ -31,7 +30,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from tetra.api import pb
+from tetra.api import tg_events
 from tetra.errors import TetraError
 from tetra.node import rfc3339_fraction
 
@@ -53,17 +52,18 @@ class ConvertError(TetraError):
 # -- dict -> message ------------------------------------------------------------
 
 
-def to_message(event: Json, response: Any = pb.GetEventsResponse) -> Any:
-    """``event`` (one line of the JSON export) as a ``response`` (a GetEventsResponse class)."""
+def to_message(event: Json) -> Any:
+    """``event`` (one line of the JSON export) as a GetEventsResponse."""
+    response = tg_events.GetEventsResponse
     try:
         return response(**_to_init(response.DESCRIPTOR, event))
     except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as err:
         raise ConvertError(f"event does not fit {response.DESCRIPTOR.full_name}: {err}") from None
 
 
-def to_bytes(event: Json, response: Any = pb.GetEventsResponse) -> bytes:
-    """``event`` serialized as a ``response``: what a GetEvents stream carries."""
-    return to_message(event, response).SerializeToString()
+def to_bytes(event: Json) -> bytes:
+    """``event`` serialized as a GetEventsResponse: what a GetEvents stream carries."""
+    return to_message(event).SerializeToString()
 
 
 def _to_init(descriptor: Descriptor, value: Json) -> Json:
@@ -159,7 +159,7 @@ def _parse_timestamp(text: str) -> Json:
         digits = text[20:-1]
         if len(digits) <= 9 and digits.isdigit() or not digits:
             return {"seconds": _epoch(text[:19]), "nanos": int(digits.ljust(9, "0")) if digits else 0}
-    stamp = pb.GetEventsResponse().time
+    stamp = tg_events.GetEventsResponse().time
     stamp.FromJsonString(text)
     return {"seconds": stamp.seconds, "nanos": stamp.nanos}
 

@@ -10,9 +10,9 @@ one of its services, from its own thread:
     .start(agent)         bind (unix sockets 0600) and serve, just before the agent says it is ready
     .stop()               before any sensor closes: refuse new calls, end streams, remove socket files
 
-Two services share the server: tetra.api.v1.Tetra (tetra's CLI) and
-Tetragon's tetragon.FineGuidanceSensors (clients generated from Tetragon's
-.proto files), the second by way of the first (tetragon_service.py).
+Two services share the server: Tetragon's tetragon.FineGuidanceSensors
+(tetra's CLI, and clients generated from Tetragon's .proto files) and
+tetra.api.v1.Tetra, whose one call is GetStatus (`tetra status`).
 
 Handlers are registered from the services' descriptors rather than the
 generated servicers, for two reasons: GetEvents yields bytes serialized

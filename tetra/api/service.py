@@ -1,4 +1,6 @@
-"""The Tetra service's calls: events from the Broadcaster, everything else via the agent thread.
+"""The API's calls, whichever service serves them: events from the Broadcaster, everything else via
+the agent thread. tetra.api.v1.Tetra is GetStatus; tetragon_service serves Tetragon's
+FineGuidanceSensors (events, health, version, policies) with the calls here.
 
 Errors become gRPC statuses a client can act on, never a crash of the agent:
 
@@ -34,17 +36,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import grpc
 import orjson
-from google.protobuf import json_format
 
-from tetra import __version__
 from tetra.agent.policies import (PolicyConflict, PolicyExists, PolicyLoadFailed, PolicyManager, PolicyNotFound,
                                   PolicyState, TooManyPolicies)
-from tetra.api import pb
 from tetra.api.broadcast import Broadcaster, TooManySubscribers
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
-from tetra.agent.health import check
 from tetra.api.convert import to_dict
-from tetra.api.status import policy_status, status_json
+from tetra.api.status import status_message_of
 from tetra.errors import TetraError
 from tetra.filters import FilterError
 from tetra.filters.events import ExportFilter, parse_filter_list
@@ -86,7 +84,8 @@ def status_code(err: Exception) -> grpc.StatusCode:
 
 
 class TetraService:
-    """One method per RPC of tetra.proto's Tetra service, each (request, context) -> response."""
+    """tetra.api.v1.Tetra's one RPC (GetStatus), and the calls both services are made of: event
+    streams, policy changes on the agent thread, and the errors of both as gRPC statuses."""
 
     def __init__(self, agent: "Agent", broadcaster: Broadcaster, commands: CommandQueue,
                  stopping: threading.Event) -> None:
@@ -95,18 +94,17 @@ class TetraService:
         self.commands = commands  # drained by the agent loop: when it last was says the loop is alive
         self.stopping = stopping
 
+    def GetStatus(self, request: Any, context: Context) -> Any:
+        status = self.on_agent(context, self.agent.status)
+        return status_message_of(status)
+
     # -- events ---------------------------------------------------------------------------
 
-    def GetEvents(self, request: Any, context: Context) -> Iterator[bytes]:
-        """Each event that passes the request's filters, serialized once and shared."""
-        return self.stream(context, *self.selection(request, context))
-
-    def stream(self, context: Context, events: ExportFilter | None, fields: FieldFilters | None,
-               response: Any = pb.GetEventsResponse) -> Iterator[bytes]:
-        """A GetEvents stream of ``response`` messages (tetra.api.v1's or Tetragon's) until the client
-        or the server goes."""
+    def stream(self, context: Context, events: ExportFilter | None, fields: FieldFilters | None
+               ) -> Iterator[bytes]:
+        """A GetEvents stream (serialized GetEventsResponses) until the client or the server goes."""
         try:
-            sub = self.broadcaster.subscribe(context.peer(), events, fields, response)
+            sub = self.broadcaster.subscribe(context.peer(), events, fields)
         except TooManySubscribers as err:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
         log.info("event stream %d opened by %s", sub.id, sub.peer)
@@ -127,7 +125,7 @@ class TetraService:
     def selection(self, request: Any, context: Context, field_filter_json: Callable[[Any], dict[str, Any]] = to_dict
                   ) -> tuple[ExportFilter | None, FieldFilters | None]:
         """The request's allow/deny lists and field filters (as JSON objects by ``field_filter_json``),
-        checked by tetra.filters; both services' Filter messages have the JSON shape they read."""
+        checked by tetra.filters: the Filter message has the JSON shape they read."""
         try:
             allow = parse_filter_list(_json_lines(request.allow_list), "allow_list")
             deny = parse_filter_list(_json_lines(request.deny_list), "deny_list")
@@ -136,29 +134,13 @@ class TetraService:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         return (ExportFilter(allow, deny) if allow or deny else None), (fields if fields.filters else None)
 
-    # -- state --------------------------------------------------------------------------------
-
-    def GetHealth(self, request: Any, context: Context) -> Any:
-        health = check(self.commands, self.stopping.is_set())
-        return pb.GetHealthStatusResponse(status=health.status, details=health.details)
-
-    def GetVersion(self, request: Any, context: Context) -> Any:
-        return pb.GetVersionResponse(version=__version__)
-
-    def GetStatus(self, request: Any, context: Context) -> Any:
-        status = self.on_agent(context, self.agent.status)
-        return json_format.ParseDict(status_json(status), pb.StatusResponse())
-
     # -- tracing policies ------------------------------------------------------------------
 
-    def ListTracingPolicies(self, request: Any, context: Context) -> Any:
-        return pb.ListTracingPoliciesResponse(policies=self._policies(context, lambda p: p.summary()))
-
-    def AddTracingPolicy(self, request: Any, context: Context) -> Any:
+    def add_policies(self, request: Any, context: Context) -> list[PolicyStatus]:
         """Validated here, within the call's deadline (a costly document never holds up the agent
         loop); the agent loop loads the policies between its polls (serving events and calls
         meanwhile) and this call waits for them: past its deadline they are withdrawn, so an add
-        nobody hears about never stays."""
+        nobody hears about never stays. The added policies' statuses."""
         deadline = time.monotonic() + _time_left(context)
         try:
             policies, warnings = load_policies_text_report(request.yaml, "api", deadline)
@@ -176,48 +158,34 @@ class TetraService:
             log.warning("policies %s not added: their client stopped waiting (deadline passed or cancelled) "
                         "while they loaded", ", ".join(policy.name for policy in policies))
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the policies did not load in time: withdrawn")
-        return pb.AddTracingPolicyResponse(policies=self._policies(
-            context, lambda p: [policy for policy in p.summary() if policy.id in added]))
+        return self.on_agent(context, lambda: [p for p in self.agent.policies.summary() if p.id in added])
 
-    def DeleteTracingPolicy(self, request: Any, context: Context) -> Any:
+    def delete_policy(self, request: Any, context: Context) -> None:
         name, namespace = _policy_name(request, context)
         self.on_agent(context, lambda: self.agent.policies.delete(name, namespace), f"delete of {name}")
-        return pb.DeleteTracingPolicyResponse()
 
-    def EnableTracingPolicy(self, request: Any, context: Context) -> Any:
+    def enable_policy(self, request: Any, context: Context) -> PolicyStatus:
         name, namespace = _policy_name(request, context)
-        policy = self._policy(context, lambda p: p.enable(name, namespace), f"enable of {name}")
-        return pb.EnableTracingPolicyResponse(policy=policy)
+        return self._policy(context, lambda p: p.enable(name, namespace), f"enable of {name}")
 
-    def DisableTracingPolicy(self, request: Any, context: Context) -> Any:
+    def disable_policy(self, request: Any, context: Context) -> PolicyStatus:
         name, namespace = _policy_name(request, context)
-        policy = self._policy(context, lambda p: p.disable(name, namespace), f"disable of {name}")
-        return pb.DisableTracingPolicyResponse(policy=policy)
+        return self._policy(context, lambda p: p.disable(name, namespace), f"disable of {name}")
 
-    def SetTracingPolicyMode(self, request: Any, context: Context) -> Any:
-        modes = {pb.TP_MODE_ENFORCE: "enforce", pb.TP_MODE_MONITOR: "monitor"}
-        if request.mode not in modes:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "mode must be TP_MODE_ENFORCE or TP_MODE_MONITOR")
-        mode = modes[request.mode]
+    def set_policy_mode(self, request: Any, mode: str, context: Context) -> PolicyStatus:
+        """``mode``: "enforce" or "monitor"."""
         name, namespace = _policy_name(request, context)
-        policy = self._policy(context, lambda p: p.set_mode(name, mode, namespace), f"{mode} mode of {name}")
-        return pb.SetTracingPolicyModeResponse(policy=policy)
+        return self._policy(context, lambda p: p.set_mode(name, mode, namespace), f"{mode} mode of {name}")
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _policies(self, context: Context, fn: Callable[[PolicyManager], list[PolicyStatus]],
-                  change: str | None = None) -> list[Any]:
-        """``fn(policies)`` on the agent thread; its policies as TracingPolicyStatus messages."""
-        statuses = self.on_agent(context, lambda: fn(self.agent.policies), change)
-        return [json_format.ParseDict(policy_status(p), pb.TracingPolicyStatus()) for p in statuses]
-
-    def _policy(self, context: Context, fn: Callable[[PolicyManager], PolicyState], change: str) -> Any:
+    def _policy(self, context: Context, fn: Callable[[PolicyManager], PolicyState], change: str) -> PolicyStatus:
         """``fn(policies)`` changes one policy on the agent thread; its status afterwards."""
-        def changed(policies: PolicyManager) -> list[PolicyStatus]:
-            state = fn(policies)
-            return [policy for policy in policies.summary() if policy.id == state.id]
+        def changed() -> PolicyStatus:
+            state = fn(self.agent.policies)
+            return next(policy for policy in self.agent.policies.summary() if policy.id == state.id)
 
-        return self._policies(context, changed, change)[0]
+        return self.on_agent(context, changed, change)
 
     def on_agent(self, context: Context, fn: Callable[[], T], change: str | None = None) -> T:
         """``fn()`` on the agent thread, within the call's deadline; errors end the call with a status.

@@ -1,4 +1,5 @@
-"""The agent's status (tetra/status/model.py) in StatusResponse's JSON form, for `tetra status`.
+"""The agent's status (tetra/status/model.py) as tetra.api.v1's StatusResponse, for `tetra status`,
+and a policy's as Tetragon's TracingPolicyStatus, for every call that answers with one.
 
 Everything an operator needs to trust the event stream: which sensors and
 hooks run by which mechanism, each policy's state and per-hook counters,
@@ -13,34 +14,34 @@ takes them for uint64 fields); the CLI prints them as numbers (plainjson.py).
 
 from typing import Any
 
+from google.protobuf import json_format
+
 from tetra import __version__
+from tetra.api import pb, tg_sensors
 from tetra.status.model import AgentStatus, ExporterStatus, PolicyLoadState, PolicyStatus
 
 Json = dict[str, Any]
 
-_MODES = {"enforce": "TP_MODE_ENFORCE", "monitor": "TP_MODE_MONITOR"}
+_MODES = {"enforce": tg_sensors.TP_MODE_ENFORCE, "monitor": tg_sensors.TP_MODE_MONITOR}
 
 
-def policy_status(policy: PolicyStatus) -> Json:
-    """One policy as a TracingPolicyStatus."""
-    out: Json = {
-        "id": policy.id,
-        "name": policy.name,
-        "source": policy.source,
-        "state": policy.state.api_name,
-        "mode": _MODES.get(policy.mode, "TP_MODE_UNKNOWN"),
-        "hooks": [{"hook": h.hook, "mechanism": h.mechanism, "attach": h.attach, "return": h.returns,
-                   "seen": h.seen or 0, "posted": h.posted or 0} for h in policy.hooks],
-    }
-    if policy.namespace:
-        out["namespace"] = policy.namespace
-    if policy.error:
-        out["error"] = policy.error
-    if policy.scope_cgroups is not None:
-        out["scope_cgroups"] = policy.scope_cgroups
+def tracing_policy_status(policy: PolicyStatus) -> Any:
+    """``policy`` as Tetragon's TracingPolicyStatus: its hooks are its sensors, their posted events its
+    ``stats.action_counters.post``; the hooks in full (mechanism, counters), the pod scope and the
+    load time are tetra's ``tetra_*`` fields."""
+    hooks = [tg_sensors.TracingPolicyHook(hook=h.hook, mechanism=h.mechanism, attach=h.attach,
+                                          **{"return": h.returns}, seen=h.seen or 0, posted=h.posted or 0)
+             for h in policy.hooks]
+    counters = tg_sensors.TracingPolicyActionCounters(post=sum(h.posted or 0 for h in policy.hooks))
+    message = tg_sensors.TracingPolicyStatus(
+        id=policy.id, name=policy.name, namespace=policy.namespace, info=policy.source,
+        sensors=[h.hook for h in policy.hooks], enabled=policy.state is PolicyLoadState.ENABLED,
+        error=policy.error, state=policy.state.api_name, mode=_MODES.get(policy.mode, tg_sensors.TP_MODE_UNKNOWN),
+        stats=tg_sensors.TracingPolicyStats(action_counters=counters), tetra_hooks=hooks,
+        tetra_scope_cgroups=policy.scope_cgroups)
     if policy.load_seconds is not None:
-        out["load_seconds"], out["origin"] = round(policy.load_seconds, 3), policy.origin
-    return out
+        message.tetra_load_seconds, message.tetra_origin = round(policy.load_seconds, 3), policy.origin
+    return message
 
 
 def _exporter(exporter: ExporterStatus) -> Json:
@@ -48,8 +49,15 @@ def _exporter(exporter: ExporterStatus) -> Json:
             "counters": dict(exporter.counters)}
 
 
-def status_json(status: AgentStatus) -> Json:
+def status_message_of(status: AgentStatus) -> Any:
     """The StatusResponse of ``status``."""
+    message = json_format.ParseDict(status_json(status), pb.StatusResponse())
+    message.policies.extend(tracing_policy_status(p) for p in status.policies)
+    return message
+
+
+def status_json(status: AgentStatus) -> Json:
+    """The StatusResponse of ``status`` but its policies, in its JSON form."""
     enabled = [p for p in status.policies if p.state is PolicyLoadState.ENABLED]
     streams = status.streams
     return {
@@ -61,7 +69,6 @@ def status_json(status: AgentStatus) -> Json:
                     for sensor in status.sensors]
                    + [{"name": f"policy {p.name}", "hooks": [{"hook": h.hook, "mechanism": h.mechanism}
                                                               for h in p.hooks]} for p in enabled],
-        "policies": [policy_status(p) for p in status.policies],
         "events": [{"type": kind, "total": count, "rate": round(status.rates.get(kind, 0.0), 1)}
                    for kind, count in sorted(status.events.items())],
         "losses": {

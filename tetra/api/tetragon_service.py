@@ -1,10 +1,9 @@
-"""Tetragon's FineGuidanceSensors service, served beside tetra.api.v1.Tetra on the same server.
+"""Tetragon's FineGuidanceSensors service: the API of tetra's CLI and of Tetragon's clients.
 
 A client generated from Tetragon's own .proto files (tetra/api/tetragon/ has
-their names and field numbers) talks to tetra unchanged. Each call is the
-Tetra service's, answered in Tetragon's messages: the same policy checks,
-agent-thread calls, deadlines, status codes and event streams (one
-Broadcaster, each event converted once per wire format).
+their names and field numbers) talks to tetra unchanged, and so does tetra's
+own CLI. The calls are made of service.TetraService's: its policy checks,
+agent-thread calls, deadlines, status codes and event streams.
 
 What differs from Tetragon, and why:
 
@@ -26,15 +25,14 @@ from typing import Any
 import grpc
 
 from tetra import __version__
-from tetra.api import pb, tg_events, tg_sensors, tg_tetragon
+from tetra.api import tg_sensors, tg_tetragon
 from tetra.api.convert import to_dict
 from tetra.api.service import Context, TetraService
+from tetra.api.status import tracing_policy_status
 from tetra.agent.health import check
-from tetra.status.model import PolicyLoadState, PolicyStatus
+from tetra.status.model import PolicyLoadState
 
 Json = dict[str, Any]
-
-_MODES = {"enforce": tg_sensors.TP_MODE_ENFORCE, "monitor": tg_sensors.TP_MODE_MONITOR}
 
 # Tetragon's LogLevel (logrus's levels) <-> Python's logging levels; both ways lose nothing tetra uses.
 _TO_PYTHON = {tg_sensors.LOG_LEVEL_PANIC: logging.CRITICAL, tg_sensors.LOG_LEVEL_FATAL: logging.CRITICAL,
@@ -61,9 +59,10 @@ class TetragonService:
     # -- events ---------------------------------------------------------------------------
 
     def GetEvents(self, request: Any, context: Context) -> Iterator[bytes]:
-        """Tetragon's GetEventsResponse for each event that passes the request's filters."""
+        """Tetragon's GetEventsResponse for each event that passes the request's filters, serialized
+        once and shared by the streams."""
         events, fields = self.tetra.selection(request, context, _field_filter_json)
-        return self.tetra.stream(context, events, fields, tg_events.GetEventsResponse)
+        return self.tetra.stream(context, events, fields)
 
     # -- agent --------------------------------------------------------------------------------
 
@@ -110,53 +109,38 @@ class TetragonService:
         return tg_sensors.ListTracingPoliciesResponse(policies=[tracing_policy_status(p) for p in policies])
 
     def AddTracingPolicy(self, request: Any, context: Context) -> Any:
-        self.tetra.AddTracingPolicy(request, context)
-        return tg_sensors.AddTracingPolicyResponse()
+        """Tetragon answers with nothing; tetra's ``tetra_policies`` are the added policies' statuses."""
+        added = self.tetra.add_policies(request, context)
+        return tg_sensors.AddTracingPolicyResponse(tetra_policies=[tracing_policy_status(p) for p in added])
 
     def DeleteTracingPolicy(self, request: Any, context: Context) -> Any:
-        self.tetra.DeleteTracingPolicy(request, context)
+        self.tetra.delete_policy(request, context)
         return tg_sensors.DeleteTracingPolicyResponse()
 
     def EnableTracingPolicy(self, request: Any, context: Context) -> Any:
-        self.tetra.EnableTracingPolicy(request, context)
-        return tg_sensors.EnableTracingPolicyResponse()
+        return tg_sensors.EnableTracingPolicyResponse(
+            tetra_policy=tracing_policy_status(self.tetra.enable_policy(request, context)))
 
     def DisableTracingPolicy(self, request: Any, context: Context) -> Any:
-        self.tetra.DisableTracingPolicy(request, context)
-        return tg_sensors.DisableTracingPolicyResponse()
+        return tg_sensors.DisableTracingPolicyResponse(
+            tetra_policy=tracing_policy_status(self.tetra.disable_policy(request, context)))
 
     def ConfigureTracingPolicy(self, request: Any, context: Context) -> Any:
-        """``enable`` first, then ``mode``; a failure leaves what was done before it done."""
-        if request.HasField("mode") and request.mode not in (tg_sensors.TP_MODE_ENFORCE, tg_sensors.TP_MODE_MONITOR):
+        """``enable`` first, then ``mode``; a failure leaves what was done before it done. tetra's
+        ``tetra_policy`` is the policy's status afterwards."""
+        modes = {tg_sensors.TP_MODE_ENFORCE: "enforce", tg_sensors.TP_MODE_MONITOR: "monitor"}
+        if request.HasField("mode") and request.mode not in modes:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "mode must be TP_MODE_ENFORCE or TP_MODE_MONITOR")
+        policy = None
         if request.HasField("enable"):
-            if request.enable:
-                self.tetra.EnableTracingPolicy(request, context)
-            else:
-                self.tetra.DisableTracingPolicy(request, context)
+            change = self.tetra.enable_policy if request.enable else self.tetra.disable_policy
+            policy = change(request, context)
         if request.HasField("mode"):
-            self.tetra.SetTracingPolicyMode(_mode_request(request), context)
-        return tg_sensors.ConfigureTracingPolicyResponse()
-
-
-def _mode_request(request: Any) -> Any:
-    """The Tetra service's request for ``request``'s mode (TracingPolicyMode's numbers are the same)."""
-    return pb.SetTracingPolicyModeRequest(name=request.name, namespace=request.namespace, mode=request.mode)
-
-
-def tracing_policy_status(policy: PolicyStatus) -> Any:
-    """``policy`` as Tetragon's TracingPolicyStatus: its hooks are its sensors, their posted events its
-    ``stats.action_counters.post``; the hooks in full (mechanism, counters) are tetra's ``tetra_hooks``."""
-    loaded = policy.state is PolicyLoadState.ENABLED
-    hooks = [tg_sensors.TracingPolicyHook(hook=h.hook, mechanism=h.mechanism, attach=h.attach,
-                                          **{"return": h.returns}, seen=h.seen or 0, posted=h.posted or 0)
-             for h in policy.hooks]
-    counters = tg_sensors.TracingPolicyActionCounters(post=sum(h.posted or 0 for h in policy.hooks))
-    return tg_sensors.TracingPolicyStatus(
-        id=policy.id, name=policy.name, namespace=policy.namespace, info=policy.source,
-        sensors=[h.hook for h in policy.hooks], enabled=loaded, error=policy.error, state=policy.state.api_name,
-        mode=_MODES.get(policy.mode, tg_sensors.TP_MODE_UNKNOWN),
-        stats=tg_sensors.TracingPolicyStats(action_counters=counters), tetra_hooks=hooks)
+            policy = self.tetra.set_policy_mode(request, modes[request.mode], context)
+        response = tg_sensors.ConfigureTracingPolicyResponse()
+        if policy is not None:
+            response.tetra_policy.CopyFrom(tracing_policy_status(policy))
+        return response
 
 
 def _field_filter_json(message: Any) -> Json:

@@ -177,7 +177,7 @@ def _from_agent(options: Any, selection: dict[str, Any], reconnect_wait: float |
 
 def _request(selection: dict[str, Any]) -> Any:
     """The options as a GetEventsRequest: one allow filter and the field filters, as Tetragon builds them."""
-    from tetra.api import pb
+    from tetra.api import tg_events
 
     spec = {
         "event_set": [name.upper() for name in selection["event_types"]],
@@ -188,7 +188,7 @@ def _request(selection: dict[str, Any]) -> Any:
         "policy_names": selection["policy_names"],
     }
     spec = {key: value for key, value in spec.items() if value}
-    fields = [pb.FieldFilter(fields=",".join(paths), action=action)
-              for paths, action in ((selection["include_fields"], pb.INCLUDE),
-                                    (selection["exclude_fields"], pb.EXCLUDE)) if paths]
-    return pb.GetEventsRequest(allow_list=[pb.Filter(**spec)] if spec else [], field_filters=fields)
+    fields = [tg_events.FieldFilter(fields={"paths": paths}, action=action)
+              for paths, action in ((selection["include_fields"], tg_events.INCLUDE),
+                                    (selection["exclude_fields"], tg_events.EXCLUDE)) if paths]
+    return tg_events.GetEventsRequest(allow_list=[tg_events.Filter(**spec)] if spec else [], field_filters=fields)

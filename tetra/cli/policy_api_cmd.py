@@ -49,12 +49,13 @@ def _as_dict(message: Any) -> dict[str, Any]:
 
 def _describe(policy: dict[str, Any]) -> str:
     """"name: enabled, enforce; hooks: __x64_sys_openat (kprobe); loaded in 0.05s (from the cache)"."""
-    hooks = ", ".join(f"{h['hook']} ({h['mechanism']})" for h in policy.get("hooks", ()))
+    hooks = ", ".join(f"{h['hook']} ({h['mechanism']})" for h in policy.get("tetra_hooks", ()))
     text = f"{policy['name']}: {state_word(policy['state'])}, {_MODES[policy['mode']]}"
     if hooks:
         text += f"; hooks: {hooks}"
-    if "load_seconds" in policy:
-        text += f"; loaded in {policy['load_seconds']:.2f}s ({_ORIGINS.get(policy['origin'], policy['origin'])})"
+    if "tetra_load_seconds" in policy:
+        origin = policy["tetra_origin"]
+        text += f"; loaded in {policy['tetra_load_seconds']:.2f}s ({_ORIGINS.get(origin, origin)})"
     if policy.get("error"):
         text += f"; error: {policy['error']}"
     return text
@@ -67,7 +68,7 @@ def _describe(policy: dict[str, Any]) -> str:
 @client_options(timeout=LOAD_TIMEOUT)
 def add(file: str, mode: str | None, client: Any) -> None:
     """Load the policies of FILE into the running agent (all of them, or none)."""
-    from tetra.api import pb
+    from tetra.api import tg_sensors
     from tetra.api.client import ClientError
 
     load_policies_report(file)  # PolicyErrors: every problem as file:line:col, printed by the CLI group
@@ -77,10 +78,10 @@ def add(file: str, mode: str | None, client: Any) -> None:
         policies, _ = load_policies_text_report(sent.text, file)
         assert all(p.policy_mode == mode for p in policies), "the edited text must carry the mode"
     try:
-        response = _call(client, "AddTracingPolicy", pb.AddTracingPolicyRequest(yaml=sent.text))
+        response = _call(client, "AddTracingPolicy", tg_sensors.AddTracingPolicyRequest(yaml=sent.text))
     except ClientError as err:  # the agent names the text it was sent "api": say the file
         raise ClientError(sent.located(str(err)), err.code) from None
-    for policy in _as_dict(response)["policies"]:
+    for policy in _as_dict(response)["tetra_policies"]:
         click.echo(f"added {_describe(policy)}")
 
 
@@ -90,9 +91,9 @@ def add(file: str, mode: str | None, client: Any) -> None:
 @client_options
 def delete(name: str, namespace: str, client: Any) -> None:
     """Unload policy NAME and forget it."""
-    from tetra.api import pb
+    from tetra.api import tg_sensors
 
-    _call(client, "DeleteTracingPolicy", pb.DeleteTracingPolicyRequest(name=name, namespace=namespace))
+    _call(client, "DeleteTracingPolicy", tg_sensors.DeleteTracingPolicyRequest(name=name, namespace=namespace))
     click.echo(f"deleted {name}")
 
 
@@ -102,10 +103,11 @@ def delete(name: str, namespace: str, client: Any) -> None:
 @client_options(timeout=LOAD_TIMEOUT)
 def enable(name: str, namespace: str, client: Any) -> None:
     """Load a disabled policy again."""
-    from tetra.api import pb
+    from tetra.api import tg_sensors
 
-    response = _call(client, "EnableTracingPolicy", pb.EnableTracingPolicyRequest(name=name, namespace=namespace))
-    click.echo(f"enabled {_describe(_as_dict(response.policy))}")
+    response = _call(client, "EnableTracingPolicy",
+                     tg_sensors.EnableTracingPolicyRequest(name=name, namespace=namespace))
+    click.echo(f"enabled {_describe(_as_dict(response.tetra_policy))}")
 
 
 @tracingpolicy.command()
@@ -114,11 +116,11 @@ def enable(name: str, namespace: str, client: Any) -> None:
 @client_options
 def disable(name: str, namespace: str, client: Any) -> None:
     """Unload a policy's programs but keep the policy (enable brings it back)."""
-    from tetra.api import pb
+    from tetra.api import tg_sensors
 
     response = _call(client, "DisableTracingPolicy",
-                     pb.DisableTracingPolicyRequest(name=name, namespace=namespace))
-    click.echo(f"disabled {_describe(_as_dict(response.policy))}")
+                     tg_sensors.DisableTracingPolicyRequest(name=name, namespace=namespace))
+    click.echo(f"disabled {_describe(_as_dict(response.tetra_policy))}")
 
 
 @tracingpolicy.command("set-mode")
@@ -128,12 +130,13 @@ def disable(name: str, namespace: str, client: Any) -> None:
 @client_options
 def set_mode(name: str, mode: str, namespace: str, client: Any) -> None:
     """monitor: Sigkill, Signal and Override are reported, not done; enforce: done. Takes effect at once."""
-    from tetra.api import pb
+    from tetra.api import tg_sensors
 
-    request = pb.SetTracingPolicyModeRequest(name=name, namespace=namespace,
-                                             mode=pb.TP_MODE_MONITOR if mode == "monitor" else pb.TP_MODE_ENFORCE)
-    response = _call(client, "SetTracingPolicyMode", request)
-    click.echo(f"mode set: {_describe(_as_dict(response.policy))}")
+    request = tg_sensors.ConfigureTracingPolicyRequest(
+        name=name, namespace=namespace,
+        mode=tg_sensors.TP_MODE_MONITOR if mode == "monitor" else tg_sensors.TP_MODE_ENFORCE)
+    response = _call(client, "ConfigureTracingPolicy", request)
+    click.echo(f"mode set: {_describe(_as_dict(response.tetra_policy))}")
 
 
 @tracingpolicy.command("list")
@@ -141,9 +144,9 @@ def set_mode(name: str, mode: str, namespace: str, client: Any) -> None:
 @client_options
 def list_policies(output: str, client: Any) -> None:
     """The agent's policies: state, mode, hooks and what the kernel counted for each."""
-    from tetra.api import pb
+    from tetra.api import tg_sensors
 
-    policies = _as_dict(_call(client, "ListTracingPolicies", pb.ListTracingPoliciesRequest()))["policies"]
+    policies = _as_dict(_call(client, "ListTracingPolicies", tg_sensors.ListTracingPoliciesRequest()))["policies"]
     if output == "json":
         click.echo(orjson.dumps({"policies": policies}, option=orjson.OPT_INDENT_2).decode())
         return
@@ -155,12 +158,12 @@ def policy_table(policies: Iterable[dict[str, Any]]) -> Table:
     table = tables.table("ID", "NAME", "STATE", "MODE", "HOOKS", "SEEN", "POSTED", "LOADED IN", "SOURCE",
                          right=("ID", "SEEN", "POSTED"))
     for p in policies:
-        hooks = p.get("hooks", [])
+        hooks = p.get("tetra_hooks", [])
         name = f"{p['namespace']}/{p['name']}" if p.get("namespace") else p["name"]
         state = state_word(p["state"]) + (f": {p['error']}" if p.get("error") else "")
         table.add_row(str(p["id"]), name, state, _MODES[p["mode"]],
                       ", ".join(f"{h['hook']} ({h['mechanism']})" for h in hooks) or "-",
                       str(sum(h["seen"] for h in hooks)), str(sum(h["posted"] for h in hooks)),
-                      f"{p['load_seconds']:.2f}s ({p['origin']})" if "load_seconds" in p else "-",
-                      p.get("source", ""))
+                      f"{p['tetra_load_seconds']:.2f}s ({p['tetra_origin']})" if "tetra_load_seconds" in p else "-",
+                      p.get("info", ""))
     return table

@@ -115,7 +115,7 @@ def render(state: dict[str, Any]) -> Group:
 @client_options
 def version(server: bool, client: Any) -> None:
     """This client's version and, with -s, the running agent's."""
-    from tetra.api import pb
+    from tetra.api import tg_sensors
     from tetra.api.client import Client
 
     click.echo(f"client {__version__}")
@@ -123,7 +123,7 @@ def version(server: bool, client: Any) -> None:
         return
     connection = Client(client)
     try:
-        agent = connection.call("GetVersion", pb.GetVersionRequest()).version
+        agent = connection.call("GetVersion", tg_sensors.GetVersionRequest()).version
     finally:
         connection.close()
     click.echo(f"agent  {agent} ({client.address})")

@@ -12,7 +12,8 @@ LONG = "sensitive-file-read-with-a-rather-long-name"
 HOOKS = [{"hook": "__x64_sys_openat_and_then_some", "mechanism": "kprobe", "attach": "x", "seen": 3, "posted": 1},
          {"hook": "security_file_permission", "mechanism": "fentry", "attach": "y", "seen": 0, "posted": 0}]
 POLICY = {"id": "1", "name": LONG, "namespace": "", "state": "TP_STATE_ENABLED", "mode": "TP_MODE_ENFORCE",
-          "hooks": HOOKS, "source": "/etc/tetra/policies/" + LONG + ".yaml", "load_seconds": 0.05, "origin": "cache"}
+          "tetra_hooks": HOOKS, "info": "/etc/tetra/policies/" + LONG + ".yaml", "tetra_load_seconds": 0.05,
+          "tetra_origin": "cache"}
 
 
 def test_a_policy_table_piped_keeps_every_name_whole(capsys) -> None:  # type: ignore[no-untyped-def]
@@ -21,7 +22,7 @@ def test_a_policy_table_piped_keeps_every_name_whole(capsys) -> None:  # type: i
     assert "…" not in out
     row = out.splitlines()[1]
     for whole in (LONG, "__x64_sys_openat_and_then_some (kprobe)", "security_file_permission (fentry)",
-                  POLICY["source"]):
+                  POLICY["info"]):
         assert whole in row, out
     assert len(out.splitlines()) == 2, "one line per policy, however wide"
 
