@@ -1,7 +1,7 @@
 """The CLI's end of the API: a channel to the agent, its calls, and failures said plainly.
 
 The CLI speaks Tetragon's FineGuidanceSensors, as Tetragon's own tetra does,
-and tetra.api.v1.Tetra for GetStatus alone, the call Tetragon has no match for.
+and tetra.api.v1.Tetra for the calls Tetragon has no match for (GetStatus).
 
 Every gRPC failure becomes a ``ClientError`` whose message says what to do:
 no agent at the address, a socket only root may use, a call that timed out,
@@ -19,13 +19,14 @@ from typing import Any
 import grpc
 
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS
-from tetra.api import pb_grpc, tg_sensors_grpc
+from tetra.api import pb, pb_grpc, tg_sensors_grpc
 from tetra.api.address import Address, parse_address
 from tetra.errors import TetraError
 
 # Generous on purpose: the agent enforces its own limit on requests and says so
 # (RESOURCE_EXHAUSTED), which is a clearer message than a local refusal.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_TETRA_METHODS = frozenset(pb.DESCRIPTOR.services_by_name["Tetra"].methods_by_name)  # the rest: Tetragon's
 
 
 class ClientError(TetraError):
@@ -65,7 +66,7 @@ class Client:
         else:
             self.channel = grpc.secure_channel(self.address.target, credentials, options=channel_options)
         self.stub = tg_sensors_grpc.FineGuidanceSensorsStub(self.channel)
-        self.status_stub = pb_grpc.TetraStub(self.channel)
+        self.tetra_stub = pb_grpc.TetraStub(self.channel)
 
     def _credentials(self) -> grpc.ChannelCredentials | None:
         o = self.options
@@ -96,7 +97,7 @@ class Client:
     def _call_once(self, method: str, request: Any) -> Any:
         self._check_socket()
         try:
-            stub = self.status_stub if method == "GetStatus" else self.stub
+            stub = self.tetra_stub if method in _TETRA_METHODS else self.stub
             return getattr(stub, method)(request, timeout=self.options.timeout)
         except grpc.RpcError as err:
             raise self.error(err) from None
