@@ -44,6 +44,7 @@ from tetra.api.broadcast import Broadcaster, TooManySubscribers
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
 from tetra.agent.health import check
 from tetra.api.convert import to_dict
+from tetra.api.diagnostics import diagnostics_json
 from tetra.api.status import policy_status, status_json
 from tetra.errors import TetraError
 from tetra.filters import FilterError
@@ -148,6 +149,13 @@ class TetraService:
     def GetStatus(self, request: Any, context: Context) -> Any:
         status = self.on_agent(context, self.agent.status)
         return json_format.ParseDict(status_json(status), pb.StatusResponse())
+
+    def GetDiagnostics(self, request: Any, context: Context) -> Any:
+        """Settings, log and policy texts for `tetra bugtool`; the policies are read on the agent thread."""
+        policies = self.on_agent(context, lambda: [state.policy for state in self.agent.policies.states.values()
+                                                   if state.policy is not None])
+        return json_format.ParseDict(diagnostics_json(self.agent.config, self.agent.log_ring, policies),
+                                     pb.GetDiagnosticsResponse())
 
     # -- tracing policies ------------------------------------------------------------------
 
