@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tetra.agent.commands import CommandQueue
 from tetra.agent.config import AgentConfig
+from tetra.agent.logring import LogRing
 from tetra.agent.memory import release_compiler_memory
 from tetra.agent.pipeline import Pipeline
 from tetra.agent.policies import PolicyManager, PolicyState
@@ -111,6 +112,7 @@ class Parts:
     cgroup2_root: Path | None = None
     pods: "PodWatcher | None" = None  # pods of this node (--enable-k8s-api)
     enrich: Enrich | None = None  # the process cache's enrichment stage: a new process's pod
+    log_ring: LogRing | None = None  # the newest log records, for GetDiagnostics; detached when the run ends
 
 
 class Agent:
@@ -130,6 +132,7 @@ class Agent:
         self.streams = parts.streams
         self.cgroup2_root = parts.cgroup2_root
         self.pods = parts.pods
+        self.log_ring = parts.log_ring
         self.cache = ProcessCache(node, self.clock, max_size=config.process_cache_size, enrich=parts.enrich)
         sinks: list[Sink] = [self.export_chain, *parts.sinks]
         self._reporting = [s for s in (*self.exporters, *sinks) if isinstance(s, Reporting)]
@@ -217,6 +220,8 @@ class Agent:
             self.pipeline.close()
             if self.recorder is not None:
                 self.recorder.close()
+            if self.log_ring is not None:
+                self.log_ring.detach(logging.getLogger())
 
     def _policy_counts(self) -> str:
         counts = self.policies.counts()

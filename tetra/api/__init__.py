@@ -21,6 +21,7 @@
     address         unix:// and host:port addresses, socket safety checks, TLS files
     broadcast       the Broadcaster sink, subscribers, envelopes
     status          the agent's status (tetra/status, filled by Agent.status) as a StatusResponse
+    diagnostics     settings, log ring and policy texts as a GetDiagnosticsResponse (tetra bugtool)
     service         the RPC implementations
     tetragon_service  FineGuidanceSensors, by way of service's calls
     server          the gRPC server: binding, permissions, start and stop

@@ -36,12 +36,15 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import grpc
 import orjson
+from google.protobuf import json_format
 
 from tetra.agent.policies import (PolicyConflict, PolicyExists, PolicyLoadFailed, PolicyManager, PolicyNotFound,
                                   PolicyState, TooManyPolicies)
+from tetra.api import pb
 from tetra.api.broadcast import Broadcaster, TooManySubscribers
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
 from tetra.api.convert import to_dict
+from tetra.api.diagnostics import diagnostics_json
 from tetra.api.status import status_message_of
 from tetra.errors import TetraError
 from tetra.filters import FilterError
@@ -84,7 +87,7 @@ def status_code(err: Exception) -> grpc.StatusCode:
 
 
 class TetraService:
-    """tetra.api.v1.Tetra's one RPC (GetStatus), and the calls both services are made of: event
+    """tetra.api.v1.Tetra's RPCs (GetStatus, GetDiagnostics), and the calls both services are made of: event
     streams, policy changes on the agent thread, and the errors of both as gRPC statuses."""
 
     def __init__(self, agent: "Agent", broadcaster: Broadcaster, commands: CommandQueue,
@@ -97,6 +100,13 @@ class TetraService:
     def GetStatus(self, request: Any, context: Context) -> Any:
         status = self.on_agent(context, self.agent.status)
         return status_message_of(status)
+
+    def GetDiagnostics(self, request: Any, context: Context) -> Any:
+        """Settings, log and policy texts for `tetra bugtool`; the policies are read on the agent thread."""
+        policies = self.on_agent(context, lambda: [state.policy for state in self.agent.policies.states.values()
+                                                   if state.policy is not None])
+        return json_format.ParseDict(diagnostics_json(self.agent.config, self.agent.log_ring, policies),
+                                     pb.GetDiagnosticsResponse())
 
     # -- events ---------------------------------------------------------------------------
 

@@ -1,11 +1,13 @@
 """Building an agent from its flags: every part it is handed, made here and nowhere else."""
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tetra.agent.commands import CommandQueue
 from tetra.agent.config import AgentConfig
+from tetra.agent.logring import LogRing
 from tetra.agent.runner import Agent, Parts
 from tetra.app.services import HealthEndpoint, MetricsEndpoint, PolicyObjectWatch
 from tetra.errors import KernelError
@@ -57,7 +59,8 @@ def build_agent(config: AgentConfig) -> Agent:
     commands = CommandQueue()
     exporters = build_exporters(config)
     chain = ChainSink(build_chain(config, node), exporters, cluster_name=config.cluster_name)
-    parts = Parts(commands, exporters, chain, cgroup2_root=_cgroup2_root())
+    parts = Parts(commands, exporters, chain, cgroup2_root=_cgroup2_root(),
+                  log_ring=LogRing().attach(logging.getLogger()))
     api = _api_server(config, commands)
     if api is not None:
         parts.sinks.append(api.broadcaster)

@@ -51,8 +51,10 @@ def _register() -> None:
     """Attach the subcommands (imported here so `tetra --help` stays fast)."""
     from tetra.cli import (agent_cmd, compile_cmd, generate_cmd, getevents_cmd, policy_api_cmd,  # noqa: F401
                            probe_cmd, replay_cmd, status_cmd, tracingpolicy_cmd)  # *_cmd add to tracingpolicy
+    from tetra.cli import bugtool_cmd
 
     cli.add_command(agent_cmd.agent)
+    cli.add_command(bugtool_cmd.bugtool)
     cli.add_command(getevents_cmd.getevents)
     cli.add_command(probe_cmd.probe)
     cli.add_command(replay_cmd.replay)

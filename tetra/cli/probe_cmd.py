@@ -41,13 +41,17 @@ def _render_table(features: list[Feature], elapsed: float) -> None:
     tables.echo(Group(*parts))
 
 
-def _render_json(features: list[Feature], _elapsed: float) -> None:
+def report_json(features: list[Feature]) -> bytes:
     """``{"features": [{"name", "group", "available", "detail", "missing", "effect", "remedy"}, ...]}``:
-    the last three for the features that are not available."""
+    the last three for the features that are not available (`tetra probe -o json`, and `tetra bugtool`'s
+    probe.json)."""
     entries = [{**dataclasses.asdict(f), **(dataclasses.asdict(ADVICE[f.name]) if not f.available
                                              and f.name in ADVICE else {})} for f in features]
-    document = orjson.dumps({"features": entries}, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    click.echo(document, nl=False)
+    return orjson.dumps({"features": entries}, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+
+def _render_json(features: list[Feature], _elapsed: float) -> None:
+    click.echo(report_json(features), nl=False)
 
 
 _RENDERERS: dict[str, Callable[[list[Feature], float], None]] = {

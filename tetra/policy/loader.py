@@ -18,6 +18,7 @@ validation is a bug in tetra, but it still comes out as a ``PolicyErrors``
 located at its document, never as a traceback.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 from yaml.nodes import MappingNode, Node
@@ -64,7 +65,8 @@ def load_policies_report(path: str | Path) -> tuple[list[TracingPolicy], list[Po
 
 def _load(data: bytes, filename: str, deadline: float | None = None) -> tuple[list[TracingPolicy], list[PolicyIssue]]:
     try:
-        documents = compose(decode(data))
+        text = decode(data)
+        documents = compose(text)
     except SourceProblem as problem:
         raise PolicyErrors([PolicyIssue(Location(filename, problem.line, problem.column, ""),
                                         problem.message)]) from None
@@ -92,13 +94,20 @@ def _load(data: bytes, filename: str, deadline: float | None = None) -> tuple[li
                                       f"policy {quoted(policy.name)} is defined twice in this file "
                                       f"(first at line {first[key].loc.line})"))
         first.setdefault(key, policy)
-        policies.append(policy)
+        policies.append(replace(policy, text=_document_text(text, document)))
     issues.sort(key=lambda issue: (issue.loc.line, issue.loc.column))
     errors = [issue for issue in issues if issue.severity == "error"]
     warnings = [issue for issue in issues if issue.severity == "warning"]
     if errors:
         raise PolicyErrors(errors, warnings)
     return policies, warnings
+
+
+def _document_text(text: str, document: Node) -> str:
+    """The lines of ``text`` that hold ``document`` (from the start of its first line, so that
+    its indentation stays as written)."""
+    start = text.rfind("\n", 0, document.start_mark.index) + 1
+    return text[start:document.end_mark.index].rstrip() + "\n"
 
 
 def _load_document(node: Node, walk: Walk) -> tuple[TracingPolicy | None, list[PolicyIssue]]:

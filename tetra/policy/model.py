@@ -19,7 +19,7 @@ read from, so a later stage (the compiler, the agent) can still point a user at
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -310,6 +310,7 @@ class TracingPolicy:
     namespace: str | None
     spec: Spec
     loc: Location
+    text: str = field(default="", compare=False)  # the YAML document it was read from, for `tetra bugtool`
 
     @property
     def scoped(self) -> bool:

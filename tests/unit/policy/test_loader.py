@@ -100,6 +100,16 @@ def test_several_documents_and_empty_ones_skipped(monkeypatch: pytest.MonkeyPatc
         {"key": "tier", "operator": "NotIn", "values": ("debug",)}]
 
 
+def test_each_policy_keeps_its_own_document_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The YAML `tetra bugtool` puts in its archive: each document alone, lines and comments as written."""
+    cluster, scoped = load_good("multi_document.yaml", monkeypatch)
+    lines = (HERE / "good" / "multi_document.yaml").read_text().splitlines(keepends=True)
+    assert scoped.text == "".join(lines[scoped.loc.line - 1:]).rstrip() + "\n"
+    assert cluster.text.startswith("apiVersion:") and "mount-example" in cluster.text
+    assert "web-exec" not in cluster.text and "mount-example" not in scoped.text
+    assert dataclasses.replace(cluster, text="") == cluster  # the text is not part of the policy's identity
+
+
 def test_lists_are_kept_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
     """The loader keeps ``list:NAME`` calls and the lists; the compiler expands them
     (generated ones from the running kernel: tests/unit/compiler/test_lists.py)."""
