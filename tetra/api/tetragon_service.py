@@ -31,7 +31,7 @@ What differs from Tetragon, and why:
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -48,6 +48,11 @@ Json = dict[str, Any]
 log = logging.getLogger(__name__)
 
 _MODES = {"enforce": tg_sensors.TP_MODE_ENFORCE, "monitor": tg_sensors.TP_MODE_MONITOR}
+# TracingPolicyActionCounters' fields by action: (taken, withheld in monitoring mode). A Sigkill is a signal.
+_ACTION_COUNTERS = {"KPROBE_ACTION_SIGKILL": ("signal", "monitor_signal"),
+                    "KPROBE_ACTION_SIGNAL": ("signal", "monitor_signal"),
+                    "KPROBE_ACTION_OVERRIDE": ("override", "monitor_override"),
+                    "KPROBE_ACTION_NOTIFYENFORCER": ("notify_enforcer", "monitor_notify_enforcer")}
 
 # Tetragon's LogLevel (logrus's levels) <-> Python's logging levels; both ways lose nothing tetra uses.
 _TO_PYTHON = {tg_sensors.LOG_LEVEL_PANIC: logging.CRITICAL, tg_sensors.LOG_LEVEL_FATAL: logging.CRITICAL,
@@ -184,8 +189,10 @@ class TetragonService:
     # -- tracing policies ------------------------------------------------------------------
 
     def ListTracingPolicies(self, request: Any, context: Context) -> Any:
-        policies = self.tetra.on_agent(context, lambda: self.tetra.agent.policies.summary())
-        return tg_sensors.ListTracingPoliciesResponse(policies=[tracing_policy_status(p) for p in policies])
+        agent = self.tetra.agent
+        policies, actions = self.tetra.on_agent(context, lambda: (agent.policies.summary(),
+                                                                  dict(agent.pipeline.stats.actions)))
+        return tg_sensors.ListTracingPoliciesResponse(policies=[tracing_policy_status(p, actions) for p in policies])
 
     def AddTracingPolicy(self, request: Any, context: Context) -> Any:
         self.tetra.AddTracingPolicy(request, context)
@@ -222,14 +229,22 @@ def _mode_request(request: Any) -> Any:
     return pb.SetTracingPolicyModeRequest(name=request.name, namespace=request.namespace, mode=request.mode)
 
 
-def tracing_policy_status(policy: PolicyStatus) -> Any:
+def tracing_policy_status(policy: PolicyStatus, actions: Mapping[tuple[str, str, str], int] | None = None) -> Any:
     """``policy`` as Tetragon's TracingPolicyStatus: its hooks are its sensors, their posted events its
-    ``stats.action_counters.post``; the hooks in full (mechanism, counters) are tetra's ``tetra_hooks``."""
+    ``stats.action_counters.post``; the hooks in full (mechanism, counters) are tetra's ``tetra_hooks``.
+
+    ``actions``: the pipeline's events by (policy name, mode, action) (tetra/agent/stats.py's
+    ActionKey), for the other action counters: taken, or withheld in monitoring mode (``monitor_*``).
+    Counted by name, as the metric is: policies of one name in two namespaces share them."""
     loaded = policy.state is PolicyLoadState.ENABLED
     hooks = [tg_sensors.TracingPolicyHook(hook=h.hook, mechanism=h.mechanism, attach=h.attach,
                                           **{"return": h.returns}, seen=h.seen or 0, posted=h.posted or 0)
              for h in policy.hooks]
     counters = tg_sensors.TracingPolicyActionCounters(post=sum(h.posted or 0 for h in policy.hooks))
+    for (name, mode, action), count in (actions or {}).items():
+        if name == policy.name and action in _ACTION_COUNTERS:
+            field = _ACTION_COUNTERS[action][mode == "monitor"]
+            setattr(counters, field, getattr(counters, field) + count)
     return tg_sensors.TracingPolicyStatus(
         id=policy.id, name=policy.name, namespace=policy.namespace, info=policy.source,
         sensors=[h.hook for h in policy.hooks], enabled=loaded, error=policy.error, state=policy.state.api_name,
