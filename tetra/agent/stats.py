@@ -21,7 +21,7 @@ class ActionKey(NamedTuple):
     action: str
 
 
-# the mode word of GEN_MONITOR's bit, by its value (0 or 1 once shifted)
+# ActionKey.mode, indexed by whether the record has GEN_MONITOR (tetra/wire/constants.py)
 MODE_WORDS = ("enforce", "monitor")
 
 
