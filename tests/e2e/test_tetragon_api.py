@@ -7,8 +7,9 @@ the stubs and site-packages, and which checks at the end that no module of
 tetra was imported. It does what a Tetragon client does: version, health,
 add a tracing policy, list it, stream events with Tetragon's filters (a
 process_exec of a command it runs, the policy's process_kprobe of it),
-change the policy's mode and state, read and set the log level, delete the
-policy. The test then holds what it received to what the agent exported.
+change the policy's mode and state (also through its sensors, as old
+clients do), read and set the log level, delete the policy. The test then
+holds what it received to what the agent exported.
 """
 
 import json
@@ -93,6 +94,30 @@ out["disable"] = code(stub.ConfigureTracingPolicy,
                       sensors_pb2.ConfigureTracingPolicyRequest(name="tg-open", enable=False))
 out["policies_configured"] = as_dict(stub.ListTracingPolicies(sensors_pb2.ListTracingPoliciesRequest(), timeout=10))
 out["enable"] = code(stub.EnableTracingPolicy, sensors_pb2.EnableTracingPolicyRequest(name="tg-open"))
+
+
+def sensors():
+    return as_dict(stub.ListSensors(sensors_pb2.ListSensorsRequest(), timeout=10))["sensors"]
+
+
+hook = next(s["name"] for s in sensors() if s.get("collection") == "tg-open")
+base = next(s["name"] for s in sensors() if not s.get("collection"))
+out["sensor_names"] = {"hook": hook, "base": base}
+out["disable_sensor"] = code(stub.DisableSensor, sensors_pb2.DisableSensorRequest(name=hook))
+out["sensors_disabled"] = sensors()
+out["enable_sensor"] = code(stub.EnableSensor, sensors_pb2.EnableSensorRequest(name=hook))
+out["sensors_enabled"] = sensors()
+out["disable_base"] = code(stub.DisableSensor, sensors_pb2.DisableSensorRequest(name=base))
+out["enable_base"] = code(stub.EnableSensor, sensors_pb2.EnableSensorRequest(name=base))
+out["enable_unknown"] = code(stub.EnableSensor, sensors_pb2.EnableSensorRequest(name="no-such-sensor"))
+try:
+    stub.RemoveSensor(sensors_pb2.RemoveSensorRequest(name=hook), timeout=10)
+except grpc.RpcError as err:
+    out["remove_sensor"] = [err.code().name, err.details()]
+stub.AddTracingPolicy(sensors_pb2.AddTracingPolicyRequest(
+    yaml=policy_yaml.replace("name: tg-open", "name: tg-open-too")), timeout=120)
+out["disable_shared"] = code(stub.DisableSensor, sensors_pb2.DisableSensorRequest(name=hook))
+stub.DeleteTracingPolicy(sensors_pb2.DeleteTracingPolicyRequest(name="tg-open-too"), timeout=60)
 out["debug_set"] = as_dict(stub.SetDebug(sensors_pb2.SetDebugRequest(level="LOG_LEVEL_DEBUG"), timeout=10))
 out["debug_get"] = as_dict(stub.GetDebug(sensors_pb2.GetDebugRequest(), timeout=10))
 stub.SetDebug(sensors_pb2.SetDebugRequest(level="LOG_LEVEL_INFO"), timeout=10)
@@ -101,7 +126,9 @@ out["delete"] = code(stub.DeleteTracingPolicy, sensors_pb2.DeleteTracingPolicyRe
 out["delete_again"] = code(stub.DeleteTracingPolicy, sensors_pb2.DeleteTracingPolicyRequest(name="tg-open"))
 out["bad_filter"] = code(lambda r, timeout: next(stub.GetEvents(r, timeout=timeout)),
                          events_pb2.GetEventsRequest(allow_list=[events_pb2.Filter(binary_regex=["("])]))
-out["runtime_hook"] = code(stub.RuntimeHook, tetragon_pb2.RuntimeHookRequest())
+out["runtime_hook_empty"] = code(stub.RuntimeHook, tetragon_pb2.RuntimeHookRequest())
+out["runtime_hook"] = code(stub.RuntimeHook, tetragon_pb2.RuntimeHookRequest(
+    createContainer=tetragon_pb2.CreateContainer(cgroupsPath="/kubepods/pod1/" + "a" * 64, podName="p")))
 out["policies_after"] = as_dict(stub.ListTracingPolicies(sensors_pb2.ListTracingPoliciesRequest(), timeout=10))
 out["tetra_imported"] = sorted(name for name in sys.modules if name == "tetra" or name.startswith("tetra."))
 print(json.dumps(out))
@@ -227,7 +254,24 @@ def test_log_level_is_read_and_set(session: dict[str, Any]) -> None:
 
 def test_bad_requests_get_tetragons_status_codes(session: dict[str, Any]) -> None:
     assert session["bad_filter"] == "INVALID_ARGUMENT"
-    assert session["runtime_hook"] == "UNIMPLEMENTED"
+    assert session["runtime_hook_empty"] == "INVALID_ARGUMENT"
+    # no pod enrichment here (--enable-k8s-api): nothing to register, and a hook must not fail a container
+    assert session["runtime_hook"] == "OK"
+
+
+def test_sensors_enable_and_disable_their_policy(session: dict[str, Any]) -> None:
+    """A hook's sensor stands for its policy (they load together); the base sensor stays."""
+    hook, base = session["sensor_names"]["hook"], session["sensor_names"]["base"]
+    assert (session["disable_sensor"], session["enable_sensor"]) == ("OK", "OK")
+    assert {"name": hook, "collection": "tg-open"} in session["sensors_disabled"]  # enabled false: left out
+    assert {"name": hook, "enabled": True, "collection": "tg-open"} in session["sensors_enabled"]
+    assert {"name": base, "enabled": True} in session["sensors_disabled"]
+    assert (session["disable_base"], session["enable_base"]) == ("FAILED_PRECONDITION", "OK")
+    assert session["enable_unknown"] == "NOT_FOUND"
+    assert session["disable_shared"] == "INVALID_ARGUMENT"  # tg-open and tg-open-too both hook it
+    # Tetragon answers RemoveSensor with a plain error (UNKNOWN) today
+    code, details = session["remove_sensor"]
+    assert code == "UNKNOWN" and details.startswith("RemoveSensor is deprecated")
 
 
 def test_the_stubs_are_generated_not_imported(stubs: Path) -> None:

@@ -21,7 +21,12 @@ from typing import Any
 import pytest
 
 from tetra._speed import PURE_PYTHON_ENV, lines_module
+from prometheus_client import generate_latest
+from prometheus_client.registry import CollectorRegistry
+
 from tetra.agent.config import AgentConfig
+from tetra.export.metrics import SnapshotCollector
+from tetra.status.model import AgentStatus
 from tetra.export.handoff import Handoff
 from tetra.observer.recording import Header, Recording, RingRecorder
 from tetra.app.replay import Replay
@@ -185,6 +190,39 @@ def test_built_records_are_the_same_both_ways(tmp_path: Path, monkeypatch: pytes
     assert b'"time":"' in lsm[0] and b'"policy_mode":"monitor"' in lsm[1] and b'"return":{"int_arg":-13}' in lsm[1]
     assert b'"KPROBE_ACTION_UNKNOWN"' in lsm[2] and b'"protected_process":true' in lsm[2]
     assert rb'"string_arg":"\\xff\\xfe bad utf-8 ' in lsm[2]
+
+
+def _action_samples(path: Path, out: Path, monkeypatch: pytest.MonkeyPatch, *, pure: bool) -> list[str]:
+    """The ``tetra_policy_actions_total`` samples /metrics serves after replaying ``path`` one way."""
+    monkeypatch.setenv(PURE_PYTHON_ENV, "1" if pure else "0")
+    run = Replay(AgentConfig(stdout="none", server_addresses=(), export_filename=str(out)), str(path))
+    run.run()
+    status = AgentStatus(node_name="n", uptime_seconds=0.0, sensors=(), policies=(), events={}, rates={},
+                         pipeline={}, kernel=(), ringbuf_received=0, cache_size=0, cache_capacity=0,
+                         cache_evictions=0, exporters=(), actions=dict(run.pipeline.stats.actions))
+    collector = SnapshotCollector()
+    collector.update(status)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return [line for line in generate_latest(registry).decode().splitlines()
+            if line.startswith("tetra_policy_actions_total{")]
+
+
+def test_action_counters_are_the_same_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled path counts its events per hook and mode, the Python path per event: the samples
+    must not tell them apart, and a monitored action is not counted with one taken."""
+    _compiled_or_skip(monkeypatch)
+    built = _built(tmp_path)
+    pure = _action_samples(built, tmp_path / "pure.json", monkeypatch, pure=True)
+    compiled = _action_samples(built, tmp_path / "compiled.json", monkeypatch, pure=False)
+    assert compiled == pure
+    # the corpus's Sigkill of a policy in monitoring mode and that of one enforcing, as the kernel flagged them
+    for line in ('tetra_policy_actions_total{action="KPROBE_ACTION_SIGKILL",mode="monitor",policy="monitor-kill"} 1.0',
+                 'tetra_policy_actions_total{action="KPROBE_ACTION_SIGKILL",mode="enforce",policy="kill-on-open"} 1.0',
+                 # the built LSM records: action 1 under GEN_MONITOR, an unknown one (GEN_PROTECTED: enforcing)
+                 'tetra_policy_actions_total{action="KPROBE_ACTION_NOPOST",mode="monitor",policy="built"} 1.0',
+                 'tetra_policy_actions_total{action="KPROBE_ACTION_UNKNOWN",mode="enforce",policy="built"} 1.0'):
+        assert line in pure, line
 
 
 def test_handoff_put_all_counts_what_does_not_fit() -> None:

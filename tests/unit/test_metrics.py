@@ -28,7 +28,7 @@ def _status() -> AgentStatus:
                                   lines=True),
                    ExporterStatus("export-filters", "json", "ok", {"filtered_out": 6, "rate_limited": 2})),
         streams=StreamStatus(dropped=4),
-        actions={"KPROBE_ACTION_SIGKILL": 2},
+        actions={("p", "enforce", "KPROBE_ACTION_SIGKILL"): 2, ("p", "monitor", "KPROBE_ACTION_SIGKILL"): 5},
         latency=(tuple(latency.counts), latency.total),
     )
 
@@ -56,7 +56,8 @@ def test_every_loss_and_count_is_a_metric() -> None:
         'tetra_export_errors_total{exporter="json"} 3.0',
         'tetra_export_dropped_bytes_total{exporter="json"} 250.0',
         'tetra_export_reopens_total{exporter="json"} 2.0',
-        'tetra_policy_actions_total{action="KPROBE_ACTION_SIGKILL"} 2.0',
+        'tetra_policy_actions_total{action="KPROBE_ACTION_SIGKILL",mode="enforce",policy="p"} 2.0',
+        'tetra_policy_actions_total{action="KPROBE_ACTION_SIGKILL",mode="monitor",policy="p"} 5.0',
         'tetra_event_handling_latency_seconds_bucket{le="0.0005"} 1.0',
         'tetra_event_handling_latency_seconds_bucket{le="+Inf"} 2.0',
         "tetra_event_handling_latency_seconds_count 2.0",

@@ -72,6 +72,12 @@ def test_a_policy_status_in_tetragons_terms() -> None:
     assert status.stats.action_counters.post == 6
     assert [(h.hook, h.mechanism, h.seen, h.posted) for h in status.tetra_hooks] == [
         ("do_sys_openat2", "kprobe", 9, 4), ("sys_exit", "tracepoint", 3, 2)]
+    actions = {("watch-open", "monitor", "KPROBE_ACTION_SIGKILL"): 2, ("watch-open", "enforce", "KPROBE_ACTION_SIGNAL"): 1,
+               ("watch-open", "monitor", "KPROBE_ACTION_OVERRIDE"): 5, ("watch-open", "enforce", "KPROBE_ACTION_POST"): 6,
+               ("other", "enforce", "KPROBE_ACTION_SIGKILL"): 9}
+    counters = tracing_policy_status(policy, actions).stats.action_counters
+    assert (counters.post, counters.signal, counters.monitor_signal, counters.override, counters.monitor_override) == (
+        6, 1, 2, 0, 5)
     failed = tracing_policy_status(PolicyStatus(8, "bad", "api", PolicyLoadState.LOAD_ERROR, "enforce", error="no BTF"))
     assert failed.state == tg_sensors.TP_STATE_LOAD_ERROR and failed.error == "no BTF" and not failed.enabled
 

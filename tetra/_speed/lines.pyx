@@ -20,7 +20,7 @@ this file only executes them, so both paths write the same bytes.
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 cdef extern from *:
@@ -128,20 +128,23 @@ cdef class ArgLine:
 
 
 cdef class HookLine:
-    """One hook's line pieces, made at load from its plan (tetra/agent/line_path.py)."""
+    """One hook's line pieces, made at load from its plan (tetra/agent/line_path.py), and its counts
+    since they were last published: events, and per mode (GEN_MONITOR set or not) per action."""
 
-    cdef readonly str kind
+    cdef readonly str kind, policy
     cdef readonly bytes opening, fields, ends
     cdef readonly tuple args
     cdef readonly object ret  # ArgLine, or None: the hook returns nothing the line shows
     cdef readonly bint ret_unsupported  # a return value only the Python path encodes
     cdef long events
+    cdef long actions[2][_MAX_ACTIONS + 1]
 
-    def __init__(self, str kind, bytes opening, bytes fields, bytes ends, tuple args, object ret,
+    def __init__(self, str kind, str policy, bytes opening, bytes fields, bytes ends, tuple args, object ret,
                  bint ret_unsupported):
-        self.kind, self.opening, self.fields, self.ends = kind, opening, fields, ends
+        self.kind, self.policy, self.opening, self.fields, self.ends = kind, policy, opening, fields, ends
         self.args, self.ret, self.ret_unsupported = args, ret, ret_unsupported
         self.events = 0
+        memset(self.actions, 0, sizeof(self.actions))
 
 
 cdef class _Buf:
@@ -184,7 +187,7 @@ cdef class _Buf:
 cdef class LineEncoder:
     """Records to lines for one pipeline; counts what it handles into the pipeline's stats."""
 
-    cdef object by_pid, parent_of, hook_line, text_json, stats
+    cdef object by_pid, parent_of, hook_line, text_json, stats, action_key
     cdef dict hooks  # policy_id << 32 | hook_id -> HookLine, or None (the Python path's)
     cdef dict memo  # pid << 32 | tid -> the process's JSON and its parent's
     # the last hook and process looked up: a storm's records mostly repeat them
@@ -197,8 +200,8 @@ cdef class LineEncoder:
     cdef int prefix_len
     cdef list action_json
     cdef list action_names
+    cdef tuple mode_names
     cdef int n_actions
-    cdef long action_counts[_MAX_ACTIONS + 1]
     cdef double bounds[_MAX_BUCKETS]
     cdef int n_bounds
     cdef long latency[_MAX_BUCKETS + 1]
@@ -207,13 +210,19 @@ cdef class LineEncoder:
     cdef int generic_op
     cdef _Buf buf
 
-    def __init__(self, *, by_pid, parent_of, hook_line, text_json, stats, bytes closing, int64_t epoch_ns,
-                 list action_names, list action_json, tuple latency_bounds, int generic_op):
+    def __init__(self, *, by_pid, parent_of, hook_line, text_json, stats, action_key, tuple mode_names,
+                 bytes closing, int64_t epoch_ns, list action_names, list action_json, tuple latency_bounds,
+                 int generic_op):
         """``hook_line(policy_id, hook_id)``: the hook's HookLine or None; ``text_json(bytes)``: a
         string argument's JSON as the Python path writes it (for what is not plain ASCII);
-        ``action_names``/``action_json``: per kernel action number, the last for any other."""
+        ``action_names``/``action_json``: per kernel action number, the last for any other;
+        ``action_key(policy, mode, action)``: the key of ``stats.actions``, ``mode`` one of
+        ``mode_names`` (without GEN_MONITOR, with it)."""
         self.by_pid, self.parent_of, self.hook_line, self.text_json, self.stats = (
             by_pid, parent_of, hook_line, text_json, stats)
+        if len(mode_names) != 2:
+            raise ValueError("two mode names: without GEN_MONITOR, with it")
+        self.action_key, self.mode_names = action_key, mode_names
         self.hooks, self.memo = {}, {}
         self.last_hook = self.last_process = None
         self.closing, self.epoch_ns, self.second, self.prefix_len = closing, epoch_ns, -1, 0
@@ -231,8 +240,6 @@ cdef class LineEncoder:
 
     cdef void _reset_counts(self):
         cdef int i
-        for i in range(_MAX_ACTIONS + 1):
-            self.action_counts[i] = 0
         for i in range(_MAX_BUCKETS + 1):
             self.latency[i] = 0
         self.latency_total = 0.0
@@ -246,18 +253,21 @@ cdef class LineEncoder:
 
     def publish(self):
         """Add what was counted here to the pipeline's stats (as the Python path counts)."""
-        cdef int i
+        cdef int i, mode
         cdef HookLine hook
         stats = self.stats
         stats.records += self.records
         stats.compiled_lines += self.records
-        for i in range(self.n_actions + 1):
-            if self.action_counts[i]:
-                stats.actions[self.action_names[i]] += self.action_counts[i]
         for hook in self.hooks.values():
             if hook is not None and hook.events:
                 stats.events[hook.kind] += hook.events
                 hook.events = 0
+                for mode in range(2):
+                    for i in range(self.n_actions + 1):
+                        if hook.actions[mode][i]:
+                            stats.actions[self.action_key(hook.policy, self.mode_names[mode],
+                                                          self.action_names[i])] += hook.actions[mode][i]
+                            hook.actions[mode][i] = 0
         counts = stats.latency.counts
         for i in range(self.n_bounds + 1):
             if self.latency[i]:
@@ -444,7 +454,7 @@ cdef class LineEncoder:
         buf.put(b'"}\n', 3)
         # counted as Pipeline._on_generic and _emit count
         hook.events += 1
-        self.action_counts[action] += 1
+        hook.actions[1 if flags & _GEN_MONITOR else 0][action] += 1
         self.records += 1
         seconds = (now - <int64_t>ktime) / 1e9
         bucket = 0

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tetra._speed import lines_module
 from tetra.agent.policy_events import ACTION_JSON, PolicyHooks
+from tetra.agent.stats import MODE_WORDS, ActionKey
 from tetra.export.sinks import LineTarget
 from tetra.status.model import LATENCY_BUCKETS
 from tetra.compiler.argtypes import ArgType, Encoding
@@ -61,8 +62,8 @@ def hook_line(lines: ModuleType, loaded: PolicyHooks, hook_id: int) -> Any:
     ret_line = None
     if ret is not None and ret.encoding is Encoding.INT and ret.json_key in _PLAIN_INT_KEYS:
         ret_line = _int_line(lines, ret, None)
-    return lines.HookLine(hook.event, opening(hook.event), loaded.fields_json[hook_id], loaded.ends_json[hook_id],
-                          args, ret_line, ret is not None and ret_line is None)
+    return lines.HookLine(hook.event, loaded.name, opening(hook.event), loaded.fields_json[hook_id],
+                          loaded.ends_json[hook_id], args, ret_line, ret is not None and ret_line is None)
 
 
 class LinePath:
@@ -82,7 +83,8 @@ class LinePath:
 
         self.encoder = lines.LineEncoder(
             by_pid=pipeline.cache.by_pid, parent_of=pipeline.cache.parent_of, hook_line=for_hook,
-            text_json=text_json, stats=pipeline.stats, closing=closing(pipeline.cache.node),
+            text_json=text_json, stats=pipeline.stats, action_key=ActionKey, mode_names=MODE_WORDS,
+            closing=closing(pipeline.cache.node),
             epoch_ns=pipeline.clock.epoch_ns, action_names=names, action_json=[ACTION_JSON[n] for n in names],
             latency_bounds=LATENCY_BUCKETS, generic_op=int(Op.GENERIC))
         pipeline.policies.listeners.append(self)

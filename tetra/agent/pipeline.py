@@ -165,7 +165,7 @@ class Pipeline:
         if event is None:
             self.stats.policy_unknown += 1
             return
-        self.stats.actions[event.action] += 1
+        self.stats.actions[event.action_key()] += 1
         self._emit(event.kind, event, rec.ktime)
 
     def _on_exit(self, rec: ExitRecord) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tetra.agent.stats import MODE_WORDS, ActionKey
 from tetra.compiler.plan import HookPlan
 from tetra.compiler.program import CompiledPolicy
 from tetra.decode.generic import ArgsDecoder, GenericRecord, int_arg
@@ -148,6 +149,10 @@ class PolicyEvent(ProcessEvent):
         self.loaded = loaded
         self.action = TETRAGON_ACTIONS.get(rec.action, TETRAGON_UNKNOWN_ACTION)
         self._stacks: Json | None = None
+
+    def action_key(self) -> ActionKey:
+        """What the pipeline counts the event by (the compiled path counts the same per hook)."""
+        return ActionKey(self.loaded.name, MODE_WORDS[self.rec.flags & GEN_MONITOR != 0], self.action)
 
     def _tail(self) -> Json:
         rec, loaded = self.rec, self.loaded

@@ -2,9 +2,27 @@
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from tetra.status.model import LatencyHistogram
+
+
+class ActionKey(NamedTuple):
+    """What a policy event is counted by: its policy, Tetragon's mode word and its action.
+
+    ``mode`` is "monitor" when the policy's monitoring mode withheld the action
+    (the kernel's GEN_MONITOR flag, the event's ``policy_mode``), "enforce"
+    otherwise: a monitored Sigkill and a real kill are different counts. It is
+    the record's flag, not the policy's mode now, so an event still in the ring
+    when the mode changes is counted as the kernel handled it."""
+
+    policy: str
+    mode: str
+    action: str
+
+
+# ActionKey.mode, indexed by whether the record has GEN_MONITOR (tetra/wire/constants.py)
+MODE_WORDS = ("enforce", "monitor")
 
 
 @dataclass
@@ -23,7 +41,7 @@ class PipelineStats:
     # than its binary map): matchBinaries compares only the part it has (docs/policy-limits.md)
     binary_truncated: int = 0
     compiled_lines: int = 0  # events whose line the compiled path made (tetra/_speed), in ``events`` too
-    actions: Counter[str] = field(default_factory=Counter)  # policy events by action taken
+    actions: Counter[ActionKey] = field(default_factory=Counter)  # policy events by policy, mode, action
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     def as_dict(self) -> dict[str, Any]:

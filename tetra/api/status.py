@@ -12,6 +12,7 @@ and /metrics and the exit summary read the same ones. Counters are ints here (js
 takes them for uint64 fields); the CLI prints them as numbers (plainjson.py).
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import json_format
@@ -23,16 +24,29 @@ from tetra.status.model import AgentStatus, ExporterStatus, PolicyLoadState, Pol
 Json = dict[str, Any]
 
 _MODES = {"enforce": tg_sensors.TP_MODE_ENFORCE, "monitor": tg_sensors.TP_MODE_MONITOR}
+# TracingPolicyActionCounters' fields by action: (taken, withheld in monitoring mode). A Sigkill is a signal.
+_ACTION_COUNTERS = {"KPROBE_ACTION_SIGKILL": ("signal", "monitor_signal"),
+                    "KPROBE_ACTION_SIGNAL": ("signal", "monitor_signal"),
+                    "KPROBE_ACTION_OVERRIDE": ("override", "monitor_override"),
+                    "KPROBE_ACTION_NOTIFYENFORCER": ("notify_enforcer", "monitor_notify_enforcer")}
 
 
-def tracing_policy_status(policy: PolicyStatus) -> Any:
+def tracing_policy_status(policy: PolicyStatus, actions: Mapping[tuple[str, str, str], int] | None = None) -> Any:
     """``policy`` as Tetragon's TracingPolicyStatus: its hooks are its sensors, their posted events its
     ``stats.action_counters.post``; the hooks in full (mechanism, counters), the pod scope and the
-    load time are tetra's ``tetra_*`` fields."""
+    load time are tetra's ``tetra_*`` fields.
+
+    ``actions``: the pipeline's events by (policy name, mode, action) (tetra/agent/stats.py's
+    ActionKey), for the other action counters: taken, or withheld in monitoring mode (``monitor_*``).
+    Counted by name, as the metric is: policies of one name in two namespaces share them."""
     hooks = [tg_sensors.TracingPolicyHook(hook=h.hook, mechanism=h.mechanism, attach=h.attach,
                                           **{"return": h.returns}, seen=h.seen or 0, posted=h.posted or 0)
              for h in policy.hooks]
     counters = tg_sensors.TracingPolicyActionCounters(post=sum(h.posted or 0 for h in policy.hooks))
+    for (name, mode, action), count in (actions or {}).items():
+        if name == policy.name and action in _ACTION_COUNTERS:
+            field = _ACTION_COUNTERS[action][mode == "monitor"]
+            setattr(counters, field, getattr(counters, field) + count)
     message = tg_sensors.TracingPolicyStatus(
         id=policy.id, name=policy.name, namespace=policy.namespace, info=policy.source,
         sensors=[h.hook for h in policy.hooks], enabled=policy.state is PolicyLoadState.ENABLED,

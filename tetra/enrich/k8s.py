@@ -4,6 +4,7 @@
 
     tetra.k8s.listwatch.ListWatcher thread: list (fieldSelector spec.nodeName=<node>) then watch
         every list ──> PodIndex.replace      every ADDED/MODIFIED/DELETED ──> PodIndex.upsert/remove
+    RuntimeHook (API thread): a container being created ──> PodIndex.add_container
                                                   └──> lookup() from the pipeline thread, from memory
 
 The list/watch loop (410 Gone, backoff, reconnects, states) is shared with the
@@ -20,6 +21,7 @@ from typing import Any
 
 from tetra.enrich.podindex import IndexSizes, PodIndex
 from tetra.enrich.pods import PodInfo, pod_info
+from tetra.enrich.runtime_hook import HookedContainer
 from tetra.k8s.listwatch import ListWatcher, WatchState
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,11 @@ class PodWatcher(ListWatcher):
         if pod is None:
             self._misses += 1
         return pod
+
+    def add_container(self, hooked: HookedContainer) -> bool:
+        """A container the runtime is creating (RuntimeHook): its first events find their pod.
+        Thread-safe; False when the pod lists the container already."""
+        return self._index.add_container(hooked)
 
     def status(self) -> WatcherStatus:
         return WatcherStatus(state=self.state, last_error=self.last_error, source=self.source,

@@ -3,7 +3,8 @@
 ::
 
     watcher thread ── replace() after a list ──┐
-                   ── upsert() / remove()  ────┤──> live:  container id[:31] -> (full id, PodInfo)
+                   ── upsert() / remove()  ────┤
+    API thread ────── add_container() ─────────┤──> live:  container id[:31] -> (full id, PodInfo)
                                                │           pod uid          -> PodInfo
                                                └──> gone:  the same, each until now + ttl
     pipeline thread ── lookup(container id, pod uid) ──> live, else gone and not yet expired
@@ -15,17 +16,18 @@ under a new id. Whatever leaves the live index therefore stays findable for
 so the ``docker`` field of a process (Tetragon's 31-character prefix) finds its
 pod as well as the full id does.
 
-All methods take one lock: writes come from the watcher thread, lookups from
-the pipeline.
+All methods take one lock: writes come from the watcher thread (and the API's
+RuntimeHook), lookups from the pipeline.
 """
 
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tetra.enrich.pods import PodInfo
+from tetra.enrich.runtime_hook import HookedContainer
 from tetra.process.container import DOCKER_FIELD_LEN
 
 
@@ -94,6 +96,21 @@ class PodIndex:
             self._version += 1
             self._upsert(pod)
             self._purge()
+
+    def add_container(self, hooked: HookedContainer) -> bool:
+        """A container its runtime is creating (tetra/enrich/runtime_hook.py): added to its pod, or
+        to a pod known from the hook alone until the watcher lists it. False: the pod lists it already."""
+        with self._lock:
+            pod = self._pods.get(hooked.pod_uid)
+            if pod is not None and hooked.container_id in pod.containers:
+                return False
+            if pod is None:
+                pod = PodInfo(namespace=hooked.pod_namespace, name=hooked.pod_name, uid=hooked.pod_uid, labels={},
+                              annotations=None, workload="", workload_kind="", containers={})
+            self._version += 1
+            self._upsert(replace(pod, containers={**pod.containers, hooked.container_id: hooked.container}))
+            self._purge()
+            return True
 
     def remove(self, uid: str) -> None:
         """A pod was deleted."""

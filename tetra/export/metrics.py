@@ -38,7 +38,10 @@ tetra_export_bytes_total{exporter}                  bytes written by an exporter
 tetra_export_errors_total{exporter}                 write errors of an exporter
 tetra_export_dropped_bytes_total{exporter}          bytes of the lines an exporter dropped (full disk)
 tetra_export_reopens_total{exporter}                export file reopened (SIGHUP, moved or deleted)
-tetra_policy_actions_total{action}                  policy events by action (POST, SIGKILL, OVERRIDE...)
+tetra_policy_actions_total{policy,mode,action}      policy events by action (KPROBE_ACTION_POST,
+                                                    _SIGKILL, ...); mode monitor when the policy's
+                                                    monitoring mode withheld the action, else
+                                                    enforce (Tetragon has no such metric)
 tetra_event_handling_latency_seconds                kernel timestamp -> hand-off to the exporters
 ==================================================  ===========================================
 """
@@ -85,10 +88,10 @@ class SnapshotCollector(Collector):
             status = self._status
         if status is None:
             return
-        by_action = CounterMetricFamily("tetra_policy_actions", "Policy events by the action taken.",
-                                        labels=["action"])
-        for action, count in sorted(status.actions.items()):
-            by_action.add_metric([action], count)
+        by_action = CounterMetricFamily("tetra_policy_actions", "Policy events by policy, mode and action.",
+                                        labels=["policy", "mode", "action"])
+        for key, count in sorted(status.actions.items()):
+            by_action.add_metric(list(key), count)
         yield by_action
         counts, total = status.latency
         if counts:

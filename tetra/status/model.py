@@ -177,7 +177,8 @@ class AgentStatus:
     cache_evictions: int
     exporters: tuple[ExporterStatus, ...]
     streams: StreamStatus | None = None  # None: no API server
-    actions: Mapping[str, int] = field(default_factory=dict)  # policy events by action taken
+    # policy events by (policy, mode, action): tetra/agent/stats.py's ActionKey
+    actions: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
     latency: tuple[tuple[int, ...], float] = ((), 0.0)  # bucket counts (LATENCY_BUCKETS, +Inf), sum
 
     @property
