@@ -1,13 +1,23 @@
-"""Compact renderings match Tetragon's `tetra getevents -o compact` lines."""
+"""Compact renderings match Tetragon's `tetra getevents -o compact` lines, byte for byte.
 
+Events are the JSON shapes tetra exports: the process and tracepoint events of the
+replay corpus (a live agent's output), varied one field at a time.
+"""
+
+import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tetra.export.compact import render_compact
+from tetra.kernel.syscall_abi import MACHINE_ABI
+from tetra.kernel.syscall_table import ARM64, X64
 
 POD = {"namespace": "default", "name": "xwing", "container": {"id": "containerd://abc"}}
 TIME = "2026-11-26T10:00:00.123456789Z"
+CORPUS = [json.loads(line) for line in (Path(__file__).parents[1] / "replay" / "corpus" / "corpus.json").open()]
 
 
 def _process(binary: str = "/usr/bin/curl", arguments: str = "https://ebpf.io", **extra: Any) -> dict[str, Any]:
@@ -16,6 +26,12 @@ def _process(binary: str = "/usr/bin/curl", arguments: str = "https://ebpf.io", 
 
 def _event(kind: str, **body: Any) -> dict[str, Any]:
     return {kind: body, "node_name": "host", "time": TIME}
+
+
+def _recorded(kind: str, **match: Any) -> dict[str, Any]:
+    """A copy of the first event of ``kind`` in the replay corpus whose body has the ``match`` fields."""
+    event = next(e for e in CORPUS if kind in e and all(e[kind].get(k) == v for k, v in match.items()))
+    return copy.deepcopy(event)
 
 
 def _kprobe(function: str, args: list[dict[str, Any]], **process: Any) -> dict[str, Any]:
@@ -29,14 +45,14 @@ def test_exec_with_pod() -> None:
     assert render_compact(event) == "🚀 process default/xwing /usr/bin/curl https://ebpf.io"
 
 
-def test_exec_without_pod() -> None:
+def test_exec_without_pod_prints_the_node_name() -> None:
     event = _event("process_exec", process=_process(arguments="https://example.org"))
-    assert render_compact(event) == "🚀 process /usr/bin/curl https://example.org"
+    assert render_compact(event) == "🚀 process host /usr/bin/curl https://example.org"
 
 
-def test_exec_without_arguments_has_no_trailing_space() -> None:
+def test_exec_without_arguments_keeps_tetragons_trailing_space() -> None:
     event = _event("process_exec", process=_process("/bin/ls", ""))
-    assert render_compact(event) == "🚀 process /bin/ls"
+    assert render_compact(event) == "🚀 process host /bin/ls "
 
 
 def test_exit_with_status() -> None:
@@ -51,7 +67,7 @@ def test_exit_with_signal_prints_the_signal() -> None:
 
 def test_clean_exit_without_pod_prints_zero() -> None:
     event = _event("process_exit", process=_process(arguments="https://example.org"))
-    assert render_compact(event) == "💥 exit    /usr/bin/curl https://example.org 0"
+    assert render_compact(event) == "💥 exit    host /usr/bin/curl https://example.org 0"
 
 
 def test_kprobe_connect() -> None:
@@ -80,7 +96,8 @@ def test_kprobe_write_cuts_the_arch_prefix() -> None:
 @pytest.mark.parametrize(
     ("function", "args", "expected"),
     [
-        ("__arm64_sys_read", [{"file_arg": {"path": "/a"}}], "📚 read    default/xwing /usr/bin/curl /a"),
+        # no size: an empty field after one space, as Tetragon's Sprintf leaves it
+        ("__arm64_sys_read", [{"file_arg": {"path": "/a"}}], "📚 read    default/xwing /usr/bin/curl /a "),
         ("sys_close", [{"file_arg": {"path": "/a"}}], "📪 close   default/xwing /usr/bin/curl /a"),
         ("tcp_close", [{"sock_arg": {"saddr": "::1", "sport": 1, "daddr": "::1", "dport": 2}}],
          "🧹 close   default/xwing /usr/bin/curl tcp ::1:1 -> ::1:2"),
@@ -101,20 +118,20 @@ def test_kprobe_renderings(function: str, args: list[dict[str, Any]], expected: 
     assert render_compact(_kprobe(function, args)) == expected
 
 
-def test_kprobe_without_captured_args() -> None:
-    assert render_compact(_kprobe("tcp_connect", [])) == "🔌 connect default/xwing /usr/bin/curl"
+def test_kprobe_without_captured_args_keeps_the_empty_field() -> None:
+    assert render_compact(_kprobe("tcp_connect", [])) == "🔌 connect default/xwing /usr/bin/curl "
 
 
 def test_tracepoint_and_lsm() -> None:
     tp = _event("process_tracepoint", process=_process(pod=POD), subsys="syscalls", event="sys_enter_kill", args=[])
-    assert render_compact(tp) == "⁉️ tracepoint default/xwing /usr/bin/curl syscalls/sys_enter_kill"  # no policy
+    assert render_compact(tp) == "⁉️ tracepoint default/xwing /usr/bin/curl syscalls sys_enter_kill"  # no policy
     lsm = _event("process_lsm", process=_process(), function_name="bprm_check_security", args=[])
-    assert render_compact(lsm) == "🔒 LSM     /usr/bin/curl bprm_check_security"
+    assert render_compact(lsm) == "🔒 LSM     host /usr/bin/curl bprm_check_security"
 
 
 def test_uprobe() -> None:
     up = _event("process_uprobe", process=_process("/bin/bash", ""), path="/bin/bash", symbol="readline")
-    assert render_compact(up) == "🕵️ uprobe  /bin/bash /bin/bash readline"
+    assert render_compact(up) == "🕵️ uprobe  host /bin/bash /bin/bash readline"
 
 
 def test_unknown_event_type_is_none() -> None:
@@ -133,7 +150,7 @@ def test_rate_limit_info_is_a_plain_line() -> None:
 
 def test_timestamps_prefix_nanosecond_time() -> None:
     event = _event("process_exec", process=_process())
-    assert render_compact(event, timestamps=True) == f"{TIME} 🚀 process /usr/bin/curl https://ebpf.io"
+    assert render_compact(event, timestamps=True) == f"{TIME} 🚀 process host /usr/bin/curl https://ebpf.io"
     event["time"] = "2026-11-26T10:00:00.5Z"  # protojson trims trailing zeros
     line = render_compact(event, timestamps=True)
     assert line is not None and line.startswith("2026-11-26T10:00:00.500000000Z 🚀")
@@ -151,13 +168,13 @@ def test_color_uses_tetragon_ansi_codes() -> None:
 def test_hostile_strings_cannot_forge_lines_or_escape_sequences() -> None:
     args = "-c 'x\nrm -rf /' \x1b[2J\u202edcba\x7f"
     line = render_compact(_event("process_exec", process=_process("/bin/sh", args)))
-    assert line == "🚀 process /bin/sh -c 'x\\nrm -rf /' \\x1b[2J\\u202edcba\\x7f"
+    assert line == "🚀 process host /bin/sh \"-c 'x\\nrm -rf /' \\x1b[2J\\u202edcba\\x7f\""
     assert "\n" not in line and "\x1b" not in line
 
 
 def test_non_ascii_is_kept() -> None:
     line = render_compact(_event("process_exec", process=_process("/usr/bin/ünï", "日本語 🚀")))
-    assert line == "🚀 process /usr/bin/ünï 日本語 🚀"
+    assert line == "🚀 process host /usr/bin/ünï 日本語 🚀"
 
 
 def test_cap_sys_admin_trailer_is_right_aligned_like_tetragon() -> None:
@@ -172,18 +189,18 @@ def test_generic_line_shows_the_first_arguments_and_the_policy() -> None:
     """Was "❓ syscall /usr/bin/curl __x64_sys_execve": which file, which address, which policy?"""
     execve = _kprobe("__x64_sys_execve", [{"string_arg": "/tmp/x/run"}, {"int_arg": 0}], binary="/bin/sh",
                      arguments="")
-    assert render_compact(execve) == "❓ syscall /bin/sh __x64_sys_execve /tmp/x/run 0 (policy p)"
+    assert render_compact(execve) == "❓ syscall host /bin/sh __x64_sys_execve /tmp/x/run 0 (policy p)"
     connect = _kprobe("__x64_sys_connect", [{"int_arg": 4},
                                             {"sockaddr_arg": {"family": "AF_INET", "addr": "1.2.3.4", "port": 443}}],
                       binary="/usr/bin/curl", arguments="")
-    assert render_compact(connect) == "❓ syscall /usr/bin/curl __x64_sys_connect 4 1.2.3.4:443 (policy p)"
+    assert render_compact(connect) == "❓ syscall host /usr/bin/curl __x64_sys_connect 4 1.2.3.4:443 (policy p)"
     many = [{"file_arg": {"path": "/etc/shadow"}}, {"bytes_arg": "aGk="}, {"capability_arg": {"value": 21,
             "name": "CAP_SYS_ADMIN"}}, {"cred_arg": {"uid": 0}}, {"int_arg": 5}]
     line = render_compact(_kprobe("security_something", many, binary="/bin/x", arguments=""))
-    assert line == "❓ syscall /bin/x security_something /etc/shadow 2 bytes CAP_SYS_ADMIN (policy p)"
+    assert line == "❓ syscall host /bin/x security_something /etc/shadow 2 bytes CAP_SYS_ADMIN (policy p)"
     lsm = _event("process_lsm", process=_process("/bin/x", ""), function_name="file_open",
                  args=[{"file_arg": {"path": "/etc/passwd"}}], policy_name="lsm-p", action="KPROBE_ACTION_POST")
-    assert render_compact(lsm) == "🔒 LSM     /bin/x file_open /etc/passwd (policy lsm-p)"
+    assert render_compact(lsm) == "🔒 LSM     host /bin/x file_open /etc/passwd (policy lsm-p)"
 
 
 @pytest.mark.parametrize(("extra", "trailer"), [
@@ -196,7 +213,7 @@ def test_an_action_other_than_post_is_shown_with_its_mode(extra: dict[str, Any],
                     arguments="")
     event["process_kprobe"].update(action="KPROBE_ACTION_SIGKILL", **extra)
     line = render_compact(event)
-    assert line == "📬️ openat  /bin/cat /etc/shadow" + trailer
+    assert line == "📬️ openat  host /bin/cat /etc/shadow" + trailer
     generic = _kprobe("__x64_sys_execve", [{"string_arg": "/dev/shm/x"}], binary="/bin/sh", arguments="")
     generic["process_kprobe"].update(action="KPROBE_ACTION_SIGKILL", **extra)
-    assert render_compact(generic) == "❓ syscall /bin/sh __x64_sys_execve /dev/shm/x (policy p)" + trailer
+    assert render_compact(generic) == "❓ syscall host /bin/sh __x64_sys_execve /dev/shm/x (policy p)" + trailer
