@@ -21,10 +21,15 @@ names of its SYSCALL_DEFINE), the same on every architecture.
 
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tetra.kernel.tracefs import parse_format  # noqa: E402  (tetra from this checkout)
+
 OUT = ROOT / "tetra" / "policy" / "syscall_names.py"
 TABLE = ROOT / "tetra" / "kernel" / "syscall_table.py"
 X86_HEADER = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
@@ -100,13 +105,12 @@ def arm64_numbers() -> dict[int, str]:
 
 
 def prototypes() -> dict[str, tuple[tuple[str, str], ...]]:
-    """Entry function -> its arguments' (type, name), after ``__syscall_nr``."""
-    field = re.compile(r"field:(.+?) (\w+);")
+    """Entry function -> its arguments' (type, name), the fields after ``__syscall_nr``."""
     protos = {}
     for event in sorted(TRACEFS.glob("sys_enter_*")):
-        fields = field.findall((event / "format").read_text())
-        names = [name for _, name in fields]
-        protos[event.name.removeprefix("sys_enter_")] = tuple(fields[names.index("__syscall_nr") + 1:])
+        fields = parse_format((event / "format").read_text())
+        first = [field.name for field in fields].index("__syscall_nr") + 1
+        protos[event.name.removeprefix("sys_enter_")] = tuple((field.c_type, field.name) for field in fields[first:])
     return protos
 
 
