@@ -15,7 +15,7 @@ does. A field whoever runs the traced program chooses (binary, arguments, file
 paths, string arguments, node name, uprobe and usdt names, cgroup) is printed
 as is unless it holds a space or a character that is not printable: then it is
 quoted and escaped as Go's ``strconv.Quote`` does (``"/tmp/my file"``,
-``"x\n\x1b[2J"``). The arguments are a list separated by spaces (an argument
+``"x\\n\\x1b[2J"``). The arguments are a list separated by spaces (an argument
 with a space already quoted in it), so they are quoted only for a character
 that is not printable. Other fields (kernel function names, Kubernetes names,
 enum names, addresses) cannot hold such characters unless something else is
