@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from tests.e2e.harness import TETRA, RunningAgent, attachments, loaded_programs
+from tetra.node import node_name
 
 
 def test_sigint_detaches_every_program(tmp_path: Path, root: None) -> None:
@@ -87,6 +88,6 @@ def test_start_up_lines_are_not_buried_under_the_proc_snapshot(tmp_path: Path) -
         before.kill()
     assert any("3600.4242" in str(e) for e in snapshot), "the JSON export keeps the /proc snapshot"
     lines = out.read_text().splitlines()
-    assert "🚀 process /usr/bin/true after-ready-4242" in lines
+    assert f"🚀 process {node_name()} /usr/bin/true after-ready-4242" in lines
     assert not [line for line in lines if "3600.4242" in line], "a process from /proc printed as a compact line"
     assert f"tetra: INFO: metrics serving at http://127.0.0.1:{port}/metrics" in agent.stderr_lines

@@ -32,6 +32,7 @@ from tests.e2e.harness import TETRA, Event, RunningAgent, tetra
 from tests.unit.policy.hostile import merge_bomb
 from tetra.api import tg_events, tg_sensors, tg_sensors_grpc, tg_tetragon
 from tetra.api.convert import to_dict, to_message
+from tetra.node import node_name
 
 pytestmark = pytest.mark.usefixtures("root")
 
@@ -274,7 +275,8 @@ def test_compact_stream_and_timestamps(agent: RunningAgent) -> None:
         subscribed(agent, compact, stamped, before=before)
         token = f"compact-{uuid.uuid4()}"
         echo(token)
-        expected = [f"🚀 process /usr/bin/echo {token}", f"💥 exit    /usr/bin/echo {token} 0"]
+        node = node_name()
+        expected = [f"🚀 process {node} /usr/bin/echo {token}", f"💥 exit    {node} /usr/bin/echo {token} 0"]
         lines = compact.wait_for(lambda lines: expected[1] in lines)
         assert [line for line in lines if token in line] == expected
         lines = stamped.wait_for(lambda lines: len(lines) >= 2)
@@ -374,8 +376,8 @@ def test_stdin_mode_reads_export_files(agent: RunningAgent, tmp_path: Path) -> N
     compact = getevents("-o", "compact")
     assert compact.returncode == 0, compact.stderr
     assert compact.stdout.decode().splitlines() == [
-        f"🚀 process /usr/bin/echo {token}",
-        f"💥 exit    /usr/bin/echo {token} 0",
+        f"🚀 process {node_name()} /usr/bin/echo {token}",
+        f"💥 exit    {node_name()} /usr/bin/echo {token} 0",
         "🚀 process default/xwing /usr/bin/curl https://ebpf.io/applications/#tetragon",
         "💥 exit    default/xwing /usr/bin/curl https://ebpf.io/applications/#tetragon 60",
     ]
@@ -1007,7 +1009,7 @@ def test_agent_restart_with_and_without_reconnect(tmp_path: Path) -> None:
         token = f"reconnect-{uuid.uuid4()}"
         wait_until(lambda: bool(subscriber_ids(second)), "the client to come back")
         echo(token)
-        loyal.wait_for(lambda lines: f"💥 exit    /usr/bin/echo {token} 0" in lines)
+        loyal.wait_for(lambda lines: f"💥 exit    {node_name()} /usr/bin/echo {token} 0" in lines)
     finally:
         loyal.stop()
         second.stop()

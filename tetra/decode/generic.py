@@ -9,7 +9,6 @@ in the kernel's order (returnCopy arguments last), returned in the policy's.
 import base64
 from collections.abc import Callable
 import ipaddress
-import platform
 import struct
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from tetra.decode.records import record_json
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
 from tetra.export.encode import fragment
+from tetra.kernel.syscall_abi import MACHINE_ABI
 from tetra.wire import layouts
 from tetra.wire.constants import ARG_ERROR, ARG_LEN_MASK, ARG_TRUNCATED, Op
 
@@ -96,15 +96,11 @@ def int_arg(raw: int, atype: ArgType) -> Json:
     return {atype.json_key: value}
 
 
-# The ABI of the syscalls tetra's probes see: the machine's own (compat syscalls are not told apart).
-_SYSCALL_ABI = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-
-
 def _syscall_id(value: int) -> Json:
     """Tetragon's SyscallId: the number and the ABI; protojson leaves a zero id out (read(2) is 0)."""
     number = value & 0xFFFFFFFF
     body: Json = {"id": number} if number else {}
-    body["abi"] = _SYSCALL_ABI
+    body["abi"] = MACHINE_ABI
     return body
 
 
