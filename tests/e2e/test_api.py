@@ -679,7 +679,7 @@ def test_oversized_and_garbage_requests(agent: RunningAgent) -> None:
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     code, _ = code_of(lambda: channel.unary_unary("/tetra.api.v1.Tetra/Nope")(b"", timeout=10))
     assert code == grpc.StatusCode.UNIMPLEMENTED
-    for bad in (pb.Filter(binary_regex=["("]), pb.Filter(pid_set=[1]), pb.Filter(cel_expression=["true"])):
+    for bad in (pb.Filter(binary_regex=["("]), pb.Filter(pid_set=[1]), pb.Filter(cel_expression=["process_exec.process.pid == "])):
         code, details = code_of(lambda: next(stub.GetEvents(pb.GetEventsRequest(allow_list=[bad]), timeout=10)))
         assert code == grpc.StatusCode.INVALID_ARGUMENT, details
     code, details = code_of(lambda: next(stub.GetEvents(pb.GetEventsRequest(

@@ -39,7 +39,7 @@ from google.protobuf import json_format
 from tetra import __version__
 from tetra.agent.policies import (PolicyConflict, PolicyExists, PolicyLoadFailed, PolicyManager, PolicyNotFound,
                                   PolicyState, TooManyPolicies)
-from tetra.api import pb
+from tetra.api import pb, tetragon_events
 from tetra.api.broadcast import Broadcaster, TooManySubscribers
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
 from tetra.agent.health import check
@@ -123,14 +123,17 @@ class TetraService:
         finally:
             self.broadcaster.unsubscribe(sub)
             log.info("event stream %d closed: %d sent, %d dropped (queue full)", sub.id, sub.sent, sub.dropped)
+            if sub.events is not None and sub.events.cel_errors:
+                log.warning("event stream %d: %d CEL evaluations failed (each a non-match), e.g. %s", sub.id,
+                            sub.events.cel_errors, sub.events.cel_last_error)
 
     def selection(self, request: Any, context: Context, field_filter_json: Callable[[Any], dict[str, Any]] = to_dict
                   ) -> tuple[ExportFilter | None, FieldFilters | None]:
         """The request's allow/deny lists and field filters (as JSON objects by ``field_filter_json``),
         checked by tetra.filters; both services' Filter messages have the JSON shape they read."""
         try:
-            allow = parse_filter_list(_json_lines(request.allow_list), "allow_list")
-            deny = parse_filter_list(_json_lines(request.deny_list), "deny_list")
+            allow = parse_filter_list(_json_lines(request.allow_list), "allow_list", cel_schema=tetragon_events)
+            deny = parse_filter_list(_json_lines(request.deny_list), "deny_list", cel_schema=tetragon_events)
             fields = parse_field_filters(_json_lines(request.field_filters, field_filter_json), "field_filters")
         except FilterError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))

@@ -72,11 +72,12 @@ def status_json(status: AgentStatus) -> Json:
             "pipeline": dict(status.pipeline),
             "subscriber_dropped": streams.dropped if streams else 0,
             "convert_errors": streams.convert_errors if streams else 0,
+            "cel_errors": streams.cel_errors if streams else 0,
             "exporter_errors": status.exporter_errors,
         },
         "process_cache": {"size": status.cache_size, "capacity": status.cache_capacity,
                           "evictions": status.cache_evictions},
         "exporters": [_exporter(e) for e in status.exporters],
         "subscribers": [{"id": s.id, "peer": s.peer, "queued": s.queued, "sent": s.sent,
-                         "dropped": s.dropped} for s in (streams.subscribers if streams else ())],
+                         "dropped": s.dropped, "cel_errors": s.cel_errors} for s in (streams.subscribers if streams else ())],
     }
