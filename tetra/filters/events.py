@@ -16,11 +16,12 @@ which accepts every RE2 pattern Tetragon users write except ``\\C`` and
 ``\\z`` (Python spells it ``\\Z``).
 """
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from tetra.filters.checks import CHECKS, Body, Check, PidSet
 from tetra.filters.eventtypes import BODY_KEYS, event_key, read_event_set
-from tetra.filters.reader import Issues, Reader, describe, objects
+from tetra.filters.reader import Issues, Reader, objects
 
 if TYPE_CHECKING:  # tetra.filters.cel is imported when an expression is compiled: its library takes ~0.1 s
     from tetra.filters.cel import CelExpressions, Schema
@@ -171,8 +172,10 @@ def _cel_expressions(reader: Reader, value: Any, schema: "Schema | None") -> "Ce
         try:
             programs.append(compile_cel(text, events))
         except CelError as err:
-            reader.error("cel_expression", f"{describe(text)}: {err}")
+            shown = text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "..."
+            reader.error("cel_expression", f"{json.dumps(shown)}: {err}")
     return CelExpressions(tuple(programs)) if len(programs) == len(texts) else None
 
 
 _ALL_KEYS = ("event_set", "pid_set", *CHECKS, "cel_expression")
+_SHOWN_CHARS = 100  # of a refused expression, in its message (the message's line:column point into it)
