@@ -17,8 +17,11 @@ event is worth:
   linear in the text, Go's syntax as Tetragon's);
 * only CEL's standard functions (no message construction, no extensions of
   the library's such as ``reduce``);
-* names are checked as Tetragon's type checker checks them: an event type
-  variable and its fields as the .proto declares them (tetra.filters.celvalues).
+* names and types are checked as Tetragon's type checker (cel-go's) checks
+  them, where they are known before an event comes: an event type variable
+  and its fields as the .proto declares them (tetra.filters.celvalues), an
+  operator's operands of one type (``process.pid == 1000`` compares a uint
+  with an int: refused, write ``1000u``), a result that is a bool.
 
 The library is ``cel-python`` (module celpy): its parser (lark, LALR: linear
 in the text) makes the syntax tree and its types implement CEL's values and
@@ -39,7 +42,7 @@ from celpy.celparser import CELParseError, CELParser
 from celpy.evaluation import CELEvalError, base_functions, celbytes, celstr
 from google.protobuf.descriptor import Descriptor
 
-from tetra.filters.celvalues import Message, is_message, is_message_list, message_field
+from tetra.filters.celvalues import Message, field_kind, field_reader, is_message, is_message_list, message_field
 from tetra.regex import RegexError, compile_regex
 
 MAX_CHARS = 4096
@@ -93,12 +96,12 @@ class Program:
     def __init__(self, text: str, run: Eval, variables: dict[str, Descriptor]) -> None:
         self.text = text
         self._run = run
-        self._empty = {name: Message({}, descriptor) for name, descriptor in variables.items()}
+        self._variables = variables
 
     def evaluate(self, key: str | None, body: dict[str, Any]) -> bool:
-        scope = dict(self._empty)
-        if key in scope:
-            scope[key] = Message(body, scope[key].descriptor)
+        """The event is its type's variable; the others read as empty messages (see ``_ident``)."""
+        descriptor = self._variables.get(key) if key is not None else None
+        scope = {key: Message(body, descriptor)} if key is not None and descriptor is not None else {}
         value = self._run(scope)
         if not isinstance(value, celtypes.BoolType):
             raise TypeError(f"the expression gave {_type_name(value)}, not a bool")
@@ -119,6 +122,8 @@ def compile_cel(text: str, events: Descriptor) -> Program:
         raise CelError(f"{err.line}:{err.column}: syntax error in {line.strip()!r}") from None
     compiler = _Compiler(event_variables(events))
     run = compiler.expr(tree, 0)
+    if run.kind not in (None, "bool"):
+        raise CelError(f"the expression gives a {run.kind}, not a bool")
     return Program(text, run.eval, compiler.variables)
 
 
@@ -138,12 +143,22 @@ def event_variables(events: Descriptor) -> dict[str, Descriptor]:
 
 @dataclass(frozen=True)
 class _Node:
-    """A compiled sub-expression and what is known of its value before it runs: the message
-    type it is, or the message type of the items of the list it is (for checking field names)."""
+    """A compiled sub-expression and what is known of its value before it runs: its CEL type
+    (``kind``: int, uint, string ...; a wrapper field's may also be null), the message type it
+    is, or the message type of the items of the list it is (for checking field names)."""
 
     eval: Eval
+    kind: str | None = None
     message: Descriptor | None = None
     items: Descriptor | None = None
+
+
+# What functions give, for the checks of the operators they are operands of.
+_RESULT_KINDS = {"size": "int", "contains": "bool", "endsWith": "bool", "startsWith": "bool", "matches": "bool",
+                 "bool": "bool", "bytes": "bytes", "double": "double", "duration": "duration", "int": "int",
+                 "string": "string", "timestamp": "timestamp", "uint": "uint"}
+_LITERAL_KINDS = {"INT_LIT": "int", "UINT_LIT": "uint", "FLOAT_LIT": "double", "STRING_LIT": "string",
+                  "MLSTRING_LIT": "string", "BYTES_LIT": "bytes", "BOOL_LIT": "bool", "NULL_LIT": "null"}
 
 
 # CEL's type names, usable as values (``type(x) == uint``)
@@ -209,7 +224,9 @@ class _Compiler:
     # -- operators -------------------------------------------------------------------------
 
     def _expr(self, tree: lark.Tree, depth: int) -> _Node:
-        cond, left, right = (self.expr(child, depth).eval for child in tree.children)
+        nodes = [self.expr(child, depth) for child in tree.children]
+        self.require_bool(tree, nodes[0], "a condition")
+        cond, left, right = (node.eval for node in nodes)
 
         def ternary(scope: Scope) -> Any:
             test = cond(scope)
@@ -217,13 +234,23 @@ class _Compiler:
                 raise TypeError(f"no such overload: {_type_name(test)} ? _ : _")
             return left(scope) if test else right(scope)
 
-        return _Node(ternary)
+        return _Node(ternary, nodes[1].kind if nodes[1].kind == nodes[2].kind else None)
 
     def _conditionalor(self, tree: lark.Tree, depth: int) -> _Node:
-        return _Node(_logical(*(self.expr(child, depth).eval for child in tree.children), absorbing=_TRUE))
+        return self._logical(tree, depth, "||", _TRUE)
 
     def _conditionaland(self, tree: lark.Tree, depth: int) -> _Node:
-        return _Node(_logical(*(self.expr(child, depth).eval for child in tree.children), absorbing=_FALSE))
+        return self._logical(tree, depth, "&&", _FALSE)
+
+    def _logical(self, tree: lark.Tree, depth: int, operator: str, absorbing: Any) -> _Node:
+        left, right = (self.expr(child, depth) for child in tree.children)
+        for node in (left, right):
+            self.require_bool(tree, node, f"an operand of {operator}")
+        return _Node(_logical(left.eval, right.eval, absorbing), "bool")
+
+    def require_bool(self, tree: lark.Tree, node: _Node, role: str) -> None:
+        if node.kind not in (None, "bool"):
+            raise self.fail(tree, f"{role} must be a bool, not a {node.kind}")
 
     def _relation(self, tree: lark.Tree, depth: int) -> _Node:
         return self._binary(tree, depth, _RELATIONS)
@@ -237,28 +264,41 @@ class _Compiler:
     def _binary(self, tree: lark.Tree, depth: int, names: dict[str, str]) -> _Node:
         """``[relation_lt(left)] right`` and the like: the operator node holds the left operand."""
         operator, right_tree = tree.children
-        left = self.expr(operator.children[0], depth).eval
-        right = self.expr(right_tree, depth).eval
+        left_node, right_node = self.expr(operator.children[0], depth), self.expr(right_tree, depth)
+        left, right = left_node.eval, right_node.eval
         name = names[operator.data]
+        kinds = (left_node.kind, right_node.kind)
+        if (name != "_in_" and None not in kinds and "null" not in kinds and kinds[0] != kinds[1]
+                and not {"timestamp", "duration"} & set(kinds)):
+            raise self.fail(tree, f"no matching overload for '{name}' applied to '({kinds[0]}, {kinds[1]})'"
+                            + (": write unsigned literals with a u, e.g. 1000u" if "uint" in kinds else ""))
         function = base_functions[name]
         fast = _SAME_TYPE.get(name)
         if fast is None:
-            return _Node(lambda scope: _checked(function(left(scope), right(scope))))
+            kind = "bool" if name == "_in_" else (kinds[0] if kinds[0] == kinds[1] else None)
+            return _Node(lambda scope: _checked(function(left(scope), right(scope))), kind)
+        equality = name in ("_==_", "_!=_")
 
         def compare(scope: Scope) -> Any:
             a, b = left(scope), right(scope)
             same = fast.get(type(a)) if type(a) is type(b) else None
             if same is not None:
                 return _TRUE if same(a, b) else _FALSE
+            if equality and (a is None or b is None):  # an unset wrapper is null: equal to null only
+                return _TRUE if (a is b) == (name == "_==_") else _FALSE
             return _checked(function(a, b))
 
-        return _Node(compare)
+        return _Node(compare, "bool")
 
     def _unary(self, tree: lark.Tree, depth: int) -> _Node:
         operator, operand_tree = tree.children
-        operand = self.expr(operand_tree, depth).eval
-        function = base_functions["!_" if operator.data == "unary_not" else "-_"]
-        return _Node(lambda scope: _checked(function(operand(scope))))
+        node = self.expr(operand_tree, depth)
+        operand = node.eval
+        negation = operator.data == "unary_not"
+        if negation:
+            self.require_bool(tree, node, "the operand of !")
+        function = base_functions["!_" if negation else "-_"]
+        return _Node(lambda scope: _checked(function(operand(scope))), "bool" if negation else node.kind)
 
     # -- members ---------------------------------------------------------------------------
 
@@ -270,8 +310,8 @@ class _Compiler:
             declared = message_field(target.message, name)
             if declared is None:
                 raise self.fail(name_token, f"undefined field '{name}' of {target.message.full_name}")
-            get = target.eval
-            return _Node(lambda scope: get(scope).field(name),
+            get, read = target.eval, field_reader(target.message, name)
+            return _Node(lambda scope: read(get(scope)), field_kind(declared),
                          declared.message_type if is_message(declared) else None,
                          declared.message_type if is_message_list(declared) else None)
         get = target.eval
@@ -284,7 +324,7 @@ class _Compiler:
         index = self.expr(index_tree, depth).eval
         get = target.eval
         getitem = base_functions["_[_]"]
-        return _Node(lambda scope: _checked(getitem(get(scope), index(scope))), target.items)
+        return _Node(lambda scope: _checked(getitem(get(scope), index(scope))), message=target.items)
 
     def _member_dot_arg(self, tree: lark.Tree, depth: int) -> _Node:
         target_tree, name_token, *rest = tree.children
@@ -297,7 +337,8 @@ class _Compiler:
             return self._matches(tree, target, arguments, depth)
         function = self._function(name_token, name)
         args = [self.expr(argument, depth).eval for argument in arguments]
-        return _Node(lambda scope: _checked(function(target(scope), *(arg(scope) for arg in args))))
+        return _Node(lambda scope: _checked(function(target(scope), *(arg(scope) for arg in args))),
+                     _RESULT_KINDS.get(name))
 
     def _member_object(self, tree: lark.Tree, depth: int) -> _Node:
         raise self.fail(tree, "message construction is not supported")
@@ -313,7 +354,8 @@ class _Compiler:
         if name in self.bound:
             return _Node(lambda scope: scope[name])
         if name in self.variables:
-            return _Node(lambda scope: scope[name], self.variables[name])
+            empty = Message({}, self.variables[name])
+            return _Node(lambda scope: scope.get(name, empty), message=self.variables[name])
         if name in _TYPES:
             value = _TYPES[name]
             return _Node(lambda scope: value)
@@ -332,19 +374,19 @@ class _Compiler:
             return self._matches(tree, self.expr(arguments[0], depth).eval, arguments[1:], depth)
         function = self._function(name_token, name)
         args = [self.expr(argument, depth).eval for argument in arguments]
-        return _Node(lambda scope: _checked(function(*(arg(scope) for arg in args))))
+        return _Node(lambda scope: _checked(function(*(arg(scope) for arg in args))), _RESULT_KINDS.get(name))
 
     def _paren_expr(self, tree: lark.Tree, depth: int) -> _Node:
         return self.expr(tree.children[0], depth)
 
     def _list_lit(self, tree: lark.Tree, depth: int) -> _Node:
         items = [self.expr(item, depth).eval for item in (tree.children[0].children if tree.children else [])]
-        return _Node(lambda scope: celtypes.ListType([item(scope) for item in items]))
+        return _Node(lambda scope: celtypes.ListType([item(scope) for item in items]), "list")
 
     def _map_lit(self, tree: lark.Tree, depth: int) -> _Node:
         flat = [self.expr(item, depth).eval for item in (tree.children[0].children if tree.children else [])]
         pairs = list(zip(flat[::2], flat[1::2]))
-        return _Node(lambda scope: celtypes.MapType({key(scope): value(scope) for key, value in pairs}))
+        return _Node(lambda scope: celtypes.MapType({key(scope): value(scope) for key, value in pairs}), "map")
 
     def _literal(self, tree: lark.Tree, depth: int) -> _Node:
         token = tree.children[0]
@@ -352,7 +394,7 @@ class _Compiler:
             value = _literal_value(token)
         except (ValueError, CELEvalError) as err:
             raise self.fail(token, f"invalid literal {str(token)!r}: {err}") from None
-        return _Node(lambda scope: value)
+        return _Node(lambda scope: value, _LITERAL_KINDS[token.type])
 
     def _dot_ident(self, tree: lark.Tree, depth: int) -> _Node:
         raise self.fail(tree, "names with a leading dot are not supported")
@@ -387,7 +429,7 @@ class _Compiler:
                 return celtypes.BoolType(key in value)
             raise TypeError(f"has() on {_type_name(value)}")
 
-        return _Node(has)
+        return _Node(has, "bool")
 
     def _matches(self, tree: lark.Tree, text: Eval, arguments: list[lark.Tree], depth: int) -> _Node:
         """``s.matches(re)``, RE2 searched unanchored as Go's MatchString; the pattern must be a literal,
@@ -408,7 +450,7 @@ class _Compiler:
                 raise TypeError(f"no such overload: {_type_name(value)}.matches(string)")
             return celtypes.BoolType(search(value) is not None)
 
-        return _Node(matches)
+        return _Node(matches, "bool")
 
     def _comprehension(self, tree: lark.Tree, name: str, range_tree: lark.Tree, arguments: list[lark.Tree],
                        depth: int) -> _Node:
@@ -437,7 +479,7 @@ class _Compiler:
             self.bound[var] -= 1
             if not self.bound[var]:
                 del self.bound[var]
-        return _Node(_LOOPS[name](items.eval, var, *bodies))
+        return _Node(_LOOPS[name](items.eval, var, *bodies), "list" if name in ("map", "filter") else "bool")
 
 
 _PASS_THROUGH = frozenset({"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication",

@@ -71,6 +71,33 @@ class Message:
         return f"{self.descriptor.name}({self.body!r})"
 
 
+def field_reader(descriptor: Descriptor, name: str) -> Callable[[Message], Any]:
+    """``message.name`` for messages of a type known before they come: the field's conversion is
+    looked up once, here, not at each event."""
+    convert, default = _plan(descriptor)[name]
+
+    def read(message: Message) -> Any:
+        value = message.body.get(name)
+        return default() if value is None else convert(value)
+
+    return read
+
+
+def field_kind(field: FieldDescriptor) -> str | None:
+    """The CEL type of the field's values, as a type checker names it (int, uint, string, list ...);
+    a wrapper is its value's type (it may also be null); None for a message."""
+    message = field.message_type
+    if is_map(field):
+        return "map"
+    if is_repeated(field):
+        return "list"
+    if message is None:
+        return _KINDS.get(field.type)
+    if message.full_name in _WRAPPERS:
+        return _KINDS.get(message.fields_by_name["value"].type)
+    return {_TIMESTAMP: "timestamp", _DURATION: "duration"}.get(message.full_name)
+
+
 def message_field(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
     """The field of that name, for checking expressions before they run."""
     return descriptor.fields_by_name.get(name)
@@ -119,6 +146,10 @@ def _field_plan(field: FieldDescriptor) -> tuple[Convert, Callable[[], Any]]:
     return single, lambda: default
 
 
+_KINDS: dict[int, str] = {**{kind: "uint" for kind in _UINTS}, **{kind: "int" for kind in _INTS},
+                          **{kind: "double" for kind in _FLOATS}, FieldDescriptor.TYPE_ENUM: "int",
+                          FieldDescriptor.TYPE_STRING: "string", FieldDescriptor.TYPE_BOOL: "bool",
+                          FieldDescriptor.TYPE_BYTES: "bytes"}
 _ZERO: dict[int, Any] = {FieldDescriptor.TYPE_STRING: "", FieldDescriptor.TYPE_BYTES: "",
                          FieldDescriptor.TYPE_BOOL: False, FieldDescriptor.TYPE_DOUBLE: 0.0,
                          FieldDescriptor.TYPE_FLOAT: 0.0}

@@ -44,12 +44,28 @@ def test_uint32_pid_compares_with_uint_literals_as_in_tetragon() -> None:
     assert passed(allow("process_exec.process.pid == 2000u"), USER, ROOT) == [USER]
 
 
-def test_uint_against_an_int_literal_is_an_error_counted_as_no_match() -> None:
-    """CEL has no ``uint == int``: Tetragon's (cel-go) filter fails the same way, and does not match."""
-    export = allow("process_exec.process.pid == 2000")
+def test_uint_against_an_int_literal_is_refused_as_tetragons_checker_refuses_it() -> None:
+    """CEL has no ``uint == int`` (nor ``>``): cel-go's type checker refuses it before any event."""
+    assert "no matching overload for '_==_' applied to '(uint, int)': write unsigned literals with a u" \
+        in refusal("process_exec.process.pid == 2000")
+    assert "'(uint, int)'" in refusal("process_kprobe.args[2].size_arg > 1")
+    assert "'(int, uint)'" in refusal("process_kprobe.args[1].int_arg > 1u")  # int32: an int
+
+
+def test_an_unset_wrapper_is_null() -> None:
+    """pid is a UInt32Value: null where the event type has no process_exec; ordering it is an error."""
+    assert passed(allow("process_exec.process.pid == null"), USER, EXIT) == [EXIT]
+    ordered = allow("process_exec.process.pid > 1000u")
+    assert passed(ordered, USER, EXIT) == [USER]
+    assert ordered.cel_errors == 1
+
+
+def test_an_evaluation_error_is_counted_as_no_match() -> None:
+    """A missing map key: the host process has no pod, so no label ``app``."""
+    export = allow('process_exec.process.pod.pod_labels["app"] == "web"')
     assert passed(export, USER, ROOT) == []
     assert export.cel_errors == 2
-    assert "no such overload" in export.cel_last_error
+    assert "app" in export.cel_last_error
 
 
 def test_64_bit_and_signed_kprobe_arguments_keep_their_types() -> None:
@@ -96,14 +112,17 @@ def test_errors_are_absorbed_by_logical_operators_as_in_cel() -> None:
     assert export.cel_errors == 0
 
 
-def test_a_result_that_is_not_a_bool_is_an_error() -> None:
-    export = allow("process_exec.process.pid")
-    assert passed(export, USER) == []
+def test_a_result_that_is_not_a_bool_is_refused_or_an_error() -> None:
+    assert "the expression gives a uint, not a bool" in refusal("process_exec.process.pid")
+    assert "an operand of && must be a bool, not a string" in refusal("process_exec.process.binary && true")
+    in_pod = exec_of(process("/usr/bin/curl", pod=pod(labels={"app": "web"})))
+    export = allow('process_exec.process.pod.pod_labels["app"]')  # a map's values: known when it runs
+    assert passed(export, in_pod) == []
     assert export.cel_errors == 1 and "not a bool" in export.cel_last_error
 
 
 def test_an_error_in_a_deny_list_holds_nothing_back_and_is_counted() -> None:
-    deny = parse_filter_list('{"cel_expression": ["process_exec.process.pid == 1"]}', "deny",
+    deny = parse_filter_list('{"cel_expression": ["process_exec.process.pod.pod_labels[\\"app\\"] == \\"x\\""]}', "deny",
                              cel_schema=tetragon_events)
     export = ExportFilter([], deny)
     assert passed(export, USER, ROOT) == [USER, ROOT]
@@ -165,7 +184,7 @@ def _exec(binary: str, pid: int) -> Event:
 
 def test_a_subscribers_errors_are_in_the_stream_status_after_it_closes() -> None:
     broadcaster = Broadcaster()
-    sub = broadcaster.subscribe("cel", events=allow("process_exec.process.pid == 1"))  # an int: fails
+    sub = broadcaster.subscribe("cel", events=allow('process_exec.process.pod.pod_labels["app"] == "x"'))  # no pod
     for pid in (1, 2, 3):
         broadcaster.emit(Envelope(_exec("/bin/true", pid)))
     assert sub.queue.qsize() == 0 and sub.cel_errors == 3
@@ -179,11 +198,11 @@ def test_the_export_chain_counts_and_redacts_first() -> None:
     """An expression may read arguments: it sees them redacted, as Tetragon's filters do."""
     chain = ExportChain.from_flags(node_name="n", allowlist='{"cel_expression": '
                                    '["process_exec.process.arguments.contains(\\"hunter2\\")", '
-                                   '"process_exec.process.pid == 1"]}',
+                                   '"process_exec.process.pod.pod_labels[\\"app\\"] == \\"x\\""]}',
                                    redaction_filters='{"redact": ["(hunter2)"]}', cel_schema=tetragon_events)
     secret = exec_of(process("/usr/bin/mysql", arguments="--password hunter2", pid=5))
     assert chain.process(secret) is None
-    assert chain.cel_errors == 1  # the second expression: uint == int
+    assert chain.cel_errors == 1  # the second expression: no pod, no label
 
 
 def test_getevents_options_evaluate_cel_on_standard_input() -> None:
