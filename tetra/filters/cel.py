@@ -61,9 +61,10 @@ protobuf modules belong to tetra.api, which imports this package, so its users h
 Scope = dict[str, Any]  # the event's variables and any comprehension's, by name
 Eval = Callable[[Scope], Any]
 
-# Everything evaluating an expression may raise for a CEL error (celpy's types raise the first ones).
-EVAL_ERRORS = (CELEvalError, ValueError, TypeError, KeyError, IndexError, ZeroDivisionError, OverflowError,
-               AttributeError)
+# What evaluating an expression may raise is a CEL error: celpy's types and functions raise
+# TypeError, ValueError, KeyError, ... and the libraries under them (pendulum for timestamps)
+# their own. None may escape: filters run on the agent thread, in the Broadcaster.
+EVAL_ERRORS = (Exception,)
 
 
 class CelError(ValueError):
@@ -77,7 +78,7 @@ class CelExpressions:
 
     programs: tuple["Program", ...]
     errors: int = 0
-    last_error: str = field(default="", compare=False)
+    _last: tuple[str, Exception] | None = field(default=None, compare=False)
 
     def __call__(self, key: str | None, body: dict[str, Any]) -> bool:
         for program in self.programs:
@@ -86,8 +87,12 @@ class CelExpressions:
                     return True
             except EVAL_ERRORS as err:
                 self.errors += 1
-                self.last_error = f"{program.text}: {err}"
+                self._last = (program.text, err)  # formatted when read: errors may come with every event
         return False
+
+    @property
+    def last_error(self) -> str:
+        return f"{self._last[0]}: {self._last[1]}" if self._last is not None else ""
 
 
 class Program:
