@@ -119,6 +119,9 @@ out["cel_events"] = collect(events_pb2.GetEventsRequest(allow_list=[events_pb2.F
                             true_and_echo, lambda received: len(received) >= 2)
 out["bad_cel"] = status(lambda r, timeout: next(stub.GetEvents(r, timeout=timeout)), events_pb2.GetEventsRequest(
     allow_list=[events_pb2.Filter(cel_expression=["process_exec.process.pid == 1u", "process_exec.proces.pid > 1u"])]))
+long_cel = "process_exec.process.binary == '" + "a" * 4000 + "'"  # each within bounds, not all five together
+out["cel_budget"] = status(lambda r, timeout: next(stub.GetEvents(r, timeout=timeout)), events_pb2.GetEventsRequest(
+    allow_list=[events_pb2.Filter(cel_expression=[long_cel] * 3), events_pb2.Filter(cel_expression=[long_cel] * 2)]))
 
 out["monitor"] = code(stub.ConfigureTracingPolicy,
                       sensors_pb2.ConfigureTracingPolicyRequest(name="tg-open", mode="TP_MODE_MONITOR"))
@@ -280,3 +283,5 @@ def test_cel_expressions_are_evaluated_by_the_agent(session: dict[str, Any]) -> 
     code, details = session["bad_cel"]
     assert code == "INVALID_ARGUMENT"
     assert "allow_list:1: cel_expression: " in details and "undefined field 'proces'" in details, details
+    code, details = session["cel_budget"]
+    assert code == "INVALID_ARGUMENT" and "at most 16384 are accepted" in details, details

@@ -131,6 +131,13 @@ class TetraService:
                   ) -> tuple[ExportFilter | None, FieldFilters | None]:
         """The request's allow/deny lists and field filters (as JSON objects by ``field_filter_json``),
         checked by tetra.filters; both services' Filter messages have the JSON shape they read."""
+        cel_chars = sum(len(text) for f in (*request.allow_list, *request.deny_list) for text in f.cel_expression)
+        if cel_chars:
+            from tetra.filters.cel import MAX_REQUEST_CHARS  # with CEL's library: imported when a client uses it
+
+            if cel_chars > MAX_REQUEST_CHARS:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cel_expression: {cel_chars} characters of CEL "
+                              f"in one request: at most {MAX_REQUEST_CHARS} are accepted")
         try:
             allow = parse_filter_list(_json_lines(request.allow_list), "allow_list", cel_schema=tetragon_events)
             deny = parse_filter_list(_json_lines(request.deny_list), "deny_list", cel_schema=tetragon_events)

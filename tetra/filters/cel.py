@@ -8,7 +8,8 @@ from API clients, so each is checked when the stream is requested and refused
 (INVALID_ARGUMENT, the whole problem in one line) if it could cost more than an
 event is worth:
 
-* at most ``MAX_CHARS`` characters and ``MAX_DEPTH`` levels of nesting;
+* at most ``MAX_CHARS`` characters and ``MAX_DEPTH`` levels of nesting, and
+  ``MAX_REQUEST_CHARS`` for all the expressions of a stream's request;
 * the comprehensions ``all``, ``exists``, ``exists_one``, ``map`` and
   ``filter``, at most ``MAX_COMPREHENSIONS`` of them and none inside
   another: one loop over a list of the event (bounded by the event's size),
@@ -49,7 +50,12 @@ MAX_CHARS = 4096
 """The longest expression accepted."""
 
 MAX_DEPTH = 64
-"""Operators, calls and field selections nested in one another (``a.b.c`` is 3)."""
+"""Operators, calls and field selections nested in one another (``a.b.c`` is 3; a chain of ``||``
+is one level per operator: long alternatives read better as ``x in [...]``)."""
+
+MAX_REQUEST_CHARS = 16 * 1024
+"""All the expressions of one GetEvents request: parsing costs up to ~60 µs a character of
+CPU (and the GIL) on the API's thread, so a request may not ask for seconds of it."""
 
 MAX_COMPREHENSIONS = 8
 """Comprehensions in one expression; none may be inside another."""
