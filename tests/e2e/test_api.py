@@ -334,6 +334,45 @@ def test_every_client_filter(agent: RunningAgent, root_dir: Path) -> None:
     assert excluded["process"]["binary"] == "/usr/bin/echo" and excluded["process"]["pid"] > 0
 
 
+
+def test_cel_expressions_select_on_the_agent(agent: RunningAgent) -> None:
+    """`--cel-expression` (repeatable, any may hold) goes to the agent, which evaluates it with the
+    .proto's types (uid and pid are uint32: ``== 0u``). An expression that fails on an event (a label
+    of a process in no pod) matches nothing and is counted in the status. Refused expressions (a uint
+    compared with an int, a field Process lacks) are all named, and nothing streams."""
+    yes, no, other = (f"cel-{name}-{uuid.uuid4()}" for name in ("yes", "no", "other"))
+    before = subscriber_ids(agent)
+    selected = Stream(agent, "--cel-expression",
+                      f"process_exec.process.arguments == '{yes}' && process_exec.process.uid == 0u "
+                      "&& process_exec.process.pid > 1u",
+                      "--cel-expression", f"process_exit.process.arguments.matches('^{other}$')")
+    failing = Stream(agent, "--cel-expression", 'process_exec.process.pod.pod_labels["app"] == "web"')
+    try:
+        subscribed(agent, selected, failing, before=before)
+        new = set(subscriber_ids(agent)) - set(before)
+        for token in (yes, no, other):
+            echo(token)
+        selected.wait_for(lambda _: bool(of_token(selected.events(), "process_exit", other)))
+        state = status(agent)
+        errors = sorted(s["cel_errors"] for s in state["subscribers"] if s["id"] in new)
+        time.sleep(0.5)
+        events = selected.events()
+    finally:
+        selected.stop()
+        failing.stop()
+    assert [(kind, e[kind]["process"]["arguments"]) for e in events for kind in e if kind.startswith("process_")] \
+        == [("process_exec", yes), ("process_exit", other)]
+    assert failing.lines == []
+    # the failing stream: the three echos' execs at least; the other's expressions never failed
+    assert errors[0] == 0 and errors[1] >= 3 and state["losses"]["cel_errors"] >= 3, errors
+    refused = tetra(agent, "getevents", "--cel-expression", "process_exec.process.uid == 0",
+                    "--cel-expression", "process_exec.process.bad_field_name == 'curl'")
+    assert refused.returncode == 1 and b"Traceback" not in refused.stderr
+    assert b"--cel-expression: \"process_exec.process.uid == 0\": 1:1: no matching overload for '_==_' " \
+        b"applied to '(uint, int)'" in refused.stderr, refused.stderr
+    assert b"--cel-expression: \"process_exec.process.bad_field_name == 'curl'\": 1:22: undefined field " \
+        b"'bad_field_name' of tetragon.Process" in refused.stderr, refused.stderr
+
 TETRAGON_LINES = [
     # the shape of Tetragon's own export: pod, container, labels, and keys tetra does not know
     {"process_exec": {"process": {
@@ -683,7 +722,7 @@ def test_oversized_and_garbage_requests(agent: RunningAgent) -> None:
     code, _ = code_of(lambda: channel.unary_unary("/tetra.api.v1.Tetra/GetEvents")(b"", timeout=10))
     assert code == grpc.StatusCode.UNIMPLEMENTED
     for bad in (tg_events.Filter(binary_regex=["("]), tg_events.Filter(pid_set=[1]),
-                tg_events.Filter(cel_expression=["true"])):
+                tg_events.Filter(cel_expression=["process_exec.process.pid == "])):
         code, details = code_of(lambda: next(stub.GetEvents(tg_events.GetEventsRequest(allow_list=[bad]), timeout=10)))
         assert code == grpc.StatusCode.INVALID_ARGUMENT, details
     code, details = code_of(lambda: next(stub.GetEvents(tg_events.GetEventsRequest(

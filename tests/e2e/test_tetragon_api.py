@@ -6,10 +6,11 @@ and numbers), and it runs as a separate ``python -I`` process whose path is
 the stubs and site-packages, and which checks at the end that no module of
 tetra was imported. It does what a Tetragon client does: version, health,
 add a tracing policy, list it, stream events with Tetragon's filters (a
-process_exec of a command it runs, the policy's process_kprobe of it),
-change the policy's mode and state (also through its sensors, as old
-clients do), read and set the log level, delete the policy. The test then
-holds what it received to what the agent exported.
+process_exec of a command it runs, the policy's process_kprobe of it; a
+``cel_expression`` the agent evaluates), change the policy's mode and state
+(also through its sensors, as old clients do), read and set the log level,
+delete the policy. The test then holds what it received to what the agent
+exported.
 """
 
 import json
@@ -46,12 +47,36 @@ def as_dict(message):
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def code(call, request):
+def status(call, request):
     try:
         call(request, timeout=30)
     except grpc.RpcError as err:
-        return err.code().name
-    return "OK"
+        return err.code().name, err.details()
+    return "OK", ""
+
+
+def code(call, request):
+    return status(call, request)[0]
+
+
+def collect(request, run, enough):
+    """The stream's events until ``enough`` of them; ``run`` makes events meanwhile (the stream
+    subscribes when the server takes it: run the commands until their events come)."""
+    stream = stub.GetEvents(request, timeout=60)
+    received, done = [], threading.Event()
+
+    def run_until_seen():
+        while not done.wait(0.5):
+            run()
+
+    threading.Thread(target=run_until_seen, daemon=True).start()
+    for response in stream:
+        received.append(as_dict(response))
+        if enough(received):
+            break
+    done.set()
+    stream.cancel()
+    return received
 
 
 out["version"] = stub.GetVersion(sensors_pb2.GetVersionRequest(), timeout=10).version
@@ -67,26 +92,37 @@ request = events_pb2.GetEventsRequest(
     deny_list=[events_pb2.Filter(binary_regex=["^/usr/bin/env$"])],
     field_filters=[events_pb2.FieldFilter(action="EXCLUDE", fields={"paths": ["process.cwd"]})],
     aggregation_options=events_pb2.AggregationOptions(channel_buffer_size=10))
-stream = stub.GetEvents(request, timeout=60)
-received, done = [], threading.Event()
 
 
-def run_until_seen():
-    # the stream subscribes when the server takes it: run the command until its events come
-    while not done.wait(0.5):
-        subprocess.run(["/bin/cat", f"{root}/open/file"], stdout=subprocess.DEVNULL)
-        subprocess.run(["/usr/bin/env", "/bin/true", root])
+def open_and_exec():
+    subprocess.run(["/bin/cat", f"{root}/open/file"], stdout=subprocess.DEVNULL)
+    subprocess.run(["/usr/bin/env", "/bin/true", root])
 
 
-threading.Thread(target=run_until_seen, daemon=True).start()
-for response in stream:
-    received.append(as_dict(response))
+def kinds_seen(received):
     kinds = {kind for event in received for kind in event if kind.startswith("process_")}
-    if "process_exec" in kinds and kinds & {"process_kprobe", "process_tracepoint"}:
-        break
-done.set()
-stream.cancel()
-out["events"] = received
+    return "process_exec" in kinds and bool(kinds & {"process_kprobe", "process_tracepoint"})
+
+
+out["events"] = collect(request, open_and_exec, kinds_seen)
+
+# cel_expression: the server evaluates it on each event's GetEventsResponse (uid and pid are uint32)
+cel = (f"process_exec.process.binary.endsWith('/true') && process_exec.process.arguments == '{root}/cel' "
+       "&& process_exec.process.uid == 0u && process_exec.process.pid > 1u")
+
+
+def true_and_echo():
+    subprocess.run(["/bin/echo", f"{root}/cel"], stdout=subprocess.DEVNULL)
+    subprocess.run(["/bin/true", f"{root}/cel"])
+
+
+out["cel_events"] = collect(events_pb2.GetEventsRequest(allow_list=[events_pb2.Filter(cel_expression=[cel])]),
+                            true_and_echo, lambda received: len(received) >= 2)
+out["bad_cel"] = status(lambda r, timeout: next(stub.GetEvents(r, timeout=timeout)), events_pb2.GetEventsRequest(
+    allow_list=[events_pb2.Filter(cel_expression=["process_exec.process.pid == 1u", "process_exec.proces.pid > 1u"])]))
+long_cel = "process_exec.process.binary == '" + "a" * 4000 + "'"  # each within bounds, not all five together
+out["cel_budget"] = status(lambda r, timeout: next(stub.GetEvents(r, timeout=timeout)), events_pb2.GetEventsRequest(
+    allow_list=[events_pb2.Filter(cel_expression=[long_cel] * 3), events_pb2.Filter(cel_expression=[long_cel] * 2)]))
 
 out["monitor"] = code(stub.ConfigureTracingPolicy,
                       sensors_pb2.ConfigureTracingPolicyRequest(name="tg-open", mode="TP_MODE_MONITOR"))
@@ -278,3 +314,18 @@ def test_the_stubs_are_generated_not_imported(stubs: Path) -> None:
     """The stubs import each other as Tetragon's do (package tetragon), not as tetra's modules."""
     text = (stubs / "tetragon" / "sensors_pb2.py").read_text()
     assert "from tetragon import events_pb2" in text and "tetra.api" not in text
+
+
+def test_cel_expressions_are_evaluated_by_the_agent(session: dict[str, Any]) -> None:
+    """Only the execs of /bin/true the expression selects came (the /bin/echo run just before each did not);
+    an expression naming a field Tetragon's Process lacks is refused before the stream starts."""
+    events = session["cel_events"]
+    assert len(events) >= 2 and all(set(e) >= {"process_exec"} for e in events), events
+    for event in events:
+        proc = event["process_exec"]["process"]
+        assert proc["binary"].endswith("/true") and (proc["arguments"], proc["uid"]) == (f"{session['root']}/cel", 0)
+    code, details = session["bad_cel"]
+    assert code == "INVALID_ARGUMENT"
+    assert "allow_list:1: cel_expression: " in details and "undefined field 'proces'" in details, details
+    code, details = session["cel_budget"]
+    assert code == "INVALID_ARGUMENT" and "at most 16384 are accepted" in details, details

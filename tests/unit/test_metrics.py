@@ -26,8 +26,9 @@ def _status() -> AgentStatus:
         exporters=(ExporterStatus("json", "/x", "ok", {"bytes_written": 99, "write_errors": 3, "lines_dropped": 5,
                                                         "bytes_dropped": 250, "reopens": 2, "dropped_queue_full": 4},
                                   lines=True),
-                   ExporterStatus("export-filters", "json", "ok", {"filtered_out": 6, "rate_limited": 2})),
-        streams=StreamStatus(dropped=4),
+                   ExporterStatus("export-filters", "json", "ok", {"filtered_out": 6, "rate_limited": 2,
+                                                                   "cel_errors": 3})),
+        streams=StreamStatus(dropped=4, cel_errors=8),
         actions={("p", "enforce", "KPROBE_ACTION_SIGKILL"): 2, ("p", "monitor", "KPROBE_ACTION_SIGKILL"): 5},
         latency=(tuple(latency.counts), latency.total),
     )
@@ -61,6 +62,8 @@ def test_every_loss_and_count_is_a_metric() -> None:
         'tetra_event_handling_latency_seconds_bucket{le="0.0005"} 1.0',
         'tetra_event_handling_latency_seconds_bucket{le="+Inf"} 2.0',
         "tetra_event_handling_latency_seconds_count 2.0",
+        'tetra_filter_cel_errors_total{filter="export"} 3.0',
+        'tetra_filter_cel_errors_total{filter="stream"} 8.0',
     ):
         assert line in text, line
 

@@ -46,7 +46,8 @@ def _printed(status: AgentStatus) -> dict[str, Any]:
 
 
 def test_status_json_has_numbers_for_counters() -> None:
-    streams = StreamStatus(dropped=4, convert_errors=1, subscribers=(SubscriberStatus(7, "unix:", 2, 10, 4),))
+    streams = StreamStatus(dropped=4, convert_errors=1, subscribers=(SubscriberStatus(7, "unix:", 2, 10, 4, 3),),
+                           cel_errors=5)
     out = _printed(_status(streams))
     assert out["uptime_seconds"] == 12.346
     assert [s["name"] for s in out["sensors"]] == ["process", "policy open"]  # enabled policies only
@@ -63,11 +64,11 @@ def test_status_json_has_numbers_for_counters() -> None:
     assert losses["kernel"] == [{"opcode": "exec", "sent": 5, "lost": 1}, {"opcode": "exit", "sent": 3, "lost": 2}]
     assert (losses["kernel_lost"], losses["ringbuf_received"], losses["decode_errors"]) == (3, 8, 1)
     assert losses["pipeline"] == {"records": 9, "decode_errors": 1, "sink_errors": 0}
-    assert (losses["subscriber_dropped"], losses["convert_errors"]) == (4, 1)
+    assert (losses["subscriber_dropped"], losses["convert_errors"], losses["cel_errors"]) == (4, 1, 5)
     assert losses["exporter_errors"] == 2 + 3 + 5 + 11  # write errors and drops, never queued or sent
     assert out["exporters"][0]["counters"]["queued"] == 7
     assert out["process_cache"] == {"size": 4, "capacity": 100, "evictions": 0}
-    assert out["subscribers"] == [{"id": 7, "peer": "unix:", "queued": 2, "sent": 10, "dropped": 4}]
+    assert out["subscribers"] == [{"id": 7, "peer": "unix:", "queued": 2, "sent": 10, "dropped": 4, "cel_errors": 3}]
 
 
 def test_without_an_api_server_the_streams_are_zero() -> None:

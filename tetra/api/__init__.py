@@ -36,6 +36,8 @@ hash it generated from), raises ``ApiUnavailable``.
 import hashlib
 from pathlib import Path
 
+from google.protobuf.descriptor import Descriptor
+
 from tetra.errors import TetraError
 
 
@@ -72,5 +74,13 @@ except Exception as err:  # VersionError, RuntimeError: generated for another gr
     raise ApiUnavailable(f"the gRPC code does not fit the installed grpcio/protobuf ({err}): run "
                          "scripts/setup.sh to generate the gRPC code") from err
 
-__all__ = ["ApiUnavailable", "proto_hash", "pb", "pb_grpc", "tg_events", "tg_sensors", "tg_sensors_grpc",
-           "tg_tetragon"]
+
+
+def tetragon_events() -> Descriptor:
+    """Tetragon's GetEventsResponse: what a filter's ``cel_expression`` reads (tetra.filters.cel),
+    as Tetragon evaluates it against that message."""
+    return tg_events.GetEventsResponse.DESCRIPTOR
+
+
+__all__ = ["ApiUnavailable", "proto_hash", "pb", "pb_grpc", "tetragon_events", "tg_events", "tg_sensors",
+           "tg_sensors_grpc", "tg_tetragon"]

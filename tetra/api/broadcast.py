@@ -5,7 +5,8 @@
 and offers it to each subscriber whose filters accept it, with
 ``put_nowait``: a full queue drops the event for that subscriber alone and
 counts it (per subscriber and in total), so a client that stops reading
-never slows the agent or the other clients.
+never slows the agent or the other clients. A subscriber's CEL expressions that
+fail on an event (a non-match, as in Tetragon) are counted too (``cel_errors``).
 
 The envelope turns the event into protobuf bytes the first time a
 subscriber's thread sends it, and keeps them for the others: one conversion
@@ -65,6 +66,11 @@ class Subscriber:
     sent: int = 0
     dropped: int = 0
 
+    @property
+    def cel_errors(self) -> int:
+        """Its filters' CEL evaluations that failed: events not sent (allow list) or not held back (deny)."""
+        return self.events.cel_errors if self.events is not None else 0
+
 
 class Broadcaster:
     """A sink that copies events to every subscriber's queue, never waiting."""
@@ -76,6 +82,7 @@ class Broadcaster:
         self.subscribers: tuple[Subscriber, ...] = ()
         self.dropped = 0  # over all subscribers, past ones included
         self.convert_errors = 0
+        self.cel_errors_closed = 0  # of the streams that ended; the open ones count their own
         self._queue_size = queue_size
         self._max = max_subscribers
         self._ids = itertools.count(1)
@@ -115,13 +122,19 @@ class Broadcaster:
         """For `tetra status`, as the exporters report theirs."""
         return ExporterStatus("grpc", self.target, "ok", {"subscribers": len(self.subscribers),
                                                           "dropped": self.dropped,
-                                                          "convert_errors": self.convert_errors})
+                                                          "convert_errors": self.convert_errors,
+                                                          "cel_errors": self.cel_errors})
+
+    @property
+    def cel_errors(self) -> int:
+        """CEL evaluations that failed, over all subscribers ever."""
+        return self.cel_errors_closed + sum(s.cel_errors for s in self.subscribers)
 
     def streams(self) -> StreamStatus:
         """For `tetra status`: the drops and each open stream."""
         return StreamStatus(self.dropped, self.convert_errors,
-                            tuple(SubscriberStatus(s.id, s.peer, s.queue.qsize(), s.sent, s.dropped)
-                                  for s in self.subscribers))
+                            tuple(SubscriberStatus(s.id, s.peer, s.queue.qsize(), s.sent, s.dropped, s.cel_errors)
+                                  for s in self.subscribers), self.cel_errors)
 
     # -- subscribers, on gRPC threads -------------------------------------------------
 
@@ -137,6 +150,7 @@ class Broadcaster:
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:
             self.subscribers = tuple(s for s in self.subscribers if s is not sub)
+            self.cel_errors_closed += sub.cel_errors
 
     def encoded(self, sub: Subscriber, envelope: Envelope) -> bytes | None:
         """The bytes to send ``sub`` for ``envelope``; None (counted, logged) if it does not convert."""

@@ -33,6 +33,7 @@ from google.protobuf.message import Message
 from tetra.api import tg_events
 from tetra.errors import TetraError
 from tetra.node import rfc3339_fraction
+from tetra.protofields import is_map, is_repeated
 
 Json = dict[str, Any]
 Convert = Callable[[Any], Any]
@@ -86,7 +87,7 @@ def _init_plan(descriptor: Descriptor) -> dict[str, Convert]:
         convert = _init_value(field)
         if convert is None:
             continue
-        if _is_repeated(field) and not _is_map(field):
+        if is_repeated(field) and not is_map(field):
             plan[field.name] = _each(convert)
         else:
             plan[field.name] = convert
@@ -97,21 +98,11 @@ def _each(convert: Convert) -> Convert:
     return lambda values: [convert(v) for v in values]
 
 
-def _is_repeated(field: FieldDescriptor) -> bool:
-    """``is_repeated`` where protobuf has it (``label`` is gone in protobuf 7), ``label`` before."""
-    is_repeated = getattr(field, "is_repeated", None)
-    return bool(is_repeated) if is_repeated is not None else field.label == FieldDescriptor.LABEL_REPEATED
-
-
-def _is_map(field: FieldDescriptor) -> bool:
-    return field.message_type is not None and field.message_type.GetOptions().map_entry
-
-
 def _init_value(field: FieldDescriptor) -> Convert | None:
     """How one value of ``field`` changes from JSON to constructor form; None when it does not."""
     message = field.message_type
     if message is not None:
-        if _is_map(field):
+        if is_map(field):
             inner = _init_value(message.fields_by_name["value"])
             return None if inner is None else (lambda mapping: {k: inner(v) for k, v in mapping.items()})
         if message.full_name in _WRAPPERS:
@@ -175,11 +166,11 @@ def to_dict(message: Message) -> Json:
 @cache
 def _json_value(field: FieldDescriptor) -> Convert:
     """How a value ListFields returns for ``field`` becomes JSON (per field, cached)."""
-    if _is_map(field):
+    if is_map(field):
         inner = _json_scalar(field.message_type.fields_by_name["value"])
         return lambda mapping: {str(k): inner(v) for k, v in mapping.items()}
     single = _json_scalar(field)
-    if _is_repeated(field):
+    if is_repeated(field):
         return lambda values: [single(v) for v in values]
     return single
 

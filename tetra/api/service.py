@@ -40,7 +40,7 @@ from google.protobuf import json_format
 
 from tetra.agent.policies import (PolicyConflict, PolicyExists, PolicyLoadFailed, PolicyManager, PolicyNotFound,
                                   PolicyState, TooManyPolicies)
-from tetra.api import pb
+from tetra.api import pb, tetragon_events
 from tetra.api.broadcast import Broadcaster, TooManySubscribers
 from tetra.agent.commands import AgentUnavailable, CommandQueue, CommandTimeout
 from tetra.api.convert import to_dict
@@ -131,14 +131,24 @@ class TetraService:
         finally:
             self.broadcaster.unsubscribe(sub)
             log.info("event stream %d closed: %d sent, %d dropped (queue full)", sub.id, sub.sent, sub.dropped)
+            if sub.events is not None and sub.events.cel_errors:
+                log.warning("event stream %d: %d CEL evaluations failed (each a non-match), e.g. %s", sub.id,
+                            sub.events.cel_errors, sub.events.cel_last_error)
 
     def selection(self, request: Any, context: Context, field_filter_json: Callable[[Any], dict[str, Any]] = to_dict
                   ) -> tuple[ExportFilter | None, FieldFilters | None]:
         """The request's allow/deny lists and field filters (as JSON objects by ``field_filter_json``),
         checked by tetra.filters: the Filter message has the JSON shape they read."""
+        cel_chars = sum(len(text) for f in (*request.allow_list, *request.deny_list) for text in f.cel_expression)
+        if cel_chars:
+            from tetra.filters.cel import MAX_REQUEST_CHARS  # with CEL's library: imported when a client uses it
+
+            if cel_chars > MAX_REQUEST_CHARS:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cel_expression: {cel_chars} characters of CEL "
+                              f"in one request: at most {MAX_REQUEST_CHARS} are accepted")
         try:
-            allow = parse_filter_list(_json_lines(request.allow_list), "allow_list")
-            deny = parse_filter_list(_json_lines(request.deny_list), "deny_list")
+            allow = parse_filter_list(_json_lines(request.allow_list), "allow_list", cel_schema=tetragon_events)
+            deny = parse_filter_list(_json_lines(request.deny_list), "deny_list", cel_schema=tetragon_events)
             fields = parse_field_filters(_json_lines(request.field_filters, field_filter_json), "field_filters")
         except FilterError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))

@@ -18,6 +18,8 @@ from tetra.kernel.mounts import cgroup2_mount
 from tetra.node import node_name
 
 if TYPE_CHECKING:
+    from google.protobuf.descriptor import Descriptor
+
     from tetra.api.server import ApiServer
 
 
@@ -49,7 +51,14 @@ def build_chain(config: AgentConfig, node: str) -> ExportChain:
     return ExportChain.from_flags(node_name=node, allowlist=config.export_allowlist,
                                   denylist=config.export_denylist, field_filters=config.field_filters,
                                   redaction_filters=config.redaction_filters, rate_limit=config.export_rate_limit,
-                                  enable_pid_set=config.enable_pid_set_filter)
+                                  enable_pid_set=config.enable_pid_set_filter, cel_schema=_tetragon_events)
+
+
+def _tetragon_events() -> "Descriptor":
+    """The event types a ``cel_expression`` of the flags reads; the API is imported only then."""
+    from tetra.api import tetragon_events
+
+    return tetragon_events()
 
 
 def build_agent(config: AgentConfig) -> Agent:

@@ -11,18 +11,21 @@ Where the events come from:
   the agent's GetEvents stream.
 
 The filter options are Tetragon's; values of one option OR, options AND.
+``--cel-expression`` takes a CEL expression over Tetragon's GetEventsResponse
+(``process_exec.process.pid > 1000u``: uint32 fields compare with uint literals),
+checked here and refused with a message when it cannot compile or exceeds
+tetra.filters.cel's bounds; an expression that fails on an event does not
+match it.
 Over gRPC they travel in the request and the agent applies them (no
 bandwidth for events nobody wants); on standard input tetra.filters applies
 the same filter here. ``-e``, ``-n``, ``--policy-names``, ``-f`` and ``-F`` also
 split on commas; the regular expressions of ``--process``, ``--pod`` and
-``--namespace-regex`` do not (a pattern may hold a comma): repeat those options
-instead.
+``--namespace-regex`` do not (a pattern may hold a comma), nor do
+``--cel-expression``'s: repeat those options instead.
 
 ``--stack-traces`` prints a policy event's kernel and user stack traces under
 its compact line; ``-t/--tty-encode PATH`` replaces the output with the raw
-bytes written to terminal PATH (tetra.export.tty). ``--cel-expression`` is not
-offered: tetra's filters refuse CEL (tetra.filters.checks), so it would be a
-flag that filters nothing.
+bytes written to terminal PATH (tetra.export.tty).
 """
 
 import os
@@ -63,6 +66,9 @@ def _split(values: Iterable[str]) -> list[str]:
 @click.option("--process", "processes", multiple=True, metavar="REGEX",
               help="Only processes whose binary matches (RE2 syntax, repeatable).")
 @click.option("--policy-names", multiple=True, metavar="NAMES", help="Only events of these tracing policies.")
+@click.option("--cel-expression", "cel_expressions", multiple=True, metavar="EXPR",
+              help="Only events for which this CEL expression over Tetragon's GetEventsResponse is true, e.g. "
+                   "'process_exec.process.pid > 1000u' (repeatable: any may be true).")
 @click.option("-f", "--include-fields", multiple=True, metavar="PATHS",
               help="Keep only these fields, e.g. process.binary,process.pid.")
 @click.option("-F", "--exclude-fields", multiple=True, metavar="PATHS", help="Drop these fields.")
@@ -78,9 +84,9 @@ def _split(values: Iterable[str]) -> list[str]:
 @click.pass_context
 def getevents(ctx: click.Context, output: str, color: str, event_types: tuple[str, ...],
               namespaces: tuple[str, ...], namespace_regexes: tuple[str, ...], host: bool, pods: tuple[str, ...],
-              processes: tuple[str, ...], policy_names: tuple[str, ...], include_fields: tuple[str, ...], exclude_fields: tuple[str, ...],
-              timestamps: bool, stack_traces: bool, tty_encode: str, reconnect: bool, reconnect_wait: float,
-              client: Any) -> None:
+              processes: tuple[str, ...], policy_names: tuple[str, ...], cel_expressions: tuple[str, ...],
+              include_fields: tuple[str, ...], exclude_fields: tuple[str, ...], timestamps: bool,
+              stack_traces: bool, tty_encode: str, reconnect: bool, reconnect_wait: float, client: Any) -> None:
     """Print events as JSON lines or compact lines, from the agent or from standard input."""
     from tetra.filters.clientside import ClientFilter
 
@@ -88,8 +94,14 @@ def getevents(ctx: click.Context, output: str, color: str, event_types: tuple[st
         "event_types": _split(event_types), "namespaces": _split(namespaces),
         "namespace_regexes": list(namespace_regexes), "pods": list(pods),
         "processes": list(processes), "policy_names": _split(policy_names), "host": host,
+        "cel_expressions": list(cel_expressions),
         "include_fields": _split(include_fields), "exclude_fields": _split(exclude_fields)}
-    selection = ClientFilter(**options)  # checks every option, FilterError naming the flags
+    cel_schema = None
+    if cel_expressions:
+        from tetra.api import tetragon_events
+
+        cel_schema = tetragon_events
+    selection = ClientFilter(**options, cel_schema=cel_schema)  # checks every option, FilterError naming the flags
     colored = color == "always" or (color == "auto" and sys.stdout.isatty())
     write = _printer(sys.stdout.buffer, output, colored, timestamps, stack_traces, tty_encode)
     explicit = ctx.get_parameter_source("server_address") != ParameterSource.DEFAULT
@@ -100,6 +112,9 @@ def getevents(ctx: click.Context, output: str, color: str, event_types: tuple[st
             if selection.invalid_lines:
                 click.echo(f"tetra: {selection.invalid_lines} lines were not JSON events and were skipped",
                            err=True)
+            if selection.cel_errors:
+                click.echo(f"tetra: {selection.cel_errors} --cel-expression evaluations failed; those events "
+                           "were skipped", err=True)
         else:
             for event in _from_agent(client, options, reconnect_wait if reconnect else None):
                 write(event)
@@ -186,6 +201,7 @@ def _request(selection: dict[str, Any]) -> Any:
         "pod_regex": selection["pods"],
         "binary_regex": selection["processes"],
         "policy_names": selection["policy_names"],
+        "cel_expression": selection["cel_expressions"],
     }
     spec = {key: value for key, value in spec.items() if value}
     fields = [tg_events.FieldFilter(fields={"paths": paths}, action=action)

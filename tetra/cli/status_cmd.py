@@ -91,6 +91,7 @@ def render(state: dict[str, Any]) -> Group:
             lost.add_row(f"pipeline: {name}", _count(value))
     lost.add_row("subscriber queues full", _count(losses["subscriber_dropped"]))
     lost.add_row("events not convertible to protobuf", _count(losses["convert_errors"]))
+    lost.add_row("stream CEL expressions that failed (no match)", _count(losses.get("cel_errors", 0)))
     lost.add_row("exporter errors", _count(losses["exporter_errors"]))
     cache = state["process_cache"]
     exporters = _table("EXPORTER", "TARGET", "STATE", "COUNTERS")

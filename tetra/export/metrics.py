@@ -43,6 +43,9 @@ tetra_policy_actions_total{policy,mode,action}      policy events by action (KPR
                                                     monitoring mode withheld the action, else
                                                     enforce (Tetragon has no such metric)
 tetra_event_handling_latency_seconds                kernel timestamp -> hand-off to the exporters
+tetra_filter_cel_errors_total{filter}               CEL expressions that failed on an event (a
+                                                    non-match): filter is export (the agent's
+                                                    allow/deny lists) or stream (GetEvents filters)
 ==================================================  ===========================================
 """
 
@@ -159,7 +162,12 @@ class SnapshotCollector(Collector):
         rate_limited = CounterMetricFamily("tetragon_export_ratelimit_events_dropped",
                                            "Events the export rate limit dropped.",
                                            value=by_stage.get(_EXPORTER_DROPS["rate_limited"], 0))
-        yield from (lost, received, sent, dropped, notify, rate_limited)
+        cel = CounterMetricFamily("tetra_filter_cel_errors", "CEL filter expressions that failed on an event "
+                                  "(counted as not matching).", labels=["filter"])
+        cel.add_metric(["export"], sum(e.counters.get("cel_errors", 0) for e in status.exporters
+                                       if e.name == "export-filters"))
+        cel.add_metric(["stream"], streams.cel_errors if streams else 0)
+        yield from (lost, received, sent, dropped, notify, rate_limited, cel)
 
     def _cache(self, status: AgentStatus) -> Iterator[Metric]:
         yield GaugeMetricFamily("tetragon_process_cache_size", "Processes in the cache.", value=status.cache_size)

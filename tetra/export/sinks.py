@@ -308,4 +308,5 @@ class ChainSink:
 
     def state(self) -> ExporterStatus:
         return ExporterStatus("export-filters", "json, stdout, otlp", "ok",
-                              {"filtered_out": self.chain.filtered_out, "rate_limited": self.chain.rate_limited})
+                              {"filtered_out": self.chain.filtered_out, "rate_limited": self.chain.rate_limited,
+                               "cel_errors": self.chain.cel_errors})

@@ -20,7 +20,8 @@ with ``checks`` (one per key) and ``labels`` (Kubernetes label selectors);
 ``fields`` (``--field-filters``, ``-f``/``-F``); ``redact`` (``--redaction-filters``);
 ``ratelimit`` (``--export-rate-limit``); ``chain`` (all of them in order);
 ``clientside`` (``tetra getevents`` options); ``reader`` and ``eventtypes``
-(reading flag values, event type names).
+(reading flag values, event type names); ``cel`` and ``celvalues``
+(``cel_expression``: bounded CEL over events typed by Tetragon's .proto).
 
 Every configuration mistake is a ``FilterError`` carrying all problems found, each
 as ``source:line: key: message``.

@@ -13,18 +13,22 @@ event:
   the same events pass, and dropped ones are not reshaped for nothing.
 
 Stages not configured are skipped; with none the event comes back as it is.
-``filtered_out`` and ``rate_limited`` count the events each stage dropped.
+``filtered_out`` and ``rate_limited`` count the events each stage dropped;
+``cel_errors`` the filters' CEL evaluations that failed (each a non-match).
 """
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tetra.filters import FilterError
 from tetra.filters.events import ExportFilter, parse_filter_list
 from tetra.filters.fields import FieldFilters, parse_field_filters
 from tetra.filters.ratelimit import RateLimiter
 from tetra.filters.redact import Redactor, parse_redaction_filters
+
+if TYPE_CHECKING:  # imported when an expression is compiled (tetra.filters.events)
+    from tetra.filters.cel import Schema
 
 Event = dict[str, Any]
 
@@ -52,10 +56,12 @@ class ExportChain:
     @classmethod
     def from_flags(cls, *, node_name: str, allowlist: str = "", denylist: str = "", field_filters: str = "",
                    redaction_filters: str = "", rate_limit: int = -1, enable_pid_set: bool = False,
+                   cel_schema: "Schema | None" = None,
                    clock: Callable[[], float] = time.monotonic) -> "ExportChain":
         """The chain for the agent's flags, named as Tetragon names them.
 
-        Empty strings configure nothing and ``rate_limit`` < 0 means no limit.
+        Empty strings configure nothing and ``rate_limit`` < 0 means no limit;
+        ``cel_schema`` gives the event types of ``cel_expression`` (tetra.filters.cel).
         Problems in all the flags are reported together in one FilterError.
         """
         issues: list[str] = []
@@ -67,8 +73,10 @@ class ExportChain:
                 issues.extend(err.issues)
                 return None
 
-        allow = parse(parse_filter_list, allowlist, "--export-allowlist", enable_pid_set=enable_pid_set)
-        deny = parse(parse_filter_list, denylist, "--export-denylist", enable_pid_set=enable_pid_set)
+        allow = parse(parse_filter_list, allowlist, "--export-allowlist", enable_pid_set=enable_pid_set,
+                      cel_schema=cel_schema)
+        deny = parse(parse_filter_list, denylist, "--export-denylist", enable_pid_set=enable_pid_set,
+                     cel_schema=cel_schema)
         redactor = parse(parse_redaction_filters, redaction_filters, "--redaction-filters",
                          enable_pid_set=enable_pid_set)
         fields = parse(parse_field_filters, field_filters, "--field-filters")
@@ -91,6 +99,10 @@ class ExportChain:
         if self.fields is not None:
             event = self.fields.apply(event)
         return event
+
+    @property
+    def cel_errors(self) -> int:
+        return self.export.cel_errors if self.export is not None else 0
 
     def admit(self) -> bool:
         """The rate limit's verdict on the next event, counted; all a chain that does not

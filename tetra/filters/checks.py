@@ -266,12 +266,6 @@ def _capabilities(reader: Reader, key: str, value: Any) -> Check | None:
     return check
 
 
-def _cel_expression(reader: Reader, key: str, value: Any) -> Check | None:
-    reader.error(key, "CEL expressions are not supported by tetra; express the filter with the other keys "
-                 "(binary_regex, namespace, labels, policy_names, ...)")
-    return None
-
-
 # In the order their checks run: cheap lookups first, regular expressions and selectors last.
 CHECKS: dict[str, Builder] = {
     "pid": _pid,
@@ -289,5 +283,4 @@ CHECKS: dict[str, Builder] = {
     "parent_arguments_regex": _process_regex("parent", "arguments"),
     "labels": _labels,
     "capabilities": _capabilities,
-    "cel_expression": _cel_expression,
 }

@@ -4,8 +4,9 @@ Tetragon's getevents (cmd/tetra/getevents) turns its options into a single
 allowlist Filter, so the options AND and the values of one option OR:
 ``--process`` is ``binary_regex``, ``--namespace`` is ``namespace`` (``--host``
 adds "", host processes), ``--namespace-regex`` is ``namespace_regex``, ``--pod`` is ``pod_regex``, ``--event-types`` is
-``event_set`` and ``--policy-names`` is ``policy_names``; ``-f``/``-F`` are field
-filters applied to the events that pass. No option at all passes everything.
+``event_set``, ``--policy-names`` is ``policy_names`` and ``--cel-expression`` is
+``cel_expression``; ``-f``/``-F`` are field filters applied to the events that
+pass. No option at all passes everything.
 
 Event type names are taken in any case here (``process_exec`` too); Tetragon
 wants them upper-case. Values are not split on commas: regular expressions
@@ -15,7 +16,7 @@ contain commas.
 """
 
 from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -24,11 +25,14 @@ from tetra.filters.events import EventFilter, compile_filter
 from tetra.filters.fields import cli_field_filters
 from tetra.filters.reader import Issues, Reader
 
+if TYPE_CHECKING:
+    from tetra.filters.cel import Schema
+
 Event = dict[str, Any]
 
 _LABELS = {"binary_regex": "--process", "namespace": "--namespace", "namespace_regex": "--namespace-regex",
            "pod_regex": "--pod",
-           "event_set": "--event-types", "policy_names": "--policy-names"}
+           "event_set": "--event-types", "policy_names": "--policy-names", "cel_expression": "--cel-expression"}
 
 
 class ClientFilter:
@@ -36,7 +40,9 @@ class ClientFilter:
 
     def __init__(self, *, event_types: Iterable[str] = (), namespaces: Iterable[str] = (),
                  namespace_regexes: Iterable[str] = (), pods: Iterable[str] = (), processes: Iterable[str] = (),
-                 policy_names: Iterable[str] = (), host: bool = False, include_fields: Iterable[str] = (), exclude_fields: Iterable[str] = ()) -> None:
+                 policy_names: Iterable[str] = (), host: bool = False, include_fields: Iterable[str] = (),
+                 exclude_fields: Iterable[str] = (), cel_expressions: Iterable[str] = (),
+                 cel_schema: "Schema | None" = None) -> None:
         spec = {
             "event_set": [name.upper() for name in event_types],
             "namespace": [*namespaces, *([""] if host else [])],
@@ -44,9 +50,10 @@ class ClientFilter:
             "pod_regex": list(pods),
             "binary_regex": list(processes),
             "policy_names": list(policy_names),
+            "cel_expression": list(cel_expressions),
         }
         issues = Issues()
-        event_filter = compile_filter(spec, Reader("", issues, _LABELS))
+        event_filter = compile_filter(spec, Reader("", issues, _LABELS), cel_schema=cel_schema)
         fields = None
         try:
             fields = cli_field_filters(include_fields, exclude_fields)
@@ -56,6 +63,11 @@ class ClientFilter:
         self.filter = cast(EventFilter, event_filter)
         self.fields = fields if fields is not None and fields.filters else None
         self.invalid_lines = 0
+
+    @property
+    def cel_errors(self) -> int:
+        """``--cel-expression`` evaluations that failed, each a skipped event."""
+        return self.filter.cel.errors if self.filter.cel is not None else 0
 
     def apply(self, event: Event) -> Event | None:
         """The event to print (fields filtered), or None if the options reject it."""

@@ -135,16 +135,18 @@ class SubscriberStatus:
     queued: int
     sent: int
     dropped: int
+    cel_errors: int = 0
 
 
 @dataclass(frozen=True)
 class StreamStatus:
     """The gRPC event streams: drops at full queues (all subscribers ever), events that did not
-    convert, and the streams open now."""
+    convert, the streams open now, and the CEL filter evaluations that failed (all subscribers ever)."""
 
     dropped: int = 0
     convert_errors: int = 0
     subscribers: tuple[SubscriberStatus, ...] = ()
+    cel_errors: int = 0
 
 
 class Streaming(Protocol):
