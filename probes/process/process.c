@@ -12,7 +12,10 @@
  * running kernel (tetra/kernel/offsets.py) and TETRA_RINGBUF_PAGES; with
  * TETRA_PROCESS_CRED and TETRA_PROCESS_NS when the agent shows credentials and
  * namespaces. Without them the exec path reads nothing more than it needs:
- * the context costs only those who ask for it.
+ * the context costs only those who ask for it. With TETRA_CGROUP_RATE
+ * (--cgroup-rate), exec and clone records go out only while their cgroup is
+ * under the rate (lib/cgroup_rate.h); exits always do, so that the agent
+ * forgets every process it was told of.
  */
 #define TETRA_EVENTS_OWNER
 #include "lib/wire.h"
@@ -21,6 +24,7 @@
 #include "lib/path.h"
 #include "lib/emit.h"
 #include "lib/execve.h"
+#include "lib/cgroup_rate.h"
 
 /* The process context between struct tetra_exec and the filename (wire.h). */
 #ifdef TETRA_PROCESS_CRED
@@ -96,6 +100,39 @@ static __always_inline __u32 read_cgroup_name(char *dst, void *task)
     return clamp_len(bpf_probe_read_kernel_str(dst, TETRA_CGROUP_MAX, name), TETRA_CGROUP_MAX);
 }
 
+#ifdef TETRA_CGROUP_RATE
+struct tetra_throttle_scratch {
+    char buf[sizeof(struct tetra_throttle) + TETRA_CGROUP_MAX];
+};
+BPF_PERCPU_ARRAY(throttle_scratch, struct tetra_throttle_scratch, 1);
+
+/* Whether a process event of the current task's cgroup may go out; when this
+ * CPU starts throttling the cgroup, the throttle record goes out instead. A
+ * dropped event has still updated the binary map: policy events of the
+ * process (and its children) still match matchBinaries. */
+static __always_inline int cgroup_rate_pass(void *task, __u64 cgroup_id, __u64 ktime)
+{
+    int verdict = tetra_cgroup_rate_check(cgroup_id, ktime);
+    if (verdict != TETRA_RATE_START)
+        return verdict == TETRA_RATE_PASS;
+    __u32 zero = 0;
+    struct tetra_throttle_scratch *scratch = throttle_scratch.lookup(&zero);
+    if (!scratch)
+        return 0;
+    struct tetra_throttle *ev = (struct tetra_throttle *)scratch->buf;
+    tetra_fill_header_at(&ev->h, TETRA_OP_THROTTLE, bpf_get_current_pid_tgid(), ktime);
+    ev->cgroup_id = cgroup_id;
+    ev->_pad2 = 0;
+    ev->_pad3 = 0;
+    __u32 glen = read_cgroup_name(scratch->buf + sizeof(*ev), task);
+    ev->cgroup_len = glen;
+    __u64 size = sizeof(*ev) + glen;
+    TETRA_BOUND(size, sizeof(scratch->buf));
+    tetra_emit(ev, size, TETRA_OP_THROTTLE);
+    return 0;
+}
+#endif
+
 /* The binary: the file the new image was loaded from (mm->exe_file), resolved
  * as lib/execve.h says, written at dst with its length in ev->filename_len,
  * and remembered for matchBinaries. Everything it decides goes to memory (the
@@ -166,6 +203,10 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 
     const char *exec_name = (const char *)args + (args->data_loc_filename & 0xFFFF);
     read_binary(ev, buf + TETRA_EXEC_HEAD, exec_name, mm, fs, root_dentry, root_mnt);
+#ifdef TETRA_CGROUP_RATE
+    if (!cgroup_rate_pass(task, ev->cgroup_id, ev->h.ktime))
+        return 0;  /* after read_binary: the binary map knows the new image all the same */
+#endif
     __u64 off = ev->filename_len;  /* read back from memory: the verifier forgets how it was made */
     TETRA_BOUND(off, TETRA_PATH_MAX);
     off += TETRA_EXEC_HEAD;
@@ -230,6 +271,10 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
         __builtin_memcpy(&info->binary, &parent->binary, sizeof(info->binary));
         remember_binary(child_tgid, ev.ppid, info);
     }
+#ifdef TETRA_CGROUP_RATE
+    if (!cgroup_rate_pass((void *)bpf_get_current_task(), ev.cgroup_id, ev.h.ktime))
+        return 0;
+#endif
     tetra_emit(&ev, sizeof(ev), TETRA_OP_CLONE);
     return 0;
 }

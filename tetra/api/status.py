@@ -73,6 +73,8 @@ def status_json(status: AgentStatus) -> Json:
             "subscriber_dropped": streams.dropped if streams else 0,
             "convert_errors": streams.convert_errors if streams else 0,
             "exporter_errors": status.exporter_errors,
+            "kernel_throttled": status.kernel_throttled,
+            "throttled_cgroups": status.throttled_cgroups,
         },
         "process_cache": {"size": status.cache_size, "capacity": status.cache_capacity,
                           "evictions": status.cache_evictions},

@@ -40,6 +40,9 @@ tetra_export_dropped_bytes_total{exporter}          bytes of the lines an export
 tetra_export_reopens_total{exporter}                export file reopened (SIGHUP, moved or deleted)
 tetra_policy_actions_total{action}                  policy events by action (POST, SIGKILL, OVERRIDE...)
 tetra_event_handling_latency_seconds                kernel timestamp -> hand-off to the exporters
+tetra_cgroup_rate_throttled_events_total            process events the kernel dropped while their
+                                                    cgroup was over --cgroup-rate
+tetra_cgroup_rate_throttled_cgroups                 cgroups throttled now (--cgroup-rate)
 ==================================================  ===========================================
 """
 
@@ -156,7 +159,12 @@ class SnapshotCollector(Collector):
         rate_limited = CounterMetricFamily("tetragon_export_ratelimit_events_dropped",
                                            "Events the export rate limit dropped.",
                                            value=by_stage.get(_EXPORTER_DROPS["rate_limited"], 0))
-        yield from (lost, received, sent, dropped, notify, rate_limited)
+        throttled = CounterMetricFamily("tetra_cgroup_rate_throttled_events",
+                                        "Process events the kernel dropped while their cgroup was over --cgroup-rate.",
+                                        value=status.kernel_throttled)
+        cgroups = GaugeMetricFamily("tetra_cgroup_rate_throttled_cgroups", "Cgroups throttled now (--cgroup-rate).",
+                                    value=status.throttled_cgroups)
+        yield from (lost, received, sent, dropped, notify, rate_limited, throttled, cgroups)
 
     def _cache(self, status: AgentStatus) -> Iterator[Metric]:
         yield GaugeMetricFamily("tetragon_process_cache_size", "Processes in the cache.", value=status.cache_size)

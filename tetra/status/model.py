@@ -179,6 +179,8 @@ class AgentStatus:
     streams: StreamStatus | None = None  # None: no API server
     actions: Mapping[str, int] = field(default_factory=dict)  # policy events by action taken
     latency: tuple[tuple[int, ...], float] = ((), 0.0)  # bucket counts (LATENCY_BUCKETS, +Inf), sum
+    kernel_throttled: int = 0  # --cgroup-rate: process events the kernel dropped, their cgroup throttled
+    throttled_cgroups: int = 0  # --cgroup-rate: cgroups throttled now
 
     @property
     def kernel_sent(self) -> int:

@@ -30,9 +30,10 @@ class Op(enum.IntEnum):
     CLONE = 2
     EXIT = 3
     GENERIC = 4
+    THROTTLE = 5  # --cgroup-rate: a CPU began throttling a cgroup's process events
 
 
-OP_MAX = 5
+OP_MAX = 6
 # Per-opcode counters of the `tetra_stats` per-CPU array: slot = opcode * 2 + kind.
 STAT_SENT = 0
 STAT_LOST = 1
