@@ -29,7 +29,8 @@ def _ancestor_types(_ctx: click.Context, _param: click.Parameter, values: tuple[
 
 
 def _cgroup_rate(_ctx: click.Context, _param: click.Parameter, value: str) -> CgroupRate | None:
-    """Tetragon's --cgroup-rate EVENTS,INTERVAL ("1000,1s"); "" (its default) sets no limit."""
+    """Tetragon's --cgroup-rate EVENTS,INTERVAL ("1000,1s", the interval a duration as its flags take
+    them); "" (its default) sets no limit. Tetragon logs a bad value and runs unlimited; tetra refuses it."""
     if not value.strip():
         return None
     events, sep, interval = value.partition(",")
