@@ -7,9 +7,10 @@
  * two fixed windows of one interval whose sum, the older one weighted by how
  * much of it is still inside the sliding interval, is the rate. A CPU whose
  * rate goes over the limit throttles the cgroup: the record is never written
- * (so a storm costs the ring buffer and the agent nothing), it is counted in
- * the slot's `dropped`, and the first one of a throttle is replaced by a
- * throttle record, from which the agent sends THROTTLE_START. The CPU lets
+ * (so a storm costs the ring buffer and the agent next to nothing), it is
+ * counted in the slot's `dropped`, and a small throttle record (wire.h) stands
+ * for the first one of a throttle, from which the agent sends THROTTLE_START,
+ * and for each exec, so that the agent forgets the image it replaced. The CPU lets
  * events through again once its rate is back under the limit and a whole
  * interval has passed since it began throttling; the agent reads the slots
  * every second and sends THROTTLE_STOP when no CPU throttles the cgroup any

@@ -81,9 +81,13 @@ struct tetra_exit {
     __u32 _pad2;
 };
 
-/* --cgroup-rate (lib/cgroup_rate.h): a CPU began throttling the process events
- * of a cgroup (the header's pid/tid: the task whose event it dropped first).
- * Followed by cgroup[cgroup_len] (the cgroup v2 leaf name). */
+/* --cgroup-rate (lib/cgroup_rate.h): a process event the kernel dropped, when
+ * user space must hear of it (header flags below); the header's pid/tid are
+ * the process whose event it was (a clone's: the child). With
+ * TETRA_THROTTLE_START it is followed by cgroup[cgroup_len] (the cgroup v2
+ * leaf name); otherwise cgroup_len is 0. */
+#define TETRA_THROTTLE_START 0x1  /* this CPU began throttling the cgroup */
+#define TETRA_THROTTLE_EXEC  0x2  /* an exec of pid was dropped: the image user space knows for it ended */
 struct tetra_throttle {
     struct tetra_header h;
     __u64 cgroup_id;

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from tetra.agent.pipeline import Pipeline
 from tetra.api import pb, tg_events
 from tetra.api.convert import to_dict, to_message
+from tetra.decode.process import CloneRecord, ExecRecord
 from tetra.errors import DecodeError
 from tetra.export.compact import render_compact
 from tetra.export.event import Event
@@ -21,7 +22,7 @@ from tetra.node import BootClock
 from tetra.process.cache import ProcessCache
 from tetra.process.throttle import CgroupRate, RateSlot, current_rate, throttling
 from tetra.wire import layouts
-from tetra.wire.constants import Op
+from tetra.wire.constants import THROTTLE_EXEC, THROTTLE_START, Op
 
 Json = dict[str, Any]
 SECOND = 10**9
@@ -42,15 +43,22 @@ class ListSink:
         pass
 
 
-def _record(cgroup_id: int, name: bytes, ktime: int = 5 * SECOND, pid: int = 42) -> bytes:
+def _record(cgroup_id: int, name: bytes, ktime: int = 5 * SECOND, pid: int = 42,
+            flags: int = THROTTLE_START) -> bytes:
     """A throttle record as the kernel writes it (struct tetra_throttle, then the name)."""
     size = layouts.THROTTLE.size + len(name)
-    return layouts.THROTTLE.codec.pack(Op.THROTTLE, 0, 0, size, ktime, pid, pid, cgroup_id, len(name), 0, 0) + name
+    return layouts.THROTTLE.codec.pack(Op.THROTTLE, flags, 0, size, ktime, pid, pid, cgroup_id, len(name), 0, 0) + name
 
 
-def _pipeline() -> tuple[Pipeline, ListSink]:
+def _pipeline(proc: dict[int, ExecRecord] | None = None) -> tuple[Pipeline, ListSink]:
+    """A pipeline whose /proc holds ``proc``."""
     out = ListSink()
-    return Pipeline(ProcessCache("node", BootClock(0)), [out], BootClock(0), lookup=lambda pid: None), out
+    cache = ProcessCache("node", BootClock(0))
+    return Pipeline(cache, [out], BootClock(0), lookup=lambda pid: (proc or {}).get(pid)), out
+
+
+def _exec(pid: int, ppid: int, binary: str, ktime: int) -> ExecRecord:
+    return ExecRecord(ktime, pid, pid, ppid, 0, 0, 0, 7, binary, "/", [binary], "storm.scope")
 
 
 def _slot(window: int = 0, curr: int = 0, prev: int = 0, throttled: int = 0, dropped: int = 0) -> RateSlot:
@@ -65,6 +73,21 @@ def test_one_start_per_throttle_whatever_the_cpus_say() -> None:
                            "node_name": "node", "time": "1970-01-01T00:00:05Z"}]
     assert pipeline.throttles.throttled == {7: "storm.scope"}
     assert pipeline.stats.events["process_throttle"] == 1
+
+
+def test_a_dropped_exec_retires_the_image_the_cache_held() -> None:
+    """A clone went out, its exec was dropped: the cache must not go on showing the parent's image
+    for the child; its next event reads /proc, which knows the new one."""
+    pipeline, out = _pipeline(proc={43: _exec(43, 42, "/usr/bin/curl", 3 * SECOND)})
+    pipeline.handle(_exec(42, 1, "/bin/bash", SECOND))
+    pipeline.handle(CloneRecord(2 * SECOND, 43, 43, 42, 7))
+    assert pipeline.cache.by_pid(43).binary == "/bin/bash"
+    pipeline.handle_raw(_record(7, b"", ktime=3 * SECOND, pid=43, flags=THROTTLE_EXEC))  # not a START
+    assert pipeline.cache.by_pid(43) is None
+    assert [next(iter(e)) for e in out.events] == ["process_exec"]  # bash's; no throttle event
+    pipeline.handle(CloneRecord(4 * SECOND, 44, 44, 43, 7))  # a child of it (or a policy event)
+    assert pipeline.cache.by_pid(43).binary == "/usr/bin/curl"
+    assert pipeline.cache.by_pid(44).binary == "/usr/bin/curl"
 
 
 def test_stop_when_no_cpu_would_drop_the_next_event() -> None:
@@ -113,7 +136,7 @@ def test_quiet_cgroups_are_forgotten_and_their_drops_kept() -> None:
     stops, forget = pipeline.throttles.check({3: old, 4: recent}, RATE, now)
     assert stops == [] and forget == [3]
     assert pipeline.throttles.dropped == 12
-    stops, forget = pipeline.throttles.check({4: recent}, RATE, now + SECOND)  # 3 is gone from the map
+    pipeline.throttles.check({4: recent}, RATE, now + SECOND)  # 3 is gone from the map
     assert pipeline.throttles.dropped == 12
 
 

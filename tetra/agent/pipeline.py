@@ -185,6 +185,8 @@ class Pipeline:
         self._emit(PROCESS_EXIT.key, exit_event(proc, parent, rec.exit_code, self.cache.node, time), rec.ktime)
 
     def _on_throttle(self, rec: ThrottleRecord) -> None:
-        event = self.throttles.started(rec)
+        if rec.exec:  # the image the cache holds for pid was replaced: later events read /proc
+            self.cache.mark_exited(rec.pid)
+        event = self.throttles.started(rec) if rec.start else None
         if event is not None:
             self._emit(PROCESS_THROTTLE.key, event, rec.ktime)

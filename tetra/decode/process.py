@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
 from tetra.wire import layouts
-from tetra.wire.constants import BINARY_MAX, ExecFlags, Op
+from tetra.wire.constants import BINARY_MAX, THROTTLE_EXEC, THROTTLE_START, ExecFlags, Op
 
 _EXEC = layouts.EXEC.codec
 _CLONE = layouts.CLONE.codec
@@ -79,12 +79,14 @@ class ExitRecord:
 
 @dataclass(slots=True)
 class ThrottleRecord:
-    """--cgroup-rate: a CPU began dropping the process events of a cgroup (lib/cgroup_rate.h)."""
+    """--cgroup-rate: a process event the kernel dropped, of which user space must hear (lib/cgroup_rate.h)."""
 
     ktime: int
-    pid: int  # the task whose event was the first dropped
+    pid: int  # the process whose event was dropped
     cgroup_id: int
-    cgroup_name: str
+    cgroup_name: str  # "" unless ``start``
+    start: bool  # a CPU began throttling the cgroup
+    exec: bool  # the event was an exec of pid: the image the cache holds for it ended
 
 
 def binary_in_part(rec: ExecRecord) -> bool:
@@ -155,7 +157,7 @@ def decode_exit(raw: bytes) -> ExitRecord:
 @register(Op.THROTTLE)
 def decode_throttle(raw: bytes) -> ThrottleRecord:
     _check_size(raw, _THROTTLE.size, "throttle")
-    _, _, _, _, ktime, pid, _, cgroup_id, glen, _, _ = _THROTTLE.unpack_from(raw)
+    _, flags, _, _, ktime, pid, _, cgroup_id, glen, _, _ = _THROTTLE.unpack_from(raw)
     _check_size(raw, _THROTTLE.size + glen, "throttle")
     name = raw[_THROTTLE.size:_THROTTLE.size + glen].rstrip(b"\0")
-    return ThrottleRecord(ktime, pid, cgroup_id, text(name))
+    return ThrottleRecord(ktime, pid, cgroup_id, text(name), bool(flags & THROTTLE_START), bool(flags & THROTTLE_EXEC))
