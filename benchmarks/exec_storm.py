@@ -6,7 +6,7 @@
         baseline: storm alone ───────────────────────────────> processes/s
         agent, agent+context (--enable-process-cred --enable-process-ns --enable-ancestors base),
         agent+rate-check (--cgroup-rate never reached: the check's cost),
-        agent+throttled (--cgroup-rate 1000,1s: the storm throttled in the kernel):
+        agent+throttled (--cgroup-rate 100,1s: the storm throttled in the kernel):
                   start agent, wait "ready" (bcc compile, untimed)
                   storm ─────────────────────────────────────> processes/s
                   wait until the export file stops growing
@@ -52,7 +52,7 @@ AGENT_FLAGS: dict[str, tuple[str, ...] | None] = {
     "agent+context": ("--enable-process-cred", "--enable-process-ns", "--enable-ancestors", "base"),
     # --cgroup-rate: the per-event check alone (a limit no storm reaches), and a storm throttled by it
     "agent+rate-check": ("--cgroup-rate", "100000000,1s"),
-    "agent+throttled": ("--cgroup-rate", "1000,1s"),
+    "agent+throttled": ("--cgroup-rate", "100,1s"),
 }
 CONFIGS = tuple(AGENT_FLAGS)
 WARMUP_PROCESSES = 1000

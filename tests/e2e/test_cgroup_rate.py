@@ -5,7 +5,8 @@ Two cgroup v2 directories made (and removed) by the test: a shell in one runs
 cgroup gets one THROTTLE_START, fewer exec events than execs, every exec that
 did not go out counted as throttled (status and metrics), and a THROTTLE_STOP
 once it is quiet, in the JSON export and on a gRPC stream alike; the other
-cgroup's process is exported as usual.
+cgroup's process is exported as usual. Below the agent, the process sensor's
+map is read and pruned as the agent does it.
 """
 
 import os
@@ -23,7 +24,11 @@ import pytest
 
 from tests.e2e.harness import TETRA, Event, RunningAgent, tetra
 from tetra.errors import KernelError
+from tetra.kernel.btf import Btf
 from tetra.kernel.mounts import cgroup2_mount
+from tetra.kernel.offsets import resolve_offsets
+from tetra.process.throttle import CgroupRate
+from tetra.sensors.process import ProcessSensor
 
 pytestmark = pytest.mark.usefixtures("root")
 
@@ -131,3 +136,23 @@ def test_storm_is_throttled_counted_and_resumed(tmp_path: Path, cgroups: tuple[P
         summary = agent.stop()
     assert summary["kernel_throttled"] >= dropped
     assert summary["pipeline"]["events"]["process_throttle"] >= 2
+
+
+def test_the_sensors_counts_per_cpu_and_forgetting_a_cgroup(cgroups: tuple[Path, Path]) -> None:
+    storm, calm = cgroups
+    sensor = ProcessSensor(resolve_offsets(Btf.load()), cgroup_rate=CgroupRate(5, 10**9))
+    sensor.load()
+    try:
+        _in_cgroup(storm, "for i in $(seq 50); do /bin/true; done")
+        storm_id, calm_id = os.stat(storm).st_ino, os.stat(calm).st_ino  # a cgroup's id is its inode
+        counts = sensor.cgroup_rate_counts()
+        assert calm_id not in counts  # no event there yet
+        slots = counts[storm_id]
+        assert len(slots) >= (os.cpu_count() or 1)  # one per possible CPU
+        dropped = sum(slot.dropped for slot in slots)
+        assert 0 < dropped < 100  # of 50 clones and 50 execs, a few went out on each CPU
+        assert any(slot.throttled for slot in slots)
+        sensor.forget_cgroups([storm_id, storm_id + 10**9])  # one that is not there: nothing to do
+        assert storm_id not in sensor.cgroup_rate_counts()
+    finally:
+        sensor.close()

@@ -206,6 +206,7 @@ class Agent:
                 on_ready()
             self._loop(observer, started)
             observer.drain()
+            self._check_throttles()  # the summary counts every drop up to the end
             self.pipeline.close()  # the exporters write what they queued: the summary counts what they dropped
             return Summary.of(self.status())
         finally:

@@ -18,7 +18,9 @@ news); a STOP when, on a tick, every CPU's count says its next event would go
 out again (``throttling`` mirrors the kernel's test), so it comes at most a
 tick after the kernel let events through again. The agent never writes the
 counts, so no drop the kernel counted can be lost; the totals are the counts
-of the map plus those of the cgroups forgotten.
+of the map plus those of the cgroups forgotten. (A dropped exec's throttle
+record also retires the image the process cache held for its pid:
+agent/pipeline.py.)
 """
 
 from collections.abc import Iterable, Mapping, Sequence
