@@ -4,7 +4,9 @@
     warm-up storm (untimed)
     for each repetition, in shuffled order:
         baseline: storm alone ───────────────────────────────> processes/s
-        agent, agent+context (--enable-process-cred --enable-process-ns --enable-ancestors base):
+        agent, agent+context (--enable-process-cred --enable-process-ns --enable-ancestors base),
+        agent+rate-check (--cgroup-rate never reached: the check's cost),
+        agent+throttled (--cgroup-rate 100,1s: the storm throttled in the kernel):
                   start agent, wait "ready" (bcc compile, untimed)
                   storm ─────────────────────────────────────> processes/s
                   wait until the export file stops growing
@@ -48,6 +50,9 @@ AGENT_FLAGS: dict[str, tuple[str, ...] | None] = {
     "agent": (),
     # the process context's cost: credentials, namespaces, ancestors on exec and exit
     "agent+context": ("--enable-process-cred", "--enable-process-ns", "--enable-ancestors", "base"),
+    # --cgroup-rate: the per-event check alone (a limit no storm reaches), and a storm throttled by it
+    "agent+rate-check": ("--cgroup-rate", "100000000,1s"),
+    "agent+throttled": ("--cgroup-rate", "100,1s"),
 }
 CONFIGS = tuple(AGENT_FLAGS)
 WARMUP_PROCESSES = 1000
@@ -66,6 +71,7 @@ class AgentUsage:
     delivered: int  # process_exec of the storm's /bin/true, parent = the driver
     other_true_execs: int  # /bin/true execs not attributed to the driver (diagnosis)
     kernel_lost: int
+    kernel_throttled: int  # --cgroup-rate: dropped by design, and counted
     summary: dict[str, Any]
 
     @property
@@ -79,7 +85,7 @@ class AgentUsage:
 
     @property
     def lost_uncounted(self) -> bool:
-        return self.kernel_lost == 0 and self.delivered != self.storm_processes
+        return self.kernel_lost == 0 and self.kernel_throttled == 0 and self.delivered != self.storm_processes
 
 
 @dataclass
@@ -165,7 +171,7 @@ def measure_agent(driver: Path, processes: int, workdir: Path, name: str,
     usage = AgentUsage(ready_s=ready_s, cpu_at_ready_s=cpu_at_ready, cpu_at_stop_s=cpu_at_stop,
                        vm_hwm_kib=hwm, vm_rss_kib=rss, storm_processes=storm.count, delivered=counter.delivered,
                        other_true_execs=counter.other_true_execs, kernel_lost=int(summary["kernel_lost"]),
-                       summary=summary)
+                       kernel_throttled=int(summary.get("kernel_throttled", 0)), summary=summary)
     return storm, usage
 
 
@@ -193,7 +199,7 @@ def run_all(driver: Path, processes: int, repetitions: int, workdir: Path) -> li
 
 
 def report_progress(sample: Sample, repetitions: int) -> None:
-    line = f"rep {sample.repetition}/{repetitions} {sample.config:<13} {sample.storm.rate:>8,.0f} proc/s"
+    line = f"rep {sample.repetition}/{repetitions} {sample.config:<16} {sample.storm.rate:>8,.0f} proc/s"
     if sample.agent:
         a = sample.agent
         line += (f"  ready {a.ready_s:.1f}s  delivered {a.delivered:,}/{sample.storm.count:,}"

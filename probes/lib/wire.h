@@ -15,7 +15,8 @@
 #define TETRA_OP_CLONE 2
 #define TETRA_OP_EXIT  3
 #define TETRA_OP_GENERIC 4  /* an event of a TracingPolicy hook */
-#define TETRA_OP_MAX   5
+#define TETRA_OP_THROTTLE 5  /* --cgroup-rate: a CPU began throttling a cgroup */
+#define TETRA_OP_MAX   6
 
 /* Per-opcode counters in the `stats` per-CPU array: slot = opcode * 2 + kind. */
 #define TETRA_STAT_SENT 0   /* records handed to the ring buffer */
@@ -78,6 +79,21 @@ struct tetra_exit {
     struct tetra_header h;
     __u32 exit_code;  /* task->exit_code: status << 8 | signal (0x80 = core) */
     __u32 _pad2;
+};
+
+/* --cgroup-rate (lib/cgroup_rate.h): a process event the kernel dropped, when
+ * user space must hear of it (header flags below); the header's pid/tid are
+ * the process whose event it was (a clone's: the child). With
+ * TETRA_THROTTLE_START it is followed by cgroup[cgroup_len] (the cgroup v2
+ * leaf name); otherwise cgroup_len is 0. */
+#define TETRA_THROTTLE_START 0x1  /* this CPU began throttling the cgroup */
+#define TETRA_THROTTLE_EXEC  0x2  /* an exec of pid was dropped: the image user space knows for it ended */
+struct tetra_throttle {
+    struct tetra_header h;
+    __u64 cgroup_id;
+    __u16 cgroup_len;
+    __u16 _pad2;
+    __u32 _pad3;
 };
 
 /* What a TracingPolicy hook did; user space names them KPROBE_ACTION_*. */

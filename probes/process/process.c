@@ -12,7 +12,11 @@
  * running kernel (tetra/kernel/offsets.py) and TETRA_RINGBUF_PAGES; with
  * TETRA_PROCESS_CRED and TETRA_PROCESS_NS when the agent shows credentials and
  * namespaces. Without them the exec path reads nothing more than it needs:
- * the context costs only those who ask for it.
+ * the context costs only those who ask for it. With TETRA_CGROUP_RATE
+ * (--cgroup-rate), exec and clone records go out only while their cgroup is
+ * under the rate (lib/cgroup_rate.h), a dropped exec leaving a small throttle
+ * record behind; exits always go out, so that the agent forgets every process
+ * it was told of.
  */
 #define TETRA_EVENTS_OWNER
 #include "lib/wire.h"
@@ -21,6 +25,7 @@
 #include "lib/path.h"
 #include "lib/emit.h"
 #include "lib/execve.h"
+#include "lib/cgroup_rate.h"
 
 /* The process context between struct tetra_exec and the filename (wire.h). */
 #ifdef TETRA_PROCESS_CRED
@@ -96,6 +101,46 @@ static __always_inline __u32 read_cgroup_name(char *dst, void *task)
     return clamp_len(bpf_probe_read_kernel_str(dst, TETRA_CGROUP_MAX, name), TETRA_CGROUP_MAX);
 }
 
+#ifdef TETRA_CGROUP_RATE
+struct tetra_throttle_scratch {
+    char buf[sizeof(struct tetra_throttle) + TETRA_CGROUP_MAX];
+};
+BPF_PERCPU_ARRAY(throttle_scratch, struct tetra_throttle_scratch, 1);
+
+/* Whether a process event (of pid_tgid, in the current task's cgroup) may go
+ * out. When it may not, a throttle record goes out instead if this CPU starts
+ * throttling the cgroup (THROTTLE_START), or if the event was an exec: the
+ * cache must not go on showing the image it replaced, and a 40-byte record
+ * costs little beside the exec record it stands for. A dropped event has still
+ * updated the binary map: policy events of the process (and its children)
+ * still match matchBinaries. */
+static __always_inline int cgroup_rate_pass(void *task, __u64 cgroup_id, __u64 ktime, __u64 pid_tgid, __u8 exec)
+{
+    int verdict = tetra_cgroup_rate_check(cgroup_id, ktime);
+    if (verdict == TETRA_RATE_PASS)
+        return 1;
+    __u8 flags = (verdict == TETRA_RATE_START ? TETRA_THROTTLE_START : 0) | (exec ? TETRA_THROTTLE_EXEC : 0);
+    if (!flags)
+        return 0;
+    __u32 zero = 0;
+    struct tetra_throttle_scratch *scratch = throttle_scratch.lookup(&zero);
+    if (!scratch)
+        return 0;
+    struct tetra_throttle *ev = (struct tetra_throttle *)scratch->buf;
+    tetra_fill_header_at(&ev->h, TETRA_OP_THROTTLE, pid_tgid, ktime);
+    ev->h.flags = flags;
+    ev->cgroup_id = cgroup_id;
+    ev->_pad2 = 0;
+    ev->_pad3 = 0;
+    __u32 glen = flags & TETRA_THROTTLE_START ? read_cgroup_name(scratch->buf + sizeof(*ev), task) : 0;
+    ev->cgroup_len = glen;
+    __u64 size = sizeof(*ev) + glen;
+    TETRA_BOUND(size, sizeof(scratch->buf));
+    tetra_emit(ev, size, TETRA_OP_THROTTLE);
+    return 0;
+}
+#endif
+
 /* The binary: the file the new image was loaded from (mm->exe_file), resolved
  * as lib/execve.h says, written at dst with its length in ev->filename_len,
  * and remembered for matchBinaries. Everything it decides goes to memory (the
@@ -166,6 +211,10 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 
     const char *exec_name = (const char *)args + (args->data_loc_filename & 0xFFFF);
     read_binary(ev, buf + TETRA_EXEC_HEAD, exec_name, mm, fs, root_dentry, root_mnt);
+#ifdef TETRA_CGROUP_RATE
+    if (!cgroup_rate_pass(task, ev->cgroup_id, ev->h.ktime, pid_tgid, 1))
+        return 0;  /* after read_binary: the binary map knows the new image all the same */
+#endif
     __u64 off = ev->filename_len;  /* read back from memory: the verifier forgets how it was made */
     TETRA_BOUND(off, TETRA_PATH_MAX);
     off += TETRA_EXEC_HEAD;
@@ -230,6 +279,11 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
         __builtin_memcpy(&info->binary, &parent->binary, sizeof(info->binary));
         remember_binary(child_tgid, ev.ppid, info);
     }
+#ifdef TETRA_CGROUP_RATE
+    if (!cgroup_rate_pass((void *)bpf_get_current_task(), ev.cgroup_id, ev.h.ktime,
+                          ((__u64)child_tgid << 32) | child_tid, 0))
+        return 0;
+#endif
     tetra_emit(&ev, sizeof(ev), TETRA_OP_CLONE);
     return 0;
 }

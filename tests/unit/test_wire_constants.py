@@ -43,6 +43,10 @@ C_ONLY: dict[str, str] = {
     "TETRA_AGENT_TGID": "the agent passes its own pid as -D; 0 is the value when compiled alone",
     "TETRA_AT_SECURE": "the auxv entry the kernel reads AT_SECURE from; Python sees its value, not where it was",
     "TETRA_AUXV_PAIRS": "how far the kernel looks for AT_SECURE in mm->saved_auxv",
+    "TETRA_CGROUP_RATE_ENTRIES": "size of the --cgroup-rate map: only the kernel sizes it",
+    "TETRA_RATE_PASS": "the rate check's verdict inside C; Python sees a record, or none",
+    "TETRA_RATE_DROP": "the rate check's verdict inside C; Python sees a record, or none",
+    "TETRA_RATE_START": "the rate check's verdict inside C; Python sees a record, or none",
 }
 # Python constants with no define, and why.
 PYTHON_ONLY: dict[str, str] = {}
@@ -162,7 +166,7 @@ def test_the_check_catches_each_kind_of_drift(tmp_path: Path) -> None:
 def test_a_define_that_is_not_a_number_cannot_be_twinned() -> None:
     c = c_constants()
     assert c["TETRA_GEN_BUF"] is None  # sizeof(...): C_ONLY, with its reason
-    assert c["TETRA_STAT_SLOTS"] == constants.STAT_SLOTS == 10
+    assert c["TETRA_STAT_SLOTS"] == constants.STAT_SLOTS == 12
 
 
 def test_generated_c_names_each_action_by_its_define() -> None:

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from tetra.process.throttle import CgroupRate
 from tetra.wire.constants import RINGBUF_PAGES
 
 # Where the agent serves its API unless told otherwise, and where clients look for it.
@@ -51,4 +52,5 @@ class AgentConfig:
     enable_process_ns: bool = False  # process.ns on every process
     username_metadata: str = "disabled"  # "unix": process.user.name from /etc/passwd
     enable_ancestors: tuple[str, ...] = ()  # Tetragon's type words: base, kprobe, ... (agent/ancestors.py)
+    cgroup_rate: CgroupRate | None = None  # --cgroup-rate: per-cgroup limit of process events, in the kernel
     record_ring: str | None = None  # hidden --record-ring: the pipeline's inputs written for `tetra replay`

@@ -21,7 +21,7 @@ from tetra.agent.stats import PipelineStats
 from tetra.agent.policy_events import PolicyEvents
 from tetra.decode import process as _process_decoders  # noqa: F401  (registers decoders)
 from tetra.decode.generic import GenericRecord
-from tetra.decode.process import CloneRecord, ExecRecord, ExitRecord, binary_in_part
+from tetra.decode.process import CloneRecord, ExecRecord, ExitRecord, ThrottleRecord, binary_in_part
 from tetra.decode.registry import DECODERS, decode
 from tetra.errors import DecodeError
 from tetra.export.event import Event
@@ -30,8 +30,9 @@ from tetra.process import procfs
 from tetra.process.cache import ProcessCache
 from tetra.process.events import ProcessEvent, exec_event, exit_event
 from tetra.process.model import Process
+from tetra.process.throttle import Throttles
 from tetra.wire.constants import Op
-from tetra.wire.events import PROCESS_EXEC, PROCESS_EXIT
+from tetra.wire.events import PROCESS_EXEC, PROCESS_EXIT, PROCESS_THROTTLE
 
 log = logging.getLogger(__name__)
 # pid -> the process as /proc shows it now, None when gone
@@ -52,11 +53,13 @@ class Pipeline:
         self.policies = PolicyEvents()
         self.lookup: Lookup = lookup or partial(procfs.read_process, cgroup2_root=cgroup2_root)
         self.ancestor_kinds: frozenset[str] = frozenset()  # --enable-ancestors: events that list them
+        self.throttles = Throttles(cache.node, clock)  # --cgroup-rate: the cgroups throttled now
         self._handlers: dict[type, Callable[[object], None]] = {
             ExecRecord: self._on_exec,  # type: ignore[dict-item]
             CloneRecord: self._on_clone,  # type: ignore[dict-item]
             ExitRecord: self._on_exit,  # type: ignore[dict-item]
             GenericRecord: self._on_generic,  # type: ignore[dict-item]
+            ThrottleRecord: self._on_throttle,  # type: ignore[dict-item]
         }
         # opcode -> (decoder, handler): a ring record goes straight to both, without the
         # registry's checks and the dispatch by type (two calls of each event's few dozen)
@@ -97,6 +100,10 @@ class Pipeline:
     def close(self) -> None:
         for sink in self.sinks:
             sink.close()
+
+    def emit(self, kind: str, event: Event) -> None:
+        """An event made outside the ring's records (a THROTTLE_STOP of the agent's check)."""
+        self._emit(kind, event, None)
 
     def _emit(self, kind: str, event: Event, ktime: int | None) -> None:
         """ktime: when the kernel saw it, for the latency histogram (None: read from /proc)."""
@@ -176,3 +183,10 @@ class Pipeline:
         time = self.clock.rfc3339(rec.ktime)
         parent = self.cache.parent_of(proc)
         self._emit(PROCESS_EXIT.key, exit_event(proc, parent, rec.exit_code, self.cache.node, time), rec.ktime)
+
+    def _on_throttle(self, rec: ThrottleRecord) -> None:
+        if rec.exec:  # the image the cache holds for pid was replaced: later events read /proc
+            self.cache.mark_exited(rec.pid)
+        event = self.throttles.started(rec) if rec.start else None
+        if event is not None:
+            self._emit(PROCESS_THROTTLE.key, event, rec.ktime)

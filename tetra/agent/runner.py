@@ -41,6 +41,7 @@ from tetra.sensors.process import ProcessSensor
 from tetra.status.model import (HANDOFF_DROPS, AgentStatus, KernelCount, Reporting, SensorStatus,
                                 Streaming)
 from tetra.status.rates import RateMeter
+from tetra.wire.events import PROCESS_THROTTLE
 
 if TYPE_CHECKING:
     from tetra.enrich.k8s import PodWatcher
@@ -59,6 +60,7 @@ class Summary:
     pipeline: dict[str, Any] = field(default_factory=dict)
     kernel_sent: int = 0
     kernel_lost: int = 0
+    kernel_throttled: int = 0  # --cgroup-rate: process events the kernel dropped
     kernel: dict[str, dict[str, int]] = field(default_factory=dict)  # per opcode: sent, lost
     received: int = 0
     cache_size: int = 0
@@ -75,6 +77,7 @@ class Summary:
             pipeline={"events": dict(status.events), **status.pipeline},
             kernel_sent=status.kernel_sent,
             kernel_lost=status.kernel_lost,
+            kernel_throttled=status.kernel_throttled,
             kernel={k.opcode: {"sent": k.sent, "lost": k.lost} for k in status.kernel},
             received=status.ringbuf_received,
             cache_size=status.cache_size,
@@ -151,7 +154,8 @@ class Agent:
         users = UserNames() if config.username_metadata == "unix" else None
         # User names need the namespaces (host mount namespace or not), shown or not.
         self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages,
-                                    config.enable_process_cred, config.enable_process_ns or users is not None)
+                                    config.enable_process_cred, config.enable_process_ns or users is not None,
+                                    config.cgroup_rate)
         if config.enable_process_cred or config.enable_process_ns or users is not None:
             self.cache.process_context = ProcessContext(config.enable_process_cred, config.enable_process_ns,
                                                         host_namespaces(), users)
@@ -205,6 +209,7 @@ class Agent:
                 on_ready()
             self._loop(observer, started)
             observer.drain()
+            self._check_throttles()  # the summary counts every drop up to the end
             self.pipeline.close()  # the exporters write what they queued: the summary counts what they dropped
             return Summary.of(self.status())
         finally:
@@ -253,12 +258,23 @@ class Agent:
         self.cache.collect()
         self.policies.refresh_scopes()
         self._release_compiler_memory()
+        self._check_throttles()
         lost = self.sensor.kernel_counts().total_lost
         if lost > self._lost_reported:
             log.warning("the kernel ring buffer was full: %d records lost so far", lost)
             self._lost_reported = lost
         self.rates.sample(now, self.pipeline.stats.events)
         self._publish_status()
+
+    def _check_throttles(self) -> None:
+        """--cgroup-rate: THROTTLE_STOP for the cgroups the kernel no longer throttles (process/throttle.py)."""
+        rate = self.config.cgroup_rate
+        if rate is None:
+            return
+        stops, forget = self.pipeline.throttles.check(self.sensor.cgroup_rate_counts(), rate, self.clock.now_ktime())
+        self.sensor.forget_cgroups(forget)
+        for event in stops:
+            self.pipeline.emit(PROCESS_THROTTLE.key, event)
 
     def _publish_status(self) -> None:
         """Hand the status to whoever reads it every tick (the metrics endpoint)."""
@@ -302,4 +318,6 @@ class Agent:
             streams=self.streams.streams() if self.streams is not None else None,
             actions=dict(stats.actions),
             latency=(tuple(stats.latency.counts), stats.latency.total),
+            kernel_throttled=self.pipeline.throttles.dropped,
+            throttled_cgroups=len(self.pipeline.throttles.throttled),
         )

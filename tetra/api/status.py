@@ -95,6 +95,8 @@ def status_json(status: AgentStatus) -> Json:
             "convert_errors": streams.convert_errors if streams else 0,
             "cel_errors": streams.cel_errors if streams else 0,
             "exporter_errors": status.exporter_errors,
+            "kernel_throttled": status.kernel_throttled,
+            "throttled_cgroups": status.throttled_cgroups,
         },
         "process_cache": {"size": status.cache_size, "capacity": status.cache_capacity,
                           "evictions": status.cache_evictions},

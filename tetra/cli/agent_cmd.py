@@ -17,6 +17,7 @@ from tetra.cli.agent_config import load_config_dir, load_config_file
 from tetra.cli.logformat import LOG_FORMATS, configure_logging
 from tetra.cli.options import Size, cluster_name_option, export_filter_options, parse_duration
 from tetra.export.jsonfile import parse_perm
+from tetra.process.throttle import CgroupRate
 from tetra.wire.constants import RINGBUF_PAGES
 
 
@@ -25,6 +26,22 @@ def _ancestor_types(_ctx: click.Context, _param: click.Parameter, values: tuple[
         return parse_ancestor_types(values)
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
+
+
+def _cgroup_rate(_ctx: click.Context, _param: click.Parameter, value: str) -> CgroupRate | None:
+    """Tetragon's --cgroup-rate EVENTS,INTERVAL ("1000,1s", the interval a duration as its flags take
+    them); "" (its default) sets no limit. Tetragon logs a bad value and runs unlimited; tetra refuses it."""
+    if not value.strip():
+        return None
+    events, sep, interval = value.partition(",")
+    if not sep or not events.strip().isdigit():
+        raise click.BadParameter(f"{value!r}: expected EVENTS,INTERVAL such as 1000,1s")
+    seconds = parse_duration(interval)
+    assert seconds is not None
+    try:
+        return CgroupRate(int(events), round(seconds * 1e9))
+    except ValueError as err:
+        raise click.BadParameter(f"{value!r}: {err}") from None
 
 
 def _ring_pages(ctx: click.Context, ringbuf_pages: int, rb_size: int, rb_size_total: int) -> int:
@@ -122,6 +139,10 @@ def _ring_pages(ctx: click.Context, ringbuf_pages: int, rb_size: int, rb_size_to
 @click.option("--enable-ancestors", multiple=True, metavar="TYPES", callback=_ancestor_types,
               help="List each process's ancestors (ancestors) on these events, comma-separated: base "
                    "(process_exec, process_exit; required by the others), kprobe, tracepoint, uprobe, lsm.")
+@click.option("--cgroup-rate", metavar="EVENTS,INTERVAL", default="", callback=_cgroup_rate,
+              help="Limit each cgroup's process events (exec, clone) in the kernel, e.g. 1000,1s: over it, "
+                   "on a CPU (each counts its own, as Tetragon's), they are dropped and counted, and "
+                   "process_throttle events say when that starts and stops (default: no limit).")
 @click.option("--record-ring", metavar="FILE", hidden=True,
               help="Debugging: write every ring record the pipeline reads, and what it needs to decode them, "
                    "to FILE, for `tetra replay`.")
@@ -144,7 +165,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           enable_k8s_api: bool,
           k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
           enable_process_cred: bool, enable_process_ns: bool, username_metadata: str, enable_ancestors: tuple[str, ...],
-          record_ring: str | None, log_level: str, log_format: str, debug: bool) -> None:
+          cgroup_rate: CgroupRate | None, record_ring: str | None, log_level: str, log_format: str, debug: bool) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
     Prints one line per event (compact by default; the processes read from
@@ -201,6 +222,7 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         enable_process_ns=enable_process_ns,
         username_metadata=username_metadata,
         enable_ancestors=enable_ancestors,
+        cgroup_rate=cgroup_rate,
         record_ring=record_ring,
     )
     from tetra.app.build import build_agent  # here: every other command starts without the agent's modules

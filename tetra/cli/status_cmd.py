@@ -85,6 +85,10 @@ def render(state: dict[str, Any]) -> Group:
     lost = _table("LOSS", "VALUE")
     for row in losses["kernel"]:
         lost.add_row(f"kernel ring buffer: {row['opcode']} (of {row['sent']} sent)", _count(row["lost"]))
+    throttled = losses.get("kernel_throttled", 0)
+    if throttled or losses.get("throttled_cgroups", 0):  # --cgroup-rate's drops: by design, but never silent
+        lost.add_row(f"kernel: throttled by --cgroup-rate ({losses.get('throttled_cgroups', 0)} cgroups now)",
+                     _count(throttled))
     lost.add_row("decode errors", _count(losses["decode_errors"]))
     for name, value in sorted(losses["pipeline"].items()):
         if name not in ("records", "decode_errors"):

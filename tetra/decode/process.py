@@ -1,15 +1,16 @@
-"""Decoders of the process lifecycle records (exec, clone, exit)."""
+"""Decoders of the process sensor's records: exec, clone, exit, and throttle (--cgroup-rate)."""
 
 from dataclasses import dataclass, field
 
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
 from tetra.wire import layouts
-from tetra.wire.constants import BINARY_MAX, ExecFlags, Op
+from tetra.wire.constants import BINARY_MAX, THROTTLE_EXEC, THROTTLE_START, ExecFlags, Op
 
 _EXEC = layouts.EXEC.codec
 _CLONE = layouts.CLONE.codec
 _EXIT = layouts.EXIT.codec
+_THROTTLE = layouts.THROTTLE.codec
 _EXEC_CRED = layouts.EXEC_CRED.codec
 _NS = layouts.NS.codec
 _CONTEXT = int(ExecFlags.CRED | ExecFlags.NS)
@@ -76,6 +77,18 @@ class ExitRecord:
     exit_code: int
 
 
+@dataclass(slots=True)
+class ThrottleRecord:
+    """--cgroup-rate: a process event the kernel dropped, of which user space must hear (lib/cgroup_rate.h)."""
+
+    ktime: int
+    pid: int  # the process whose event was dropped
+    cgroup_id: int
+    cgroup_name: str  # "" unless ``start``
+    start: bool  # a CPU began throttling the cgroup
+    exec: bool  # the event was an exec of pid: the image the cache holds for it ended
+
+
 def binary_in_part(rec: ExecRecord) -> bool:
     """Whether the kernel's matchBinaries sees only part of this binary's path
     (deeper than its path walk, longer than its binary map, or not resolved)."""
@@ -139,3 +152,12 @@ def decode_exit(raw: bytes) -> ExitRecord:
     _check_size(raw, _EXIT.size, "exit")
     _, _, _, _, ktime, pid, tid, exit_code, _ = _EXIT.unpack_from(raw)
     return ExitRecord(ktime, pid, tid, exit_code)
+
+
+@register(Op.THROTTLE)
+def decode_throttle(raw: bytes) -> ThrottleRecord:
+    _check_size(raw, _THROTTLE.size, "throttle")
+    _, flags, _, _, ktime, pid, _, cgroup_id, glen, _, _ = _THROTTLE.unpack_from(raw)
+    _check_size(raw, _THROTTLE.size + glen, "throttle")
+    name = raw[_THROTTLE.size:_THROTTLE.size + glen].rstrip(b"\0")
+    return ThrottleRecord(ktime, pid, cgroup_id, text(name), bool(flags & THROTTLE_START), bool(flags & THROTTLE_EXEC))

@@ -46,6 +46,9 @@ tetra_event_handling_latency_seconds                kernel timestamp -> hand-off
 tetra_filter_cel_errors_total{filter}               CEL expressions that failed on an event (a
                                                     non-match): filter is export (the agent's
                                                     allow/deny lists) or stream (GetEvents filters)
+tetra_cgroup_rate_throttled_events_total            process events the kernel dropped while their
+                                                    cgroup was over --cgroup-rate
+tetra_cgroup_rate_throttled_cgroups                 cgroups throttled now (--cgroup-rate)
 ==================================================  ===========================================
 """
 
@@ -167,7 +170,12 @@ class SnapshotCollector(Collector):
         cel.add_metric(["export"], sum(e.counters.get("cel_errors", 0) for e in status.exporters
                                        if e.name == "export-filters"))
         cel.add_metric(["stream"], streams.cel_errors if streams else 0)
-        yield from (lost, received, sent, dropped, notify, rate_limited, cel)
+        throttled = CounterMetricFamily("tetra_cgroup_rate_throttled_events",
+                                        "Process events the kernel dropped while their cgroup was over --cgroup-rate.",
+                                        value=status.kernel_throttled)
+        cgroups = GaugeMetricFamily("tetra_cgroup_rate_throttled_cgroups", "Cgroups throttled now (--cgroup-rate).",
+                                    value=status.throttled_cgroups)
+        yield from (lost, received, sent, dropped, notify, rate_limited, cel, throttled, cgroups)
 
     def _cache(self, status: AgentStatus) -> Iterator[Metric]:
         yield GaugeMetricFamily("tetragon_process_cache_size", "Processes in the cache.", value=status.cache_size)

@@ -1,7 +1,8 @@
 """The process lifecycle sensor: exec, clone and exit (probes/process/process.c).
 
 Always loaded: every other event is attributed to a process through the cache
-these events build.
+these events build. With --cgroup-rate it also limits them per cgroup, and
+keeps the counts in its `tetra_cgroup_rate` map (probes/lib/cgroup_rate.h).
 """
 
 from collections.abc import Iterable, Mapping
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from tetra.decode.process import ExecRecord
 from tetra.errors import SensorError
+from tetra.process.throttle import CgroupRate, RateSlot
 from tetra.kernel.probes import cflags, probe_source
 from tetra.sensors.base import KernelCounts, read_kernel_counts
 from tetra.wire.constants import BIN_TAIL_LOST, BINARY_MAX, RINGBUF_PAGES
@@ -34,9 +36,10 @@ class ProcessSensor:
     name = "process"
 
     def __init__(self, offsets: Mapping[str, int], ringbuf_pages: int = RINGBUF_PAGES,
-                 process_cred: bool = False, process_ns: bool = False) -> None:
+                 process_cred: bool = False, process_ns: bool = False, cgroup_rate: CgroupRate | None = None) -> None:
         """``process_cred``/``process_ns``: exec records carry the credentials/namespaces
-        (compiled in only when asked: they cost every exec)."""
+        (compiled in only when asked: they cost every exec); ``cgroup_rate``: the limit, compiled
+        in only when given."""
         if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
             raise SensorError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
         defines: dict[str, int | str | None] = dict(offsets)
@@ -45,6 +48,9 @@ class ProcessSensor:
             defines["TETRA_PROCESS_CRED"] = None
         if process_ns:
             defines["TETRA_PROCESS_NS"] = None
+        if cgroup_rate is not None:
+            defines.update(cgroup_rate.defines())
+        self.cgroup_rate = cgroup_rate
         if has_tracepoint_field("sched", "sched_process_exit", "group_dead"):
             defines["TETRA_HAVE_GROUP_DEAD"] = None
         self._cflags = cflags(defines)
@@ -98,6 +104,23 @@ class ProcessSensor:
 
     def kernel_counts(self) -> KernelCounts:
         return read_kernel_counts(self.bpf["tetra_stats"])  # type: ignore[index]
+
+    def cgroup_rate_counts(self) -> dict[int, list[RateSlot]]:
+        """--cgroup-rate's counts: cgroup id -> each CPU's slot (empty without the flag)."""
+        if self.cgroup_rate is None:
+            return {}
+        table = self.bpf["tetra_cgroup_rate"]  # type: ignore[index]
+        return {int(key.value): [RateSlot(s.window, s.curr, s.prev, s.throttled, s.dropped) for s in slots]
+                for key, slots in table.items()}
+
+    def forget_cgroups(self, cgroup_ids: Iterable[int]) -> None:
+        """Remove cgroups from the --cgroup-rate map (Throttles.check says which: their drops are kept)."""
+        table = self.bpf["tetra_cgroup_rate"]  # type: ignore[index]
+        for cgroup_id in cgroup_ids:
+            try:
+                del table[table.Key(cgroup_id)]
+            except KeyError:
+                pass  # the cgroup's entry is gone already
 
     def close(self) -> None:
         """Detach every program and free the maps."""

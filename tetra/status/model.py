@@ -182,6 +182,8 @@ class AgentStatus:
     # policy events by (policy, mode, action): tetra/agent/stats.py's ActionKey
     actions: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
     latency: tuple[tuple[int, ...], float] = ((), 0.0)  # bucket counts (LATENCY_BUCKETS, +Inf), sum
+    kernel_throttled: int = 0  # --cgroup-rate: process events the kernel dropped, their cgroup throttled
+    throttled_cgroups: int = 0  # --cgroup-rate: cgroups throttled now
 
     @property
     def kernel_sent(self) -> int:

@@ -8,7 +8,7 @@ reads the headers and fails on any value that differs, any define without a
 twin here and any constant here without a define, unless its allow-list says
 why. Python code imports these instead of repeating a literal or a name::
 
-    probes/lib/wire.h        Op, STAT_*, ExecFlags, PATH/ARGS/CGROUP_MAX, Action, GEN_*, ARG_*
+    probes/lib/wire.h        Op, STAT_*, ExecFlags, PATH/ARGS/CGROUP_MAX, THROTTLE_*, Action, GEN_*, ARG_*
     probes/lib/execve.h      BINARY_MAX, BIN_*
     probes/lib/emit.h        RINGBUF_PAGES (the default; the agent passes its own as -D)
     probes/generic/generic.h MAX_ARGS, STR_MAX, KEY_MAX, POSTFIX_MAX, VALUE_ENTRIES, MAX_HOOKS, REC_MAX
@@ -30,9 +30,10 @@ class Op(enum.IntEnum):
     CLONE = 2
     EXIT = 3
     GENERIC = 4
+    THROTTLE = 5  # --cgroup-rate: a CPU began throttling a cgroup's process events
 
 
-OP_MAX = 5
+OP_MAX = 6
 # Per-opcode counters of the `tetra_stats` per-CPU array: slot = opcode * 2 + kind.
 STAT_SENT = 0
 STAT_LOST = 1
@@ -88,6 +89,10 @@ ACTIONS_BY_WORD: dict[str, Action] = {action.word: action for action in Action}
 # Wire value -> Tetragon's name, for building events (a plain dict: one lookup per event).
 TETRAGON_ACTIONS: dict[int, str] = {int(action): action.tetragon for action in Action}
 TETRAGON_UNKNOWN_ACTION = "KPROBE_ACTION_UNKNOWN"
+
+# header flags of a throttle record (--cgroup-rate)
+THROTTLE_START = 0x1  # this CPU began throttling the cgroup: the record carries its name
+THROTTLE_EXEC = 0x2  # an exec of the record's pid was dropped: the image the agent knows for it ended
 
 # gen_flags of a policy event
 GEN_RETURN = 0x01  # ret holds the hook's return value

@@ -67,6 +67,8 @@ EXEC = Layout(
 )
 CLONE = Layout("tetra_clone", HEADER_FIELDS + (("ppid", "I"), ("_pad2", "I"), ("cgroup_id", "Q")))
 EXIT = Layout("tetra_exit", HEADER_FIELDS + (("exit_code", "I"), ("_pad2", "I")))
+THROTTLE = Layout("tetra_throttle", HEADER_FIELDS + (("cgroup_id", "Q"), ("cgroup_len", "H"), ("_pad2", "H"),
+                                                     ("_pad3", "I")))
 
 GENERIC = Layout(
     "tetra_generic",
@@ -107,4 +109,4 @@ NS_NAMES: tuple[str, ...] = (
 )  # Tetragon's Namespaces fields, in the order of struct tetra_ns
 NS = Layout("tetra_ns", tuple((name, "I") for name in NS_NAMES) + (("pid_nr", "I"),))
 
-LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED, EXEC_CRED, NS)
+LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, THROTTLE, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED, EXEC_CRED, NS)
