@@ -31,10 +31,15 @@
 #define TETRA_EXEC_FILENAME_UNRESOLVED 0x20  /* no executable file to resolve: the name as exec'd */
 #define TETRA_EXEC_CRED           0x40  /* a struct tetra_exec_cred follows struct tetra_exec */
 #define TETRA_EXEC_NS             0x80  /* a struct tetra_ns follows (after the tetra_exec_cred, if any) */
+#define TETRA_EXEC_ENV            0x100 /* a struct tetra_exec_env follows (after the context above), env[] ends the record */
+#define TETRA_EXEC_TRUNC_ENV      0x200 /* the environment is longer than TETRA_ENV_MAX */
+#define TETRA_EXEC_ENV_ERROR      0x400 /* the environment could not be read */
 
 #define TETRA_PATH_MAX   4096   /* filename and cwd bytes */
 #define TETRA_ARGS_MAX   16384  /* argv bytes */
 #define TETRA_CGROUP_MAX 256    /* cgroup leaf name bytes */
+#define TETRA_ENV_MAX    4096   /* environment bytes (--enable-process-environment-variables): the exec scratch
+                                 * buffer, a per-CPU array value, holds 32 KiB at most */
 
 struct tetra_header {
     __u8  opcode;
@@ -47,9 +52,11 @@ struct tetra_header {
 };
 
 /* Followed by the process context the agent asked for (struct tetra_exec_cred
- * if TETRA_EXEC_CRED, then struct tetra_ns if TETRA_EXEC_NS), then by filename[filename_len], cwd[cwd_len] (the path, no NUL),
- * args[args_len] (argv, NUL-separated, argv[0] included) and cgroup[cgroup_len]
- * (the cgroup v2 leaf name). */
+ * if TETRA_EXEC_CRED, then struct tetra_ns if TETRA_EXEC_NS, then struct
+ * tetra_exec_env if TETRA_EXEC_ENV), then by filename[filename_len], cwd[cwd_len] (the path, no NUL),
+ * args[args_len] (argv, NUL-separated, argv[0] included), cgroup[cgroup_len]
+ * (the cgroup v2 leaf name) and, with TETRA_EXEC_ENV, env[env_len] (the
+ * environment block, NUL-separated NAME=value strings). */
 struct tetra_exec {
     struct tetra_header h;
     __u32 ppid;
@@ -194,6 +201,14 @@ struct tetra_ns {
     __u32 cgroup;
     __u32 user;
     __u32 pid_nr;
+};
+
+/* The environment of a process at exec (--enable-process-environment-variables):
+ * how many of its bytes follow the cgroup name, out of how many the new image
+ * has (mm->env_end - mm->env_start; more than env_len: TETRA_EXEC_TRUNC_ENV). */
+struct tetra_exec_env {
+    __u32 env_len;
+    __u32 env_size;
 };
 
 #endif

@@ -8,7 +8,7 @@ reads the headers and fails on any value that differs, any define without a
 twin here and any constant here without a define, unless its allow-list says
 why. Python code imports these instead of repeating a literal or a name::
 
-    probes/lib/wire.h        Op, STAT_*, ExecFlags, PATH/ARGS/CGROUP_MAX, Action, GEN_*, ARG_*
+    probes/lib/wire.h        Op, STAT_*, ExecFlags, PATH/ARGS/CGROUP/ENV_MAX, Action, GEN_*, ARG_*
     probes/lib/execve.h      BINARY_MAX, BIN_*
     probes/lib/emit.h        RINGBUF_PAGES (the default; the agent passes its own as -D)
     probes/generic/generic.h MAX_ARGS, STR_MAX, KEY_MAX, POSTFIX_MAX, VALUE_ENTRIES, MAX_HOOKS, REC_MAX
@@ -50,11 +50,15 @@ class ExecFlags(enum.IntFlag):
     FILENAME_UNRESOLVED = 0x20
     CRED = 0x40  # the record carries the process's credentials (--enable-process-cred)
     NS = 0x80  # the record carries the process's namespaces (--enable-process-ns)
+    ENV = 0x100  # the record carries the process's environment (--enable-process-environment-variables)
+    TRUNC_ENV = 0x200
+    ENV_ERROR = 0x400
 
 
 PATH_MAX = 4096  # bytes of an exec's filename and of its cwd
 ARGS_MAX = 16384  # bytes of an exec's argv
 CGROUP_MAX = 256  # bytes of an exec's cgroup leaf name
+ENV_MAX = 4096  # bytes of an exec's environment (--enable-process-environment-variables)
 
 
 class Action(enum.IntEnum):

@@ -106,5 +106,8 @@ NS_NAMES: tuple[str, ...] = (
     "uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user",
 )  # Tetragon's Namespaces fields, in the order of struct tetra_ns
 NS = Layout("tetra_ns", tuple((name, "I") for name in NS_NAMES) + (("pid_nr", "I"),))
+# The sizes of the environment at the end of an exec record (ExecFlags.ENV).
+EXEC_ENV = Layout("tetra_exec_env", (("env_len", "I"), ("env_size", "I")))
 
-LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED, EXEC_CRED, NS)
+LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED, EXEC_CRED, NS,
+                               EXEC_ENV)
