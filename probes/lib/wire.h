@@ -15,7 +15,8 @@
 #define TETRA_OP_CLONE 2
 #define TETRA_OP_EXIT  3
 #define TETRA_OP_GENERIC 4  /* an event of a TracingPolicy hook */
-#define TETRA_OP_MAX   5
+#define TETRA_OP_LOADER 5   /* an executable file mapped (spec.loader) */
+#define TETRA_OP_MAX   6
 
 /* Per-opcode counters in the `stats` per-CPU array: slot = opcode * 2 + kind. */
 #define TETRA_STAT_SENT 0   /* records handed to the ring buffer */
@@ -85,6 +86,18 @@ struct tetra_exit {
     struct tetra_header h;
     __u32 exit_code;  /* task->exit_code: status << 8 | signal (0x80 = core) */
     __u32 _pad2;
+};
+
+/* loader_flags of struct tetra_loader */
+#define TETRA_LOADER_TRUNC_PATH 0x1  /* the path is deeper than TETRA_PATH_DEPTH or longer than TETRA_PATH_MAX */
+
+/* A process mapped a file executable (mmap with PROT_EXEC and a file
+ * descriptor); followed by path[path_len], the file's path (no NUL). */
+struct tetra_loader {
+    struct tetra_header h;
+    __u64 ino;        /* the file's inode: user space reads its build id only from that file */
+    __u32 path_len;
+    __u32 loader_flags;
 };
 
 /* What a TracingPolicy hook did; user space names them KPROBE_ACTION_*. */

@@ -30,9 +30,10 @@ class Op(enum.IntEnum):
     CLONE = 2
     EXIT = 3
     GENERIC = 4
+    LOADER = 5
 
 
-OP_MAX = 5
+OP_MAX = 6
 # Per-opcode counters of the `tetra_stats` per-CPU array: slot = opcode * 2 + kind.
 STAT_SENT = 0
 STAT_LOST = 1
@@ -92,6 +93,8 @@ ACTIONS_BY_WORD: dict[str, Action] = {action.word: action for action in Action}
 # Wire value -> Tetragon's name, for building events (a plain dict: one lookup per event).
 TETRAGON_ACTIONS: dict[int, str] = {int(action): action.tetragon for action in Action}
 TETRAGON_UNKNOWN_ACTION = "KPROBE_ACTION_UNKNOWN"
+
+LOADER_TRUNC_PATH = 0x1  # loader_flags: the mapped file's path is not whole
 
 # gen_flags of a policy event
 GEN_RETURN = 0x01  # ret holds the hook's return value
