@@ -83,8 +83,10 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     void *file = tetra_fd_file(task, fd);  /* the mapping holds the file: the descriptor still names it */
     void *dentry = tetra_read_ptr(file, TETRA_OFF_FILE_F_PATH_DENTRY);
     void *mnt = tetra_read_ptr(file, TETRA_OFF_FILE_F_PATH_MNT);
-    if (!dentry || !mnt)
-        return 0;  /* closed by another thread meanwhile */
+    if (!dentry || !mnt) {
+        tetra_count(TETRA_OP_LOADER, TETRA_STAT_LOST);  /* closed by another thread meanwhile: lost, and said so */
+        return 0;
+    }
     tetra_fill_header(&ev->h, TETRA_OP_LOADER, pid_tgid);
     ev->ino = tetra_read_u64(tetra_read_ptr(file, TETRA_OFF_FILE_F_INODE), TETRA_OFF_INODE_INO);
     ev->loader_flags = 0;
