@@ -54,9 +54,9 @@ def test_environment_is_read_when_asked_and_bounded() -> None:
     child = subprocess.Popen(["/bin/sleep", "30"], env={"TETRA_PROBE": "one=two", "BIG": big, "LAST": "z"})
     try:
         rec = None
-        for _ in range(250):
+        for _ in range(250):  # until the child has exec'd, and the kernel has laid out its new stack
             rec = procfs.read_process(child.pid, env=True)
-            if rec is not None and rec.filename == "/usr/bin/sleep":
+            if rec is not None and rec.filename == "/usr/bin/sleep" and rec.argv[:1] == ["/bin/sleep"] and rec.env:
                 break
             time.sleep(0.02)
         assert rec is not None and rec.env is not None
