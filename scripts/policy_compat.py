@@ -10,7 +10,8 @@ would take them:
 3. compile all   -- as if kprobes, fentry and BPF LSM existed (KernelSupport.everything()),
                     which separates "this kernel cannot" from "tetra cannot";
 4. load here     -- (root only) PolicySensor load + close after a ProcessSensor, in one
-                    session, so the verifier and the attach have their say.
+                    session, so the verifier and the attach have their say; a policy
+                    with ``spec.loader: true`` loads the loader sensor too, as the agent does.
 
 Policies are loaded in monitoring mode: Sigkill/Signal are reported, never sent,
 so measuring cannot kill anything on this host (the programs are the same).
@@ -145,13 +146,15 @@ def load_session(btf: Btf | None) -> Iterator[Callable[[CompiledPolicy], None] |
         return
     try:
         from tetra.kernel.offsets import resolve_offsets
+        from tetra.sensors.loader import LoaderSensor
         from tetra.sensors.policy import PolicySensor
         from tetra.sensors.process import ProcessSensor
 
         if btf is None:
             raise TetraError("no kernel BTF (/sys/kernel/btf/vmlinux)")
         offsets = resolve_offsets(btf)
-        defines: dict[str, int | str | None] = {**offsets, "TETRA_RINGBUF_PAGES": 2048}
+        defines: dict[str, int | str | None] = {**offsets, "TETRA_RINGBUF_PAGES": 2048,
+                                                "TETRA_AGENT_TGID": os.getpid()}
         process = ProcessSensor(offsets)
         process.load()
     except Exception as err:  # no bcc, no BTF: the load stage is reported as not run
@@ -161,10 +164,14 @@ def load_session(btf: Btf | None) -> Iterator[Callable[[CompiledPolicy], None] |
 
     def load(compiled: CompiledPolicy) -> None:
         sensor = PolicySensor(compiled, defines)
+        loader = LoaderSensor(defines)
         try:
+            if compiled.policy.spec.loader:
+                loader.acquire(compiled.policy_id)
             sensor.load(monitoring=True)
         finally:
             sensor.close()
+            loader.close()
 
     try:
         yield load

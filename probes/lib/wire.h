@@ -16,7 +16,8 @@
 #define TETRA_OP_EXIT  3
 #define TETRA_OP_GENERIC 4  /* an event of a TracingPolicy hook */
 #define TETRA_OP_THROTTLE 5  /* --cgroup-rate: a CPU began throttling a cgroup */
-#define TETRA_OP_MAX   6
+#define TETRA_OP_LOADER 6   /* an executable file mapped (spec.loader) */
+#define TETRA_OP_MAX   7
 
 /* Per-opcode counters in the `stats` per-CPU array: slot = opcode * 2 + kind. */
 #define TETRA_STAT_SENT 0   /* records handed to the ring buffer */
@@ -32,10 +33,15 @@
 #define TETRA_EXEC_FILENAME_UNRESOLVED 0x20  /* no executable file to resolve: the name as exec'd */
 #define TETRA_EXEC_CRED           0x40  /* a struct tetra_exec_cred follows struct tetra_exec */
 #define TETRA_EXEC_NS             0x80  /* a struct tetra_ns follows (after the tetra_exec_cred, if any) */
+#define TETRA_EXEC_ENV            0x100 /* a struct tetra_exec_env follows (after the context above), env[] ends the record */
+#define TETRA_EXEC_TRUNC_ENV      0x200 /* the environment is longer than TETRA_ENV_MAX */
+#define TETRA_EXEC_ENV_ERROR      0x400 /* the environment could not be read */
 
 #define TETRA_PATH_MAX   4096   /* filename and cwd bytes */
 #define TETRA_ARGS_MAX   16384  /* argv bytes */
 #define TETRA_CGROUP_MAX 256    /* cgroup leaf name bytes */
+#define TETRA_ENV_MAX    4096   /* environment bytes (--enable-process-environment-variables): the exec scratch
+                                 * buffer, a per-CPU array value, holds 32 KiB at most */
 
 struct tetra_header {
     __u8  opcode;
@@ -48,9 +54,11 @@ struct tetra_header {
 };
 
 /* Followed by the process context the agent asked for (struct tetra_exec_cred
- * if TETRA_EXEC_CRED, then struct tetra_ns if TETRA_EXEC_NS), then by filename[filename_len], cwd[cwd_len] (the path, no NUL),
- * args[args_len] (argv, NUL-separated, argv[0] included) and cgroup[cgroup_len]
- * (the cgroup v2 leaf name). */
+ * if TETRA_EXEC_CRED, then struct tetra_ns if TETRA_EXEC_NS, then struct
+ * tetra_exec_env if TETRA_EXEC_ENV), then by filename[filename_len], cwd[cwd_len] (the path, no NUL),
+ * args[args_len] (argv, NUL-separated, argv[0] included), cgroup[cgroup_len]
+ * (the cgroup v2 leaf name) and, with TETRA_EXEC_ENV, env[env_len] (the
+ * environment block, NUL-separated NAME=value strings). */
 struct tetra_exec {
     struct tetra_header h;
     __u32 ppid;
@@ -94,6 +102,18 @@ struct tetra_throttle {
     __u16 cgroup_len;
     __u16 _pad2;
     __u32 _pad3;
+};
+
+/* loader_flags of struct tetra_loader */
+#define TETRA_LOADER_TRUNC_PATH 0x1  /* the path is deeper than TETRA_PATH_DEPTH or longer than TETRA_PATH_MAX */
+
+/* A process mapped a file executable (mmap with PROT_EXEC and a file
+ * descriptor); followed by path[path_len], the file's path (no NUL). */
+struct tetra_loader {
+    struct tetra_header h;
+    __u64 ino;        /* the file's inode: user space reads its build id only from that file */
+    __u32 path_len;
+    __u32 loader_flags;
 };
 
 /* What a TracingPolicy hook did; user space names them KPROBE_ACTION_*. */
@@ -210,6 +230,14 @@ struct tetra_ns {
     __u32 cgroup;
     __u32 user;
     __u32 pid_nr;
+};
+
+/* The environment of a process at exec (--enable-process-environment-variables):
+ * how many of its bytes follow the cgroup name, out of how many the new image
+ * has (mm->env_end - mm->env_start; more than env_len: TETRA_EXEC_TRUNC_ENV). */
+struct tetra_exec_env {
+    __u32 env_len;
+    __u32 env_size;
 };
 
 #endif

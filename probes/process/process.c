@@ -11,12 +11,12 @@
  * Compiled by tetra/sensors/process.py with the TETRA_OFF_* offsets of the
  * running kernel (tetra/kernel/offsets.py) and TETRA_RINGBUF_PAGES; with
  * TETRA_PROCESS_CRED and TETRA_PROCESS_NS when the agent shows credentials and
- * namespaces. Without them the exec path reads nothing more than it needs:
- * the context costs only those who ask for it. With TETRA_CGROUP_RATE
- * (--cgroup-rate), exec and clone records go out only while their cgroup is
- * under the rate (lib/cgroup_rate.h), a dropped exec leaving a small throttle
- * record behind; exits always go out, so that the agent forgets every process
- * it was told of.
+ * namespaces, TETRA_PROCESS_ENV when it shows environment variables. Without
+ * them the exec path reads nothing more than it needs: the context costs only
+ * those who ask for it. With TETRA_CGROUP_RATE (--cgroup-rate), exec and clone
+ * records go out only while their cgroup is under the rate
+ * (lib/cgroup_rate.h), a dropped exec leaving a small throttle record behind;
+ * exits always go out, so that the agent forgets every process it was told of.
  */
 #define TETRA_EVENTS_OWNER
 #include "lib/wire.h"
@@ -38,11 +38,20 @@
 #else
 #define TETRA_EXEC_NS_ROOM 0
 #endif
+#ifdef TETRA_PROCESS_ENV
+#define TETRA_EXEC_ENV_ROOM sizeof(struct tetra_exec_env)
+#define TETRA_EXEC_ENV_BYTES TETRA_ENV_MAX
+#else
+#define TETRA_EXEC_ENV_ROOM 0
+#define TETRA_EXEC_ENV_BYTES 0
+#endif
 /* Where the filename starts. */
-#define TETRA_EXEC_HEAD (sizeof(struct tetra_exec) + TETRA_EXEC_CRED_ROOM + TETRA_EXEC_NS_ROOM)
+#define TETRA_EXEC_HEAD (sizeof(struct tetra_exec) + TETRA_EXEC_CRED_ROOM + TETRA_EXEC_NS_ROOM + TETRA_EXEC_ENV_ROOM)
+/* Where the cgroup name ends, at most. */
+#define TETRA_EXEC_FIXED_END (TETRA_EXEC_HEAD + 2 * TETRA_PATH_MAX + TETRA_ARGS_MAX + TETRA_CGROUP_MAX)
 
-/* Room for the largest exec record: header, context, filename, cwd, argv, cgroup name. */
-#define TETRA_EXEC_SCRATCH (TETRA_EXEC_HEAD + 2 * TETRA_PATH_MAX + TETRA_ARGS_MAX + TETRA_CGROUP_MAX)
+/* Room for the largest exec record: header, context, filename, cwd, argv, cgroup name, environment. */
+#define TETRA_EXEC_SCRATCH (TETRA_EXEC_FIXED_END + TETRA_EXEC_ENV_BYTES)
 
 struct tetra_exec_scratch {
     char buf[TETRA_EXEC_SCRATCH];
@@ -175,6 +184,34 @@ static __always_inline void read_binary(struct tetra_exec *ev, char *dst, const 
     remember_exec(ev->h.pid, ev->ppid, dst, flen, bin_trunc);
 }
 
+#ifdef TETRA_PROCESS_ENV
+/* The environment block of the new image (mm->env_start..env_end, NUL-separated
+ * NAME=value strings, as execve copied them), its first TETRA_ENV_MAX bytes
+ * written at dst; the sizes go to env, truncation and failure to ev's flags.
+ * Read like argv, from the new mm after exec: the pages are there. */
+static __always_inline __u32 read_env(struct tetra_exec *ev, struct tetra_exec_env *env, char *dst, void *mm)
+{
+    __u64 env_start = tetra_read_u64(mm, TETRA_OFF_MM_ENV_START);
+    __u64 env_end = tetra_read_u64(mm, TETRA_OFF_MM_ENV_END);
+    __u64 size = env_end > env_start ? env_end - env_start : 0;
+    __u64 want = size;
+    if (want > TETRA_ENV_MAX) {
+        want = TETRA_ENV_MAX;
+        ev->exec_flags |= TETRA_EXEC_TRUNC_ENV;
+    }
+    __u32 elen = clamp_len(want, TETRA_ENV_MAX);
+    TETRA_BOUND(elen, TETRA_ENV_MAX);
+    if (elen && bpf_probe_read_user(dst, elen, (void *)env_start) < 0) {
+        elen = 0;
+        ev->exec_flags |= TETRA_EXEC_ENV_ERROR;
+    }
+    env->env_len = elen;
+    env->env_size = size > 0xFFFFFFFF ? 0xFFFFFFFF : size;
+    ev->exec_flags |= TETRA_EXEC_ENV;
+    return elen;
+}
+#endif
+
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
     __u32 zero = 0;
@@ -255,6 +292,10 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     ev->cgroup_len = glen;
     off += glen;
 
+#ifdef TETRA_PROCESS_ENV
+    TETRA_BOUND(off, TETRA_EXEC_FIXED_END);
+    off += read_env(ev, (struct tetra_exec_env *)(buf + TETRA_EXEC_HEAD - TETRA_EXEC_ENV_ROOM), buf + off, mm);
+#endif
     TETRA_BOUND(off, TETRA_EXEC_SCRATCH);
     tetra_emit(ev, off, TETRA_OP_EXEC);
     return 0;

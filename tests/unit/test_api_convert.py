@@ -122,6 +122,11 @@ def events() -> list[Json]:
                          "policy_name": "l"}, "node_name": NODE, "time": time},
         {"rate_limit_info": {"number_of_dropped_process_events": "17"}, "node_name": NODE, "time": time},
         {"process_exec": {"process": pod_process()}, "node_name": NODE, "time": time},
+        {"process_loader": {"process": child.to_json(), "path": "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13",
+                            "buildid": "H5XVSY0oO3lQWGFSPiCz2yr99Rg="}, "node_name": NODE, "time": time},
+        {"process_exec": {"process": process(43, context={"environment_variables": [
+            {"Key": "HOME", "Value": "/root"}, {"Key": "EMPTY"}]}).to_json()},
+         "node_name": NODE, "time": time},
     ]
     return out
 

@@ -57,6 +57,37 @@ def test_truncation_flags_use_tetragon_names() -> None:
     assert rec.flags == ["execve", "truncArgs", "errorCWD"]
 
 
+def exec_with_env(block: bytes, flags: int = 0, size: int | None = None) -> bytes:
+    """An exec record of /bin/x with its environment (ExecFlags.ENV), as process.c writes it."""
+    fname, cwd, args, cg = b"/bin/x\0", b"/", b"x\0", b"\0"
+    env = layouts.EXEC_ENV.codec.pack(len(block), len(block) if size is None else size)
+    flags |= ExecFlags.ENV
+    total = layouts.EXEC.size + len(env) + len(fname) + len(cwd) + len(args) + len(cg) + len(block)
+    head = layouts.EXEC.codec.pack(Op.EXEC, 0, 0, total, 1, 42, 42, 7, 0, 0, 0, 99,
+                                   len(fname), len(cwd), len(args), len(cg), flags, 0)
+    return head + env + fname + cwd + args + cg + block
+
+
+def test_environment_follows_the_cgroup_name() -> None:
+    rec = decode(exec_with_env(b"HOME=/root\0A=b=c\0EMPTY=\0"))
+    assert rec.env == ["HOME=/root", "A=b=c", "EMPTY="]
+    assert rec.argv == ["x"] and rec.flags == ["execve"]
+    assert decode(exec_record(b"/bin/x", b"/", [b"x"])).env is None  # flag off: no environment at all
+
+
+def test_a_variable_cut_by_the_bound_is_left_out() -> None:
+    rec = decode(exec_with_env(b"HOME=/root\0TOKEN=abc", ExecFlags.TRUNC_ENV, size=9000))
+    assert rec.env == ["HOME=/root"]  # not "TOKEN=abc" as if that were its whole value
+    assert rec.flags == ["execve", "truncEnv"]
+    assert decode(exec_with_env(b"", ExecFlags.ENV_ERROR)).flags == ["execve", "errorEnv"]
+
+
+def test_environment_longer_than_the_record_is_an_error() -> None:
+    raw = exec_with_env(b"HOME=/root\0")
+    with pytest.raises(DecodeError):
+        decode(raw[:-3])
+
+
 def test_clone_and_exit() -> None:
     clone = layouts.CLONE.codec.pack(Op.CLONE, 0, 0, layouts.CLONE.size, 5, 11, 11, 10, 0, 77)
     exit_ = layouts.EXIT.codec.pack(Op.EXIT, 0, 0, layouts.EXIT.size, 6, 11, 12, 9, 0)

@@ -90,6 +90,18 @@ def test_a_tracepoint_compiles_here_and_loads_with_the_given_loader(compat: Modu
     assert loaded == ["raw-syscalls"]
 
 
+def test_a_loader_policy_compiles_everywhere_and_goes_to_the_loader(compat: ModuleType, tmp_path: Path) -> None:
+    """spec.loader: true needs no kprobe (the loader sensor uses syscall tracepoints): it compiles even
+    where nothing else would; the session's loader loads the loader sensor for it (load_session)."""
+    text = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: libs\nspec:\n  loader: true\n"
+    loaded: list[bool] = []
+    result = compat.measure_file(_write(tmp_path, "loader.yaml", text), tmp_path, NOTHING, None,
+                                 lambda c: loaded.append(c.policy.spec.loader))
+    assert (result.validate.ok, result.compile_here.ok, result.compile_all.ok, result.load_here.ok) \
+        == (True, True, True, True)
+    assert loaded == [True]
+
+
 def test_a_kernel_function_fails_here_with_the_reason_but_compiles_with_all(compat: ModuleType,
                                                                             tmp_path: Path) -> None:
     result = compat.measure_file(_write(tmp_path, "k.yaml", KPROBE), tmp_path, NOTHING, None, lambda c: None)

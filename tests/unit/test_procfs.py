@@ -6,6 +6,7 @@ import sys
 import time
 
 from tetra.process import procfs
+from tetra.wire.constants import ENV_MAX
 
 
 def test_reads_a_running_process() -> None:
@@ -46,3 +47,23 @@ def test_scan_is_sorted_parents_first() -> None:
     me = by_pid[os.getpid()]
     parent = by_pid.get(me.ppid)
     assert parent is None or parent.ktime <= me.ktime
+
+
+def test_environment_is_read_when_asked_and_bounded() -> None:
+    big = "x" * (ENV_MAX + 100)
+    child = subprocess.Popen(["/bin/sleep", "30"], env={"TETRA_PROBE": "one=two", "BIG": big, "LAST": "z"})
+    try:
+        rec = None
+        for _ in range(250):  # until the child has exec'd, and the kernel has laid out its new stack
+            rec = procfs.read_process(child.pid, env=True)
+            if rec is not None and rec.filename == "/usr/bin/sleep" and rec.argv[:1] == ["/bin/sleep"] and rec.env:
+                break
+            time.sleep(0.02)
+        assert rec is not None and rec.env is not None
+        assert "TETRA_PROBE=one=two" in rec.env
+        assert not any(entry.startswith(("BIG=", "LAST=")) for entry in rec.env)  # cut at ENV_MAX bytes
+        assert rec.flags == ["procFS", "truncEnv"]
+        assert procfs.read_process(child.pid).env is None  # not asked: not read
+    finally:
+        child.kill()
+        child.wait()

@@ -50,6 +50,8 @@ class AgentConfig:
     enable_pod_annotations: bool = False
     enable_process_cred: bool = False  # process.cap and process.process_credentials on every process
     enable_process_ns: bool = False  # process.ns on every process
+    enable_process_environment_variables: bool = False  # process.environment_variables (tetra/process/environ.py)
+    filter_environment_variables: tuple[str, ...] = ()  # the names shown (none: all)
     username_metadata: str = "disabled"  # "unix": process.user.name from /etc/passwd
     enable_ancestors: tuple[str, ...] = ()  # Tetragon's type words: base, kprobe, ... (agent/ancestors.py)
     cgroup_rate: CgroupRate | None = None  # --cgroup-rate: per-cgroup limit of process events, in the kernel

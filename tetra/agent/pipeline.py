@@ -21,18 +21,21 @@ from tetra.agent.stats import PipelineStats
 from tetra.agent.policy_events import PolicyEvents
 from tetra.decode import process as _process_decoders  # noqa: F401  (registers decoders)
 from tetra.decode.generic import GenericRecord
+from tetra.decode.loader import LoaderRecord
 from tetra.decode.process import CloneRecord, ExecRecord, ExitRecord, ThrottleRecord, binary_in_part
 from tetra.decode.registry import DECODERS, decode
 from tetra.errors import DecodeError
 from tetra.export.event import Event
 from tetra.node import BootClock
 from tetra.process import procfs
+from tetra.process.buildid import BuildIds
 from tetra.process.cache import ProcessCache
 from tetra.process.events import ProcessEvent, exec_event, exit_event
+from tetra.process.loader import loader_event
 from tetra.process.model import Process
 from tetra.process.throttle import Throttles
 from tetra.wire.constants import Op
-from tetra.wire.events import PROCESS_EXEC, PROCESS_EXIT, PROCESS_THROTTLE
+from tetra.wire.events import PROCESS_EXEC, PROCESS_EXIT, PROCESS_LOADER, PROCESS_THROTTLE
 
 log = logging.getLogger(__name__)
 # pid -> the process as /proc shows it now, None when gone
@@ -60,13 +63,15 @@ class Pipeline:
             ExitRecord: self._on_exit,  # type: ignore[dict-item]
             GenericRecord: self._on_generic,  # type: ignore[dict-item]
             ThrottleRecord: self._on_throttle,  # type: ignore[dict-item]
+            LoaderRecord: self._on_loader,  # type: ignore[dict-item]
         }
         # opcode -> (decoder, handler): a ring record goes straight to both, without the
         # registry's checks and the dispatch by type (two calls of each event's few dozen)
         self._by_op: dict[int, tuple[Callable[[bytes], object], Callable[[object], None]]] = {
             int(op): (DECODERS[op], self._handlers[kind])
             for op, kind in ((Op.EXEC, ExecRecord), (Op.CLONE, CloneRecord), (Op.EXIT, ExitRecord),
-                             (Op.GENERIC, GenericRecord))}
+                             (Op.GENERIC, GenericRecord), (Op.LOADER, LoaderRecord))}
+        self.build_ids = BuildIds()  # of the files process_loader events name
         # the compiled line path (tetra/_speed), None when not built or TETRA_PURE_PYTHON=1
         self.line_path = LinePath.create(self)
 
@@ -158,22 +163,31 @@ class Pipeline:
         if self.cache.add_clone(rec) is None:
             self.stats.parent_unknown += 1
 
-    def _on_generic(self, rec: GenericRecord) -> None:
-        proc = self.cache.by_pid(rec.pid)
+    def _process_of(self, pid: int) -> Process | None:
+        """The process an event of pid belongs to, from /proc if the cache lacks it; None (counted)
+        if it is gone."""
+        proc = self.cache.by_pid(pid)
         if proc is None:
-            self._ensure_known(rec.pid)
-            proc = self.cache.by_pid(rec.pid)
-        parent = None
+            self._ensure_known(pid)
+            proc = self.cache.by_pid(pid)
         if proc is None:
             self.stats.process_unknown += 1
-        else:
-            parent = self.cache.parent_of(proc)
+        return proc
+
+    def _on_generic(self, rec: GenericRecord) -> None:
+        proc = self._process_of(rec.pid)
+        parent = self.cache.parent_of(proc) if proc is not None else None
         event = self.policies.build(rec, proc, parent, self.cache.node, self.clock.rfc3339(rec.ktime))
         if event is None:
             self.stats.policy_unknown += 1
             return
         self.stats.actions[event.action_key()] += 1
         self._emit(event.kind, event, rec.ktime)
+
+    def _on_loader(self, rec: LoaderRecord) -> None:
+        build_id = None if rec.truncated else self.build_ids.get(rec.path, rec.ino)  # a part of a path: no file
+        event = loader_event(self._process_of(rec.pid), rec, build_id, self.cache.node, self.clock.rfc3339(rec.ktime))
+        self._emit(PROCESS_LOADER.key, event, rec.ktime)
 
     def _on_exit(self, rec: ExitRecord) -> None:
         proc = self.cache.mark_exited(rec.pid)

@@ -21,6 +21,10 @@ Disabling closes the sensor (its programs leave the kernel) but keeps the
 policy, its id and its mode; enabling compiles and loads it again. The mode
 (monitor or enforce) lives in a BPF map, so it changes without reloading.
 
+A policy with ``spec.loader: true`` also holds the loader sensor
+(tetra/sensors/loader.py: process_loader events) while it is loaded; the
+sensor is attached for the first such policy and detached after the last.
+
 Not thread-safe: bcc objects must only be touched from the agent thread (the
 API and the Kubernetes watchers hand their calls over through tetra.agent.commands).
 """
@@ -46,6 +50,7 @@ from tetra.policy.limits import MAX_POLICIES
 from tetra.policy.loader import load_policies_report, load_policies_text_report
 from tetra.policy.model import TracingPolicy
 from tetra.sensors.bpfobj import ObjectSpec
+from tetra.sensors.loader import MECHANISMS as LOADER_HOOKS, LoaderSensor
 from tetra.sensors.policy import HookCounts, PolicySensor
 from tetra.sensors.process import SHARED_TABLES
 from tetra.status.model import HookStatus, PolicyLoadState, PolicyStatus
@@ -121,6 +126,7 @@ class PolicyManager:
         self.objects = objects or PolicyObjects(None)
         self._loading: dict[int, _Loading] = {}  # by policy id, in the order they came
         self._batches: list[tuple[list[PolicyState], Future[list[PolicyState]]]] = []  # add_text_later's
+        self.loader = LoaderSensor(self.defines)  # attached while a policy with spec.loader is loaded
 
     def load_paths(self, files: tuple[str, ...], directory: str | None) -> list[PolicyState]:
         """The start-up policies (--tracing-policy, --tracing-policy-dir), loading in the background;
@@ -332,7 +338,7 @@ class PolicyManager:
     def _status(self, state: PolicyState) -> PolicyStatus:
         counts = self._hook_counts(state)
         hooks = tuple(HookStatus(h["hook"], h["mechanism"], h["attach"], h["return"],
-                                 *((counts[i].seen, counts[i].posted) if counts is not None else ()))
+                                 *((counts[i].seen, counts[i].posted) if counts is not None and i in counts else ()))
                       for i, h in enumerate(state.hooks))
         return PolicyStatus(state.id, state.name, state.source, state.state, state.mode, hooks, state.namespace,
                             state.error, state.scope_cgroups, state.load_seconds, state.origin)
@@ -401,11 +407,15 @@ class PolicyManager:
         try:
             if spec is None:
                 self.compiles += 1
+            if policy.spec.loader:
+                self.loader.acquire(state.id)
             sensor.load(monitoring=state.mode == "monitor", obj=spec, shared=self.objects.shared)
         except TetraError as err:  # PolicyErrors, SensorError, BtfError: all reported the same way
+            self.loader.release(state.id)
             self._error(state, err)
             return
         except Exception as err:
+            self.loader.release(state.id)
             self._internal_error(state, err)
             return
         compiled = sensor.compiled
@@ -420,6 +430,9 @@ class PolicyManager:
         self.events.add(state.id, LoadedPolicy(compiled, sensor.stack_symbols))
         state.hooks = [{"hook": h.function_name, "mechanism": h.mechanism.value, "attach": h.attach,
                         "return": h.return_attach is not None} for h in compiled.hooks]
+        if policy.spec.loader:  # the loader sensor's, after the policy's own (whose counters are by index)
+            state.hooks += [{"hook": "loader", "mechanism": mechanism, "attach": attach, "return": False}
+                            for attach, mechanism in LOADER_HOOKS.items()]
         log.info("policy %s loaded in %.2fs (%s): %s", policy.name, state.load_seconds,
                  _ORIGINS[origin], ", ".join(f"{h['hook']} ({h['mechanism']})" for h in state.hooks) or "no hooks")
 
@@ -441,6 +454,7 @@ class PolicyManager:
         if state.sensor is not None:
             state.sensor.close()
             state.sensor = None
+        self.loader.release(state.id)
         state.scope_cgroups = None
         self.events.remove(state.id)
 

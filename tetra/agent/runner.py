@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +37,7 @@ from tetra.process import procfs
 from tetra.agent.ancestors import ancestor_kinds
 from tetra.process.cache import Enrich, ProcessCache
 from tetra.process.context import ProcessContext, host_namespaces
+from tetra.process.environ import EnvironmentVariables
 from tetra.process.users import UserNames
 from tetra.sensors.process import ProcessSensor
 from tetra.status.model import (HANDOFF_DROPS, AgentStatus, KernelCount, Reporting, SensorStatus,
@@ -141,7 +143,9 @@ class Agent:
         self._reporting = [s for s in (*self.exporters, *sinks) if isinstance(s, Reporting)]
         self.rates = RateMeter()
         self._started = time.monotonic()
-        self.pipeline = Pipeline(self.cache, sinks, self.clock, self.cgroup2_root)
+        env = config.enable_process_environment_variables
+        self.pipeline = Pipeline(self.cache, sinks, self.clock, self.cgroup2_root,
+                                 partial(procfs.read_process, cgroup2_root=self.cgroup2_root, env=True) if env else None)
         if config.enable_ancestors:
             self.cache.hold_ancestors = True
             self.pipeline.ancestor_kinds = ancestor_kinds(config.enable_ancestors)
@@ -154,8 +158,10 @@ class Agent:
         users = UserNames() if config.username_metadata == "unix" else None
         # User names need the namespaces (host mount namespace or not), shown or not.
         self.sensor = ProcessSensor(self.offsets, config.ringbuf_pages,
-                                    config.enable_process_cred, config.enable_process_ns or users is not None,
+                                    config.enable_process_cred, config.enable_process_ns or users is not None, env,
                                     config.cgroup_rate)
+        if env:
+            self.cache.process_env = EnvironmentVariables(config.filter_environment_variables)
         if config.enable_process_cred or config.enable_process_ns or users is not None:
             self.cache.process_context = ProcessContext(config.enable_process_cred, config.enable_process_ns,
                                                         host_namespaces(), users)
@@ -185,7 +191,8 @@ class Agent:
                 if batch is not None:
                     batch.tee = self.recorder.write
             observer = self.observer = RingBufferObserver(bpf, "tetra_events", handle_raw, batch)
-            records = list(procfs.scan(cgroup2_root=self.cgroup2_root))
+            records = list(procfs.scan(cgroup2_root=self.cgroup2_root,
+                                       env=self.config.enable_process_environment_variables))
             self.sensor.remember_binaries(records)
             for record in records:
                 handle(record)

@@ -44,6 +44,11 @@ def _cgroup_rate(_ctx: click.Context, _param: click.Parameter, value: str) -> Cg
         raise click.BadParameter(f"{value!r}: {err}") from None
 
 
+def _names(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Names given comma-separated, the flag repeated or both (Tetragon's string slices)."""
+    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+
+
 def _ring_pages(ctx: click.Context, ringbuf_pages: int, rb_size: int, rb_size_total: int) -> int:
     """--ringbuf-pages, or Tetragon's --rb-size (per CPU) / --rb-size-total in bytes (0: not set).
     tetra has one BPF ring buffer for all CPUs: --rb-size counts once per CPU, and the bytes are
@@ -133,6 +138,13 @@ def _ring_pages(ctx: click.Context, ringbuf_pages: int, rb_size: int, rb_size_to
 @click.option("--enable-process-ns", is_flag=True,
               help="Show each process's namespaces and whether it descends from a container's init "
                    "(process.ns, process.in_init_tree).")
+@click.option("--enable-process-environment-variables", is_flag=True,
+              help="Show the environment each process was exec'd with (process.environment_variables: the first "
+                   "4 KiB of it; a variable cut there is left out and the process flagged truncEnv). Environments "
+                   "hold secrets: see --filter-environment-variables and --redaction-filters.")
+@click.option("--filter-environment-variables", multiple=True, metavar="NAMES", callback=_names,
+              help="With --enable-process-environment-variables: show only these variables, comma-separated "
+                   "(repeatable; default: all).")
 @click.option("--username-metadata", type=click.Choice(["disabled", "unix"]), default="disabled", show_default=True,
               help="unix: name the uid of processes in the host's mount namespace from /etc/passwd "
                    "(process.user.name).")
@@ -164,7 +176,8 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
           export_otlp_ca_file: str | None, metrics_server: str | None, health_server_address: str,
           enable_k8s_api: bool,
           k8s_kubeconfig_path: str | None, enable_tracing_policy_crd: bool, enable_pod_annotations: bool,
-          enable_process_cred: bool, enable_process_ns: bool, username_metadata: str, enable_ancestors: tuple[str, ...],
+          enable_process_cred: bool, enable_process_ns: bool, enable_process_environment_variables: bool,
+          filter_environment_variables: tuple[str, ...], username_metadata: str, enable_ancestors: tuple[str, ...],
           cgroup_rate: CgroupRate | None, record_ring: str | None, log_level: str, log_format: str, debug: bool) -> None:
     """Observe process execution and exit, and the hooks of TracingPolicies, until interrupted.
 
@@ -182,6 +195,8 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
     configure_logging("debug" if debug else log_level, log_format)
     if os.geteuid() != 0:
         raise click.ClickException("the agent needs root: it loads BPF programs into the kernel")
+    if filter_environment_variables and not enable_process_environment_variables:
+        raise click.UsageError("--filter-environment-variables needs --enable-process-environment-variables")
     config = AgentConfig(
         export_filename=export_filename,
         export_file_max_size_mb=export_file_max_size_mb,
@@ -220,6 +235,8 @@ def agent(export_filename: str | None, export_file_max_size_mb: float, export_fi
         enable_pod_annotations=enable_pod_annotations,
         enable_process_cred=enable_process_cred,
         enable_process_ns=enable_process_ns,
+        enable_process_environment_variables=enable_process_environment_variables,
+        filter_environment_variables=filter_environment_variables,
         username_metadata=username_metadata,
         enable_ancestors=enable_ancestors,
         cgroup_rate=cgroup_rate,

@@ -19,6 +19,8 @@ from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.program import CompiledPolicy, compile_policy
 from tetra.kernel.btf import Btf
 from tetra.policy import load_policies
+from tetra.sensors.loader import MECHANISMS as LOADER_HOOKS
+from tetra.wire.events import PROCESS_LOADER
 
 @tracingpolicy.command("compile")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
@@ -42,4 +44,7 @@ def _hooks_table(compiled: CompiledPolicy) -> Table:
     for hook in compiled.hooks:
         table.add_row(hook.function_name, hook.event, hook.mechanism.value, hook.attach,
                       hook.return_attach or "-", str(len(hook.selectors)), str(len(compiled.map_entries)))
+    if compiled.policy.spec.loader:  # the agent's loader sensor, not the policy's C (--emit-c does not show it)
+        for attach, mechanism in LOADER_HOOKS.items():
+            table.add_row("loader", PROCESS_LOADER.key, mechanism, attach, "-", "0", "0")
     return table

@@ -186,13 +186,10 @@ class Planner:
             for name in enforcer.calls:
                 for call in self._calls(spec, name, True, enforcer.loc):
                     self._enforcer(enforcer.loc, call.name)
-        if spec.loader:
-            self.issues.add(spec.loc, "spec.loader (Tetragon's loader sensor: an event for each executable file "
-                                      "a process maps, from perf mmap records) is not supported by tetra")
         if len(self.hooks) > MAX_HOOKS:
             self.issues.add(spec.loc, f"the policy places {len(self.hooks)} hooks on this kernel (lists expanded), "
                                       f"at most {MAX_HOOKS} are supported: split it or narrow its lists")
-        if not self.hooks and not self.issues.items:
+        if not self.hooks and not self.issues.items and not spec.loader:  # the loader sensor: agent/policies.py
             self.issues.add(spec.loc, "the policy attaches nothing: it has no kprobe, fentry, tracepoint, uprobe, "
                                       "LSM hook or USDT to place")
         self.issues.raise_if_any()

@@ -13,7 +13,8 @@ _EXIT = layouts.EXIT.codec
 _THROTTLE = layouts.THROTTLE.codec
 _EXEC_CRED = layouts.EXEC_CRED.codec
 _NS = layouts.NS.codec
-_CONTEXT = int(ExecFlags.CRED | ExecFlags.NS)
+_EXEC_ENV = layouts.EXEC_ENV.codec
+_CONTEXT = int(ExecFlags.CRED | ExecFlags.NS | ExecFlags.ENV)
 
 # Tetragon's names for what went wrong while reading an exec (plain ints: an
 # IntFlag `&` costs a Python call per test on the hot path).
@@ -24,6 +25,8 @@ _FLAG_NAMES = tuple((int(bit), name) for bit, name in (
     (ExecFlags.ARGS_ERROR, "errorArgs"),
     (ExecFlags.TRUNC_CWD, "truncCWD"),
     (ExecFlags.CWD_ERROR, "errorCWD"),
+    (ExecFlags.TRUNC_ENV, "truncEnv"),  # tetra's: Tetragon has no word for these two
+    (ExecFlags.ENV_ERROR, "errorEnv"),
 ))
 
 
@@ -54,6 +57,8 @@ class ExecRecord:
     cred: tuple[int | None, ...] | None = None
     # With --enable-process-ns: inode numbers in layouts.NS_NAMES order, then the pid in its own pid namespace.
     ns: tuple[int, ...] | None = None
+    # With --enable-process-environment-variables: "NAME=value" strings, in the order of the block.
+    env: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +109,16 @@ def absolute(filename: str, cwd: str) -> str:
     return cwd.rstrip("/") + "/" + filename.removeprefix("./")
 
 
+def environment(block: bytes, truncated: bool) -> list[str]:
+    """An environment block (NUL-separated NAME=value, as the kernel and /proc/PID/environ
+    hold it) as strings. A block cut short ends in part of a string: that part is left out,
+    a value cut in two would pass for the whole one."""
+    entries = block.split(b"\0")
+    if truncated or not block.endswith(b"\0"):
+        entries.pop()
+    return [entry.decode("utf-8", "backslashreplace") for entry in entries if entry]
+
+
 def _check_size(raw: bytes, need: int, what: str) -> None:
     if len(raw) < need:
         raise DecodeError(f"{what} record of {len(raw)} bytes, need {need}")
@@ -116,6 +131,7 @@ def decode_exec(raw: bytes) -> ExecRecord:
      flen, clen, alen, glen, exec_flags, _) = _EXEC.unpack_from(raw)
     at = _EXEC.size
     cred = ns = None
+    env_len = 0
     if exec_flags & _CONTEXT:
         if exec_flags & ExecFlags.CRED:
             _check_size(raw, at + _EXEC_CRED.size, "exec")
@@ -125,7 +141,11 @@ def decode_exec(raw: bytes) -> ExecRecord:
             _check_size(raw, at + _NS.size, "exec")
             ns = _NS.unpack_from(raw, at)
             at += _NS.size
-    _check_size(raw, at + flen + clen + alen + glen, "exec")
+        if exec_flags & ExecFlags.ENV:
+            _check_size(raw, at + _EXEC_ENV.size, "exec")
+            env_len = _EXEC_ENV.unpack_from(raw, at)[0]
+            at += _EXEC_ENV.size
+    _check_size(raw, at + flen + clen + alen + glen + env_len, "exec")
     filename = raw[at:at + flen].rstrip(b"\0")
     at += flen
     cwd = text(raw[at:at + clen]) or "/"
@@ -133,11 +153,13 @@ def decode_exec(raw: bytes) -> ExecRecord:
     args = raw[at:at + alen]
     at += alen
     cgroup = raw[at:at + glen].rstrip(b"\0")
+    env = (environment(raw[at + glen:at + glen + env_len], bool(exec_flags & ExecFlags.TRUNC_ENV))
+           if exec_flags & ExecFlags.ENV else None)
     body = args[:-1] if args.endswith(b"\0") else args  # the last NUL ends argv
     argv = [a.decode("utf-8", "backslashreplace") for a in body.split(b"\0")] if args else []  # text(), inlined
     flags = ["execve"] + [name for bit, name in _FLAG_NAMES if exec_flags & bit] if exec_flags else ["execve"]
     return ExecRecord(ktime, pid, tid, ppid, uid, gid, auid, cgroup_id,
-                      absolute(text(filename), cwd), cwd, argv, text(cgroup), flags, cred, ns)
+                      absolute(text(filename), cwd), cwd, argv, text(cgroup), flags, cred, ns, env)
 
 
 @register(Op.CLONE)

@@ -11,7 +11,10 @@ does this:
   rest of the match is kept. A group inside one already redacted is covered by
   it, a group that took no part is left alone, and an empty group still gets
   ``*****`` (an empty password is not told from a real one).
-* Only process ``arguments`` are redacted, not kprobe or tracepoint arguments.
+* Only process ``arguments`` and ``environment_variables`` are redacted, not
+  kprobe or tracepoint arguments. The patterns see each environment variable as
+  ``NAME=value``: ``{"redact": ["^AWS_SECRET_ACCESS_KEY=(.*)$"]}`` masks that
+  variable's value, in every process that has it.
   Tetragon redacts them once, when a process enters its cache, so every event
   carries redacted arguments for its process, parent and ancestors; here each of
   those is redacted per event, each judged by its own binary against
@@ -20,8 +23,7 @@ does this:
 
 ``match`` (filters as in the allowlist, any may match) limits a redaction filter
 to the events it selects, as Tetragon 1.1 did; Tetragon deprecated the key and
-now ignores it, redacting every event. (Tetragon also redacts
-``environment_variables``; tetra does not export them.)
+now ignores it, redacting every event.
 """
 
 from typing import Any
@@ -32,6 +34,7 @@ from tetra.filters.reader import Issues, Reader, describe, objects
 from tetra.regex import Regex, shown
 
 MASK = "*****"
+ENV_KEY = "environment_variables"  # tetra/process/environ.py's Process member (filters do not import process)
 
 Process = dict[str, Any]
 
@@ -90,15 +93,38 @@ class Redactor:
 
 def _redact_process(process: Process, rules: list[RedactionRule]) -> Process:
     arguments = process.get("arguments")
-    if not arguments:
+    env = process.get(ENV_KEY)
+    if not arguments and not env:
         return process
     binary = process.get("binary", "")
-    redacted = arguments
-    for rule in rules:
-        if rule.covers(binary):
-            for pattern in rule.patterns:
-                redacted = redact_text(pattern, redacted)
-    return process if redacted == arguments else {**process, "arguments": redacted}
+    patterns = [pattern for rule in rules if rule.covers(binary) for pattern in rule.patterns]
+    changed: Process = {}
+    if arguments and (redacted := _redact_all(patterns, arguments)) != arguments:
+        changed["arguments"] = redacted
+    if env and (redacted_env := _redact_env(patterns, env)) is not env:
+        changed[ENV_KEY] = redacted_env
+    return {**process, **changed} if changed else process
+
+
+def _redact_all(patterns: list[Regex], text: str) -> str:
+    for pattern in patterns:
+        text = redact_text(pattern, text)
+    return text
+
+
+def _redact_env(patterns: list[Regex], env: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Each variable as ``NAME=value`` through the patterns; ``env`` itself when none changed."""
+    out = []
+    changed = False
+    for var in env:
+        text = f"{var.get('Key', '')}={var.get('Value', '')}"  # protojson leaves "" out
+        redacted = _redact_all(patterns, text)
+        if redacted != text:
+            name, _, value = redacted.partition("=")
+            var = {"Key": name, "Value": value}
+            changed = True
+        out.append(var)
+    return out if changed else env
 
 
 def redact_text(pattern: Regex, text: str) -> str:

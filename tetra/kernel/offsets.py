@@ -23,6 +23,8 @@ OFFSET_PATHS: Mapping[str, str] = {
     "TETRA_OFF_SIGNAL_LIVE": "signal_struct.live",
     "TETRA_OFF_MM_ARG_START": "mm_struct.arg_start",
     "TETRA_OFF_MM_ARG_END": "mm_struct.arg_end",
+    "TETRA_OFF_MM_ENV_START": "mm_struct.env_start",
+    "TETRA_OFF_MM_ENV_END": "mm_struct.env_end",
     "TETRA_OFF_MM_EXE_FILE": "mm_struct.exe_file",
     "TETRA_OFF_FS_PWD_DENTRY": "fs_struct.pwd.dentry",
     "TETRA_OFF_FS_PWD_MNT": "fs_struct.pwd.mnt",

@@ -25,6 +25,7 @@ from typing import Any
 from tetra.decode.process import CloneRecord, ExecRecord
 from tetra.node import BootClock
 from tetra.process.container import DOCKER_FIELD_LEN, container_id
+from tetra.process.environ import KEY as ENV_KEY
 from tetra.process.model import Process, join_arguments, make_exec_id
 
 # Enrichment: a new process -> its pod object (None: in no known pod); kept with the process.
@@ -57,6 +58,8 @@ class ProcessCache:
         self.enrich = enrich
         # --enable-process-cred/-ns: the context of a new process, given its parent (None: flags off).
         self.process_context: Callable[[ExecRecord, Process | None], dict[str, Any] | None] | None = None
+        # --enable-process-environment-variables: a new process's environment_variables (environ.py).
+        self.process_env: Callable[[ExecRecord], list[dict[str, Any]] | None] | None = None
         # --enable-ancestors: keep every ancestor of a live process (see the module docstring).
         self.hold_ancestors = False
         self._by_id: OrderedDict[str, Process] = OrderedDict()
@@ -104,6 +107,10 @@ class ProcessCache:
             proc.pod = self.enrich(proc)
         if self.process_context is not None:
             proc.context = self.process_context(rec, self._by_pid.get(rec.ppid))
+        if self.process_env is not None:
+            env = self.process_env(rec)
+            if env is not None:  # its own: the rest of the context is shared with other processes
+                proc.context = {**(proc.context or {}), ENV_KEY: env}
         self._insert(proc, rec.ppid, previous)
         return proc
 

@@ -5,7 +5,9 @@ live execs, parents first (sorted by start time), so the children that run
 later have parents. The start time is /proc/<pid>/stat field 22 (clock ticks
 since boot, the kernel's start_boottime), on the same clock as live events.
 Credentials and namespaces are read too (status, ns/*); the cache shows them
-only with --enable-process-cred / --enable-process-ns.
+only with --enable-process-cred / --enable-process-ns. The environment
+(environ, its first ENV_MAX bytes as at exec in the kernel) is read only when
+asked: --enable-process-environment-variables.
 """
 
 import fcntl
@@ -14,7 +16,8 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from tetra.decode.process import ExecRecord, text
+from tetra.decode.process import ExecRecord, environment, text
+from tetra.wire.constants import ENV_MAX
 from tetra.wire.layouts import NS_NAMES
 
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
@@ -29,6 +32,21 @@ AT_SECURE = 23  # the auxv entry: the kernel ran the image in secure mode (privi
 def _read(path: Path) -> bytes:
     with open(path, "rb") as f:
         return f.read()
+
+
+def _environ(pid_dir: Path, flags: list[str]) -> list[str]:
+    """The environment the process was started with, bounded as the kernel bounds it: past
+    ENV_MAX bytes it is cut, and "truncEnv" added to ``flags``; unreadable, "errorEnv"."""
+    try:
+        with open(pid_dir / "environ", "rb") as f:
+            block = f.read(ENV_MAX + 1)
+    except OSError:
+        flags.append("errorEnv")
+        return []
+    truncated = len(block) > ENV_MAX
+    if truncated:
+        flags.append("truncEnv")
+    return environment(block[:ENV_MAX], truncated)
 
 
 def _stat_fields(pid_dir: Path) -> tuple[str, int, int, bool]:
@@ -141,8 +159,10 @@ def _cgroup(pid_dir: Path, cgroup2_root: Path | None) -> tuple[int, str]:
     return 0, ""
 
 
-def read_process(pid: int, proc: Path = Path("/proc"), cgroup2_root: Path | None = None) -> ExecRecord | None:
-    """One process as an ExecRecord, or None when it is gone or not a process."""
+def read_process(pid: int, proc: Path = Path("/proc"), cgroup2_root: Path | None = None,
+                 env: bool = False) -> ExecRecord | None:
+    """One process as an ExecRecord, or None when it is gone or not a process; ``env``: with
+    its environment."""
     pid_dir = proc / str(pid)
     try:
         comm, ppid, start_ticks, kthread = _stat_fields(pid_dir)
@@ -172,16 +192,18 @@ def read_process(pid: int, proc: Path = Path("/proc"), cgroup2_root: Path | None
         binary = f"[{comm}]"  # kernel threads have no executable
     elif not binary and argv:
         binary = argv[0]  # caught mid-exec: the new image has no exe link yet
+    flags = ["procFS"]
     return ExecRecord(
         ktime=start_ticks * _TICK_NS, pid=pid, tid=pid, ppid=ppid, uid=uid, gid=gid,
         auid=auid, cgroup_id=cgroup_id, filename=binary, cwd=cwd, argv=argv,
-        cgroup_name=cgroup_name, flags=["procFS"], cred=cred, ns=(*namespaces(pid_dir), ns_pid),
+        cgroup_name=cgroup_name, flags=flags, cred=cred, ns=(*namespaces(pid_dir), ns_pid),
+        env=_environ(pid_dir, flags) if env else None,
     )
 
 
-def scan(proc: Path = Path("/proc"), cgroup2_root: Path | None = None) -> Iterator[ExecRecord]:
+def scan(proc: Path = Path("/proc"), cgroup2_root: Path | None = None, env: bool = False) -> Iterator[ExecRecord]:
     """Every process in /proc, oldest first, so parents come before children."""
     pids = [int(name) for name in os.listdir(proc) if name.isdigit()]
-    records = [r for r in (read_process(pid, proc, cgroup2_root) for pid in pids) if r is not None]
+    records = [r for r in (read_process(pid, proc, cgroup2_root, env) for pid in pids) if r is not None]
     records.sort(key=lambda r: (r.ktime, r.pid))
     return iter(records)

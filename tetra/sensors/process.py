@@ -36,10 +36,11 @@ class ProcessSensor:
     name = "process"
 
     def __init__(self, offsets: Mapping[str, int], ringbuf_pages: int = RINGBUF_PAGES,
-                 process_cred: bool = False, process_ns: bool = False, cgroup_rate: CgroupRate | None = None) -> None:
-        """``process_cred``/``process_ns``: exec records carry the credentials/namespaces
-        (compiled in only when asked: they cost every exec); ``cgroup_rate``: the limit, compiled
-        in only when given."""
+                 process_cred: bool = False, process_ns: bool = False, process_env: bool = False,
+                 cgroup_rate: CgroupRate | None = None) -> None:
+        """``process_cred``/``process_ns``/``process_env``: exec records carry the
+        credentials/namespaces/environment (compiled in only when asked: they cost every exec);
+        ``cgroup_rate``: the limit, compiled in only when given."""
         if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
             raise SensorError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
         defines: dict[str, int | str | None] = dict(offsets)
@@ -51,6 +52,8 @@ class ProcessSensor:
         if cgroup_rate is not None:
             defines.update(cgroup_rate.defines())
         self.cgroup_rate = cgroup_rate
+        if process_env:
+            defines["TETRA_PROCESS_ENV"] = None
         if has_tracepoint_field("sched", "sched_process_exit", "group_dead"):
             defines["TETRA_HAVE_GROUP_DEAD"] = None
         self._cflags = cflags(defines)

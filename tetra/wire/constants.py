@@ -8,7 +8,7 @@ reads the headers and fails on any value that differs, any define without a
 twin here and any constant here without a define, unless its allow-list says
 why. Python code imports these instead of repeating a literal or a name::
 
-    probes/lib/wire.h        Op, STAT_*, ExecFlags, PATH/ARGS/CGROUP_MAX, THROTTLE_*, Action, GEN_*, ARG_*
+    probes/lib/wire.h        Op, STAT_*, ExecFlags, PATH/ARGS/CGROUP/ENV_MAX, THROTTLE_*, LOADER_*, Action, GEN_*, ARG_*
     probes/lib/execve.h      BINARY_MAX, BIN_*
     probes/lib/emit.h        RINGBUF_PAGES (the default; the agent passes its own as -D)
     probes/generic/generic.h MAX_ARGS, STR_MAX, KEY_MAX, POSTFIX_MAX, VALUE_ENTRIES, MAX_HOOKS, REC_MAX
@@ -31,9 +31,10 @@ class Op(enum.IntEnum):
     EXIT = 3
     GENERIC = 4
     THROTTLE = 5  # --cgroup-rate: a CPU began throttling a cgroup's process events
+    LOADER = 6  # an executable file mapped (spec.loader)
 
 
-OP_MAX = 6
+OP_MAX = 7
 # Per-opcode counters of the `tetra_stats` per-CPU array: slot = opcode * 2 + kind.
 STAT_SENT = 0
 STAT_LOST = 1
@@ -51,11 +52,15 @@ class ExecFlags(enum.IntFlag):
     FILENAME_UNRESOLVED = 0x20
     CRED = 0x40  # the record carries the process's credentials (--enable-process-cred)
     NS = 0x80  # the record carries the process's namespaces (--enable-process-ns)
+    ENV = 0x100  # the record carries the process's environment (--enable-process-environment-variables)
+    TRUNC_ENV = 0x200
+    ENV_ERROR = 0x400
 
 
 PATH_MAX = 4096  # bytes of an exec's filename and of its cwd
 ARGS_MAX = 16384  # bytes of an exec's argv
 CGROUP_MAX = 256  # bytes of an exec's cgroup leaf name
+ENV_MAX = 4096  # bytes of an exec's environment (--enable-process-environment-variables)
 
 
 class Action(enum.IntEnum):
@@ -93,6 +98,7 @@ TETRAGON_UNKNOWN_ACTION = "KPROBE_ACTION_UNKNOWN"
 # header flags of a throttle record (--cgroup-rate)
 THROTTLE_START = 0x1  # this CPU began throttling the cgroup: the record carries its name
 THROTTLE_EXEC = 0x2  # an exec of the record's pid was dropped: the image the agent knows for it ended
+LOADER_TRUNC_PATH = 0x1  # loader_flags: the mapped file's path is not whole
 
 # gen_flags of a policy event
 GEN_RETURN = 0x01  # ret holds the hook's return value

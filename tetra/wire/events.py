@@ -16,9 +16,10 @@ and ``time``::
         process_throttle    throttle record (Op.THROTTLE) for   process/throttle.py
                             THROTTLE_START; the agent's check
                             of the kernel's counts for _STOP
+        process_loader      loader record (Op.LOADER)           process/loader.py
         rate_limit_info     no record: the export rate limit     filters/ratelimit.py
 
-Tetragon's other types (loader, usdt, test) are known here so that
+Tetragon's other types (usdt, test) are known here so that
 filters and renderings accept them; tetra produces none of them. Code that
 names a type takes it from here (``PROCESS_EXEC.key``), never spells it.
 tests/unit/test_wire_constants.py checks the table against tetra.proto.
@@ -46,7 +47,7 @@ PROCESS_EXEC = EventType("PROCESS_EXEC", 1, Op.EXEC)
 PROCESS_EXIT = EventType("PROCESS_EXIT", 5, Op.EXIT)
 PROCESS_KPROBE = EventType("PROCESS_KPROBE", 9, Op.GENERIC)
 PROCESS_TRACEPOINT = EventType("PROCESS_TRACEPOINT", 10, Op.GENERIC)
-PROCESS_LOADER = EventType("PROCESS_LOADER", 11)
+PROCESS_LOADER = EventType("PROCESS_LOADER", 11, Op.LOADER)
 PROCESS_UPROBE = EventType("PROCESS_UPROBE", 12, Op.GENERIC)
 PROCESS_THROTTLE = EventType("PROCESS_THROTTLE", 27, Op.THROTTLE)
 PROCESS_LSM = EventType("PROCESS_LSM", 28, Op.GENERIC)

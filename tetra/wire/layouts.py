@@ -85,6 +85,7 @@ GENERIC = Layout(
         ("ret", "q"),
     ),
 )
+LOADER = Layout("tetra_loader", HEADER_FIELDS + (("ino", "Q"), ("path_len", "I"), ("loader_flags", "I")))
 SOCKADDR = Layout("tetra_sockaddr", (("family", "H"), ("port", "H"), ("_pad2", "I"), ("addr", "16s")))
 TUPLE_FIELDS: tuple[tuple[str, str], ...] = (
     ("family", "H"), ("sport", "H"), ("dport", "H"), ("protocol", "B"), ("state", "B"),
@@ -108,5 +109,8 @@ NS_NAMES: tuple[str, ...] = (
     "uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user",
 )  # Tetragon's Namespaces fields, in the order of struct tetra_ns
 NS = Layout("tetra_ns", tuple((name, "I") for name in NS_NAMES) + (("pid_nr", "I"),))
+# The sizes of the environment at the end of an exec record (ExecFlags.ENV).
+EXEC_ENV = Layout("tetra_exec_env", (("env_len", "I"), ("env_size", "I")))
 
-LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, THROTTLE, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED, EXEC_CRED, NS)
+LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, THROTTLE, GENERIC, LOADER, SOCKADDR, TUPLE, SOCK, SKB, CRED,
+                               EXEC_CRED, NS, EXEC_ENV)

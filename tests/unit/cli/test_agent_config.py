@@ -142,3 +142,16 @@ def test_rb_size_conflicts_and_bad_sizes_are_refused() -> None:
                           (["--rb-size-total", "lots"], "is not a size")):
         done = _run(*args)
         assert done.exit_code == 2 and message in done.output, done.output
+
+
+def test_environment_variable_names_comma_separated_repeated_or_from_a_configmap(tmp_path: Path) -> None:
+    config = _config("--enable-process-environment-variables", "--filter-environment-variables", "LD_PRELOAD, PATH",
+                     "--filter-environment-variables", "HOME")
+    assert config.enable_process_environment_variables is True
+    assert config.filter_environment_variables == ("LD_PRELOAD", "PATH", "HOME")
+    conf = _config_dir(tmp_path, enable_process_environment_variables="true",
+                       filter_environment_variables="OTEL_SERVICE_NAME,OTEL_RESOURCE_ATTRIBUTES")
+    assert _config("--config-dir", str(conf)).filter_environment_variables == (
+        "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES")
+    done = _run("--filter-environment-variables", "PATH")
+    assert done.exit_code == 2 and "needs --enable-process-environment-variables" in done.output, done.output

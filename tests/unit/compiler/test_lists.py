@@ -110,13 +110,16 @@ def test_a_policy_that_attaches_nothing_is_an_error(tmp_path: Path) -> None:
     assert "the policy attaches nothing" in plan_errors(spec, tmp_path)
 
 
-def test_the_loader_sensor_is_refused_not_ignored(tmp_path: Path) -> None:
+def test_the_loader_sensor_is_a_policy_of_its_own(tmp_path: Path) -> None:
+    """spec.loader places no hook of the policy (the agent attaches the loader sensor for it):
+    alone it is a policy that does something, beside hooks it changes none of them."""
+    assert plan("  loader: true\n", tmp_path) == []
     spec = """  loader: true
   kprobes:
   - call: "sys_dup"
     syscall: true
 """
-    assert "spec.loader (Tetragon's loader sensor" in plan_errors(spec, tmp_path)
+    assert plan(spec, tmp_path) == [("__x64_sys_dup", Mechanism.KPROBE)]
 
 
 def test_inmap_compares_with_numbers_ranges_and_a_syscall_lists_numbers(tmp_path: Path) -> None:

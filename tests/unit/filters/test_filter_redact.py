@@ -82,6 +82,20 @@ def test_match_limits_a_filter_to_the_events_it_selects() -> None:
     assert args(redact(single, on_exec)) == "--password=*****"
 
 
+def test_environment_variables_are_redacted_as_name_equals_value() -> None:
+    env = [{"Key": "HOME", "Value": "/root"}, {"Key": "AWS_SECRET_ACCESS_KEY", "Value": "wJalr/K7"}]
+    ev = exec_of(process(arguments="--password=x", environment_variables=env),
+                 parent=process("/bin/sh", "", pid=1, environment_variables=env[:1]))
+    text = PASSWORD + "\n" + r'{"redact": ["^AWS_SECRET_ACCESS_KEY=(.*)$"]}'
+    out = redact(text, ev)
+    assert args(out) == "--password=*****"
+    assert out["process_exec"]["process"]["environment_variables"] == [
+        {"Key": "HOME", "Value": "/root"}, {"Key": "AWS_SECRET_ACCESS_KEY", "Value": "*****"}]
+    assert out["process_exec"]["parent"] is ev["process_exec"]["parent"]  # nothing to redact: shared
+    only_env = exec_of(process(arguments="", environment_variables=env))
+    assert redact(text, only_env)["process_exec"]["process"]["environment_variables"][1]["Value"] == "*****"
+
+
 def test_events_without_secrets_are_returned_as_they_are() -> None:
     ev = exec_of()
     assert redact(PASSWORD, ev) is ev
