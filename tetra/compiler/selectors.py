@@ -169,8 +169,13 @@ class SelectorCompiler:
         return self._error(m.loc, f"matchArgs does not apply to a {arg.atype.name} argument")
 
     def _match_return(self, hook: HookPlan, m: MatchArg) -> str:
+        """The return value: an integer, or the text a returned pointer points to (in the slot after the
+        arguments, codegen.py's _put_returned), with the string operators."""
+        if hook.return_ptr is not None:
+            slot = len(hook.blob_order)
+            return self._str_op(m, lambda ident, op: f"tetra_slot_match(g, {slot}, {ident}, {op})")
         if hook.return_arg is None or hook.return_arg.encoding is not Encoding.INT:
-            return self._error(m.loc, "matchReturnArgs compares integer return values only")
+            return self._error(m.loc, "matchReturnArgs compares integer return values and returned strings only")
         return self._int_op("tetra_ret(g)", m, unsigned=hook.return_arg.unsigned)
 
     def _int_op(self, value: str, m: MatchArg, unsigned: bool) -> str:

@@ -373,9 +373,25 @@ class ArgsDecoder:
         self.in_order = [index for index, _ in self.steps] == list(range(self.count))
         self.readers = tuple(read for _, read in self.steps)
         self.line_readers = tuple(line for _, line in self.line_steps)
+        self.return_arg = hook.return_arg
+        # A returned pointer's text: a field of the blob, at the offset the record's ret holds
+        self.return_readers = _readers(hook.return_ptr) if hook.return_ptr is not None else None
 
     def decode(self, blob: bytes) -> list[Json]:
         return _read_all(blob, self.readers if self.in_order else None, self.steps, self.count)
+
+    def returned(self, blob: bytes, ret: int) -> Json | None:
+        """The hook's return value as Tetragon's argument object: the integer, or the text a returned
+        pointer points to (``ret`` is then where its field starts in the blob); None without a returnArg."""
+        if self.return_readers is not None:
+            return self.return_readers[0](blob, _field_at(blob, ret))[0]
+        return None if self.return_arg is None else int_arg(ret, self.return_arg)
+
+    def returned_json(self, blob: bytes, ret: int) -> bytes:
+        """``fragment(self.returned(blob, ret))``; b"" without a returnArg."""
+        if self.return_readers is not None:
+            return self.return_readers[1](blob, _field_at(blob, ret))[0]
+        return b"" if self.return_arg is None else fragment(int_arg(ret, self.return_arg))
 
     def encode(self, blob: bytes) -> bytes:
         """``fragment(self.decode(blob))`` without the objects; b"" when there are none
@@ -385,6 +401,13 @@ class ArgsDecoder:
 
 
 T = TypeVar("T")
+
+
+def _field_at(blob: bytes, offset: int) -> int:
+    """A blob offset from the kernel, checked before a reader trusts it."""
+    if not 0 <= offset < len(blob):
+        raise DecodeError(f"returned value at offset {offset} of a {len(blob)}-byte argument blob")
+    return offset
 
 
 def _read_all(blob: bytes, in_order: tuple[Callable[[bytes, int], tuple[T, int]], ...] | None,
