@@ -856,6 +856,67 @@ static __always_inline __u64 tetra_caps(unsigned long cap_offset)
     return tetra_read_u64(cred, cap_offset);
 }
 
+/* --- changes since exec (lib/execve.h's baseline) ----------------------------- */
+
+/* The baseline of the current process; 0 for one the agent has not seen exec
+ * or start, which then matches no change filter (as in Tetragon). */
+static __always_inline struct tetra_exec_info *tetra_exec_info(void)
+{
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    return tetra_execve.lookup(&tgid);
+}
+
+/* matchCapabilityChanges: set `which` (0 permitted, 1 effective, 2 inheritable,
+ * at cap_offset in struct cred) against the baseline. In (in=1): a capability
+ * of mask was gained or lost; NotIn: only capabilities outside mask changed. */
+static __always_inline int tetra_caps_changed(int which, unsigned long cap_offset, __u64 mask, int in)
+{
+    struct tetra_exec_info *info = tetra_exec_info();
+    if (!info || which < 0 || which > 2)
+        return 0;
+    __u64 then = info->baseline.caps[which];
+    __u64 now = tetra_caps(cap_offset);
+    if ((then & mask) != (now & mask))
+        return in;
+    return !in && then != now;
+}
+
+/* matchNamespaceChanges: one of the namespaces whose bit (struct tetra_ns order)
+ * is in mask is not the one of the baseline; a namespace the baseline lacks (0)
+ * is never a change. */
+static __always_inline int tetra_ns_changed(__u32 mask)
+{
+    struct tetra_exec_info *info = tetra_exec_info();
+    if (!info)
+        return 0;
+    struct tetra_ns now = {};
+    tetra_read_ns(&now, (void *)bpf_get_current_task());
+    const __u32 *was = (const __u32 *)&info->baseline.ns;
+    const __u32 *is = (const __u32 *)&now;
+#pragma unroll
+    for (int i = 0; i < 10; i++) {
+        if ((mask >> i & 1) && was[i] && was[i] != is[i])
+            return 1;
+    }
+    return 0;
+}
+
+/* A selector with a change filter matched: the current capabilities (caps=1)
+ * and/or namespaces (ns=1) become the baseline, so the change is reported
+ * once, not on every later call. */
+static __always_inline void tetra_rebase(int caps, int ns)
+{
+    struct tetra_exec_info *info = tetra_exec_info();
+    if (!info)
+        return;
+    struct tetra_baseline now = {};
+    tetra_read_baseline(&now, (void *)bpf_get_current_task());
+    if (caps)
+        __builtin_memcpy(info->baseline.caps, now.caps, sizeof(now.caps));
+    if (ns)
+        __builtin_memcpy(&info->baseline.ns, &now.ns, sizeof(now.ns));
+}
+
 /* String (or path) argument slot against the values of matcher id: op 0
  * equal, 1 prefix, 2 postfix. */
 static __always_inline int tetra_slot_match(struct tetra_gen_scratch *g, __u32 slot, __u32 id, int op)

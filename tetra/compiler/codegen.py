@@ -209,6 +209,8 @@ def _result(code: ActionCode, hook: HookPlan) -> str:
 
 
 def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
+    if code.rebase_caps or code.rebase_ns:
+        yield f"tetra_rebase({int(code.rebase_caps)}, {int(code.rebase_ns)});"
     if code.override is not None:
         if hook.mechanism is Mechanism.LSM:
             yield f"int verdict = tetra_override(g) ? {int(code.override)} : 0;"
