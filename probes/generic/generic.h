@@ -591,15 +591,18 @@ static __always_inline void tetra_put_skb(struct tetra_gen_scratch *g, __u32 slo
     tetra_close_fixed(g, slot, at, sizeof(s), s.t.family);
 }
 
-/* A struct cred: ids, securebits, capability sets, user namespace (cred_arg). */
+/* A struct cred: ids, securebits, capability sets, user namespace with its
+ * level and owner (process_credentials_arg). */
 static __always_inline void tetra_put_cred(struct tetra_gen_scratch *g, __u32 slot, void *cred)
 {
     char *at = tetra_slot_at(g);
-    struct tetra_cred c = {};
-    if (cred)
-        tetra_read_cred(&c, cred);
+    struct tetra_cred_arg c = {};
+    if (cred) {
+        tetra_read_cred(&c.cred, cred);
+        tetra_read_userns(cred, &c.userns_level, &c.userns_owner, &c.userns_group);
+    }
     __builtin_memcpy(at, &c, sizeof(c));
-    tetra_close_fixed(g, slot, at, sizeof(c), c.euid);
+    tetra_close_fixed(g, slot, at, sizeof(c), c.cred.euid);
 }
 
 /* --- matching ------------------------------------------------------------ */

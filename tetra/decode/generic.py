@@ -23,6 +23,7 @@ from tetra.decode.process import text
 from tetra.decode.records import record_json
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
+from tetra.process.context import SECUREBITS, bit_names, capabilities_json
 from tetra.export.encode import fragment
 from tetra.wire import layouts
 from tetra.wire.constants import ARG_ERROR, ARG_LEN_MASK, ARG_TRUNCATED, Op
@@ -31,7 +32,7 @@ _GENERIC = layouts.GENERIC.codec
 _SOCKADDR = layouts.SOCKADDR.codec
 _SOCK = layouts.SOCK.codec
 _SKB = layouts.SKB.codec
-_CRED = layouts.CRED.codec
+_CRED_ARG = layouts.CRED_ARG.codec
 _I64 = struct.Struct("<q")
 _U32 = struct.Struct("<I")
 
@@ -165,22 +166,22 @@ def _skb_arg(raw: bytes) -> Json:
     return {"skb_arg": body}
 
 
-def _cap_names(mask: int) -> list[str]:
-    return [name for bit, name in enumerate(CAPABILITIES) if mask >> bit & 1]
-
-
 def _cred_arg(raw: bytes) -> Json:
+    """Tetragon's process_credentials_arg (ProcessCredentials): its user namespace is the host's when it
+    is the initial one (level 0), as Tetragon decides."""
     (uid, gid, suid, sgid, euid, egid, fsuid, fsgid, securebits, user_ns,
-     permitted, effective, inheritable) = _CRED.unpack(raw)
-    return {"cred_arg": {
-        "uid": uid, "gid": gid, "euid": euid, "egid": egid, "suid": suid, "sgid": sgid,
-        "fsuid": fsuid, "fsgid": fsgid, "securebits": securebits,
-        # Empty sets are left out, as protojson leaves out empty lists.
-        "caps": {name: caps for name, caps in (("permitted", _cap_names(permitted)),
-                                                ("effective", _cap_names(effective)),
-                                                ("inheritable", _cap_names(inheritable))) if caps},
-        "user_ns": {"ns": {"inum": user_ns}},
-    }}
+     permitted, effective, inheritable, level, owner, group, _) = _CRED_ARG.unpack(raw)
+    body: Json = {"uid": uid, "gid": gid, "euid": euid, "egid": egid, "suid": suid, "sgid": sgid,
+                  "fsuid": fsuid, "fsgid": fsgid}
+    names = bit_names(securebits, SECUREBITS)
+    if names:  # protojson leaves out an empty list
+        body["securebits"] = names
+    body["caps"] = capabilities_json(permitted, effective, inheritable)
+    namespace: Json = {"inum": user_ns} if user_ns else {}
+    if level == 0:
+        namespace["is_host"] = True
+    body["user_ns"] = {"level": level, "uid": owner, "gid": group, "ns": namespace}
+    return {"process_credentials_arg": body}
 
 
 # Fixed-size encodings: (layout size, decoder).
@@ -188,7 +189,7 @@ _FIXED = {
     Encoding.SOCKADDR: (_SOCKADDR.size, _sockaddr_arg),
     Encoding.SOCK: (_SOCK.size, _sock_arg),
     Encoding.SKB: (_SKB.size, _skb_arg),
-    Encoding.CRED: (_CRED.size, _cred_arg),
+    Encoding.CRED: (_CRED_ARG.size, _cred_arg),
 }
 
 

@@ -39,14 +39,14 @@ SECUREBITS = ("SecBitNoRoot", "SecBitNoRootLocked", "SecBitNoSetUidFixup", "SecB
               "SecBitKeepCaps", "SecBitKeepCapsLocked", "SecBitNoCapAmbientRaise", "SecBitNoCapAmbientRaiseLocked")
 
 
-def _names(mask: int, names: tuple[str, ...]) -> list[str]:
+def bit_names(mask: int, names: tuple[str, ...]) -> list[str]:
     return [name for bit, name in enumerate(names) if mask >> bit & 1]
 
 
 def capabilities_json(permitted: int, effective: int, inheritable: int) -> Json:
     """Tetragon's Capabilities message; empty sets left out, as protojson leaves out empty lists."""
     sets = (("permitted", permitted), ("effective", effective), ("inheritable", inheritable))
-    return {key: _names(mask, TETRAGON_CAPABILITIES) for key, mask in sets if mask}
+    return {key: bit_names(mask, TETRAGON_CAPABILITIES) for key, mask in sets if mask}
 
 
 def host_namespaces(proc: Path = Path("/proc")) -> dict[str, int]:
@@ -163,7 +163,7 @@ class ProcessContext:
         creds: Json = {"uid": uid, "gid": gid, "euid": euid, "egid": egid, "suid": suid, "sgid": sgid,
                        "fsuid": fsuid, "fsgid": fsgid}
         if securebits:
-            creds["securebits"] = _names(securebits, SECUREBITS)
+            creds["securebits"] = bit_names(securebits, SECUREBITS)
         if caps:
             creds["caps"] = caps
         userns: Json = {key: value for key, value in (("level", level), ("uid", owner), ("gid", group))

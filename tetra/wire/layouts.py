@@ -97,6 +97,10 @@ CRED_FIELDS: tuple[tuple[str, str], ...] = (
     ("cap_permitted", "Q"), ("cap_effective", "Q"), ("cap_inheritable", "Q"),
 )
 CRED = Layout("tetra_cred", CRED_FIELDS)
+# A cred argument of a policy hook: the cred and its user namespace's level and owner.
+CRED_ARG = Layout("tetra_cred_arg", CRED_FIELDS + (
+    ("userns_level", "i"), ("userns_owner", "I"), ("userns_group", "I"), ("_pad", "I"),
+))
 # The process context after an exec record (ExecFlags.CRED, ExecFlags.NS).
 EXEC_CRED = Layout("tetra_exec_cred", CRED_FIELDS + (
     ("userns_level", "i"), ("userns_owner", "I"), ("userns_group", "I"), ("exe_nlink", "I"),
@@ -107,4 +111,5 @@ NS_NAMES: tuple[str, ...] = (
 )  # Tetragon's Namespaces fields, in the order of struct tetra_ns
 NS = Layout("tetra_ns", tuple((name, "I") for name in NS_NAMES) + (("pid_nr", "I"),))
 
-LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED, EXEC_CRED, NS)
+LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, GENERIC, SOCKADDR, TUPLE, SOCK, SKB, CRED, CRED_ARG, EXEC_CRED,
+                               NS)
