@@ -495,7 +495,7 @@ class Planner:
         if return_attach is not None:
             return_type = TYPES["int"] if return_arg is None else self._type(return_arg)
         if return_type is not None and return_type.encoding is not Encoding.INT:
-            return_ptr = self._return_pointer(hook, return_type, return_memory, track, args)
+            return_ptr = self._return_pointer(return_arg, return_type, return_memory, track, args)
             if return_ptr is None:
                 return_type = None
         self.hooks.append(HookPlan(
@@ -507,14 +507,13 @@ class Planner:
             track_return_sock=track if return_attach is not None else None, return_ptr=return_ptr,
         ))
 
-    def _return_pointer(self, hook: KProbe | Tracepoint | UProbe | LsmHook, atype: ArgType, memory: Memory | None,
-                        track: bool | None, args: tuple[ArgPlan, ...]) -> ArgPlan | None:
+    def _return_pointer(self, spec: ArgSpec, atype: ArgType, memory: Memory | None, track: bool | None,
+                        args: tuple[ArgPlan, ...]) -> ArgPlan | None:
         """A returnArg that is not a number: what the returned pointer points to, read at return as an argument
         of that type would be (Tetragon's string return values), or None (reported unless TrackSock/UntrackSock
         use a returned struct sock). Its address is never reported: printed it would leak a kernel address."""
         if track is not None and atype.encoding is Encoding.SOCK:
             return None
-        spec = hook.return_arg  # type: ignore[union-attr]  # only hooks with a return probe get here
         if atype.name not in RETURN_POINTER_TYPES:
             self.issues.add(spec.loc, f"returnArg type {atype.name!r}: tetra reports integer return values and the "
                                       "text a returned pointer points to "

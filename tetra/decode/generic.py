@@ -23,8 +23,8 @@ from tetra.decode.process import text
 from tetra.decode.records import record_json
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
-from tetra.process.context import SECUREBITS, bit_names, capabilities_json
 from tetra.export.encode import fragment
+from tetra.process.context import SECUREBITS, bit_names, capabilities_json
 from tetra.wire import layouts
 from tetra.wire.constants import ARG_ERROR, ARG_LEN_MASK, ARG_TRUNCATED, Op
 
