@@ -19,12 +19,12 @@ import orjson
 from tetra.compiler.argtypes import ArgType, Encoding
 from tetra.compiler.names import CAPABILITIES, FAMILY_NAMES, PROTOCOL_NAMES, SOCK_TYPE_NAMES, TCP_STATE_NAMES
 from tetra.compiler.plan import ArgPlan, HookPlan
+from tetra.decode.credentials import SECUREBITS, bit_names, capabilities_json
 from tetra.decode.process import text
 from tetra.decode.records import record_json
 from tetra.decode.registry import register
 from tetra.errors import DecodeError
 from tetra.export.encode import fragment
-from tetra.process.context import SECUREBITS, bit_names, capabilities_json
 from tetra.wire import layouts
 from tetra.wire.constants import ARG_ERROR, ARG_LEN_MASK, ARG_TRUNCATED, Op
 
