@@ -591,15 +591,18 @@ static __always_inline void tetra_put_skb(struct tetra_gen_scratch *g, __u32 slo
     tetra_close_fixed(g, slot, at, sizeof(s), s.t.family);
 }
 
-/* A struct cred: ids, securebits, capability sets, user namespace (cred_arg). */
+/* A struct cred: ids, securebits, capability sets, user namespace with its
+ * level and owner (process_credentials_arg). */
 static __always_inline void tetra_put_cred(struct tetra_gen_scratch *g, __u32 slot, void *cred)
 {
     char *at = tetra_slot_at(g);
-    struct tetra_cred c = {};
-    if (cred)
-        tetra_read_cred(&c, cred);
+    struct tetra_cred_arg c = {};
+    if (cred) {
+        tetra_read_cred(&c.cred, cred);
+        tetra_read_userns(cred, &c.userns_level, &c.userns_owner, &c.userns_group);
+    }
     __builtin_memcpy(at, &c, sizeof(c));
-    tetra_close_fixed(g, slot, at, sizeof(c), c.euid);
+    tetra_close_fixed(g, slot, at, sizeof(c), c.cred.euid);
 }
 
 /* --- matching ------------------------------------------------------------ */
@@ -854,6 +857,67 @@ static __always_inline __u64 tetra_caps(unsigned long cap_offset)
     void *task = (void *)bpf_get_current_task();
     void *cred = tetra_read_ptr(task, TETRA_OFF_TASK_CRED);
     return tetra_read_u64(cred, cap_offset);
+}
+
+/* --- changes since exec (lib/execve.h's baseline) ----------------------------- */
+
+/* The baseline of the current process; 0 for one the agent has not seen exec
+ * or start, which then matches no change filter (as in Tetragon). */
+static __always_inline struct tetra_exec_info *tetra_exec_info(void)
+{
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    return tetra_execve.lookup(&tgid);
+}
+
+/* matchCapabilityChanges: set `which` (0 permitted, 1 effective, 2 inheritable,
+ * at cap_offset in struct cred) against the baseline. In (in=1): a capability
+ * of mask was gained or lost; NotIn: only capabilities outside mask changed. */
+static __always_inline int tetra_caps_changed(int which, unsigned long cap_offset, __u64 mask, int in)
+{
+    struct tetra_exec_info *info = tetra_exec_info();
+    if (!info || which < 0 || which > 2)
+        return 0;
+    __u64 then = info->baseline.caps[which];
+    __u64 now = tetra_caps(cap_offset);
+    if ((then & mask) != (now & mask))
+        return in;
+    return !in && then != now;
+}
+
+/* matchNamespaceChanges: one of the namespaces whose bit (struct tetra_ns order)
+ * is in mask is not the one of the baseline; a namespace the baseline lacks (0)
+ * is never a change. */
+static __always_inline int tetra_ns_changed(__u32 mask)
+{
+    struct tetra_exec_info *info = tetra_exec_info();
+    if (!info)
+        return 0;
+    struct tetra_ns now = {};
+    tetra_read_ns(&now, (void *)bpf_get_current_task());
+    const __u32 *was = (const __u32 *)&info->baseline.ns;
+    const __u32 *is = (const __u32 *)&now;
+#pragma unroll
+    for (int i = 0; i < 10; i++) {
+        if ((mask >> i & 1) && was[i] && was[i] != is[i])
+            return 1;
+    }
+    return 0;
+}
+
+/* A selector with a change filter matched: the current capabilities (caps=1)
+ * and/or namespaces (ns=1) become the baseline, so the change is reported
+ * once, not on every later call. */
+static __always_inline void tetra_rebase(int caps, int ns)
+{
+    struct tetra_exec_info *info = tetra_exec_info();
+    if (!info)
+        return;
+    struct tetra_baseline now = {};
+    tetra_read_baseline(&now, (void *)bpf_get_current_task());
+    if (caps)
+        __builtin_memcpy(info->baseline.caps, now.caps, sizeof(now.caps));
+    if (ns)
+        __builtin_memcpy(&info->baseline.ns, &now.ns, sizeof(now.ns));
 }
 
 /* String (or path) argument slot against the values of matcher id: op 0

@@ -3,7 +3,7 @@
  *
  * Read at exec by the process sensor when the agent asks for them
  * (--enable-process-cred, --enable-process-ns), and by policy hooks for
- * cred_arg and matchNamespaces. Every struct is reached through BTF offsets
+ * cred arguments, matchNamespaces and the changes since exec. Every struct is reached through BTF offsets
  * (lib/kernel.h); a pointer that cannot be read leaves zeros, never garbage.
  */
 #ifndef TETRA_CONTEXT_H
@@ -30,6 +30,15 @@ static __always_inline void tetra_read_cred(struct tetra_cred *c, void *cred)
     c->user_ns = tetra_read_u32(tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS), TETRA_OFF_USER_NS_INUM);
 }
 
+/* The level and owner of the user namespace a cred belongs to. */
+static __always_inline void tetra_read_userns(void *cred, __s32 *level, __u32 *owner, __u32 *group)
+{
+    void *userns = tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS);
+    *level = tetra_read_u32(userns, TETRA_OFF_USER_NS_LEVEL);
+    *owner = tetra_read_u32(userns, TETRA_OFF_USER_NS_OWNER);
+    *group = tetra_read_u32(userns, TETRA_OFF_USER_NS_GROUP);
+}
+
 /* AT_SECURE of the new image: the kernel's verdict that the exec raised
  * privileges (setuid, setgid, file capabilities), kept in mm->saved_auxv. */
 static __always_inline __u32 tetra_secureexec(void *mm)
@@ -54,10 +63,7 @@ static __always_inline void tetra_read_exec_cred(struct tetra_exec_cred *c, void
 {
     void *cred = tetra_read_ptr(task, TETRA_OFF_TASK_CRED);
     tetra_read_cred(&c->cred, cred);
-    void *userns = tetra_read_ptr(cred, TETRA_OFF_CRED_USER_NS);
-    c->userns_level = tetra_read_u32(userns, TETRA_OFF_USER_NS_LEVEL);
-    c->userns_owner = tetra_read_u32(userns, TETRA_OFF_USER_NS_OWNER);
-    c->userns_group = tetra_read_u32(userns, TETRA_OFF_USER_NS_GROUP);
+    tetra_read_userns(cred, &c->userns_level, &c->userns_owner, &c->userns_group);
     void *mm = tetra_read_ptr(task, TETRA_OFF_TASK_MM);
     void *inode = tetra_read_ptr(tetra_read_ptr(mm, TETRA_OFF_MM_EXE_FILE), TETRA_OFF_FILE_F_INODE);
     c->exe_nlink = tetra_read_u32(inode, TETRA_OFF_INODE_NLINK);

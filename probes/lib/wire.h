@@ -199,6 +199,16 @@ struct tetra_cred {
     __u64 cap_inheritable;
 };
 
+/* A cred argument of a policy hook (process_credentials_arg): the cred and
+ * what Tetragon shows of the user namespace it belongs to. */
+struct tetra_cred_arg {
+    struct tetra_cred cred;
+    __s32 userns_level;  /* 0: the initial user namespace */
+    __u32 userns_owner;  /* uid that created the user namespace */
+    __u32 userns_group;
+    __u32 _pad;
+};
+
 /* The credentials of a process at exec (--enable-process-cred): its cred, what
  * Tetragon shows of the user namespace they belong to, and what tells how the
  * exec changed them (binary_properties): the executed file's inode and whether

@@ -88,6 +88,7 @@ static __always_inline void remember_exec(__u32 tgid, __u32 ppid, const char *pa
         bpf_probe_read_kernel(info->binary.path, len, path);
     info->binary.len = len;
     info->binary.trunc = trunc;
+    tetra_read_baseline(&info->baseline, (void *)bpf_get_current_task());
     remember_binary(tgid, ppid, info);
 }
 
@@ -316,8 +317,9 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
     __u32 zero = 0;
     struct tetra_exec_info *parent = tetra_execve.lookup(&ev.ppid);
     struct tetra_exec_info *info = execve_scratch.lookup(&zero);
-    if (parent && info) {  /* the child runs its parent's binary until it execs */
+    if (parent && info) {  /* the child runs its parent's binary, with its baseline, until it execs */
         __builtin_memcpy(&info->binary, &parent->binary, sizeof(info->binary));
+        __builtin_memcpy(&info->baseline, &parent->baseline, sizeof(info->baseline));
         remember_binary(child_tgid, ev.ppid, info);
     }
 #ifdef TETRA_CGROUP_RATE

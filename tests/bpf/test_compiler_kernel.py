@@ -222,6 +222,60 @@ def test_record_and_struct_argument_types_pass_the_verifier_here(btf: Btf, proce
         module.cleanup()
 
 
+CREDENTIALS_POLICY = """
+apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: credentials
+spec:
+  kprobes:
+  - call: "commit_creds"
+    syscall: false
+    args:
+    - index: 0
+      type: "cred"
+    selectors:
+    - matchCapabilityChanges:
+      - type: Effective
+        operator: In
+        isNamespaceCapability: true
+        values: ["CAP_SYS_ADMIN"]
+      matchNamespaceChanges:
+      - operator: NotIn
+        values: ["Pid"]
+  - call: "d_path"
+    syscall: false
+    return: true
+    args:
+    - index: 0
+      type: "path"
+    returnArg:
+      type: "string"
+    selectors:
+    - matchReturnArgs:
+      - operator: "Postfix"
+        values: ["/shadow"]
+"""
+
+
+def test_cred_arguments_change_filters_and_returned_strings_pass_the_verifier_here(btf: Btf,
+                                                                                    process_module: object) -> None:
+    """commit_creds with a cred argument and the filters on changes since exec, and a kretprobe whose
+    returned string a selector compares: the programs kprobe kernels run (the VM lane attaches them)."""
+    from bcc import BPF
+
+    compiled = compile_policy(load_policies_text(CREDENTIALS_POLICY, "creds.yaml")[0], 9, KPROBE_ONLY, btf)
+    module = BPF(text=expand_includes(compiled.c_text).encode(),
+                 cflags=cflags({**resolve_offsets(btf), "TETRA_RINGBUF_PAGES": 2048}))
+    try:
+        for hook in compiled.hooks:
+            module.load_func(hook.entry_fn, BPF.KPROBE)  # the verifier's verdict; raises on refusal
+            if hook.return_attach:
+                module.load_func(hook.return_fn, BPF.KPROBE)
+    finally:
+        module.cleanup()
+
+
 def test_kernel_functions_are_refused_with_the_reason_without_kprobes(btf: Btf) -> None:
     from tetra.policy.errors import PolicyErrors
 

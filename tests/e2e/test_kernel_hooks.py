@@ -22,7 +22,7 @@ from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.plan import HookPlan, Mechanism
 from tetra.compiler.program import CompiledPolicy, compile_policy
 from tetra.decode import process as _process  # noqa: F401  (registers decoders)
-from tetra.decode.generic import GenericRecord, decode_args
+from tetra.decode.generic import ArgsDecoder, GenericRecord, decode_args
 from tetra.decode.registry import decode
 from tetra.kernel.btf import Btf
 from tetra.kernel.offsets import resolve_offsets
@@ -159,6 +159,23 @@ def kprobes(workdir: Path, listener: socket.socket, session: Session) -> Iterato
             - index: 1
               operator: "Equal"
               values: ["{workdir}/data"]
+        - call: "commit_creds"
+          syscall: false
+          args:
+          - index: 0
+            type: "cred"
+        - call: "d_path"
+          syscall: false
+          return: true
+          args:
+          - index: 0
+            type: "path"
+          returnArg:
+            type: "string"
+          selectors:
+          - matchReturnArgs:
+            - operator: "Prefix"
+              values: ["{workdir}/"]
         """)
     yield from _load(session, text, KernelSupport.detect(), 1, from_object=True)
 
@@ -189,6 +206,44 @@ def test_syscall_on_its_kprobe(kprobes: Loaded, workdir: Path) -> None:
     opens = [(h, a) for h, _, a in events if h.function_name.endswith("sys_openat")]
     assert opens and opens[0][0].mechanism is Mechanism.KPROBE
     assert opens[0][1] == [{"string_arg": f"{workdir}/data"}]
+
+
+@pytest.mark.kprobe
+def test_kprobe_cred_argument_of_a_real_setresuid(kprobes: Loaded) -> None:
+    """commit_creds(new): the credentials a child gives itself, as Tetragon's process_credentials_arg."""
+    child: list[int] = []
+
+    def trigger() -> None:
+        proc = subprocess.Popen([sys.executable, "-c", "import os; os.setresgid(4321, 4321, 4321); "
+                                 "os.setresuid(1234, 1234, 1234)"])
+        assert proc.wait() == 0
+        child.append(proc.pid)
+
+    events = kprobes.collect(trigger)
+    creds = [a[0]["process_credentials_arg"] for h, r, a in events
+             if h.function_name == "commit_creds" and r.pid == child[0]]
+    final = [c for c in creds if c["uid"] == 1234]
+    assert final, creds
+    assert {key: final[-1][key] for key in ("uid", "euid", "suid", "fsuid", "gid", "egid", "sgid", "fsgid")} == \
+        {"uid": 1234, "euid": 1234, "suid": 1234, "fsuid": 1234, "gid": 4321, "egid": 4321, "sgid": 4321,
+         "fsgid": 4321}
+    assert final[-1]["caps"] == {}  # leaving uid 0 without keepcaps drops every capability
+    assert final[-1]["user_ns"] == {"level": 0, "uid": 0, "gid": 0,
+                                    "ns": {"inum": os.stat("/proc/self/ns/user").st_ino, "is_host": True}}
+    assert any(c["uid"] == 0 and "CAP_SYS_ADMIN" in c["caps"].get("effective", []) for c in creds)  # the setresgid
+
+
+@pytest.mark.kprobe
+def test_kretprobe_returned_string_is_matched_and_reported(kprobes: Loaded, workdir: Path) -> None:
+    """d_path returns a pointer into its buffer: reported as the text, compared with matchReturnArgs."""
+    def trigger() -> None:
+        with open(workdir / "data") as inside, open("/etc/hostname") as outside:
+            os.readlink(f"/proc/self/fd/{inside.fileno()}")
+            os.readlink(f"/proc/self/fd/{outside.fileno()}")  # no workdir prefix: filtered in the kernel
+
+    events = kprobes.collect(trigger)
+    returned = [ArgsDecoder(h).returned(r.blob, r.ret) for h, r, _ in events if h.function_name == "d_path"]
+    assert returned == [{"string_arg": f"{workdir}/data"}]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from tests.e2e.harness import Event, RunningAgent, of_pid
-from tetra.process.context import TETRAGON_CAPABILITIES
+from tetra.decode.credentials import TETRAGON_CAPABILITIES
 
 pytestmark = pytest.mark.usefixtures("root")
 # The host's namespaces: this test's own (PID 1's may be unreadable in a sandbox; the agent then takes its own).

@@ -66,7 +66,7 @@ def test_the_sensor_leaves_with_the_last_loader_policy(agent: RunningAgent) -> N
     listed = tetra(agent, "tracingpolicy", "list", "-o", "json")
     assert listed.returncode == 0, listed.stderr.decode()
     (policy,) = [p for p in orjson.loads(listed.stdout)["policies"] if p["name"] == "loader"]
-    assert {h["attach"] for h in policy["hooks"]} == {"syscalls:sys_enter_mmap", "syscalls:sys_exit_mmap"}
+    assert {h["attach"] for h in policy["tetra_hooks"]} == {"syscalls:sys_enter_mmap", "syscalls:sys_exit_mmap"}
     assert len(_mmap_hooks(agent)) == 2
     done = tetra(agent, "tracingpolicy", "delete", "loader")
     assert done.returncode == 0, done.stderr.decode()

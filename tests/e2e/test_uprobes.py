@@ -15,9 +15,17 @@ __attribute__((noinline)) int tetra_marker(int code, const char *word)
 {
     return printf("%d %s\n", code, word) > 0 ? code : -1;
 }
+__attribute__((noinline)) const char *tetra_word(int code)
+{
+    static char word[32];
+    snprintf(word, sizeof(word), code == 42 ? "secret-%d" : "plain-%d", code);
+    return word;
+}
 int main(int argc, char **argv)
 {
-    tetra_marker(argc > 1 ? 42 : 7, argc > 1 ? argv[1] : "none");
+    int code = argc > 1 ? 42 : 7;
+    tetra_marker(code, argc > 1 ? argv[1] : "none");
+    puts(tetra_word(code));
     return 0;
 }
 """
@@ -55,6 +63,16 @@ def agent(tmp_path_factory: pytest.TempPathFactory, root: None, program: Path) -
               - index: 0
                 operator: "Equal"
                 values: ["42"]
+          - path: "{program}"
+            symbols:
+            - "tetra_word"
+            return: true
+            returnArg:
+              type: "string"
+            selectors:
+            - matchReturnArgs:
+              - operator: "Prefix"
+                values: ["secret-"]
         """))
     running = RunningAgent(tmp_path_factory.mktemp("agent"), "--tracing-policy", str(policy)).start(120)
     yield running
@@ -66,11 +84,32 @@ def test_uprobe_event_with_arguments(agent: RunningAgent, program: Path) -> None
     subprocess.run([str(program)], check=True, capture_output=True)  # code 7: filtered out
     done = subprocess.run([str(program), "hello-uprobe"], check=True, capture_output=True)
     events = agent.wait_for(lambda ev: any("process_uprobe" in e for e in ev))
-    found = [e["process_uprobe"] for e in events if "process_uprobe" in e]
+    found = [e["process_uprobe"] for e in events if "process_uprobe" in e and e["process_uprobe"]["symbol"] ==
+             "tetra_marker"]
     assert len(found) == 1
     event = found[0]
     assert event["path"] == str(program) and event["symbol"] == "tetra_marker"
     assert event["args"] == [{"int_arg": 42}, {"string_arg": "hello-uprobe"}]
     assert event["process"]["binary"] == str(program)
     assert event["policy_name"] == "marker-uprobe"
-    assert done.stdout == b"42 hello-uprobe\n"
+    assert done.stdout == b"42 hello-uprobe\nsecret-42\n"
+
+
+def test_a_returned_string_is_reported_and_matched(agent: RunningAgent, program: Path) -> None:
+    """returnArg string: the text the returned pointer points to, compared by matchReturnArgs (Prefix
+    "secret-"): "plain-7" is filtered out in the kernel, and no address is ever printed."""
+    pids = []
+    for argv in ([str(program)], [str(program), "again"]):  # "plain-7", then "secret-42"
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        assert proc.wait() == 0
+        pids.append(proc.pid)
+
+    def returns(events: list[dict], pid: int) -> list[dict]:  # type: ignore[type-arg]
+        return [e["process_uprobe"] for e in events if e.get("process_uprobe", {}).get("symbol") == "tetra_word"
+                and e["process_uprobe"]["process"]["pid"] == pid]
+
+    events = agent.wait_for(lambda ev: bool(returns(ev, pids[1])))
+    assert returns(events, pids[0]) == []  # ran first: its event would be there by now
+    [event] = returns(events, pids[1])
+    assert event["return"] == {"string_arg": "secret-42"}
+    assert "args" not in event

@@ -51,7 +51,7 @@ def struct_args() -> list[Json]:
     sockaddr = layouts.SOCKADDR.codec
     sock = layouts.SOCK.codec
     skb = layouts.SKB.codec
-    cred = layouts.CRED.codec
+    cred = layouts.CRED_ARG.codec
     return [
         generic._sockaddr_arg(sockaddr.pack(2, 0, 0, _addr("127.0.0.1"))),  # port 0 survives
         generic._sockaddr_arg(sockaddr.pack(10, 443, 0, _addr("::1"))),
@@ -59,8 +59,9 @@ def struct_args() -> list[Json]:
         generic._sock_arg(sock.pack(2, 0, 80, 6, 2, _addr("0.0.0.0"), _addr("10.0.0.1"), 1, 0, 0)),
         generic._sock_arg(sock.pack(1, 0, 0, 0, 7, b"\0" * 16, b"\0" * 16, 1, 0, 0)),  # empty addresses
         generic._skb_arg(skb.pack(2, 5353, 53, 17, 0, _addr("10.0.0.2"), _addr("10.0.0.1"), 0, 0, 0, 0)),
-        generic._cred_arg(cred.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 4026531837, 0, 0, 0)),  # root, no caps
-        generic._cred_arg(cred.pack(1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 3, 7, 1 << 21, 1 << 21, 0)),
+        generic._cred_arg(cred.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 4026531837, 0, 0, 0, 0, 0, 0, 0)),  # root, no caps
+        generic._cred_arg(cred.pack(1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 3, 7, 1 << 21, 1 << 21, 0,
+                                    1, 1000, 1000, 0)),  # in a user namespace a user made
     ]
 
 

@@ -21,7 +21,8 @@ from tetra.observer.recording import process_from_json, process_to_json
 from tetra.process.events import exec_event
 from tetra.process import procfs, users
 from tetra.process.cache import ProcessCache
-from tetra.process.context import TETRAGON_CAPABILITIES, ProcessContext, binary_properties, capabilities_json
+from tetra.decode.credentials import TETRAGON_CAPABILITIES, capabilities_json
+from tetra.process.context import ProcessContext, binary_properties
 from tetra.process.users import UserNames, parse_passwd
 from tetra.wire import layouts
 from tetra.wire.constants import ExecFlags, Op

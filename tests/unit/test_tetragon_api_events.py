@@ -21,7 +21,7 @@ from tetra.api.convert import to_bytes, to_dict, to_message
 from tetra.api.status import tracing_policy_status
 from tetra.api.tetragon_service import _field_filter_json, log_level
 from tetra.filters.fields import parse_field_filters
-from tetra.process.context import TETRAGON_CAPABILITIES
+from tetra.decode.credentials import TETRAGON_CAPABILITIES
 from tetra.status.model import HookStatus, PolicyLoadState, PolicyStatus
 
 CORPUS = Path(__file__).parents[1] / "replay" / "corpus" / "corpus.json"

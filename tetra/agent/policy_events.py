@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from tetra.agent.stats import MODE_WORDS, ActionKey
 from tetra.compiler.plan import HookPlan
 from tetra.compiler.program import CompiledPolicy
-from tetra.decode.generic import ArgsDecoder, GenericRecord, int_arg
+from tetra.decode.generic import ArgsDecoder, GenericRecord
 from tetra.export.encode import fragment
 from tetra.process.events import ProcessEvent
 from tetra.process.model import Process
@@ -163,7 +163,7 @@ class PolicyEvent(ProcessEvent):
             body["args"] = args
         flags = rec.flags
         if flags & GEN_RETURN and hook.return_arg is not None:
-            body["return"] = int_arg(rec.ret, hook.return_arg)
+            body["return"] = loaded.decoders[rec.hook_id].returned(rec.blob, rec.ret)
         body["action"] = self.action
         if flags & GEN_MONITOR:  # the action is what enforcement would have done
             body["policy_mode"] = "monitor"
@@ -183,7 +183,7 @@ class PolicyEvent(ProcessEvent):
             parts += (b',"args":', args)
         flags = rec.flags
         if flags & GEN_RETURN and hook.return_arg is not None:
-            parts += (b',"return":', fragment(int_arg(rec.ret, hook.return_arg)))
+            parts += (b',"return":', loaded.decoders[rec.hook_id].returned_json(rec.blob, rec.ret))
         parts.append(ACTION_JSON[self.action])
         if flags & GEN_MONITOR:
             parts.append(b',"policy_mode":"monitor"')

@@ -20,7 +20,7 @@ class Encoding(Enum):
     SOCKADDR = "sockaddr"  # struct tetra_sockaddr
     SOCK = "sock"  # struct tetra_sock
     SKB = "skb"  # struct tetra_skb
-    CRED = "cred"  # struct tetra_cred
+    CRED = "cred"  # struct tetra_cred_arg
     RECORD = "record"  # u32 length and flags, then fields of a kernel struct (tetra/compiler/records.py)
 
 
@@ -79,7 +79,7 @@ TYPES: dict[str, ArgType] = {t.name: t for t in (
     ArgType("sock", Encoding.SOCK, json_key="sock_arg"),
     ArgType("socket", Encoding.SOCK, json_key="sock_arg"),
     ArgType("skb", Encoding.SKB, json_key="skb_arg"),
-    ArgType("cred", Encoding.CRED, json_key="cred_arg"),
+    ArgType("cred", Encoding.CRED, json_key="process_credentials_arg"),
     ArgType("net_device", Encoding.BYTES, json_key="string_arg"),  # its name, as Tetragon reports it
     ArgType("kiocb", Encoding.PATH, json_key="file_arg"),  # the path of its file (ki_filp), as Tetragon's
     ArgType("iov_iter", Encoding.BYTES, json_key="bytes_arg"),  # its first segment's bytes (records.IovIter)

@@ -138,6 +138,7 @@ def _fexit_body(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[int
     yield "    ev->gen_flags |= TETRA_GEN_RETURN;"
     for arg in hook.blob_order:
         yield "    " + _put(arg, slots[id(arg)], btf, size_override="ev->ret" if arg.at_return else None)
+    yield from _put_returned(hook, btf)
     yield from _choose(codes, hook, lambda index, code: f"{code.entry} && {code.ret}")
     yield "}"
 
@@ -169,9 +170,21 @@ def _return_hook(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[in
         if arg.at_return:
             slot = slots[id(arg)]
             yield "    " + _put(arg, slot, btf, size_override="ev->ret", value=f"g->ival[{slot}]")
+    yield from _put_returned(hook, btf)
     yield from _choose(codes, hook, lambda index, code: None if code.actions.override is not None  # at entry
                        else f"(g->entry_mask & {1 << index}) && {code.ret}")
     yield "}"
+
+
+def _put_returned(hook: HookPlan, btf: Btf | None) -> Iterator[str]:
+    """A returned pointer (returnArg string, file...): what it points to goes into the blob after the arguments,
+    in the slot after theirs (matchReturnArgs compares it there); ev->ret then says where in the blob its field
+    starts, so the address itself never leaves the kernel."""
+    if hook.return_ptr is None:
+        return
+    yield "    __u64 returned = (__u64)ev->ret;"
+    yield "    ev->ret = g->len - sizeof(struct tetra_generic);"
+    yield "    " + _put(hook.return_ptr, len(hook.blob_order), btf, value="returned")
 
 
 def _choose(codes: tuple[SelectorCode, ...], hook: HookPlan, condition) -> Iterator[str]:  # type: ignore[no-untyped-def]
@@ -196,6 +209,8 @@ def _result(code: ActionCode, hook: HookPlan) -> str:
 
 
 def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
+    if code.rebase_caps or code.rebase_ns:
+        yield f"tetra_rebase({int(code.rebase_caps)}, {int(code.rebase_ns)});"
     if code.override is not None:
         if hook.mechanism is Mechanism.LSM:
             yield f"int verdict = tetra_override(g) ? {int(code.override)} : 0;"

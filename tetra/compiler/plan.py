@@ -41,9 +41,11 @@ from tetra.kernel.btf import Btf
 from tetra.kernel.tracefs import Field, tracepoint_fields
 from tetra.policy.errors import PolicyErrors, PolicyIssue, quoted
 from tetra.policy.model import ArgSpec, KProbe, Location, LsmHook, Selector, Spec, Tracepoint, TracingPolicy, UProbe
-from tetra.wire.constants import MAX_HOOKS, Action
+from tetra.wire.constants import MAX_ARGS, MAX_HOOKS, Action
 from tetra.wire.events import PROCESS_KPROBE, PROCESS_LSM, PROCESS_TRACEPOINT, PROCESS_UPROBE
 
+# returnArg types read through the returned pointer: text, as Tetragon reports them (the others are numbers).
+RETURN_POINTER_TYPES = frozenset({"string", "filename", "net_device", "file", "path", "dentry"})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ARCH_PREFIXES = ("__x64_", "__ia32_", "__arm64_", "__riscv_", "__s390x_")
 _SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_"}.get(platform.machine(), "sys_")
@@ -99,6 +101,9 @@ class HookPlan:
     net: NetHook | None = None  # cgroup sock_addr hooks: the operation
     cgroup: str = ""  # and the cgroup v2 directory its programs attach to
     track_return_sock: bool | None = None  # returnArgAction TrackSock (True) / UntrackSock (False)
+    # A returned pointer read as what it points to (returnArg string, file...): the text goes into the blob
+    # after the arguments, never the address (tetra/compiler/codegen.py)
+    return_ptr: ArgPlan | None = None
 
     @property
     def entry_fn(self) -> str:
@@ -256,7 +261,8 @@ class Planner:
             return
         args = self._args(kprobe.args, kprobe, value, user=user)
         self._add(kprobe, PROCESS_KPROBE.key, symbol, Mechanism.KPROBE, symbol, args,
-                  return_attach=symbol if self._returns(kprobe) else None, return_value="PT_REGS_RC(ctx)")
+                  return_attach=symbol if self._returns(kprobe) else None, return_value="PT_REGS_RC(ctx)",
+                  return_memory=None if user else Memory.KERNEL)
 
     def _kernel_function(self, kprobe: KProbe, call: str) -> None:
         if not _IDENT.fullmatch(call):
@@ -281,7 +287,7 @@ class Planner:
             args = self._args(kprobe.args, kprobe, lambda i: f"a{i}", user=False)
             if self._returns(kprobe):  # one fexit program sees the arguments and the return value
                 self._add(kprobe, PROCESS_KPROBE.key, call, Mechanism.FEXIT, call, args, return_attach=call,
-                          return_value="ret")
+                          return_value="ret", return_memory=Memory.KERNEL)
             else:
                 self._add(kprobe, PROCESS_KPROBE.key, call, Mechanism.FENTRY, call, args)
         else:
@@ -346,7 +352,8 @@ class Planner:
             return
         args = self._args(uprobe.args, uprobe, lambda i: f"PT_REGS_PARM{i + 1}(ctx)", user=True)
         self._add(uprobe, PROCESS_UPROBE.key, symbol, Mechanism.UPROBE, symbol, args, uprobe_path=uprobe.path,
-                  return_attach=symbol if self._returns(uprobe) else None, return_value="PT_REGS_RC(ctx)")
+                  return_attach=symbol if self._returns(uprobe) else None, return_value="PT_REGS_RC(ctx)",
+                  return_memory=Memory.USER)
 
     def _lsm(self, hook: LsmHook) -> None:
         if not _IDENT.fullmatch(hook.hook):
@@ -474,28 +481,59 @@ class Planner:
 
     def _add(self, hook: KProbe | Tracepoint | UProbe | LsmHook, event: str, function_name: str,
              mechanism: Mechanism, attach: str, args: tuple[ArgPlan, ...], *, uprobe_path: str | None = None,
-             return_attach: str | None = None, return_value: str | None = None,
+             return_attach: str | None = None, return_value: str | None = None, return_memory: Memory | None = None,
              subsys: str = "", tp_event: str = "", net: NetHook | None = None, cgroup: str = "") -> None:
+        """``return_memory``: where a returned pointer points (None: the hook returns a number, as a syscall does)."""
         return_arg = getattr(hook, "return_arg", None)
         return_action = getattr(hook, "return_arg_action", None)
         track = {"TrackSock": True, "UntrackSock": False}.get(return_action or "")
         return_type = None
+        return_ptr = None
         if return_attach is not None:
             return_type = TYPES["int"] if return_arg is None else self._type(return_arg)
         if return_type is not None and return_type.encoding is not Encoding.INT:
-            # a returned struct pointer is only used by TrackSock/UntrackSock; printed it would be a kernel address
-            if track is None or return_type.encoding is not Encoding.SOCK:
-                self.issues.add(hook.loc, f"returnArg type {return_type.name!r}: tetra reports integer return values "
-                                          "only (a returned struct sock serves returnArgAction TrackSock/UntrackSock)")
-            return_type = None
+            return_ptr = self._return_pointer(return_arg, return_type, return_memory, track, args)
+            if return_ptr is None:
+                return_type = None
         self.hooks.append(HookPlan(
             hook_id=len(self.hooks), event=event, function_name=function_name, mechanism=mechanism, attach=attach,
             uprobe_path=uprobe_path, args=args, return_attach=return_attach,
             return_value=return_value if return_attach else None, return_arg=return_type,
             selectors=hook.selectors, message=hook.message, tags=hook.tags, loc=hook.loc,
             subsys=subsys, tp_event=tp_event, net=net, cgroup=cgroup,
-            track_return_sock=track if return_attach is not None else None,
+            track_return_sock=track if return_attach is not None else None, return_ptr=return_ptr,
         ))
+
+    def _return_pointer(self, spec: ArgSpec, atype: ArgType, memory: Memory | None, track: bool | None,
+                        args: tuple[ArgPlan, ...]) -> ArgPlan | None:
+        """A returnArg that is not a number: what the returned pointer points to, read at return as an argument
+        of that type would be (Tetragon's string return values), or None (reported unless TrackSock/UntrackSock
+        use a returned struct sock). Its address is never reported: printed it would leak a kernel address."""
+        if track is not None and atype.encoding is Encoding.SOCK:
+            return None
+        if atype.name not in RETURN_POINTER_TYPES:
+            self.issues.add(spec.loc, f"returnArg type {atype.name!r}: tetra reports integer return values and the "
+                                      "text a returned pointer points to "
+                                      f"({', '.join(sorted(RETURN_POINTER_TYPES))}); a returned struct sock serves "
+                                      "returnArgAction TrackSock/UntrackSock")
+            return None
+        if memory is None:
+            self.issues.add(spec.loc, f"returnArg type {atype.name!r}: this hook returns a number (a syscall's "
+                                      "result), not a pointer")
+            return None
+        if memory is Memory.USER and atype.name in KERNEL_ONLY:
+            self.issues.add(spec.loc, f"returnArg type {atype.name!r} is a kernel pointer; a uprobe returns a user "
+                                      "pointer (use string)")
+            return None
+        if any(arg.at_return for arg in args):
+            self.issues.add(spec.loc, f"returnArg type {atype.name!r}: returnCopy arguments are sized by the return "
+                                      "value, which here is a pointer")
+            return None
+        if len(args) >= MAX_ARGS:
+            self.issues.add(spec.loc, f"returnArg type {atype.name!r} takes an argument slot of its own, and this hook "
+                                      f"reads {len(args)} arguments (at most {MAX_ARGS - 1} with a returned string)")
+            return None
+        return ArgPlan(spec, atype, "", memory, None, True)
 
     def _missing(self, kprobe: KProbe, reason: str) -> None:
         if not kprobe.ignore_call_not_found:

@@ -30,6 +30,7 @@ from tetra.policy.values import go_int
 from tetra.policy.vocab import DEPRECATED_ACTIONS
 from tetra.wire import constants as wire
 from tetra.wire.events import PROCESS_TRACEPOINT
+from tetra.wire.layouts import NS_NAMES
 
 STR_OPS = {"Equal": (0, False), "NotEqual": (0, True), "Prefix": (1, False), "NotPrefix": (1, True),
            "Postfix": (2, False), "NotPostfix": (2, True)}
@@ -38,6 +39,10 @@ BINARY_OPS = {"In": (0, False), "NotIn": (0, True), "Prefix": (1, False), "NotPr
 STR_MAPS = ("str_eq", "str_prefix", "str_postfix")
 INT_VALUES_MAX = 16
 _DURATION = re.compile(r"(\d+)([smh]?)")
+# matchCapabilityChanges type -> its place in struct tetra_baseline's caps (lib/execve.h)
+_CAP_SETS = {"permitted": 0, "effective": 1, "inheritable": 2}
+# matchNamespaceChanges names (Tetragon's, lower case) -> bit: the namespace's place in struct tetra_ns
+_NS_BITS = {name.replace("_", ""): bit for bit, name in enumerate(NS_NAMES)}
 # Tetragon's actions that run in its agent, not in the kernel, and what each sends.
 USER_SPACE_ACTIONS = {"GetUrl": "an HTTP GET of argUrl", "DnsLookup": "a DNS query for argFqdn"}
 
@@ -66,6 +71,8 @@ class ActionCode:
     override: int | None = None  # Override: the error the hooked function returns instead
     notify: tuple[int, int] | None = None  # NotifyEnforcer: (error, signal) for the enforcer call
     sock: tuple[int, bool] | None = None  # TrackSock (True) / UntrackSock (False): the sock argument's slot
+    rebase_caps: bool = False  # matchCapabilityChanges matched: the current capabilities become the baseline
+    rebase_ns: bool = False  # matchNamespaceChanges matched: likewise the namespaces
 
 
 @dataclass(frozen=True)
@@ -116,17 +123,18 @@ class SelectorCompiler:
         parts += [self._match_namespace(m.namespace, m.operator, m.values, m.loc) for m in sel.match_namespaces]
         parts += [self._match_caps(m.type, m.operator, m.values, m.is_namespace_capability, m.loc)
                   for m in sel.match_capabilities]
-        for unsupported, name in ((sel.match_namespace_changes, "matchNamespaceChanges"),
-                                  (sel.match_capability_changes, "matchCapabilityChanges"),
-                                  (sel.match_data, "matchData")):
-            for m in unsupported:
-                parts.append(self._error(m.loc, f"{name} is not supported by tetra yet"))
+        parts += [self._match_caps(m.type, m.operator, m.values, m.is_namespace_capability, m.loc, changes=True)
+                  for m in sel.match_capability_changes]
+        parts += [self._match_ns_changes(m.operator, m.values) for m in sel.match_namespace_changes]
+        for m in sel.match_data:
+            parts.append(self._error(m.loc, "matchData is not supported by tetra yet"))
         rets = [self._match_return(hook, m) for m in sel.match_return_args]
         if sel.match_return_args and hook.return_attach is None:
             rets = [self._error(sel.loc, "matchReturnArgs needs 'return: true' on the hook")]
         if sel.match_return_actions:
             self._error(sel.loc, "matchReturnActions is not supported by tetra yet")
-        actions = self._actions(hook, sel.match_actions)
+        actions = replace(self._actions(hook, sel.match_actions), rebase_caps=bool(sel.match_capability_changes),
+                          rebase_ns=bool(sel.match_namespace_changes))
         if actions.override is not None and hook.return_attach and sel.match_return_args:
             self._error(sel.loc, "an Override selector acts when the call starts (the call does not run): it cannot "
                                  "have matchReturnArgs")
@@ -169,8 +177,13 @@ class SelectorCompiler:
         return self._error(m.loc, f"matchArgs does not apply to a {arg.atype.name} argument")
 
     def _match_return(self, hook: HookPlan, m: MatchArg) -> str:
+        """The return value: an integer, or the text a returned pointer points to (in the slot after the
+        arguments, codegen.py's _put_returned), with the string operators."""
+        if hook.return_ptr is not None:
+            slot = len(hook.blob_order)
+            return self._str_op(m, lambda ident, op: f"tetra_slot_match(g, {slot}, {ident}, {op})")
         if hook.return_arg is None or hook.return_arg.encoding is not Encoding.INT:
-            return self._error(m.loc, "matchReturnArgs compares integer return values only")
+            return self._error(m.loc, "matchReturnArgs compares integer return values and returned strings only")
         return self._int_op("tetra_ret(g)", m, unsigned=hook.return_arg.unsigned)
 
     def _int_op(self, value: str, m: MatchArg, unsigned: bool) -> str:
@@ -352,16 +365,38 @@ class SelectorCompiler:
         return _all([f"{inum} != {n}" for n in numbers])
 
     def _match_caps(self, kind: str, operator: str, values: tuple[str, ...], in_namespace: bool,
-                    loc: Location) -> str:
-        if in_namespace:
-            return self._error(loc, "matchCapabilities isNamespaceCapability is not supported by tetra yet")
+                    loc: Location, changes: bool = False) -> str:
+        """matchCapabilities (the set now) or, ``changes``, matchCapabilityChanges (the set against the
+        process's at exec, lib/execve.h). isNamespaceCapability: only in a user namespace other than the
+        host's (the agent's view of it, as for matchNamespaces host_ns)."""
         mask = 0
         for value in values:
             if value not in CAPABILITY_NUMBERS:
                 return self._error(loc, f"unknown capability {value}")
             mask |= 1 << CAPABILITY_NUMBERS[value]
-        caps = f"tetra_caps(TETRA_OFF_CRED_CAP_{kind.upper()})"
-        return f"(({caps} & {mask}ULL) != 0)" if operator == "In" else f"(({caps} & {mask}ULL) == 0)"
+        offset = f"TETRA_OFF_CRED_CAP_{kind.upper()}"
+        if changes:
+            which = _CAP_SETS[kind.lower()]
+            expr = f"tetra_caps_changed({which}, {offset}, {mask}ULL, {int(operator == 'In')})"
+        else:
+            caps = f"tetra_caps({offset})"
+            expr = f"(({caps} & {mask}ULL) != 0)" if operator == "In" else f"(({caps} & {mask}ULL) == 0)"
+        if not in_namespace:
+            return expr
+        host = host_namespace("user")
+        if host is None:
+            return self._error(loc, "isNamespaceCapability: cannot read the host's user namespace from /proc/1/ns "
+                                    "or /proc/self/ns")
+        return f"(tetra_user_ns_inum() != {host} && {expr})"
+
+    def _match_ns_changes(self, operator: str, values: tuple[str, ...]) -> str:
+        """matchNamespaceChanges: In, one of the named namespaces is not the process's at exec; NotIn, one of
+        the others is not (names were checked by the loader; bits in struct tetra_ns order)."""
+        named = 0
+        for value in values:
+            named |= 1 << _NS_BITS[value.lower()]
+        mask = named if operator == "In" else ~named & ((1 << len(NS_NAMES)) - 1)
+        return f"tetra_ns_changed({mask})"
 
     # --- actions -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import orjson
 from tetra.compiler.argtypes import ArgType, Encoding
 from tetra.compiler.names import CAPABILITIES, FAMILY_NAMES, PROTOCOL_NAMES, SOCK_TYPE_NAMES, TCP_STATE_NAMES
 from tetra.compiler.plan import ArgPlan, HookPlan
+from tetra.decode.credentials import SECUREBITS, bit_names, capabilities_json
 from tetra.decode.process import text
 from tetra.decode.records import record_json
 from tetra.decode.registry import register
@@ -31,7 +32,7 @@ _GENERIC = layouts.GENERIC.codec
 _SOCKADDR = layouts.SOCKADDR.codec
 _SOCK = layouts.SOCK.codec
 _SKB = layouts.SKB.codec
-_CRED = layouts.CRED.codec
+_CRED_ARG = layouts.CRED_ARG.codec
 _I64 = struct.Struct("<q")
 _U32 = struct.Struct("<I")
 
@@ -161,22 +162,22 @@ def _skb_arg(raw: bytes) -> Json:
     return {"skb_arg": body}
 
 
-def _cap_names(mask: int) -> list[str]:
-    return [name for bit, name in enumerate(CAPABILITIES) if mask >> bit & 1]
-
-
 def _cred_arg(raw: bytes) -> Json:
+    """Tetragon's process_credentials_arg (ProcessCredentials): its user namespace is the host's when it
+    is the initial one (level 0), as Tetragon decides."""
     (uid, gid, suid, sgid, euid, egid, fsuid, fsgid, securebits, user_ns,
-     permitted, effective, inheritable) = _CRED.unpack(raw)
-    return {"cred_arg": {
-        "uid": uid, "gid": gid, "euid": euid, "egid": egid, "suid": suid, "sgid": sgid,
-        "fsuid": fsuid, "fsgid": fsgid, "securebits": securebits,
-        # Empty sets are left out, as protojson leaves out empty lists.
-        "caps": {name: caps for name, caps in (("permitted", _cap_names(permitted)),
-                                                ("effective", _cap_names(effective)),
-                                                ("inheritable", _cap_names(inheritable))) if caps},
-        "user_ns": {"ns": {"inum": user_ns}},
-    }}
+     permitted, effective, inheritable, level, owner, group, _) = _CRED_ARG.unpack(raw)
+    body: Json = {"uid": uid, "gid": gid, "euid": euid, "egid": egid, "suid": suid, "sgid": sgid,
+                  "fsuid": fsuid, "fsgid": fsgid}
+    names = bit_names(securebits, SECUREBITS)
+    if names:  # protojson leaves out an empty list
+        body["securebits"] = names
+    body["caps"] = capabilities_json(permitted, effective, inheritable)
+    namespace: Json = {"inum": user_ns} if user_ns else {}
+    if level == 0:
+        namespace["is_host"] = True
+    body["user_ns"] = {"level": level, "uid": owner, "gid": group, "ns": namespace}
+    return {"process_credentials_arg": body}
 
 
 # Fixed-size encodings: (layout size, decoder).
@@ -184,7 +185,7 @@ _FIXED = {
     Encoding.SOCKADDR: (_SOCKADDR.size, _sockaddr_arg),
     Encoding.SOCK: (_SOCK.size, _sock_arg),
     Encoding.SKB: (_SKB.size, _skb_arg),
-    Encoding.CRED: (_CRED.size, _cred_arg),
+    Encoding.CRED: (_CRED_ARG.size, _cred_arg),
 }
 
 
@@ -369,9 +370,25 @@ class ArgsDecoder:
         self.in_order = [index for index, _ in self.steps] == list(range(self.count))
         self.readers = tuple(read for _, read in self.steps)
         self.line_readers = tuple(line for _, line in self.line_steps)
+        self.return_arg = hook.return_arg
+        # A returned pointer's text: a field of the blob, at the offset the record's ret holds
+        self.return_readers = _readers(hook.return_ptr) if hook.return_ptr is not None else None
 
     def decode(self, blob: bytes) -> list[Json]:
         return _read_all(blob, self.readers if self.in_order else None, self.steps, self.count)
+
+    def returned(self, blob: bytes, ret: int) -> Json | None:
+        """The hook's return value as Tetragon's argument object: the integer, or the text a returned
+        pointer points to (``ret`` is then where its field starts in the blob); None without a returnArg."""
+        if self.return_readers is not None:
+            return self.return_readers[0](blob, _field_at(blob, ret))[0]
+        return None if self.return_arg is None else int_arg(ret, self.return_arg)
+
+    def returned_json(self, blob: bytes, ret: int) -> bytes:
+        """``fragment(self.returned(blob, ret))``; b"" without a returnArg."""
+        if self.return_readers is not None:
+            return self.return_readers[1](blob, _field_at(blob, ret))[0]
+        return b"" if self.return_arg is None else fragment(int_arg(ret, self.return_arg))
 
     def encode(self, blob: bytes) -> bytes:
         """``fragment(self.decode(blob))`` without the objects; b"" when there are none
@@ -381,6 +398,13 @@ class ArgsDecoder:
 
 
 T = TypeVar("T")
+
+
+def _field_at(blob: bytes, offset: int) -> int:
+    """A blob offset from the kernel, checked before a reader trusts it."""
+    if not 0 <= offset < len(blob):
+        raise DecodeError(f"returned value at offset {offset} of a {len(blob)}-byte argument blob")
+    return offset
 
 
 def _read_all(blob: bytes, in_order: tuple[Callable[[bytes, int], tuple[T, int]], ...] | None,

@@ -94,6 +94,8 @@ def hook_to_json(hook: HookPlan) -> Json:
         "return_arg": _atype_to_json(hook.return_arg) if hook.return_arg is not None else None,
         "args": [{"index": a.spec.index, "label": a.label, "at_return": a.at_return, "type": _atype_to_json(a.atype)}
                  for a in hook.args],
+        # the return is a field of the blob, not a number (left out otherwise, as recordings made before it)
+        **({"return_ptr": True} if hook.return_ptr is not None else {}),
     }
 
 
@@ -105,12 +107,17 @@ def hook_from_json(obj: Json) -> HookPlan:
                 atype=_atype_from_json(a["type"]), value="", memory=Memory.KERNEL, size=None, at_return=a["at_return"])
         for a in obj["args"])
     return_arg = obj["return_arg"]
+    return_ptr = None
+    if obj.get("return_ptr"):  # recordings made before returned strings have none
+        atype = _atype_from_json(return_arg)
+        return_ptr = ArgPlan(spec=ArgSpec(0, atype.name, None, None, False, False, None, None, None, _REPLAYED),
+                             atype=atype, value="", memory=Memory.KERNEL, size=None, at_return=True)
     return HookPlan(
         hook_id=obj["hook_id"], event=obj["event"], function_name=obj["function_name"],
         mechanism=Mechanism(obj["mechanism"]), attach=obj["attach"], uprobe_path=obj["uprobe_path"], args=args,
         return_attach=None, return_value=None, return_arg=_atype_from_json(return_arg) if return_arg else None,
         selectors=(), message=obj["message"], tags=tuple(obj["tags"]), loc=_REPLAYED, subsys=obj["subsys"],
-        tp_event=obj["tp_event"])
+        tp_event=obj["tp_event"], return_ptr=return_ptr)
 
 
 # --- writing ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tetra.compiler.names import CAPABILITIES
+from tetra.decode.credentials import SECUREBITS, bit_names, capabilities_json
 from tetra.decode.process import ExecRecord
 from tetra.process.model import Process
 from tetra.process.procfs import namespaces
@@ -31,22 +31,6 @@ _MNT = NS_NAMES.index("mnt")
 _PID = NS_NAMES.index("pid")
 _MISSING: Any = object()
 RENDERED_MAX = 4096  # distinct contexts kept rendered; past it the table starts over
-
-# Tetragon's CapabilitiesType names: the kernel's, except that capability 1 is "DAC_OVERRIDE".
-TETRAGON_CAPABILITIES = tuple("DAC_OVERRIDE" if name == "CAP_DAC_OVERRIDE" else name for name in CAPABILITIES)
-# Tetragon's SecureBitsType names, by bit (include/uapi/linux/securebits.h).
-SECUREBITS = ("SecBitNoRoot", "SecBitNoRootLocked", "SecBitNoSetUidFixup", "SecBitNoSetUidFixupLocked",
-              "SecBitKeepCaps", "SecBitKeepCapsLocked", "SecBitNoCapAmbientRaise", "SecBitNoCapAmbientRaiseLocked")
-
-
-def _names(mask: int, names: tuple[str, ...]) -> list[str]:
-    return [name for bit, name in enumerate(names) if mask >> bit & 1]
-
-
-def capabilities_json(permitted: int, effective: int, inheritable: int) -> Json:
-    """Tetragon's Capabilities message; empty sets left out, as protojson leaves out empty lists."""
-    sets = (("permitted", permitted), ("effective", effective), ("inheritable", inheritable))
-    return {key: _names(mask, TETRAGON_CAPABILITIES) for key, mask in sets if mask}
 
 
 def host_namespaces(proc: Path = Path("/proc")) -> dict[str, int]:
@@ -163,7 +147,7 @@ class ProcessContext:
         creds: Json = {"uid": uid, "gid": gid, "euid": euid, "egid": egid, "suid": suid, "sgid": sgid,
                        "fsuid": fsuid, "fsgid": fsgid}
         if securebits:
-            creds["securebits"] = _names(securebits, SECUREBITS)
+            creds["securebits"] = bit_names(securebits, SECUREBITS)
         if caps:
             creds["caps"] = caps
         userns: Json = {key: value for key, value in (("level", level), ("uid", owner), ("gid", group))

@@ -7,6 +7,7 @@ keeps the counts in its `tetra_cgroup_rate` map (probes/lib/cgroup_rate.h).
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from tetra.decode.process import ExecRecord
 from tetra.errors import SensorError
@@ -14,6 +15,7 @@ from tetra.process.throttle import CgroupRate, RateSlot
 from tetra.kernel.probes import cflags, probe_source
 from tetra.sensors.base import KernelCounts, read_kernel_counts
 from tetra.wire.constants import BIN_TAIL_LOST, BINARY_MAX, RINGBUF_PAGES
+from tetra.wire.layouts import NS_NAMES
 
 TRACEFS = Path("/sys/kernel/tracing")
 SOURCE = "process/process.c"
@@ -93,7 +95,9 @@ class ProcessSensor:
         return {name: fd for name, fd in fds.items() if fd >= 0}
 
     def remember_binaries(self, records: Iterable[ExecRecord]) -> None:
-        """Seed the in-kernel binary map (matchBinaries) with processes read from /proc."""
+        """Seed the in-kernel binary map (matchBinaries) with processes read from /proc, and their
+        baseline (matchCapabilityChanges, matchNamespaceChanges): what /proc shows now, as Tetragon does
+        for processes older than the agent."""
         table = self.bpf["tetra_execve"]  # type: ignore[index]
         binaries: dict[int, tuple[bytes, int]] = {}
         for rec in records:
@@ -103,6 +107,7 @@ class ProcessSensor:
             leaf = table.Leaf()
             for slot, (kept, trunc) in ((leaf.binary, binary), (leaf.parent, binaries.get(rec.ppid, (b"", 0)))):
                 slot.path, slot.len, slot.trunc = kept, len(kept), trunc
+            _seed_baseline(leaf.baseline, rec)
             table[table.Key(rec.pid)] = leaf
 
     def kernel_counts(self) -> KernelCounts:
@@ -130,3 +135,12 @@ class ProcessSensor:
         if self._bpf is not None:
             self._bpf.cleanup()  # type: ignore[attr-defined]
             self._bpf = None
+
+
+def _seed_baseline(baseline: Any, rec: ExecRecord) -> None:
+    """struct tetra_baseline from a /proc record: its capability sets and namespaces (zeros where /proc had
+    none, which selectors never take for a change)."""
+    if rec.cred is not None:
+        baseline.caps[0], baseline.caps[1], baseline.caps[2] = (value or 0 for value in rec.cred[10:13])
+    for name, inum in zip(NS_NAMES, rec.ns or ()):
+        setattr(baseline.ns, name, inum or 0)

@@ -100,6 +100,10 @@ CRED_FIELDS: tuple[tuple[str, str], ...] = (
     ("cap_permitted", "Q"), ("cap_effective", "Q"), ("cap_inheritable", "Q"),
 )
 CRED = Layout("tetra_cred", CRED_FIELDS)
+# A cred argument of a policy hook: the cred and its user namespace's level and owner.
+CRED_ARG = Layout("tetra_cred_arg", CRED_FIELDS + (
+    ("userns_level", "i"), ("userns_owner", "I"), ("userns_group", "I"), ("_pad", "I"),
+))
 # The process context after an exec record (ExecFlags.CRED, ExecFlags.NS).
 EXEC_CRED = Layout("tetra_exec_cred", CRED_FIELDS + (
     ("userns_level", "i"), ("userns_owner", "I"), ("userns_group", "I"), ("exe_nlink", "I"),
@@ -113,4 +117,4 @@ NS = Layout("tetra_ns", tuple((name, "I") for name in NS_NAMES) + (("pid_nr", "I
 EXEC_ENV = Layout("tetra_exec_env", (("env_len", "I"), ("env_size", "I")))
 
 LAYOUTS: tuple[Layout, ...] = (HEADER, EXEC, CLONE, EXIT, THROTTLE, GENERIC, LOADER, SOCKADDR, TUPLE, SOCK, SKB, CRED,
-                               EXEC_CRED, NS, EXEC_ENV)
+                               CRED_ARG, EXEC_CRED, NS, EXEC_ENV)

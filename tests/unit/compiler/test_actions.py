@@ -141,7 +141,8 @@ def test_a_returned_struct_is_never_printed_as_a_number() -> None:
     returnArg:
       type: sock
 """)
-    assert "returnArg type 'sock': tetra reports integer return values only" in message
+    assert "p.yaml:11:7: spec.kprobes[0].returnArg: returnArg type 'sock': tetra reports integer return values " \
+           "and the text a returned pointer points to" in message
 
 
 OVERRIDE_WITH_RETURN = """  kprobes:

@@ -228,10 +228,9 @@ def test_missing_mechanisms_are_named(spec: str, message: str) -> None:
       type: "skb"
 """, "type 'skb' is a kernel pointer; this hook's arguments are user values"),
     ("""    selectors:
-    - matchNamespaceChanges:
-      - operator: In
-        values: ["Mnt"]
-""", "matchNamespaceChanges is not supported by tetra yet"),
+    - matchReturnActions:
+      - action: Post
+""", "matchReturnActions is not supported by tetra yet"),
     ("""    selectors:
     - matchActions:
       - action: Override
