@@ -61,12 +61,14 @@ class Links:
         self._keep_perf(fd, lambda: lib.bpf_detach_kprobe(event),
                         f"cannot attach a {'kretprobe' if at_return else 'kprobe'} to {symbol}")
 
-    def attach_uprobe(self, prog_fd: int, path: str, symbol: str, at_return: bool) -> None:
+    def attach_uprobe(self, prog_fd: int, path: str, symbol: str, at_return: bool, address: int | None = None) -> None:
+        """At ``symbol`` of the binary, or at ``address`` (a USDT probe's location; ``symbol`` then names it)."""
         from bcc import BPF
 
         lib = _libbcc()
         try:
-            module, address = BPF._check_path_symbol(path.encode(), symbol.encode(), None, -1)
+            module, address = BPF._check_path_symbol(path.encode(), b"" if address is not None else symbol.encode(),
+                                                     address, -1)
         except Exception as err:  # bcc raises bare Exception when the symbol is not found
             raise SensorError(f"cannot attach a uprobe to {path}:{symbol}: {err}") from err
         event = _event_name("r" if at_return else "p")

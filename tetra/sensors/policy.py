@@ -58,6 +58,13 @@ def _attach_uprobe(links: Links, fd: int, target: str, hook: HookPlan, at_return
     links.attach_uprobe(fd, hook.uprobe_path, target, at_return)
 
 
+def _attach_usdt(links: Links, fd: int, target: str, hook: HookPlan, _: bool) -> None:
+    """The program at every location of the probe (a probe written in an inlined function has several)."""
+    assert hook.usdt is not None
+    for address in hook.usdt.locations:
+        links.attach_uprobe(fd, hook.usdt.path, target, False, address)
+
+
 Attach = Callable[[Links, int, str, HookPlan, bool], None]
 # mechanism -> (bcc program type, attach); fentry, fexit and LSM programs are attached by
 # bcc itself when it loads them (KFUNC_PROBE / KRETFUNC_PROBE / LSM_PROBE: one per function name,
@@ -67,11 +74,15 @@ _ATTACH: dict[Mechanism, tuple[str, Attach] | None] = {
     Mechanism.RAW_TRACEPOINT: ("RAW_TRACEPOINT", _attach_raw_tracepoint),
     Mechanism.KPROBE: ("KPROBE", _attach_kprobe),
     Mechanism.UPROBE: ("KPROBE", _attach_uprobe),
+    Mechanism.USDT: ("KPROBE", _attach_usdt),
     Mechanism.FENTRY: None,
     Mechanism.FEXIT: None,
     Mechanism.LSM: None,
     Mechanism.CGROUP_SOCK_ADDR: None,
 }
+
+
+_BCC_ONLY = (Mechanism.FENTRY, Mechanism.FEXIT, Mechanism.LSM, Mechanism.USDT)
 
 
 class PolicySensor:
@@ -92,9 +103,9 @@ class PolicySensor:
     def build_request(self, shared: tuple[str, ...]) -> BuildRequest | None:
         """What to compile for an object of this policy, the same whatever its id and the agent's pid;
         None when bcc must load it (fentry, LSM and fmod_ret programs: bcc finds and attaches their
-        kernel functions itself). ``shared``: the tables the process sensor owns."""
-        if self.compiled.enforcers or any(h.mechanism in (Mechanism.FENTRY, Mechanism.FEXIT, Mechanism.LSM)
-                                          for h in self.compiled.hooks):
+        kernel functions itself; USDT hooks: the names of their argument readers, bcc's, are not renamed
+        apart in a batch). ``shared``: the tables the process sensor owns."""
+        if self.compiled.enforcers or any(h.mechanism in _BCC_ONLY for h in self.compiled.hooks):
             return None
         text = self.compiled.c_text.replace(policy_id_define(self.compiled.policy_id),
                                             policy_id_define(POLICY_ID_SENTINEL), 1)
