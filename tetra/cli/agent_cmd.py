@@ -121,7 +121,7 @@ def _ring_pages(ctx: click.Context, ringbuf_pages: int, rb_size: int, rb_size_to
                    "(process.user.name).")
 @click.option("--enable-ancestors", multiple=True, metavar="TYPES", callback=_ancestor_types,
               help="List each process's ancestors (ancestors) on these events, comma-separated: base "
-                   "(process_exec, process_exit; required by the others), kprobe, tracepoint, uprobe, lsm.")
+                   "(process_exec, process_exit; required by the others), kprobe, tracepoint, uprobe, lsm, usdt.")
 @click.option("--record-ring", metavar="FILE", hidden=True,
               help="Debugging: write every ring record the pipeline reads, and what it needs to decode them, "
                    "to FILE, for `tetra replay`.")
