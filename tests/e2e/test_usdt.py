@@ -1,10 +1,5 @@
-"""A USDT policy on a program of ours: the probe's arguments arrive typed, and matchArgs filters on them.
-
-The program's probe note is written by hand, as <sys/sdt.h> writes one (that
-header is not on every machine): a ``nop`` and a ``.note.stapsdt`` entry that
-says the first argument is a signed 32-bit register and the second an 8-byte
-one (the string's address).
-"""
+"""A USDT policy on a program of ours (tests/usdt_program.py): the probe's arguments arrive typed, and
+matchArgs filters on them."""
 
 import subprocess
 import textwrap
@@ -13,52 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import TETRA, RunningAgent
-
-PROGRAM = r"""
-#include <stdlib.h>
-#define TETRA_PROBE(provider, name, a1, a2) __asm__ __volatile__( \
-    "990: nop\n" \
-    ".pushsection .note.stapsdt,\"?\",\"note\"\n" \
-    ".balign 4\n" \
-    ".4byte 992f-991f, 994f-993f, 3\n" \
-    "991: .asciz \"stapsdt\"\n" \
-    "992: .balign 4\n" \
-    "993: .8byte 990b\n" \
-    ".8byte _.stapsdt.base\n" \
-    ".8byte 0\n" \
-    ".asciz \"" #provider "\"\n" \
-    ".asciz \"" #name "\"\n" \
-    ".asciz \"-4@%k[arg1] 8@%q[arg2]\"\n" \
-    "994: .balign 4\n" \
-    ".popsection\n" \
-    ".ifndef _.stapsdt.base\n" \
-    ".pushsection .stapsdt.base,\"aG\",\"progbits\",.stapsdt.base,comdat\n" \
-    ".weak _.stapsdt.base\n" \
-    ".hidden _.stapsdt.base\n" \
-    "_.stapsdt.base: .space 1\n" \
-    ".size _.stapsdt.base, 1\n" \
-    ".popsection\n" \
-    ".endif\n" \
-    :: [arg1] "r" (a1), [arg2] "r" (a2))
-
-int main(int argc, char **argv)
-{
-    int code = argc > 1 ? atoi(argv[1]) : 0;
-    const char *word = argc > 2 ? argv[2] : "none";
-    TETRA_PROBE(tetra, marker, code, word);
-    return 0;
-}
-"""
+from tests import usdt_program
+from tests.e2e.harness import RunningAgent, tetra
 
 
 @pytest.fixture(scope="module")
 def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("usdt")
-    (workdir / "marker.c").write_text(PROGRAM)
-    binary = workdir / "marker"
-    subprocess.run(["gcc", "-O2", "-o", str(binary), str(workdir / "marker.c")], check=True)
-    return binary
+    return usdt_program.build(tmp_path_factory.mktemp("usdt"))
 
 
 def _policy(path: Path, program: Path, probe: str = "marker") -> Path:
@@ -66,7 +22,7 @@ def _policy(path: Path, program: Path, probe: str = "marker") -> Path:
         apiVersion: cilium.io/v1alpha1
         kind: TracingPolicy
         metadata:
-          name: marker-usdt
+          name: {probe}-usdt
         spec:
           usdts:
           - path: "{program}"
@@ -114,9 +70,13 @@ def test_usdt_event_with_arguments(agent: RunningAgent, program: Path) -> None:
     assert (event["policy_name"], event["message"], event["tags"]) == ("marker-usdt", "marker fired", ["test"])
 
 
-def test_missing_probe_is_a_located_error(tmp_path: Path, program: Path) -> None:
-    policy = _policy(tmp_path / "usdt.yaml", program, probe="absent")
-    done = subprocess.run([*TETRA, "tracingpolicy", "compile", str(policy)], capture_output=True, text=True)
-    assert done.returncode != 0
-    assert f"{policy}:7:" in done.stderr  # the usdts entry
-    assert "has no USDT probe tetra:absent (its probes: tetra:marker)" in done.stderr
+def test_missing_probe_is_refused_at_load(agent: RunningAgent, program: Path, tmp_path: Path) -> None:
+    """Added to the running agent, a policy naming a probe the binary lacks fails with the binary's probes,
+    located in the file; the agent goes on with what it had."""
+    policy = _policy(tmp_path / "absent.yaml", program, probe="absent")
+    done = tetra(agent, "tracingpolicy", "add", str(policy))
+    assert done.returncode == 1 and b"Traceback" not in done.stderr
+    assert f"{policy}:7:5: spec.usdts[0]: {program} has no USDT probe tetra:absent (its probes: ".encode() \
+        in done.stderr
+    listed = tetra(agent, "tracingpolicy", "list")
+    assert b"marker-usdt" in listed.stdout and agent.proc is not None and agent.proc.poll() is None

@@ -25,6 +25,7 @@ from tetra.errors import TetraError
 # The C types bcc gives USDT arguments (a size and a signedness); nothing else is pasted into the C.
 _ARG_TYPE = re.compile(r"u?int(8|16|32|64)_t")
 _INCLUDE = re.compile(r"^#include .*\n", re.MULTILINE)
+_LISTED = 20  # probes named in the error for a missing one (a language runtime has hundreds)
 
 
 class UsdtError(TetraError):
@@ -63,7 +64,9 @@ def find_probe(path: str, provider: str, name: str, fn_name: str) -> UsdtProbe:
     probes = {(p.provider.decode(), p.name.decode()): p for p in context.enumerate_probes()}
     probe = probes.get((provider, name))
     if probe is None:
-        known = ", ".join(sorted(f"{p}:{n}" for p, n in probes)) or "none"
+        names = sorted(f"{p}:{n}" for p, n in probes)
+        more = f", and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+        known = ", ".join(names[:_LISTED]) + more if names else "none"
         raise UsdtError(f"{path} has no USDT probe {provider}:{name} (its probes: {known})")
     if probe.semaphore:
         raise UsdtError(f"USDT probe {provider}:{name} of {path} is guarded by a semaphore, which tetra cannot "
