@@ -120,6 +120,10 @@ def events() -> list[Json]:
         {"process_lsm": {"process": child.to_json(), "function_name": "file_open",
                          "args": [{"file_arg": {"path": "/etc/shadow"}}], "action": "KPROBE_ACTION_OVERRIDE",
                          "policy_name": "l"}, "node_name": NODE, "time": time},
+        {"process_usdt": {"process": child.to_json(), "path": "/usr/bin/marker", "provider": "tetra",
+                          "name": "marker", "args": [{"int_arg": -42}, {"string_arg": "hi"}],
+                          "action": "KPROBE_ACTION_POST", "policy_name": "s", "message": "m", "tags": ["t"]},
+         "node_name": NODE, "time": time},
         {"rate_limit_info": {"number_of_dropped_process_events": "17"}, "node_name": NODE, "time": time},
         {"process_exec": {"process": pod_process()}, "node_name": NODE, "time": time},
     ]
