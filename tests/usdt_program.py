@@ -4,8 +4,8 @@ Its probe notes are written by hand, as <sys/sdt.h> writes them (that header is
 not on every machine): a ``nop`` and a ``.note.stapsdt`` entry saying the first
 argument is a signed 32-bit register and the second an 8-byte one (the string's
 address). ``tetra:marker`` fires once per run with ``argv[1]`` (as a number) and
-``argv[2]``; ``tetra:guarded`` has a semaphore (an is-enabled counter), which
-tetra refuses.
+``argv[2]``; ``tetra:guarded`` has a semaphore (an is-enabled counter) and
+fires, with the same arguments, only while a tracer has raised it.
 """
 
 import subprocess

@@ -1,6 +1,7 @@
 """Planning USDT hooks against a real binary's notes (read by bcc): where the uprobes go, how the
 arguments are read, and every way a usdts entry can be wrong, each reported at its location."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,10 +57,13 @@ def test_plan_reads_the_symlink_target(program: Path, tmp_path: Path) -> None:
     assert (hook.mechanism, hook.event, hook.attach) == (Mechanism.USDT, "process_usdt", "tetra:marker")
     assert hook.uprobe_path == str(link)  # what events report, as Tetragon does
     assert hook.usdt is not None and hook.usdt.path == str(program)  # what is read and attached to
-    assert hook.usdt.arg_types == ("int32_t", "uint64_t") and len(hook.usdt.locations) == 1
-    assert "_bpf_readarg_tetra_hook_0_1(struct pt_regs *ctx" in compiled.c_text
-    assert "#include <uapi" not in compiled.c_text  # bcc's include: generic.h has what it needs
-    assert "int tetra_hook_0(struct pt_regs *ctx)" in compiled.c_text
+    [location] = hook.usdt.locations  # the note says: -4@%eax 8@%r12 (registers gcc chose)
+    assert [(arg.ctype, arg.constant, arg.offset) for arg in location.args] == [("__s32", None, None),
+                                                                                ("__u64", None, None)]
+    assert hook.usdt.semaphore == 0
+    assert "static __always_inline __s64 tetra_usdt_0_1(struct pt_regs *ctx)" in compiled.c_text
+    assert f"    return (__s64)(__u64)(ctx->{location.args[1].register});" in compiled.c_text
+    assert "tetra_put_str(g, 1, (const void *)(tetra_usdt_0_1(ctx)), 1);" in compiled.c_text
 
 
 @pytest.mark.parametrize(("path", "message"), [
@@ -78,9 +82,14 @@ def test_missing_probe_names_the_binarys_probes(program: Path) -> None:
         "(its probes: tetra:guarded, tetra:marker)"]
 
 
-def test_semaphore_probe_is_refused(program: Path) -> None:
-    [error] = _errors(_policy(str(program), probe=usdt_program.GUARDED))
-    assert f"USDT probe tetra:guarded of {program} is guarded by a semaphore" in error
+def test_semaphore_is_found_in_the_file(program: Path) -> None:
+    """The kernel raises a semaphore by its offset in the file: the .probes section's, where gcc put it."""
+    [policy] = load_policies_text(_policy(str(program), probe=usdt_program.GUARDED), "usdt.yaml")
+    [hook] = compile_policy(policy, 1, NOTHING, None).hooks
+    sections = subprocess.run(["readelf", "-SW", str(program)], capture_output=True, text=True, check=True).stdout
+    [probes] = [line.split() for line in sections.splitlines() if " .probes " in line]
+    offset = int(probes[probes.index(".probes") + 3], 16)  # name, type, address, offset
+    assert hook.usdt is not None and hook.usdt.semaphore == offset
 
 
 def test_argument_past_the_probes(program: Path) -> None:

@@ -17,7 +17,11 @@ def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return usdt_program.build(tmp_path_factory.mktemp("usdt"))
 
 
-def _policy(path: Path, program: Path, probe: str = "marker") -> Path:
+def _policy(path: Path, program: Path, probe: str = "marker", guarded: bool = False) -> Path:
+    """A hook on ``probe`` that posts when its first argument is -42; with ``guarded``, one on the probe
+    behind a semaphore too (which fires only while the semaphore is raised)."""
+    second = (f'  - path: "{program}"\n    provider: "tetra"\n    name: "guarded"\n'
+              '    args:\n    - index: 0\n      type: "int32"\n') if guarded else ""
     path.write_text(textwrap.dedent(f"""\
         apiVersion: cilium.io/v1alpha1
         kind: TracingPolicy
@@ -40,7 +44,7 @@ def _policy(path: Path, program: Path, probe: str = "marker") -> Path:
               - index: 0
                 operator: "Equal"
                 values: ["-42"]
-        """))
+        """) + second)
     return path
 
 
@@ -48,7 +52,7 @@ def _policy(path: Path, program: Path, probe: str = "marker") -> Path:
 def agent(tmp_path_factory: pytest.TempPathFactory, root: None, program: Path) -> Iterator[RunningAgent]:
     link = tmp_path_factory.mktemp("usdt-link") / "marker-link"
     link.symlink_to(program)  # named through a symlink: the probe is read and attached on its target
-    policy = _policy(tmp_path_factory.mktemp("usdt-policy") / "usdt.yaml", link)
+    policy = _policy(tmp_path_factory.mktemp("usdt-policy") / "usdt.yaml", link, guarded=True)
     running = RunningAgent(tmp_path_factory.mktemp("agent"), "--tracing-policy", str(policy)).start(120)
     yield running
     if running.proc and running.proc.poll() is None:
@@ -58,10 +62,9 @@ def agent(tmp_path_factory: pytest.TempPathFactory, root: None, program: Path) -
 def test_usdt_event_with_arguments(agent: RunningAgent, program: Path) -> None:
     subprocess.run([str(program), "7", "filtered-out"], check=True)  # code 7: matchArgs drops it
     subprocess.run([str(program), "-42", "hello-usdt"], check=True)
-    events = agent.wait_for(lambda ev: any("process_usdt" in e for e in ev))
+    events = agent.wait_for(lambda ev: sum("process_usdt" in e for e in ev) >= 3)
     found = [e["process_usdt"] for e in events if "process_usdt" in e]
-    assert len(found) == 1
-    event = found[0]
+    [event] = [e for e in found if e["name"] == "marker"]
     assert event["path"].endswith("/marker-link")  # as the policy names it, like Tetragon
     assert (event["provider"], event["name"]) == ("tetra", "marker")
     assert event["args"] == [{"int_arg": -42}, {"string_arg": "hello-usdt"}]
@@ -80,3 +83,12 @@ def test_missing_probe_is_refused_at_load(agent: RunningAgent, program: Path, tm
         in done.stderr
     listed = tetra(agent, "tracingpolicy", "list")
     assert b"marker-usdt" in listed.stdout and agent.proc is not None and agent.proc.poll() is None
+
+
+def test_semaphore_probe_fires_while_attached(agent: RunningAgent, program: Path) -> None:
+    """The program prepares the guarded probe only when its semaphore is raised: the kernel raised it
+    because the uprobe went in with the semaphore's file offset."""
+    events = agent.wait_for(lambda ev: sum(e.get("process_usdt", {}).get("name") == "guarded" for e in ev) >= 2)
+    guarded = [e["process_usdt"] for e in events if e.get("process_usdt", {}).get("name") == "guarded"]
+    assert sorted(e["args"][0]["int_arg"] for e in guarded) == [-42, 7]
+    assert all(e["process"]["binary"] == str(program) for e in guarded)

@@ -86,8 +86,8 @@ def _pass(hook: HookPlan) -> str:
 
 def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> Iterator[str]:
     yield f"/* hook {hook.hook_id}: {hook.mechanism.value} {hook.attach} */"
-    if hook.usdt is not None:  # the readers of its arguments, written by bcc from the binary's note
-        yield hook.usdt.c_text.rstrip("\n")
+    if hook.usdt is not None:  # the readers of its arguments, from the binary's note
+        yield from hook.usdt.readers_c(hook.hook_id)
     yield _signature(hook)
     yield "{"
     yield f"    struct tetra_gen_scratch *g = tetra_gen_begin({hook.hook_id});"

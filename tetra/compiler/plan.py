@@ -106,11 +106,11 @@ class HookPlan:
     net: NetHook | None = None  # cgroup sock_addr hooks: the operation
     cgroup: str = ""  # and the cgroup v2 directory its programs attach to
     track_return_sock: bool | None = None  # returnArgAction TrackSock (True) / UntrackSock (False)
-    usdt: UsdtProbe | None = None  # USDT hooks: the probe's locations and argument readers
+    usdt: UsdtProbe | None = None  # USDT hooks: the probe's semaphore and locations, its arguments at each
 
     @property
     def entry_fn(self) -> str:
-        return entry_fn(self.hook_id)
+        return f"tetra_hook_{self.hook_id}"
 
     @property
     def entry_fn_v6(self) -> str:
@@ -125,11 +125,6 @@ class HookPlan:
     def blob_order(self) -> tuple[ArgPlan, ...]:
         """Arguments in the order the kernel writes them: returnCopy ones last."""
         return tuple(a for a in self.args if not a.at_return) + tuple(a for a in self.args if a.at_return)
-
-
-def entry_fn(hook_id: int) -> str:
-    """The name of a hook's (entry) program."""
-    return f"tetra_hook_{hook_id}"
 
 
 class _Issues:
@@ -385,16 +380,17 @@ class Planner:
         if path is None:
             return
         try:
-            probe = find_probe(path, usdt.provider, usdt.name, entry_fn(len(self.hooks)))
+            probe = find_probe(path, usdt.provider, usdt.name)
         except UsdtError as err:
             self.issues.add(usdt.loc, str(err))
             return
+        hook_id = len(self.hooks)
 
         def value(index: int) -> str:
-            if index >= len(probe.arg_types):
-                raise _BadArg(f"USDT probe {usdt.provider}:{usdt.name} has {len(probe.arg_types)} arguments, "
+            if index >= probe.arg_count:
+                raise _BadArg(f"USDT probe {usdt.provider}:{usdt.name} has {probe.arg_count} arguments, "
                               f"no index {index}")
-            return probe.reader(index)
+            return probe.reader(hook_id, index)
 
         args = self._args(usdt.args, usdt, value, user=True)
         self._add(usdt, PROCESS_USDT.key, usdt.name, Mechanism.USDT, f"{usdt.provider}:{usdt.name}", args,

@@ -61,8 +61,8 @@ def _attach_uprobe(links: Links, fd: int, target: str, hook: HookPlan, at_return
 def _attach_usdt(links: Links, fd: int, target: str, hook: HookPlan, _: bool) -> None:
     """The program at every location of the probe (a probe written in an inlined function has several)."""
     assert hook.usdt is not None
-    for address in hook.usdt.locations:
-        links.attach_uprobe(fd, hook.usdt.path, target, False, address)
+    for location in hook.usdt.locations:
+        links.attach_uprobe(fd, hook.usdt.path, target, False, location.address, hook.usdt.semaphore)
 
 
 Attach = Callable[[Links, int, str, HookPlan, bool], None]
@@ -80,9 +80,6 @@ _ATTACH: dict[Mechanism, tuple[str, Attach] | None] = {
     Mechanism.LSM: None,
     Mechanism.CGROUP_SOCK_ADDR: None,
 }
-
-
-_BCC_ONLY = (Mechanism.FENTRY, Mechanism.FEXIT, Mechanism.LSM, Mechanism.USDT)
 
 
 class PolicySensor:
@@ -103,9 +100,9 @@ class PolicySensor:
     def build_request(self, shared: tuple[str, ...]) -> BuildRequest | None:
         """What to compile for an object of this policy, the same whatever its id and the agent's pid;
         None when bcc must load it (fentry, LSM and fmod_ret programs: bcc finds and attaches their
-        kernel functions itself; USDT hooks: the names of their argument readers, bcc's, are not renamed
-        apart in a batch). ``shared``: the tables the process sensor owns."""
-        if self.compiled.enforcers or any(h.mechanism in _BCC_ONLY for h in self.compiled.hooks):
+        kernel functions itself). ``shared``: the tables the process sensor owns."""
+        if self.compiled.enforcers or any(h.mechanism in (Mechanism.FENTRY, Mechanism.FEXIT, Mechanism.LSM)
+                                          for h in self.compiled.hooks):
             return None
         text = self.compiled.c_text.replace(policy_id_define(self.compiled.policy_id),
                                             policy_id_define(POLICY_ID_SENTINEL), 1)
