@@ -5,7 +5,8 @@ not on every machine): a ``nop`` and a ``.note.stapsdt`` entry saying the first
 argument is a signed 32-bit register and the second an 8-byte one (the string's
 address). ``tetra:marker`` fires once per run with ``argv[1]`` (as a number) and
 ``argv[2]``; ``tetra:guarded`` has a semaphore (an is-enabled counter) and
-fires, with the same arguments, only while a tracer has raised it.
+fires, with the same arguments, only while a tracer has raised it;
+``tetra:stacked`` has them in memory (``-4@8(%rsp)``) rather than in registers.
 """
 
 import subprocess
@@ -14,10 +15,11 @@ from pathlib import Path
 PROVIDER = "tetra"
 PROBE = "marker"
 GUARDED = "guarded"
+STACKED = "stacked"
 
 _SOURCE = r"""
 #include <stdlib.h>
-#define TETRA_PROBE(provider, name, semaphore, a1, a2) __asm__ __volatile__( \
+#define TETRA_PROBE(provider, name, semaphore, where, a1, a2) __asm__ __volatile__( \
     "990: nop\n" \
     ".pushsection .note.stapsdt,\"?\",\"note\"\n" \
     ".balign 4\n" \
@@ -40,7 +42,7 @@ _SOURCE = r"""
     ".size _.stapsdt.base, 1\n" \
     ".popsection\n" \
     ".endif\n" \
-    :: [arg1] "r" (a1), [arg2] "r" (a2))
+    :: [arg1] where (a1), [arg2] where (a2))
 
 __attribute__((section(".probes"), used)) unsigned short tetra_guarded_semaphore;
 
@@ -48,9 +50,10 @@ int main(int argc, char **argv)
 {
     int code = argc > 1 ? atoi(argv[1]) : 0;
     const char *word = argc > 2 ? argv[2] : "none";
-    TETRA_PROBE(tetra, marker, "0", code, word);
+    TETRA_PROBE(tetra, marker, "0", "r", code, word);
     if (tetra_guarded_semaphore)
-        TETRA_PROBE(tetra, guarded, "tetra_guarded_semaphore", code, word);
+        TETRA_PROBE(tetra, guarded, "tetra_guarded_semaphore", "r", code, word);
+    TETRA_PROBE(tetra, stacked, "0", "m", code, word);
     return 0;
 }
 """

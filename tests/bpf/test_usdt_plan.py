@@ -79,7 +79,20 @@ def test_bad_paths(path: str, message: str) -> None:
 def test_missing_probe_names_the_binarys_probes(program: Path) -> None:
     assert _errors(_policy(str(program), probe="absent")) == [
         f"usdt.yaml:7:5: spec.usdts[0]: {program} has no USDT probe tetra:absent "
-        "(its probes: tetra:guarded, tetra:marker)"]
+        "(its probes: tetra:guarded, tetra:marker, tetra:stacked)"]
+
+
+def test_arguments_in_memory_are_read_from_user_space(program: Path) -> None:
+    """tetra:stacked's note says -4@4(%rsp) 8@8(%rsp) (where gcc put them): read at sp plus the offset."""
+    [policy] = load_policies_text(_policy(str(program), probe=usdt_program.STACKED), "usdt.yaml")
+    compiled = compile_policy(policy, 1, NOTHING, None)
+    [hook] = compiled.hooks
+    assert hook.usdt is not None
+    [location] = hook.usdt.locations
+    assert [(arg.ctype, arg.register, arg.offset is not None) for arg in location.args] == [
+        ("__s32", "sp", True), ("__u64", "sp", True)]
+    assert (f"{{ __s32 v = 0; bpf_probe_read_user(&v, sizeof(v), (void *)(ctx->sp + ({location.args[0].offset}LL))); "
+            "return (__s64)v; }") in compiled.c_text
 
 
 def test_semaphore_is_found_in_the_file(program: Path) -> None:

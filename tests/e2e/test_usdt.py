@@ -5,6 +5,7 @@ import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,11 +18,12 @@ def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return usdt_program.build(tmp_path_factory.mktemp("usdt"))
 
 
-def _policy(path: Path, program: Path, probe: str = "marker", guarded: bool = False) -> Path:
-    """A hook on ``probe`` that posts when its first argument is -42; with ``guarded``, one on the probe
-    behind a semaphore too (which fires only while the semaphore is raised)."""
-    second = (f'  - path: "{program}"\n    provider: "tetra"\n    name: "guarded"\n'
-              '    args:\n    - index: 0\n      type: "int32"\n') if guarded else ""
+def _policy(path: Path, program: Path, probe: str = "marker", others: tuple[str, ...] = ()) -> Path:
+    """A hook on ``probe`` that posts when its first argument is -42, and one on each of ``others``
+    posting every call."""
+    hooks = "".join(f'  - path: "{program}"\n    provider: "tetra"\n    name: "{name}"\n    args:\n'
+                    '    - index: 0\n      type: "int32"\n    - index: 1\n      type: "string"\n'
+                    for name in others)
     path.write_text(textwrap.dedent(f"""\
         apiVersion: cilium.io/v1alpha1
         kind: TracingPolicy
@@ -44,7 +46,7 @@ def _policy(path: Path, program: Path, probe: str = "marker", guarded: bool = Fa
               - index: 0
                 operator: "Equal"
                 values: ["-42"]
-        """) + second)
+        """) + hooks)
     return path
 
 
@@ -52,7 +54,8 @@ def _policy(path: Path, program: Path, probe: str = "marker", guarded: bool = Fa
 def agent(tmp_path_factory: pytest.TempPathFactory, root: None, program: Path) -> Iterator[RunningAgent]:
     link = tmp_path_factory.mktemp("usdt-link") / "marker-link"
     link.symlink_to(program)  # named through a symlink: the probe is read and attached on its target
-    policy = _policy(tmp_path_factory.mktemp("usdt-policy") / "usdt.yaml", link, guarded=True)
+    policy = _policy(tmp_path_factory.mktemp("usdt-policy") / "usdt.yaml", link,
+                     others=(usdt_program.GUARDED, usdt_program.STACKED))
     running = RunningAgent(tmp_path_factory.mktemp("agent"), "--tracing-policy", str(policy)).start(120)
     yield running
     if running.proc and running.proc.poll() is None:
@@ -62,7 +65,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, root: None, program: Path) -
 def test_usdt_event_with_arguments(agent: RunningAgent, program: Path) -> None:
     subprocess.run([str(program), "7", "filtered-out"], check=True)  # code 7: matchArgs drops it
     subprocess.run([str(program), "-42", "hello-usdt"], check=True)
-    events = agent.wait_for(lambda ev: sum("process_usdt" in e for e in ev) >= 3)
+    events = agent.wait_for(lambda ev: sum("process_usdt" in e for e in ev) >= 5)
     found = [e["process_usdt"] for e in events if "process_usdt" in e]
     [event] = [e for e in found if e["name"] == "marker"]
     assert event["path"].endswith("/marker-link")  # as the policy names it, like Tetragon
@@ -88,7 +91,19 @@ def test_missing_probe_is_refused_at_load(agent: RunningAgent, program: Path, tm
 def test_semaphore_probe_fires_while_attached(agent: RunningAgent, program: Path) -> None:
     """The program prepares the guarded probe only when its semaphore is raised: the kernel raised it
     because the uprobe went in with the semaphore's file offset."""
-    events = agent.wait_for(lambda ev: sum(e.get("process_usdt", {}).get("name") == "guarded" for e in ev) >= 2)
-    guarded = [e["process_usdt"] for e in events if e.get("process_usdt", {}).get("name") == "guarded"]
+    guarded = _of_probe(agent, usdt_program.GUARDED)
     assert sorted(e["args"][0]["int_arg"] for e in guarded) == [-42, 7]
     assert all(e["process"]["binary"] == str(program) for e in guarded)
+
+
+def test_arguments_in_memory(agent: RunningAgent) -> None:
+    """The stacked probe's note puts its arguments on the stack: read from the process's memory."""
+    stacked = _of_probe(agent, usdt_program.STACKED)
+    assert sorted((e["args"][0]["int_arg"], e["args"][1]["string_arg"]) for e in stacked) == [
+        (-42, "hello-usdt"), (7, "filtered-out")]
+
+
+def _of_probe(agent: RunningAgent, name: str) -> list[dict[str, Any]]:
+    """The two events of probe ``name`` (one per run of the program in the first test)."""
+    events = agent.wait_for(lambda ev: sum(e.get("process_usdt", {}).get("name") == name for e in ev) >= 2)
+    return [e["process_usdt"] for e in events if e.get("process_usdt", {}).get("name") == name]
