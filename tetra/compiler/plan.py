@@ -39,8 +39,8 @@ from tetra.compiler.argtypes import KERNEL_ONLY, NOP, POINTER_TYPES, TYPES, UNSU
 from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.lists import Call, KernelLists, ListError
 from tetra.compiler.records import RECORDS, IovIter
-from tetra.compiler.usdt import UsdtError, UsdtProbe, find_probe
 from tetra.compiler.network import KERNEL_FUNCTIONS, LSM_HOOKS, SYSCALLS, NetHook, cgroup_dir, CGROUP_OPTION
+from tetra.compiler.usdt import UsdtError, UsdtProbe, find_probe
 from tetra.errors import KernelError
 from tetra.kernel.btf import Btf
 from tetra.kernel.tracefs import Field, tracepoint_fields

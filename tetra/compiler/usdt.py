@@ -24,6 +24,7 @@ note's address modulo the page size.
 import re
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from tetra.errors import TetraError
 
@@ -138,24 +139,25 @@ def find_probe(path: str, provider: str, name: str) -> UsdtProbe:
     return UsdtProbe(path, provider, name, semaphore, tuple(locations))
 
 
-def _arg(arg: object, what: str) -> UsdtArg:
-    """One argument as bcc parsed it (bcc.usdt.USDTProbeArgument), checked before it reaches the C."""
+def _arg(arg: Any, what: str) -> UsdtArg:
+    """One argument as bcc parsed it (a bcc.usdt.USDTProbeArgument: its attributes are those ``valid``
+    flags), checked before any of it reaches the C."""
     from bcc.libbcc import BCC_USDT_ARGUMENT_FLAGS as flags
 
-    valid = getattr(arg, "valid")
-    ctype = _TYPES.get((getattr(arg, "size"), getattr(arg, "signed")))
+    valid = arg.valid
+    ctype = _TYPES.get((arg.size, arg.signed))
     if ctype is None:
-        raise UsdtError(f"{what} has {getattr(arg, 'size')} bytes, not an integer's 1, 2, 4 or 8")
+        raise UsdtError(f"{what} has {arg.size} bytes, not an integer's 1, 2, 4 or 8")
     if valid & flags.CONSTANT:
-        return UsdtArg(ctype, constant=int(getattr(arg, "constant")))
+        return UsdtArg(ctype, constant=int(arg.constant))
     if valid & flags.DEREF_IDENT or not valid & flags.BASE_REGISTER_NAME:
         raise UsdtError(f"{what} is read through a symbol, which tetra does not resolve")
-    register = _register(getattr(arg, "base_register_name"), what)
+    register = _register(arg.base_register_name, what)
     if not valid & flags.DEREF_OFFSET:
         return UsdtArg(ctype, register=register)
-    index = _register(getattr(arg, "index_register_name"), what) if valid & flags.INDEX_REGISTER_NAME else None
-    scale = int(getattr(arg, "scale")) if valid & flags.SCALE else 1
-    return UsdtArg(ctype, register=register, offset=int(getattr(arg, "deref_offset")), index=index, scale=scale)
+    index = _register(arg.index_register_name, what) if valid & flags.INDEX_REGISTER_NAME else None
+    scale = int(arg.scale) if valid & flags.SCALE else 1
+    return UsdtArg(ctype, register=register, offset=int(arg.deref_offset), index=index, scale=scale)
 
 
 def _register(raw: bytes, what: str) -> str:
