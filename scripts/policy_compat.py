@@ -75,12 +75,13 @@ class FileResult:
 _LISTS = re.compile(r";? (known|allowed): .*$")
 _NAMES = re.compile(r"\b(kernel function|LSM hook|every call of (?:kprobe|tracepoint|uprobe|USDT probe)) [\w:./@-]+")
 _LOCATION = re.compile(r"^\S+?:\d+:\d+: (\S+: )?")
+_BINARIES = re.compile(r"\b((?:uprobe|usdt) path|USDT probe \S+ of) '?/[^' ]*'?")
 
 
 def reason_key(reason: str) -> str:
     """A reason with what differs from file to file (names, locations, long lists) taken out."""
     line = _LOCATION.sub("", reason.strip().splitlines()[0] if reason.strip() else "(no message)")
-    line = _LISTS.sub("", line)
+    line = _BINARIES.sub(lambda m: f"{m.group(1)} <path>", _LISTS.sub("", line))
     return _NAMES.sub(lambda m: f"{m.group(1)} <name>", line)
 
 

@@ -38,8 +38,9 @@ def test_flag_words() -> None:
     assert parse_ancestor_types(["base,kprobe", "lsm"]) == ("base", "kprobe", "lsm")
     assert ancestor_kinds(("base", "tracepoint")) == {"process_exec", "process_exit", "process_tracepoint"}
     assert parse_ancestor_types([]) == ()
-    with pytest.raises(ValueError, match="unknown event type 'usdt'"):
-        parse_ancestor_types(["base,usdt"])
+    assert ancestor_kinds(("base", "usdt")) == {"process_exec", "process_exit", "process_usdt"}
+    with pytest.raises(ValueError, match="unknown event type 'loader'"):
+        parse_ancestor_types(["base,loader"])
     with pytest.raises(ValueError, match="'base' is required"):
         parse_ancestor_types(["kprobe"])
 

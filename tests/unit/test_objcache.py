@@ -137,6 +137,15 @@ def test_a_batch_compiles_each_policy_under_names_of_its_own() -> None:
     assert batch_text([first]) == first.text
 
 
+def test_usdt_argument_readers_are_renamed_apart_too() -> None:
+    """Two policies with a USDT hook 0 each define tetra_usdt_0_0: one module must not define it twice."""
+    body = "static __s64 tetra_usdt_0_0(struct pt_regs *ctx) { return 1; }\nint tetra_hook_0(void *ctx)" \
+           " { return tetra_usdt_0_0(ctx); }\n"
+    text = batch_text([request(body), request(body)])
+    assert "tetra_usdt_0_0__b0(ctx)" in text and "tetra_usdt_0_0__b1(struct pt_regs" in text
+    assert "tetra_usdt_0_0(" not in text
+
+
 def test_a_batch_object_is_split_back_by_policy() -> None:
     program = spec().programs["tetra_hook_0"]
     module = ObjectSpec("GPL", 0, spec().maps, {"tetra_hook_0__b0": program, "tetra_ret_0__b1": program,

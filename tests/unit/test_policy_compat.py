@@ -68,6 +68,10 @@ def test_reason_key_keeps_the_cause_and_drops_what_differs(compat: ModuleType) -
         == "kernel function <name> needs kprobes"
     assert compat.reason_key("unknown type 'dns'; known: int, string") == "unknown type 'dns'"
     assert compat.reason_key("LSM hook file_open needs BPF LSM") == "LSM hook <name> needs BPF LSM"
+    assert compat.reason_key("usdt path '/home/x/usdt' does not exist: No such file or directory") \
+        == "usdt path <path> does not exist: No such file or directory"
+    assert compat.reason_key("USDT probe test:usdt3 of /opt/a is guarded by a semaphore") \
+        == "USDT probe test:usdt3 of <path> is guarded by a semaphore"
     assert compat.reason_key("") == "(no message)"
 
 

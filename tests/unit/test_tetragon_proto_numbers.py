@@ -32,6 +32,7 @@ MESSAGES: dict[str, dict[str, tuple[int, str]]] = {
                           "process_kprobe": (9, "ProcessKprobe"), "process_tracepoint": (10, "ProcessTracepoint"),
                           "process_loader": (11, "ProcessLoader"), "process_uprobe": (12, "ProcessUprobe"),
                           "process_throttle": (27, "ProcessThrottle"), "process_lsm": (28, "ProcessLsm"),
+                          "process_usdt": (29, "ProcessUsdt"),  # EventType's PROCESS_USDT number, as for the others
                           "test": (40000, "Test"), "rate_limit_info": (40001, "RateLimitInfo"),
                           "node_name": (1000, "string"), "time": (1001, TS),
                           "aggregation_info": (1002, "AggregationInfo"), "cluster_name": (1003, "string"),

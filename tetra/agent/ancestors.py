@@ -5,6 +5,7 @@
     tracepoint  process_tracepoint
     uprobe      process_uprobe
     lsm         process_lsm
+    usdt        process_usdt
 
 The pipeline adds ``ancestors`` to those events (Pipeline.ancestor_kinds); the process
 cache keeps every ancestor of a live process (ProcessCache.hold_ancestors).
@@ -13,7 +14,7 @@ cache keeps every ancestor of a live process (ProcessCache.hold_ancestors).
 from collections.abc import Iterable
 
 from tetra.wire.events import (PROCESS_EXEC, PROCESS_EXIT, PROCESS_KPROBE, PROCESS_LSM, PROCESS_TRACEPOINT,
-                               PROCESS_UPROBE, EventType)
+                               PROCESS_UPROBE, PROCESS_USDT, EventType)
 
 ANCESTOR_TYPES: dict[str, tuple[EventType, ...]] = {
     "base": (PROCESS_EXEC, PROCESS_EXIT),
@@ -21,6 +22,7 @@ ANCESTOR_TYPES: dict[str, tuple[EventType, ...]] = {
     "tracepoint": (PROCESS_TRACEPOINT,),
     "uprobe": (PROCESS_UPROBE,),
     "lsm": (PROCESS_LSM,),
+    "usdt": (PROCESS_USDT,),
 }
 
 

@@ -1,4 +1,4 @@
-"""process_kprobe / process_tracepoint / process_uprobe / process_lsm events.
+"""process_kprobe / process_tracepoint / process_uprobe / process_lsm / process_usdt events.
 
 The kernel says which policy and hook an event came from; the registry of
 loaded policies turns that into Tetragon's event: function or tracepoint name,
@@ -23,7 +23,7 @@ from tetra.export.encode import fragment
 from tetra.process.events import ProcessEvent
 from tetra.process.model import Process
 from tetra.wire.constants import GEN_MONITOR, GEN_PROTECTED, GEN_RETURN, TETRAGON_ACTIONS, TETRAGON_UNKNOWN_ACTION
-from tetra.wire.events import PROCESS_TRACEPOINT, PROCESS_UPROBE
+from tetra.wire.events import PROCESS_TRACEPOINT, PROCESS_UPROBE, PROCESS_USDT
 
 Json = dict[str, Any]
 # stack id, pid, user? -> symbolized frames ("name+0x1f")
@@ -84,6 +84,9 @@ def _hook_fields(hook: HookPlan) -> Json:
         return {"subsys": hook.subsys, "event": hook.tp_event}
     if hook.event == PROCESS_UPROBE.key:
         return {"path": hook.uprobe_path, "symbol": hook.function_name}
+    if hook.event == PROCESS_USDT.key:
+        provider, _, name = hook.attach.partition(":")
+        return {"path": hook.uprobe_path, "provider": provider, "name": name}
     return {"function_name": hook.function_name}
 
 

@@ -150,7 +150,7 @@ def _ring_pages(ctx: click.Context, ringbuf_pages: int, rb_size: int, rb_size_to
                    "(process.user.name).")
 @click.option("--enable-ancestors", multiple=True, metavar="TYPES", callback=_ancestor_types,
               help="List each process's ancestors (ancestors) on these events, comma-separated: base "
-                   "(process_exec, process_exit; required by the others), kprobe, tracepoint, uprobe, lsm.")
+                   "(process_exec, process_exit; required by the others), kprobe, tracepoint, uprobe, lsm, usdt.")
 @click.option("--cgroup-rate", metavar="EVENTS,INTERVAL", default="", callback=_cgroup_rate,
               help="Limit each cgroup's process events (exec, clone) in the kernel, e.g. 1000,1s: over it, "
                    "on a CPU (each counts its own, as Tetragon's), they are dropped and counted, and "

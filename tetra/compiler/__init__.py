@@ -2,7 +2,7 @@
 
     TracingPolicy (tetra/policy/model.py)
         │  plan.py       each hook: mechanism on this kernel (kprobe, fentry,
-        │                tracepoint, raw tracepoint, uprobe, LSM), attach
+        │                tracepoint, raw tracepoint, uprobe, USDT, LSM), attach
         │                target, how each argument is read
         │  selectors.py  selectors -> C conditions; their values -> map entries
         │  codegen.py    one C function per hook around probes/generic/generic.h

@@ -18,6 +18,7 @@ from tetra.kernel.btf import Btf
 # Everything before it is the policy's defines, after it its hook functions (split by tetra/sensors/build.py).
 GENERIC_INCLUDE = '#include "generic/generic.h"\n'
 _SAFE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,252}")
+_PT_REGS = (Mechanism.KPROBE, Mechanism.UPROBE, Mechanism.USDT)  # programs whose context is the registers
 
 
 def generate(policy_id: int, policy_name: str, hooks: list[HookPlan],
@@ -74,7 +75,7 @@ def _signature(hook: HookPlan) -> str:
         return f"LSM_PROBE({hook.attach}{', ' + params if params else ''})"
     if hook.mechanism is Mechanism.CGROUP_SOCK_ADDR:  # one body, inlined in an IPv4 and an IPv6 program
         return f"static __always_inline int tetra_net_{hook.hook_id}(struct bpf_sock_addr *ctx, int v6)"
-    ctx = "struct pt_regs *ctx" if hook.mechanism in (Mechanism.KPROBE, Mechanism.UPROBE) else "void *ctx"
+    ctx = "struct pt_regs *ctx" if hook.mechanism in _PT_REGS else "void *ctx"
     return f"int {hook.entry_fn}({ctx})"
 
 
@@ -85,6 +86,8 @@ def _pass(hook: HookPlan) -> str:
 
 def _hook(hook: HookPlan, codes: tuple[SelectorCode, ...], btf: Btf | None) -> Iterator[str]:
     yield f"/* hook {hook.hook_id}: {hook.mechanism.value} {hook.attach} */"
+    if hook.usdt is not None:  # the readers of its arguments, from the binary's note
+        yield from hook.usdt.readers_c(hook.hook_id)
     yield _signature(hook)
     yield "{"
     yield f"    struct tetra_gen_scratch *g = tetra_gen_begin({hook.hook_id});"
@@ -145,7 +148,7 @@ def _fexit_body(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[int
 
 def _return_hook(hook: HookPlan, codes: tuple[SelectorCode, ...], slots: dict[int, int],
                  btf: Btf | None) -> Iterator[str]:
-    ctx = "struct pt_regs *ctx" if hook.mechanism in (Mechanism.KPROBE, Mechanism.UPROBE) else "void *ctx"
+    ctx = "struct pt_regs *ctx" if hook.mechanism in _PT_REGS else "void *ctx"
     yield ""
     yield f"int {hook.return_fn}({ctx})"
     yield "{"

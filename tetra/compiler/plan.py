@@ -13,6 +13,8 @@ kprobe, function    kprobe, else fentry (fexit with ``return: true``); else the
                     tracepoint)
 tracepoint          tracepoint (``raw: true``: raw tracepoint)
 uprobe              uprobe on each symbol
+usdt                uprobe on each location of the probe, its arguments read
+                    as the binary's note says (tetra/compiler/usdt.py)
 lsmhook             BPF LSM, else refused
 network operation   a cgroup sock_addr program when the hook's own mechanism
                     cannot be placed or cannot enforce its Override
@@ -23,8 +25,10 @@ and says for each argument the C expression of its raw 64-bit value. All
 problems of a policy are collected and raised together, located.
 """
 
+import os
 import platform
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -36,13 +40,15 @@ from tetra.compiler.kernel import KernelSupport
 from tetra.compiler.lists import Call, KernelLists, ListError
 from tetra.compiler.records import RECORDS, IovIter
 from tetra.compiler.network import KERNEL_FUNCTIONS, LSM_HOOKS, SYSCALLS, NetHook, cgroup_dir, CGROUP_OPTION
+from tetra.compiler.usdt import UsdtError, UsdtProbe, find_probe
 from tetra.errors import KernelError
 from tetra.kernel.btf import Btf
 from tetra.kernel.tracefs import Field, tracepoint_fields
 from tetra.policy.errors import PolicyErrors, PolicyIssue, quoted
-from tetra.policy.model import ArgSpec, KProbe, Location, LsmHook, Selector, Spec, Tracepoint, TracingPolicy, UProbe
+from tetra.policy.model import (ArgSpec, KProbe, Location, LsmHook, Selector, Spec, Tracepoint, TracingPolicy, UProbe,
+                                Usdt)
 from tetra.wire.constants import MAX_ARGS, MAX_HOOKS, Action
-from tetra.wire.events import PROCESS_KPROBE, PROCESS_LSM, PROCESS_TRACEPOINT, PROCESS_UPROBE
+from tetra.wire.events import PROCESS_KPROBE, PROCESS_LSM, PROCESS_TRACEPOINT, PROCESS_UPROBE, PROCESS_USDT
 
 # returnArg types read through the returned pointer: text, as Tetragon reports them (the others are numbers).
 RETURN_POINTER_TYPES = frozenset({"string", "filename", "net_device", "file", "path", "dentry"})
@@ -58,6 +64,7 @@ class Mechanism(str, Enum):
     FENTRY = "fentry"
     FEXIT = "fexit"  # fentry's return side: one program with the arguments and the return value
     UPROBE = "uprobe"
+    USDT = "usdt"  # a uprobe at each location of a USDT probe
     LSM = "lsm"
     CGROUP_SOCK_ADDR = "cgroup_sock_addr"
 
@@ -86,8 +93,8 @@ class HookPlan:
     event: str  # the key of its events: PROCESS_KPROBE.key, ... (tetra/wire/events.py)
     function_name: str  # as Tetragon reports it
     mechanism: Mechanism
-    attach: str  # kprobe symbol, "subsys:event", raw tracepoint, LSM hook, uprobe symbol
-    uprobe_path: str | None
+    attach: str  # kprobe symbol, "subsys:event", raw tracepoint, LSM hook, uprobe symbol, "provider:name"
+    uprobe_path: str | None  # uprobes and USDTs: the binary as the policy names it
     args: tuple[ArgPlan, ...]  # in the policy's order
     return_attach: str | None  # where the return program goes; None without return
     return_value: str | None  # C expression of the return value, in the return program
@@ -104,6 +111,7 @@ class HookPlan:
     # A returned pointer read as what it points to (returnArg string, file...): the text goes into the blob
     # after the arguments, never the address (tetra/compiler/codegen.py)
     return_ptr: ArgPlan | None = None
+    usdt: UsdtProbe | None = None  # USDT hooks: the probe's semaphore and locations, its arguments at each
 
     @property
     def entry_fn(self) -> str:
@@ -186,7 +194,7 @@ class Planner:
         for hook in spec.lsmhooks:
             self._lsm(hook)
         for usdt in spec.usdts:
-            self.issues.add(usdt.loc, "usdts are not supported by tetra yet")
+            self._usdt(usdt)
         for enforcer in spec.enforcers:
             for name in enforcer.calls:
                 for call in self._calls(spec, name, True, enforcer.loc):
@@ -342,10 +350,25 @@ class Planner:
         memory = Memory.USER if user else Memory.KERNEL
         return ArgPlan(spec, atype, value, memory, None, False)
 
+    def _binary(self, hook: UProbe | Usdt, kind: str) -> str | None:
+        """The executable file a uprobe or USDT hook names, symlinks resolved once here (so what is read
+        is what is attached to); None after reporting why it is not one."""
+        if not hook.path.startswith("/"):
+            self.issues.add(hook.loc, f"{kind} path {quoted(hook.path)} is not absolute")
+            return None
+        resolved = os.path.realpath(hook.path)
+        try:
+            mode = os.stat(resolved).st_mode
+        except OSError as err:
+            self.issues.add(hook.loc, f"{kind} path {quoted(hook.path)} does not exist: {err.strerror}")
+            return None
+        if not stat.S_ISREG(mode):
+            self.issues.add(hook.loc, f"{kind} path {quoted(hook.path)} is not a regular file")
+            return None
+        return resolved
+
     def _uprobe(self, uprobe: UProbe, symbol: str) -> None:
-        if not uprobe.path.startswith("/") or not Path(uprobe.path).exists():
-            self.issues.add(uprobe.loc, f"uprobe path {quoted(uprobe.path)} does not exist "
-                                        "(an absolute path is needed)")
+        if self._binary(uprobe, "uprobe") is None:
             return
         if not _IDENT.fullmatch(symbol):
             self.issues.add(uprobe.loc, f"uprobe symbol {quoted(symbol)} is not a symbol name")
@@ -354,6 +377,28 @@ class Planner:
         self._add(uprobe, PROCESS_UPROBE.key, symbol, Mechanism.UPROBE, symbol, args, uprobe_path=uprobe.path,
                   return_attach=symbol if self._returns(uprobe) else None, return_value="PT_REGS_RC(ctx)",
                   return_memory=Memory.USER)
+
+    def _usdt(self, usdt: Usdt) -> None:
+        """A uprobe on each location of the probe; its arguments by their position in the probe's note."""
+        path = self._binary(usdt, "usdt")
+        if path is None:
+            return
+        try:
+            probe = find_probe(path, usdt.provider, usdt.name)
+        except UsdtError as err:
+            self.issues.add(usdt.loc, str(err))
+            return
+        hook_id = len(self.hooks)
+
+        def value(index: int) -> str:
+            if index >= probe.arg_count:
+                raise _BadArg(f"USDT probe {usdt.provider}:{usdt.name} has {probe.arg_count} arguments, "
+                              f"no index {index}")
+            return probe.reader(hook_id, index)
+
+        args = self._args(usdt.args, usdt, value, user=True)
+        self._add(usdt, PROCESS_USDT.key, usdt.name, Mechanism.USDT, f"{usdt.provider}:{usdt.name}", args,
+                  uprobe_path=usdt.path, usdt=probe)
 
     def _lsm(self, hook: LsmHook) -> None:
         if not _IDENT.fullmatch(hook.hook):
@@ -454,7 +499,8 @@ class Planner:
             return None
         return TYPES[spec.type]
 
-    def _args(self, specs: tuple[ArgSpec, ...], hook: object, value: Callable[[int], str], user: bool) -> tuple[ArgPlan, ...]:
+    def _args(self, specs: tuple[ArgSpec, ...], hook: object, value: Callable[[int], str],
+              user: bool) -> tuple[ArgPlan, ...]:
         planned = []
         for spec in specs:
             atype = self._type(spec)
@@ -479,10 +525,11 @@ class Planner:
             planned.append(ArgPlan(spec, atype, raw, memory, size, spec.return_copy))
         return tuple(planned)
 
-    def _add(self, hook: KProbe | Tracepoint | UProbe | LsmHook, event: str, function_name: str,
+    def _add(self, hook: KProbe | Tracepoint | UProbe | LsmHook | Usdt, event: str, function_name: str,
              mechanism: Mechanism, attach: str, args: tuple[ArgPlan, ...], *, uprobe_path: str | None = None,
              return_attach: str | None = None, return_value: str | None = None, return_memory: Memory | None = None,
-             subsys: str = "", tp_event: str = "", net: NetHook | None = None, cgroup: str = "") -> None:
+             subsys: str = "", tp_event: str = "", net: NetHook | None = None, cgroup: str = "",
+             usdt: UsdtProbe | None = None) -> None:
         """``return_memory``: where a returned pointer points (None: the hook returns a number, as a syscall does)."""
         return_arg = getattr(hook, "return_arg", None)
         return_action = getattr(hook, "return_arg_action", None)
@@ -501,7 +548,7 @@ class Planner:
             return_value=return_value if return_attach else None, return_arg=return_type,
             selectors=hook.selectors, message=hook.message, tags=hook.tags, loc=hook.loc,
             subsys=subsys, tp_event=tp_event, net=net, cgroup=cgroup,
-            track_return_sock=track if return_attach is not None else None, return_ptr=return_ptr,
+            track_return_sock=track if return_attach is not None else None, return_ptr=return_ptr, usdt=usdt,
         ))
 
     def _return_pointer(self, spec: ArgSpec, atype: ArgType, memory: Memory | None, track: bool | None,

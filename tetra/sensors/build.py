@@ -39,7 +39,7 @@ from tetra.sensors.bpfobj import ObjectSpec, ProgramSpec, Sentinels, extract
 OWNER_FLAG = "-DTETRA_EVENTS_OWNER"
 BUILD_TIMEOUT_S = 300.0
 # What a policy's hook section defines at file scope (tetra/compiler/codegen.py): renamed apart in a batch.
-_HOOK_NAMES = re.compile(r"\b(tetra_(?:hook|ret|net)_\d+(?:_v6)?)\b")
+_HOOK_NAMES = re.compile(r"\b(tetra_(?:hook|ret|net)_\d+(?:_v6)?|tetra_usdt_\d+_\d+)\b")
 _BATCH_SUFFIX = re.compile(r"^(.*)__b(\d+)$")
 
 

@@ -31,6 +31,14 @@ def _libbcc() -> ctypes.CDLL:
     return lib
 
 
+# bcc's C bpf_attach_uprobe has taken a seventh argument, the semaphore's file offset, since 0.21; its Python
+# declaration (Debian's python3-bpfcc 0.26 included) still passes six, leaving the seventh to whatever the
+# stack holds, which the kernel would take for a counter to increment in every process mapping the binary.
+# This prototype passes it (0: no semaphore); a bcc whose function has six arguments ignores the extra one.
+_ATTACH_UPROBE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
+                                  ctypes.c_ulonglong, ctypes.c_int, ctypes.c_uint32, use_errno=True)
+
+
 def _event_name(prefix: str) -> bytes:
     return f"{prefix}_tetra{os.getpid()}_{next(_event_names)}".encode()
 
@@ -61,16 +69,21 @@ class Links:
         self._keep_perf(fd, lambda: lib.bpf_detach_kprobe(event),
                         f"cannot attach a {'kretprobe' if at_return else 'kprobe'} to {symbol}")
 
-    def attach_uprobe(self, prog_fd: int, path: str, symbol: str, at_return: bool) -> None:
+    def attach_uprobe(self, prog_fd: int, path: str, symbol: str, at_return: bool, address: int | None = None,
+                      semaphore: int = 0) -> None:
+        """At ``symbol`` of the binary, or at ``address`` (a USDT probe's location; ``symbol`` then names it).
+        ``semaphore``: the file offset of a USDT probe's semaphore, which the kernel raises while attached."""
         from bcc import BPF
 
         lib = _libbcc()
         try:
-            module, address = BPF._check_path_symbol(path.encode(), symbol.encode(), None, -1)
+            module, address = BPF._check_path_symbol(path.encode(), b"" if address is not None else symbol.encode(),
+                                                     address, -1)
         except Exception as err:  # bcc raises bare Exception when the symbol is not found
             raise SensorError(f"cannot attach a uprobe to {path}:{symbol}: {err}") from err
         event = _event_name("r" if at_return else "p")
-        fd = lib.bpf_attach_uprobe(prog_fd, int(at_return), event, module, address, -1)
+        attach = _ATTACH_UPROBE(("bpf_attach_uprobe", lib))
+        fd = attach(prog_fd, int(at_return), event, module, address, -1, semaphore)
         self._keep_perf(fd, lambda: lib.bpf_detach_uprobe(event),
                         f"cannot attach a {'uretprobe' if at_return else 'uprobe'} to {path}:{symbol}")
 

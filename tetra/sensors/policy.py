@@ -58,6 +58,13 @@ def _attach_uprobe(links: Links, fd: int, target: str, hook: HookPlan, at_return
     links.attach_uprobe(fd, hook.uprobe_path, target, at_return)
 
 
+def _attach_usdt(links: Links, fd: int, target: str, hook: HookPlan, _: bool) -> None:
+    """The program at every location of the probe (a probe written in an inlined function has several)."""
+    assert hook.usdt is not None
+    for location in hook.usdt.locations:
+        links.attach_uprobe(fd, hook.usdt.path, target, False, location.address, hook.usdt.semaphore)
+
+
 Attach = Callable[[Links, int, str, HookPlan, bool], None]
 # mechanism -> (bcc program type, attach); fentry, fexit and LSM programs are attached by
 # bcc itself when it loads them (KFUNC_PROBE / KRETFUNC_PROBE / LSM_PROBE: one per function name,
@@ -67,6 +74,7 @@ _ATTACH: dict[Mechanism, tuple[str, Attach] | None] = {
     Mechanism.RAW_TRACEPOINT: ("RAW_TRACEPOINT", _attach_raw_tracepoint),
     Mechanism.KPROBE: ("KPROBE", _attach_kprobe),
     Mechanism.UPROBE: ("KPROBE", _attach_uprobe),
+    Mechanism.USDT: ("KPROBE", _attach_usdt),
     Mechanism.FENTRY: None,
     Mechanism.FEXIT: None,
     Mechanism.LSM: None,

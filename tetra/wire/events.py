@@ -11,15 +11,15 @@ and ``time``::
         process_exec        exec record (Op.EXEC)               process/events.py
         process_exit        exit record (Op.EXIT)               process/events.py
         process_kprobe      policy record (Op.GENERIC)          agent/policy_events.py
-          process_tracepoint, process_uprobe, process_lsm: the same; which
-          one is the hook's (HookPlan.event, from its policy section)
+          process_tracepoint, process_uprobe, process_lsm, process_usdt: the
+          same; which one is the hook's (HookPlan.event, from its policy section)
         process_throttle    throttle record (Op.THROTTLE) for   process/throttle.py
                             THROTTLE_START; the agent's check
                             of the kernel's counts for _STOP
         process_loader      loader record (Op.LOADER)           process/loader.py
         rate_limit_info     no record: the export rate limit     filters/ratelimit.py
 
-Tetragon's other types (usdt, test) are known here so that
+Tetragon's other type (test) is known here so that
 filters and renderings accept them; tetra produces none of them. Code that
 names a type takes it from here (``PROCESS_EXEC.key``), never spells it.
 tests/unit/test_wire_constants.py checks the table against tetra.proto.
@@ -51,7 +51,7 @@ PROCESS_LOADER = EventType("PROCESS_LOADER", 11, Op.LOADER)
 PROCESS_UPROBE = EventType("PROCESS_UPROBE", 12, Op.GENERIC)
 PROCESS_THROTTLE = EventType("PROCESS_THROTTLE", 27, Op.THROTTLE)
 PROCESS_LSM = EventType("PROCESS_LSM", 28, Op.GENERIC)
-PROCESS_USDT = EventType("PROCESS_USDT", 29)
+PROCESS_USDT = EventType("PROCESS_USDT", 29, Op.GENERIC)
 TEST = EventType("TEST", 40000)
 RATE_LIMIT_INFO = EventType("RATE_LIMIT_INFO", 40001)
 
