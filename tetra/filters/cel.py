@@ -571,38 +571,25 @@ def _items(value: Any) -> list[Any]:
     raise TypeError(f"a comprehension over {_type_name(value)}")
 
 
-def _loop_all(items: Eval, var: str, test: Eval) -> Eval:
-    def loop(scope: Scope) -> Any:
-        inner = dict(scope)
-        failure = None
-        for item in _items(items(scope)):
-            inner[var] = item
-            try:
-                if not _truth(test(inner)):
-                    return _FALSE
-            except EVAL_ERRORS as err:
-                failure = err
-        if failure is not None:
-            raise failure
-        return _TRUE
-    return loop
-
-
-def _loop_exists(items: Eval, var: str, test: Eval) -> Eval:
-    def loop(scope: Scope) -> Any:
-        inner = dict(scope)
-        failure = None
-        for item in _items(items(scope)):
-            inner[var] = item
-            try:
-                if _truth(test(inner)):
-                    return _TRUE
-            except EVAL_ERRORS as err:
-                failure = err
-        if failure is not None:
-            raise failure
-        return _FALSE
-    return loop
+def _quantifier(decisive: bool) -> Callable[[Eval, str, Eval], Eval]:
+    """``all`` (decisive False: one false item decides) and ``exists`` (decisive True), as cel-go
+    evaluates them: an item that fails to evaluate is an error only if no other item decides."""
+    def build(items: Eval, var: str, test: Eval) -> Eval:
+        def loop(scope: Scope) -> Any:
+            inner = dict(scope)
+            failure = None
+            for item in _items(items(scope)):
+                inner[var] = item
+                try:
+                    if _truth(test(inner)) is decisive:
+                        return _TRUE if decisive else _FALSE
+                except EVAL_ERRORS as err:
+                    failure = err
+            if failure is not None:
+                raise failure
+            return _FALSE if decisive else _TRUE
+        return loop
+    return build
 
 
 def _loop_exists_one(items: Eval, var: str, test: Eval) -> Eval:
@@ -643,7 +630,7 @@ def _loop_filter(items: Eval, var: str, test: Eval) -> Eval:
     return loop
 
 
-_LOOPS: dict[str, Callable[..., Eval]] = {"all": _loop_all, "exists": _loop_exists,
+_LOOPS: dict[str, Callable[..., Eval]] = {"all": _quantifier(False), "exists": _quantifier(True),
                                           "exists_one": _loop_exists_one, "map": _loop_map,
                                           "filter": _loop_filter}
 
