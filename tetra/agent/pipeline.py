@@ -131,9 +131,7 @@ class Pipeline:
     def _add_ancestors(self, event: Event) -> None:
         """Tetragon's ``ancestors``: the processes above the event's parent, nearest first."""
         if isinstance(event, ProcessEvent):
-            ancestors = self.cache.ancestors(event.parent)
-            if ancestors:  # protojson leaves out empty lists
-                event.tail["ancestors"] = [proc.to_json() for proc in ancestors]
+            event.ancestors = tuple(self.cache.ancestors(event.parent))
 
     def _ensure_known(self, pid: int) -> None:
         """Seed pid from /proc when the cache lacks it (it predates the agent)."""

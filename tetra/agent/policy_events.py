@@ -147,7 +147,7 @@ class PolicyEvent(ProcessEvent):
         self._data = self._line = None  # ProcessEvent.__init__, inlined: one call less per event
         self.kind = loaded.hooks[rec.hook_id].event
         self.process, self.pid, self.tid, self.parent = process, rec.pid, rec.tid, parent
-        self.tail, self.node, self.time = {}, node, time
+        self.tail, self.node, self.time, self.ancestors = {}, node, time, ()
         self.rec = rec
         self.loaded = loaded
         self.action = TETRAGON_ACTIONS.get(rec.action, TETRAGON_UNKNOWN_ACTION)
@@ -174,7 +174,6 @@ class PolicyEvent(ProcessEvent):
             body["protected_process"] = True
         body.update(loaded.ends[rec.hook_id])
         body.update(self._stack_traces())
-        body.update(self.tail)  # what the pipeline added (ancestors)
         return body
 
     def _tail_json(self) -> bytes:
@@ -196,8 +195,6 @@ class PolicyEvent(ProcessEvent):
         stacks = self._stack_traces()
         if stacks:
             parts += (b",", fragment(stacks)[1:-1])
-        if self.tail:  # what the pipeline added (ancestors)
-            parts += (b",", fragment(self.tail)[1:-1])
         return b"".join(parts)
 
     def _stack_traces(self) -> Json:

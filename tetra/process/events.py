@@ -40,7 +40,7 @@ def closing(node: str) -> bytes:
 class ProcessEvent(Event):
     """One event of ``process`` (None: a pid the cache does not know, shown as pid and tid)."""
 
-    __slots__ = ("kind", "process", "pid", "tid", "parent", "tail", "node", "time")
+    __slots__ = ("kind", "process", "pid", "tid", "parent", "tail", "node", "time", "ancestors")
 
     def __init__(self, kind: str, process: Process | None, pid: int, tid: int, parent: Process | None,
                  tail: Json, node: str, time: str) -> None:
@@ -55,6 +55,9 @@ class ProcessEvent(Event):
         self.tail = tail
         self.node = node
         self.time = time
+        # --enable-ancestors: the processes above the parent, nearest first (Pipeline._add_ancestors);
+        # last in the body, each from its process's JSON encoded once
+        self.ancestors: tuple[Process, ...] = ()
 
     def _build(self) -> Json:
         process = self.process
@@ -63,6 +66,8 @@ class ProcessEvent(Event):
         if self.parent is not None:
             body["parent"] = self.parent.to_json()
         body.update(self._tail())
+        if self.ancestors:  # protojson leaves out empty lists
+            body["ancestors"] = [ancestor.to_json() for ancestor in self.ancestors]
         return {self.kind: body, "node_name": self.node, "time": self.time}
 
     def _tail(self) -> Json:
@@ -82,6 +87,7 @@ class ProcessEvent(Event):
             b"" if parent is None else b',"parent":',
             b"" if parent is None else parent.json_bytes(),
             self._tail_json(),
+            b',"ancestors":[%s]' % b",".join([a.json_bytes() for a in self.ancestors]) if self.ancestors else b"",
             _CLOSINGS.get(self.node) or closing(self.node), self.time.encode(), b'"}\n'))
 
 
