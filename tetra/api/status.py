@@ -18,6 +18,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from tetra import __version__
+from tetra.api import pb, tg_sensors
 from tetra.status.model import AgentStatus, ExporterStatus, PolicyLoadState, PolicyStatus, user_action_table
 
 Json = dict[str, Any]
