@@ -123,6 +123,8 @@ struct tetra_loader {
 #define TETRA_ACTION_SIGNAL  3
 #define TETRA_ACTION_OVERRIDE 4
 #define TETRA_ACTION_NOTIFY_ENFORCER 5
+#define TETRA_ACTION_GETURL  6  /* posted; the agent makes the HTTP GET */
+#define TETRA_ACTION_DNSLOOKUP 7  /* posted; the agent makes the DNS lookup */
 
 /* flags of struct tetra_generic */
 #define TETRA_GEN_RETURN    0x01  /* ret holds the hook's return value */

@@ -31,6 +31,7 @@ def _status() -> AgentStatus:
         streams=StreamStatus(dropped=4, cel_errors=8),
         actions={("p", "enforce", "KPROBE_ACTION_SIGKILL"): 2, ("p", "monitor", "KPROBE_ACTION_SIGKILL"): 5},
         latency=(tuple(latency.counts), latency.total),
+        user_actions={("GetUrl", "done"): 3, ("GetUrl", "rate_limited"): 4, ("DnsLookup", "failed"): 1},
     )
 
 
@@ -64,6 +65,9 @@ def test_every_loss_and_count_is_a_metric() -> None:
         "tetra_event_handling_latency_seconds_count 2.0",
         'tetra_filter_cel_errors_total{filter="export"} 3.0',
         'tetra_filter_cel_errors_total{filter="stream"} 8.0',
+        'tetra_user_actions_total{action="GetUrl",outcome="done"} 3.0',
+        'tetra_user_actions_total{action="GetUrl",outcome="rate_limited"} 4.0',
+        'tetra_user_actions_total{action="DnsLookup",outcome="failed"} 1.0',
     ):
         assert line in text, line
 

@@ -5,8 +5,8 @@ These pin the formats the clients and scripts read: counters as JSON numbers,
 policy states in Tetragon's words.
 """
 
+import io
 from typing import Any
-
 
 from tetra.agent.runner import Summary
 from tetra.api import tg_sensors
@@ -15,6 +15,8 @@ from tetra.api.status import status_message_of
 from tetra.status.model import (AgentStatus, ExporterStatus, HookStatus, KernelCount, PolicyLoadState, PolicyStatus,
                                 SensorStatus, StreamStatus, SubscriberStatus)
 from tetra.cli.policy_api_cmd import state_word
+from tetra.cli.status_cmd import render
+from tetra.cli.tables import echo
 
 LOADED = PolicyStatus(1, "open", "file:/p/open.yaml", PolicyLoadState.ENABLED, "monitor",
                       (HookStatus("security_file_open", "kprobe", "fentry", True, seen=12, posted=4),),
@@ -37,6 +39,7 @@ def _status(streams: StreamStatus | None) -> AgentStatus:
                    ExporterStatus("otlp", "collector:4317", "failing", {"send_errors": 9, "dropped_queue_full": 11}),
                    ExporterStatus("export-filters", "json, stdout, otlp", "ok", {"filtered_out": 6})),
         streams=streams,
+        user_actions={("GetUrl", "done"): 2, ("GetUrl", "dropped_queue_full"): 1},
     )
 
 
@@ -69,6 +72,16 @@ def test_status_json_has_numbers_for_counters() -> None:
     assert out["exporters"][0]["counters"]["queued"] == 7
     assert out["process_cache"] == {"size": 4, "capacity": 100, "evictions": 0}
     assert out["subscribers"] == [{"id": 7, "peer": "unix:", "queued": 2, "sent": 10, "dropped": 4, "cel_errors": 3}]
+    assert out["user_actions"] == [{"action": "GetUrl", "done": 2, "failed": 0, "rate_limited": 0,
+                                    "dropped_queue_full": 1, "dropped_at_close": 0}]
+
+
+def test_status_text_shows_user_action_requests_not_made_as_losses() -> None:
+    out = io.StringIO()
+    echo(render(_printed(_status(None))), out)
+    lines = out.getvalue()
+    assert "GetUrl requests failed (of 2 made)" in lines
+    assert "GetUrl requests not made: dropped_queue_full" in lines
 
 
 def test_without_an_api_server_the_streams_are_zero() -> None:

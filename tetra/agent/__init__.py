@@ -14,6 +14,8 @@ hands them events through bounded queues, and their control calls come back
 to this thread through a command queue drained on every loop turn. So do the
 loads and unloads of the Kubernetes API's TracingPolicy objects, whose watcher
 threads (k8s_policies) never touch a policy themselves: one queue for both.
+One worker of its own (user_actions) makes the GetUrl / DnsLookup requests
+of policies, fed through a bounded queue that counts what it drops.
 
 This package knows nothing of the API: the composition root (tetra/app) builds
 the exporters, the API server, the metrics endpoint, the watchers and the

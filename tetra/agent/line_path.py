@@ -55,6 +55,8 @@ def hook_line(lines: ModuleType, loaded: PolicyHooks, hook_id: int) -> Any:
     hook: HookPlan = loaded.hooks[hook_id]
     if not loaded.decoders[hook_id].in_order:  # returnCopy arguments come last in the blob
         return None
+    if loaded.agent_actions[hook_id]:  # GetUrl / DnsLookup: the Python path hands them to the agent's worker
+        return None
     args = tuple(_arg_line(lines, arg) for arg in hook.args)
     if any(arg is None for arg in args):
         return None

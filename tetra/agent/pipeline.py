@@ -19,6 +19,7 @@ from tetra.agent.line_path import LinePath
 from tetra.export.sinks import LineTarget, Sink, line_targets
 from tetra.agent.stats import PipelineStats
 from tetra.agent.policy_events import PolicyEvents
+from tetra.agent.user_actions import UserActions
 from tetra.decode import process as _process_decoders  # noqa: F401  (registers decoders)
 from tetra.decode.generic import GenericRecord
 from tetra.decode.loader import LoaderRecord
@@ -72,6 +73,8 @@ class Pipeline:
             for op, kind in ((Op.EXEC, ExecRecord), (Op.CLONE, CloneRecord), (Op.EXIT, ExitRecord),
                              (Op.GENERIC, GenericRecord), (Op.LOADER, LoaderRecord))}
         self.build_ids = BuildIds()  # of the files process_loader events name
+        # GetUrl / DnsLookup: made by the live agent's worker; None (a replay) makes none
+        self.user_actions: UserActions | None = None
         # the compiled line path (tetra/_speed), None when not built or TETRA_PURE_PYTHON=1
         self.line_path = LinePath.create(self)
 
@@ -180,6 +183,9 @@ class Pipeline:
             self.stats.policy_unknown += 1
             return
         self.stats.actions[event.action_key()] += 1
+        acting = event.loaded.agent_actions[rec.hook_id]
+        if acting and self.user_actions is not None and rec.selector < len(acting):
+            self.user_actions.submit(rec.policy_id, rec.hook_id, rec.selector, acting[rec.selector])
         self._emit(event.kind, event, rec.ktime)
 
     def _on_loader(self, rec: LoaderRecord) -> None:

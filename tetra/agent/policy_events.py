@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tetra.agent.stats import MODE_WORDS, ActionKey
+from tetra.agent.user_actions import agent_actions
 from tetra.compiler.plan import HookPlan
 from tetra.compiler.program import CompiledPolicy
 from tetra.decode.generic import ArgsDecoder, GenericRecord
 from tetra.export.encode import fragment
+from tetra.policy.model import Action
 from tetra.process.events import ProcessEvent
 from tetra.process.model import Process
 from tetra.wire.constants import GEN_MONITOR, GEN_PROTECTED, GEN_RETURN, TETRAGON_ACTIONS, TETRAGON_UNKNOWN_ACTION
@@ -48,9 +50,12 @@ class PolicyHooks:
     ends: tuple[Json, ...] = field(init=False)  # and what they end with: policy name, message, tags
     fields_json: tuple[bytes, ...] = field(init=False)
     ends_json: tuple[bytes, ...] = field(init=False)
+    # each hook's GetUrl / DnsLookup actions by selector, made by the agent when the event arrives
+    agent_actions: tuple[tuple[tuple[Action, ...], ...], ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.decoders = tuple(ArgsDecoder(hook) for hook in self.hooks)
+        self.agent_actions = tuple(agent_actions(hook) for hook in self.hooks)
         self.fields = tuple(_hook_fields(hook) for hook in self.hooks)
         self.ends = tuple(_hook_ends(self.name, hook) for hook in self.hooks)
         # the same as JSON members, each after a comma

@@ -26,6 +26,7 @@ from tetra.agent.pipeline import Pipeline
 from tetra.agent.policies import PolicyManager, PolicyState
 from tetra.agent.policy_objects import PolicyObjects
 from tetra.agent.startup import failed_summary, refuse_failed
+from tetra.agent.user_actions import UserActions
 from tetra.enrich.scope import PolicyScope
 from tetra.export.sinks import ChainSink, JsonSink, Sink
 from tetra.kernel.btf import Btf
@@ -41,7 +42,7 @@ from tetra.process.environ import EnvironmentVariables
 from tetra.process.users import UserNames
 from tetra.sensors.process import ProcessSensor
 from tetra.status.model import (HANDOFF_DROPS, AgentStatus, KernelCount, Reporting, SensorStatus,
-                                Streaming)
+                                Streaming, user_action_table)
 from tetra.status.rates import RateMeter
 from tetra.wire.events import PROCESS_THROTTLE
 
@@ -70,6 +71,7 @@ class Summary:
     export_write_errors: int = 0
     export_lines_dropped: int = 0
     policies: list[dict[str, Any]] = field(default_factory=list)
+    user_actions: dict[str, dict[str, int]] = field(default_factory=dict)  # GetUrl / DnsLookup: by outcome
 
     @classmethod
     def of(cls, status: AgentStatus) -> "Summary":
@@ -88,6 +90,7 @@ class Summary:
             export_lines_dropped=sum(c.get("lines_dropped", 0) + sum(c.get(k, 0) for k in HANDOFF_DROPS)
                                      for c in lines),
             policies=[p.summary() for p in status.policies],
+            user_actions=user_action_table(status.user_actions),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -146,6 +149,9 @@ class Agent:
         env = config.enable_process_environment_variables
         self.pipeline = Pipeline(self.cache, sinks, self.clock, self.cgroup2_root,
                                  partial(procfs.read_process, cgroup2_root=self.cgroup2_root, env=True) if env else None)
+        self.user_actions = UserActions()  # GetUrl / DnsLookup of the policies' selectors
+        self.pipeline.user_actions = self.user_actions
+        self.pipeline.policies.listeners.append(self.user_actions)
         if config.enable_ancestors:
             self.cache.hold_ancestors = True
             self.pipeline.ancestor_kinds = ancestor_kinds(config.enable_ancestors)
@@ -183,6 +189,7 @@ class Agent:
         bpf = self.sensor.load()
         self.policies.objects.shared = self.sensor.shared_maps()
         running: list[Service] = []
+        self.user_actions.start()
         try:
             handle_raw, handle = self.pipeline.handle_raw, self.pipeline.handle
             batch = self.pipeline.line_path  # the compiled path, None if not built
@@ -217,6 +224,7 @@ class Agent:
             self._loop(observer, started)
             observer.drain()
             self._check_throttles()  # the summary counts every drop up to the end
+            self.user_actions.close()  # what it could not make is counted in the summary
             self.pipeline.close()  # the exporters write what they queued: the summary counts what they dropped
             return Summary.of(self.status())
         finally:
@@ -229,6 +237,7 @@ class Agent:
             if self.observer is not None:
                 self.observer.close()  # its mappings of the ring, before the map goes
             self.sensor.close()
+            self.user_actions.close()
             self.pipeline.close()
             if self.recorder is not None:
                 self.recorder.close()
@@ -327,4 +336,5 @@ class Agent:
             latency=(tuple(stats.latency.counts), stats.latency.total),
             kernel_throttled=self.pipeline.throttles.dropped,
             throttled_cgroups=len(self.pipeline.throttles.throttled),
+            user_actions=self.user_actions.counts(),
         )

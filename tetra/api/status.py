@@ -19,7 +19,7 @@ from google.protobuf import json_format
 
 from tetra import __version__
 from tetra.api import pb, tg_sensors
-from tetra.status.model import AgentStatus, ExporterStatus, PolicyLoadState, PolicyStatus
+from tetra.status.model import AgentStatus, ExporterStatus, PolicyLoadState, PolicyStatus, user_action_table
 
 Json = dict[str, Any]
 
@@ -103,4 +103,6 @@ def status_json(status: AgentStatus) -> Json:
         "exporters": [_exporter(e) for e in status.exporters],
         "subscribers": [{"id": s.id, "peer": s.peer, "queued": s.queued, "sent": s.sent, "dropped": s.dropped,
                          "cel_errors": s.cel_errors} for s in (streams.subscribers if streams else ())],
+        "user_actions": [{"action": word, **outcomes}
+                         for word, outcomes in user_action_table(status.user_actions).items()],
     }

@@ -97,6 +97,11 @@ def render(state: dict[str, Any]) -> Group:
     lost.add_row("events not convertible to protobuf", _count(losses["convert_errors"]))
     lost.add_row("stream CEL expressions that failed (no match)", _count(losses.get("cel_errors", 0)))
     lost.add_row("exporter errors", _count(losses["exporter_errors"]))
+    for row in state.get("user_actions", ()):  # GetUrl / DnsLookup: those not made are losses too
+        lost.add_row(f"{row['action']} requests failed (of {row.get('done', 0) + row.get('failed', 0)} made)",
+                     _count(row.get("failed", 0)))
+        for outcome in ("rate_limited", "dropped_queue_full", "dropped_at_close"):
+            lost.add_row(f"{row['action']} requests not made: {outcome}", _count(row.get(outcome, 0)))
     cache = state["process_cache"]
     exporters = _table("EXPORTER", "TARGET", "STATE", "COUNTERS")
     for e in state["exporters"]:

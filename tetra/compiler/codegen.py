@@ -14,6 +14,7 @@ from tetra.compiler.plan import ArgPlan, HookPlan, Mechanism
 from tetra.compiler.records import RECORDS, IovIter, record_c
 from tetra.compiler.selectors import ActionCode, SelectorCode
 from tetra.kernel.btf import Btf
+from tetra.wire.constants import AGENT_ACTIONS
 
 # Everything before it is the policy's defines, after it its hook functions (split by tetra/sensors/build.py).
 GENERIC_INCLUDE = '#include "generic/generic.h"\n'
@@ -232,6 +233,8 @@ def _actions(code: ActionCode, hook: HookPlan) -> Iterator[str]:
         yield f"tetra_notify_enforcer(g, {int(code.notify[0])}, {int(code.notify[1])});"
     if code.sock is not None:  # the slot's value is the struct sock pointer (tetra_put_sock)
         yield f"tetra_{'' if code.sock[1] else 'un'}track_sock((__u64)g->ival[{int(code.sock[0])}]);"
+    if code.action in AGENT_ACTIONS:  # the last action named decides what the event says, as in Tetragon
+        yield f"((struct tetra_generic *)g->buf)->action = {code.action.c_name};"
     if not code.post:
         return
     if code.rate_limit_ns:

@@ -43,8 +43,6 @@ _DURATION = re.compile(r"(\d+)([smh]?)")
 _CAP_SETS = {"permitted": 0, "effective": 1, "inheritable": 2}
 # matchNamespaceChanges names (Tetragon's, lower case) -> bit: the namespace's place in struct tetra_ns
 _NS_BITS = {name.replace("_", ""): bit for bit, name in enumerate(NS_NAMES)}
-# Tetragon's actions that run in its agent, not in the kernel, and what each sends.
-USER_SPACE_ACTIONS = {"GetUrl": "an HTTP GET of argUrl", "DnsLookup": "a DNS query for argFqdn"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +71,7 @@ class ActionCode:
     sock: tuple[int, bool] | None = None  # TrackSock (True) / UntrackSock (False): the sock argument's slot
     rebase_caps: bool = False  # matchCapabilityChanges matched: the current capabilities become the baseline
     rebase_ns: bool = False  # matchNamespaceChanges matched: likewise the namespaces
+    agent: bool = False  # GetUrl / DnsLookup: the agent acts on the posted event (tetra/agent/user_actions.py)
 
 
 @dataclass(frozen=True)
@@ -447,19 +446,20 @@ class SelectorCompiler:
                 code = replace(code, signal=int(action.arg_sig or 0), action=kind)
             elif kind is wire.Action.NOTIFY_ENFORCER:
                 code = replace(code, notify=self._notify(action), action=kind)
+            elif kind in wire.AGENT_ACTIONS:  # the event is posted; the agent acts on it (its URL stays there)
+                code = replace(code, action=kind, agent=True)
             elif name in ("TrackSock", "UntrackSock"):
                 slot = self._sock_slot(hook, action)
                 if slot is not None:
                     code = replace(code, sock=(slot, name == "TrackSock"))
             elif name in DEPRECATED_ACTIONS:
                 continue  # FollowFD and kin: fd arguments are resolved without them (the loader warns)
-            elif name in USER_SPACE_ACTIONS:
-                self._error(action.loc, f"action {name} makes the agent itself send a network request "
-                                        f"({USER_SPACE_ACTIONS[name]}) for every match; tetra does not: a policy "
-                                        "cannot make the agent reach out. Let a consumer of the event stream "
-                                        "(an exporter or a gRPC client) make the call")
             else:
                 self._error(action.loc, f"action {name} is not supported by tetra yet")
+        if code.agent and not code.post:
+            agent = next(a for a in actions if wire.ACTIONS_BY_WORD.get(a.action) in wire.AGENT_ACTIONS)
+            self._error(agent.loc, f"action {agent.action} is made by the agent when the event arrives: "
+                                   "the selector cannot also have NoPost")
         return code
 
     def _sock_slot(self, hook: HookPlan, action: Action) -> int | None:

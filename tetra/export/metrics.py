@@ -49,6 +49,10 @@ tetra_filter_cel_errors_total{filter}               CEL expressions that failed 
 tetra_cgroup_rate_throttled_events_total            process events the kernel dropped while their
                                                     cgroup was over --cgroup-rate
 tetra_cgroup_rate_throttled_cgroups                 cgroups throttled now (--cgroup-rate)
+tetra_user_actions_total{action,outcome}            GetUrl / DnsLookup requests of policies: done,
+                                                    failed, or not made (rate_limited,
+                                                    dropped_queue_full, dropped_at_close);
+                                                    Tetragon has no such metric
 ==================================================  ===========================================
 """
 
@@ -175,7 +179,12 @@ class SnapshotCollector(Collector):
                                         value=status.kernel_throttled)
         cgroups = GaugeMetricFamily("tetra_cgroup_rate_throttled_cgroups", "Cgroups throttled now (--cgroup-rate).",
                                     value=status.throttled_cgroups)
-        yield from (lost, received, sent, dropped, notify, rate_limited, cel, throttled, cgroups)
+        user = CounterMetricFamily("tetra_user_actions", "GetUrl / DnsLookup requests the agent made for policies, "
+                                   "by outcome (rate_limited and dropped_* were not made).",
+                                   labels=["action", "outcome"])
+        for (word, outcome), count in sorted(status.user_actions.items()):
+            user.add_metric([word, outcome], count)
+        yield from (lost, received, sent, dropped, notify, rate_limited, cel, throttled, cgroups, user)
 
     def _cache(self, status: AgentStatus) -> Iterator[Metric]:
         yield GaugeMetricFamily("tetragon_process_cache_size", "Processes in the cache.", value=status.cache_size)

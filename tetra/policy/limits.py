@@ -44,6 +44,7 @@ MAX_POSTFIX_VALUE           127      bytes of a Postfix/NotPostfix value
 MAX_SUBSTRING_VALUE         99       bytes of a SubString/SubStringIgnCase value
 MAX_BINARY_PATH             255      bytes of a matchBinaries In/NotIn path
 MAX_MESSAGE                 256      characters of a hook's ``message``
+MAX_URL                     2048     bytes of a GetUrl action's ``argUrl``
 MAX_TAGS                    16       ``tags`` of one hook
 MAX_ENFORCERS               1        ``spec.enforcers`` entries
 MAX_POLICIES                128      policies registered in the agent when one is added
@@ -80,6 +81,7 @@ MAX_STRING_VALUE = 256
 MAX_POSTFIX_VALUE = wire.POSTFIX_MAX - 1  # the reversed copy in BPF holds its terminator too
 MAX_SUBSTRING_VALUE = 99
 MAX_BINARY_PATH = wire.BINARY_MAX - 1  # the binary map keeps the NUL too
+MAX_URL = 2048
 MAX_MESSAGE = 256
 MAX_TAGS = 16
 MAX_ENFORCERS = 1

@@ -9,10 +9,11 @@ only accepted where Go accepts them.
 import difflib
 import ipaddress
 import re
+import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 
 from tetra.policy.errors import quoted
-from tetra.policy.limits import MAX_NUMBER_DIGITS, MAX_POSTFIX_VALUE, MAX_STRING_VALUE, MAX_SUBSTRING_VALUE
+from tetra.policy.limits import MAX_NUMBER_DIGITS, MAX_POSTFIX_VALUE, MAX_STRING_VALUE, MAX_SUBSTRING_VALUE, MAX_URL
 from tetra.policy.vocab import (ADDRESS_FAMILIES, CAPABILITIES, FILE_TYPES, HOST_NS, IP_PROTOCOLS, NAMESPACES,
                                 TCP_STATES)
 
@@ -270,14 +271,36 @@ def check_identifier(text: str) -> str | None:
 
 
 def check_url(text: str) -> str | None:
-    return None if re.fullmatch(r"https?://[^\s/$.?#][^\s]*", text) else f"{quoted(text)} is not an http(s) URL"
+    """GetUrl's argUrl: what the agent will GET, so only a plain http(s) URL of a host. Credentials are
+    refused: the URL is shown wherever the policy is (status, logs, the API's policy listings)."""
+    if len(text.encode()) > MAX_URL:
+        return f"the URL is {len(text.encode())} bytes long, at most {MAX_URL}"
+    if not text.isascii() or any(ch.isspace() or not ch.isprintable() for ch in text):
+        return f"{quoted(text)} is not an http(s) URL: it has spaces, control or non-ASCII characters " \
+               "(percent-encode them)"
+    try:
+        url = urllib.parse.urlsplit(text)
+        port = url.port
+    except ValueError as err:
+        return f"{quoted(text)} is not an http(s) URL: {err}"
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return f"{quoted(text)} is not an http(s) URL (http://HOST[:PORT]/PATH or https://...)"
+    if url.username is not None or url.password is not None:
+        return f"{quoted(text)}: a URL with credentials (user:password@) is refused; they would show " \
+               "wherever the policy does"
+    if port == 0:
+        return f"{quoted(text)}: port 0 is not a port"
+    return None
 
 
 def check_fqdn(text: str) -> str | None:
+    """DnsLookup's argFqdn: a host name as RFC 1123 has it (labels of letters, digits and inner hyphens,
+    at most 63 bytes each, 253 in all)."""
     label = r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
     if len(text) <= 253 and re.fullmatch(rf"{label}(\.{label})*\.?", text):
         return None
-    return f"{quoted(text)} is not a domain name"
+    return f"{quoted(text)} is not a domain name (RFC 1123: labels of letters, digits and inner hyphens, " \
+           "at most 63 bytes each and 253 in all)"
 
 
 _GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}

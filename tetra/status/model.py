@@ -155,6 +155,18 @@ class Streaming(Protocol):
     def streams(self) -> StreamStatus: ...
 
 
+# What became of a GetUrl / DnsLookup request (tetra/agent/user_actions.py); all but done and failed were not made.
+USER_ACTION_OUTCOMES = ("done", "failed", "rate_limited", "dropped_queue_full", "dropped_at_close")
+
+
+def user_action_table(counts: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    """(action word, outcome) counts as {word: {outcome: count}}, every outcome present (status, summary)."""
+    table: dict[str, dict[str, int]] = {}
+    for (word, outcome), count in sorted(counts.items()):
+        table.setdefault(word, dict.fromkeys(USER_ACTION_OUTCOMES, 0))[outcome] = count
+    return table
+
+
 # the exporter counters that are losses: the status's exporter_errors sums them
 EXPORTER_LOSSES = ("write_errors", "lines_dropped", "dropped_queue_full", "dropped_at_close", "dropped_writer_error")
 # the hand-off's drop counters (tetra/export/handoff.py)
@@ -184,6 +196,8 @@ class AgentStatus:
     latency: tuple[tuple[int, ...], float] = ((), 0.0)  # bucket counts (LATENCY_BUCKETS, +Inf), sum
     kernel_throttled: int = 0  # --cgroup-rate: process events the kernel dropped, their cgroup throttled
     throttled_cgroups: int = 0  # --cgroup-rate: cgroups throttled now
+    # GetUrl / DnsLookup requests by (action word, outcome): USER_ACTION_OUTCOMES
+    user_actions: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def kernel_sent(self) -> int:

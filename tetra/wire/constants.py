@@ -83,6 +83,9 @@ class Action(enum.IntEnum):
     SIGNAL = 3, "Signal", "KPROBE_ACTION_SIGNAL"
     OVERRIDE = 4, "Override", "KPROBE_ACTION_OVERRIDE"
     NOTIFY_ENFORCER = 5, "NotifyEnforcer", "KPROBE_ACTION_NOTIFYENFORCER"
+    # the agent acts on these when their event arrives (tetra/agent/user_actions.py); the kernel only posts
+    GETURL = 6, "GetUrl", "KPROBE_ACTION_GETURL"
+    DNSLOOKUP = 7, "DnsLookup", "KPROBE_ACTION_DNSLOOKUP"
 
     @property
     def c_name(self) -> str:
@@ -90,6 +93,8 @@ class Action(enum.IntEnum):
         return f"TETRA_ACTION_{self.name}"
 
 
+# The actions the agent performs in user space when their event arrives: the kernel only posts the event.
+AGENT_ACTIONS = frozenset({Action.GETURL, Action.DNSLOOKUP})
 ACTIONS_BY_WORD: dict[str, Action] = {action.word: action for action in Action}
 # Wire value -> Tetragon's name, for building events (a plain dict: one lookup per event).
 TETRAGON_ACTIONS: dict[int, str] = {int(action): action.tetragon for action in Action}

@@ -72,10 +72,11 @@ def test_followfd_and_kin_do_nothing_as_fd_arguments_resolve_without_them() -> N
     assert "tetra_put_fd(g, 0" in c.c_text  # sys_dup2's fd argument: its file's path, read in the kernel
 
 
-@pytest.mark.parametrize("action,arg,what", [("GetUrl", "argUrl: http://ebpf.io", "an HTTP GET of argUrl"),
-                                             ("DnsLookup", "argFqdn: ebpf.io", "a DNS query for argFqdn")])
-def test_actions_run_by_tetragons_agent_are_refused_with_the_reason(action: str, arg: str, what: str) -> None:
-    message = errors(f"""  kprobes:
+@pytest.mark.parametrize("action,arg,value", [("GetUrl", "argUrl: http://ebpf.io/canary", "ebpf.io/canary"),
+                                              ("DnsLookup", "argFqdn: canary.ebpf.io", "canary.ebpf.io")])
+def test_actions_the_agent_makes_post_their_action_and_keep_the_value_out_of_the_c(action: str, arg: str,
+                                                                                   value: str) -> None:
+    c = compiled(f"""  kprobes:
   - call: "sys_openat"
     syscall: true
     selectors:
@@ -83,7 +84,40 @@ def test_actions_run_by_tetragons_agent_are_refused_with_the_reason(action: str,
       - action: {action}
         {arg}
 """)
-    assert f"action {action} makes the agent itself send a network request ({what})" in message
+    [code] = c.selectors[0]
+    assert code.actions.post and code.actions.agent and code.actions.action.word == action
+    assert f"->action = TETRA_ACTION_{action.upper()};" in c.c_text
+    assert "tetra_gen_emit(g);" in c.c_text
+    assert value not in c.c_text  # the agent keeps it, found by the record's policy, hook and selector
+
+
+def test_the_last_action_named_is_the_events_as_in_tetragon() -> None:
+    c = compiled("""  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    selectors:
+    - matchActions:
+      - action: GetUrl
+        argUrl: http://ebpf.io
+      - action: Sigkill
+""")
+    [code] = c.selectors[0]
+    assert code.actions.action.word == "Sigkill" and code.actions.agent and code.actions.signal == 9
+    assert "->action = TETRA_ACTION_GETURL" not in c.c_text
+
+
+def test_an_action_the_agent_makes_needs_the_event_posted() -> None:
+    message = errors("""  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    selectors:
+    - matchActions:
+      - action: GetUrl
+        argUrl: http://ebpf.io
+      - action: NoPost
+""")
+    assert "p.yaml:11:9: spec.kprobes[0].selectors[0].matchActions[0]: " in message
+    assert "action GetUrl is made by the agent when the event arrives: the selector cannot also have NoPost" in message
 
 
 TRACK = """  kprobes:

@@ -236,11 +236,6 @@ def test_missing_mechanisms_are_named(spec: str, message: str) -> None:
       - action: Override
         argError: -1
 """, "Override on __x64_sys_openat needs a kprobe with bpf_override_return or a BPF LSM hook"),
-    ("""    selectors:
-    - matchActions:
-      - action: GetUrl
-        argUrl: "http://example.org"
-""", "action GetUrl makes the agent itself send a network request"),
 ])
 def test_unsupported_features_are_refused_with_location(extra: str, message: str) -> None:
     assert message in errors(OPEN + extra)

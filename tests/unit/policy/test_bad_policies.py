@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tetra.policy import PolicyErrors, PolicyIssue, load_policies, load_policies_report, load_policies_text
-from tetra.policy.limits import MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_HOOKS
+from tetra.policy.limits import MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_HOOKS, MAX_URL
+from tetra.policy.values import check_url
 
 HERE = Path(__file__).parent
 BAD = sorted((HERE / "bad").glob("*.yaml"))
@@ -96,3 +97,9 @@ def test_text_that_is_not_utf8_is_reported_where_it_breaks() -> None:
         load_policies_text("apiVersion: x\nkind: \udcff\n", "odd.yaml")
     assert report(caught.value) == ["odd.yaml:2:7: not UTF-8 text: byte 0xff cannot start or continue a "
                                     "character (is this a binary file?)"]
+
+
+def test_a_geturl_url_is_bounded_in_bytes() -> None:
+    url = "http://example.com/" + "a" * (MAX_URL - len("http://example.com/"))
+    assert check_url(url) is None
+    assert check_url(url + "a") == f"the URL is {MAX_URL + 1} bytes long, at most {MAX_URL}"
