@@ -539,7 +539,7 @@ def test_status_reports_counters_and_rates(agent: RunningAgent, root_dir: Path) 
     events = {e["type"]: e for e in state["events"]}
     assert events["process_exec"]["total"] >= 30 and events["process_exec"]["rate"] > 0
     losses = state["losses"]
-    assert {k["opcode"] for k in losses["kernel"]} == {"exec", "clone", "exit", "generic"}
+    assert {k["opcode"] for k in losses["kernel"]} == {"exec", "clone", "exit", "generic", "throttle", "loader"}
     assert all(k["lost"] == 0 for k in losses["kernel"]) and losses["kernel_lost"] == 0
     assert losses["ringbuf_received"] > 0 and losses["decode_errors"] == 0
     assert {"parent_unknown", "exits_unknown", "sink_errors", "process_unknown", "policy_unknown"} <= \
