@@ -74,14 +74,16 @@ GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # come from the per-attempt archive. Every step that fails says so and powers
 # off, so a broken boot ends in seconds rather than at the timeout. There is no
 # network device; loopback is up (tests connect to 127.0.0.1). The exit line
-# comes after sync: the runner stops QEMU as soon as it reads that line.
+# comes after sync: the runner stops QEMU as soon as it reads that line, and the
+# guest waits before powering off, so that the line leaves the serial port whole
+# (a CI run once got QEMU's end without it).
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 . /tetra-vm.env
-fail() { echo "TETRA_VM_BOOT_FAILED $NONCE $*"; poweroff -f; }
+fail() { echo "TETRA_VM_BOOT_FAILED $NONCE $*"; sleep 5; poweroff -f; }
 for module in /modules/*.ko; do insmod "$module" || fail "insmod $module"; done
 ip link set lo up || fail "bringing up the loopback interface"
 R=/newroot
@@ -107,6 +109,7 @@ chroot $R /bin/sh /run/tetra-vm.sh </dev/null
 status=$?
 sync
 echo "TETRA_VM_EXIT $NONCE status=$status"
+sleep 5  # the console's last bytes still in the UART when poweroff -f stops the machine are lost
 poweroff -f
 """
 
