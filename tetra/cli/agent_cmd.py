@@ -15,7 +15,7 @@ from tetra.agent.config import DEFAULT_SERVER_ADDRESS, AgentConfig
 from tetra.agent.pidfile import PidFile
 from tetra.cli.agent_config import load_config_dir, load_config_file
 from tetra.cli.logformat import LOG_FORMATS, configure_logging
-from tetra.cli.options import Size, cluster_name_option, export_filter_options, parse_duration
+from tetra.cli.options import Size, cluster_name_option, comma_list, export_filter_options, parse_duration
 from tetra.export.jsonfile import parse_perm
 from tetra.process.throttle import CgroupRate
 from tetra.wire.constants import RINGBUF_PAGES
@@ -46,7 +46,7 @@ def _cgroup_rate(_ctx: click.Context, _param: click.Parameter, value: str) -> Cg
 
 def _names(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     """Names given comma-separated, the flag repeated or both (Tetragon's string slices)."""
-    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+    return tuple(comma_list(values))
 
 
 def _ring_pages(ctx: click.Context, ringbuf_pages: int, rb_size: int, rb_size_total: int) -> int:

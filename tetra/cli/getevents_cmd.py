@@ -32,22 +32,18 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import click
 from click.core import ParameterSource
 
-from tetra.cli.options import Duration, client_options
+from tetra.cli.options import Duration, client_options, comma_list
 from tetra.export.compact import render_compact, render_stack_traces
 from tetra.export.encode import encode
 from tetra.export.tty import tty_bytes
 
 Event = dict[str, Any]
-
-
-def _split(values: Iterable[str]) -> list[str]:
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
 @click.command()
@@ -91,11 +87,11 @@ def getevents(ctx: click.Context, output: str, color: str, event_types: tuple[st
     from tetra.filters.clientside import ClientFilter
 
     options: dict[str, Any] = {
-        "event_types": _split(event_types), "namespaces": _split(namespaces),
+        "event_types": comma_list(event_types), "namespaces": comma_list(namespaces),
         "namespace_regexes": list(namespace_regexes), "pods": list(pods),
-        "processes": list(processes), "policy_names": _split(policy_names), "host": host,
+        "processes": list(processes), "policy_names": comma_list(policy_names), "host": host,
         "cel_expressions": list(cel_expressions),
-        "include_fields": _split(include_fields), "exclude_fields": _split(exclude_fields)}
+        "include_fields": comma_list(include_fields), "exclude_fields": comma_list(exclude_fields)}
     cel_schema = None
     if cel_expressions:
         from tetra.api import tetragon_events

@@ -2,12 +2,18 @@
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
 
 from tetra.agent.config import DEFAULT_SERVER_ADDRESS
+
+
+def comma_list(values: Iterable[str]) -> list[str]:
+    """A repeatable flag's values, each also split on commas, blanks dropped (Tetragon's string slices)."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

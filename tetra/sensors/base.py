@@ -1,4 +1,4 @@
-"""What every sensor shares: the kernel's counters of what it handed over.
+"""What every sensor shares: compiling its probes, and the kernel's counters of what it handed over.
 
 (The probes' C, as bcc compiles it: tetra/kernel/probes.py.)
 """
@@ -6,7 +6,20 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tetra.errors import SensorError
+from tetra.kernel.probes import probe_source
 from tetra.wire.constants import STAT_LOST, STAT_SENT, Op
+
+
+def compile_sensor(name: str, source: str, cflags: list[str]) -> object:
+    """The bcc module of probes/``source``, compiled and attached (bcc attaches TRACEPOINT_PROBE
+    and RAW_TRACEPOINT_PROBE itself); SensorError naming sensor ``name`` if bcc refuses it."""
+    from bcc import BPF  # imported here: tetra's unit tests run without bcc
+
+    try:
+        return BPF(text=probe_source(source).encode(), cflags=cflags)
+    except Exception as err:  # bcc raises bare Exception on compile/load errors
+        raise SensorError(f"{name} sensor failed to load: {err}") from err
 
 
 @dataclass(frozen=True)

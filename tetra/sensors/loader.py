@@ -10,8 +10,8 @@ Its records go into the process sensor's ring buffer and are counted in its
 
 from collections.abc import Mapping
 
-from tetra.errors import SensorError
-from tetra.kernel.probes import cflags, probe_source
+from tetra.sensors.base import compile_sensor
+from tetra.kernel.probes import cflags
 
 SOURCE = "process/loader.c"
 MECHANISMS = {"syscalls:sys_enter_mmap": "tracepoint", "syscalls:sys_exit_mmap": "tracepoint"}
@@ -41,12 +41,7 @@ class LoaderSensor:
         """Policy ``policy_id`` needs the sensor: loaded now if it is the first; SensorError if bcc
         cannot compile or attach it (the policy then did not load)."""
         if self._bpf is None:
-            from bcc import BPF  # imported here: tetra's unit tests run without bcc
-
-            try:
-                self._bpf = BPF(text=probe_source(SOURCE).encode(), cflags=self._cflags)
-            except Exception as err:  # bcc raises bare Exception on compile/load errors
-                raise SensorError(f"loader sensor failed to load: {err}") from err
+            self._bpf = compile_sensor("loader", SOURCE, self._cflags)
         self._users.add(policy_id)
 
     def release(self, policy_id: int) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 from tetra.decode.process import ExecRecord
 from tetra.errors import SensorError
 from tetra.process.throttle import CgroupRate, RateSlot
-from tetra.kernel.probes import cflags, probe_source
-from tetra.sensors.base import KernelCounts, read_kernel_counts
+from tetra.kernel.probes import cflags
+from tetra.sensors.base import KernelCounts, compile_sensor, read_kernel_counts
 from tetra.wire.constants import BIN_TAIL_LOST, BINARY_MAX, RINGBUF_PAGES
 from tetra.wire.layouts import NS_NAMES
 
@@ -71,13 +71,8 @@ class ProcessSensor:
         }
 
     def load(self) -> object:
-        """Compile and attach; bcc attaches TRACEPOINT_PROBE/RAW_TRACEPOINT_PROBE itself."""
-        from bcc import BPF  # imported here: tetra's unit tests run without bcc
-
-        try:
-            self._bpf = BPF(text=probe_source(SOURCE).encode(), cflags=self._cflags)
-        except Exception as err:  # bcc raises bare Exception on compile/load errors
-            raise SensorError(f"process sensor failed to load: {err}") from err
+        """Compile and attach."""
+        self._bpf = compile_sensor("process", SOURCE, self._cflags)
         return self._bpf
 
     @property
